@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmarks: saving results as JSON and printing them as a table."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict:
+    """A short description of the machine the figures were measured on."""
+    import os
+
+    import jax
+
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "jax": jax.__version__, "backend": jax.default_backend()}
+
+
+def save(name: str, rows: list[dict], extra: dict | None = None) -> Path:
+    """Write ``rows`` (plus machine info and ``extra``) to ``benchmarks/results/<name>.json`` atomically; print a
+    table; return the path."""
+    from taskgen.specfile import atomic_write_bytes
+
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
+    print_table(name, rows)
+    print(f"saved {path}")
+    return path
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """Print ``rows`` as an aligned text table."""
+    if not rows:
+        print(f"{title}: no rows")
+        return
+    cols = list(rows[0])
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in cols}
+    print(f"\n== {title} ==")
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in cols))

@@ -1,0 +1,25 @@
+"""Run every benchmark module (``benchmarks/bench_*.py``) in turn; ``python -m benchmarks.run_all [NAME...]``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    """Run the named benchmarks (default: all); returns the number that failed."""
+    names = argv or sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    failed = 0
+    for name in names:
+        print(f"\n##### {name}", flush=True)
+        try:
+            importlib.import_module(f"benchmarks.{name}").main()
+        except Exception as e:  # keep going: one broken benchmark should not hide the others' figures
+            failed += 1
+            print(f"{name} FAILED: {type(e).__name__}: {e}", flush=True)
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(1 if main(sys.argv[1:]) else 0)

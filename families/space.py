@@ -1,0 +1,179 @@
+"""Declarative config spaces: what fields a family's config has and which values each may take.
+
+A space is a tree of small frozen schema objects. :func:`validate_config` checks a config against it and raises
+:class:`~families.base.ConfigError` naming the field path and the allowed range; :func:`describe_space` renders it
+as plain JSON for ``taskgen families``. Sampling distributions are not part of the space: each family samples with
+its own (TaskSet-like) distributions inside the ranges declared here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from families.base import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    """An integer in ``[lo, hi]``."""
+
+    lo: int
+    hi: int
+
+    def check(self, value, path):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"expected an integer in [{self.lo}, {self.hi}], got {value!r}")
+        if not self.lo <= value <= self.hi:
+            raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
+
+    def describe(self):
+        return {"type": "int", "range": [self.lo, self.hi]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+    """A finite float in ``[lo, hi]`` (integers are accepted as floats)."""
+
+    lo: float
+    hi: float
+
+    def check(self, value, path):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"expected a number in [{self.lo}, {self.hi}], got {value!r}")
+        if not math.isfinite(value) or not self.lo <= value <= self.hi:
+            raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
+
+    def describe(self):
+        return {"type": "float", "range": [self.lo, self.hi]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One of a fixed list of JSON scalars."""
+
+    options: tuple
+
+    def check(self, value, path):
+        if isinstance(value, bool) != any(isinstance(o, bool) for o in self.options) or value not in self.options:
+            raise ConfigError(path, f"{value!r} is not one of {list(self.options)}")
+
+    def describe(self):
+        return {"type": "choice", "options": list(self.options)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bool:
+    """``true`` or ``false``."""
+
+    def check(self, value, path):
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+
+    def describe(self):
+        return {"type": "bool"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ListOf:
+    """A list of ``min_len``..``max_len`` items, each matching ``item``."""
+
+    item: Any
+    min_len: int
+    max_len: int
+
+    def check(self, value, path):
+        if not isinstance(value, list):
+            raise ConfigError(path, f"expected a list of {self.min_len}..{self.max_len} items, got {value!r}")
+        if not self.min_len <= len(value) <= self.max_len:
+            raise ConfigError(path, f"has {len(value)} items; allowed {self.min_len}..{self.max_len}")
+        for i, v in enumerate(value):
+            self.item.check(v, f"{path}[{i}]")
+
+    def describe(self):
+        return {"type": "list", "length": [self.min_len, self.max_len], "item": self.item.describe()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Struct:
+    """A dict with exactly the given fields (``optional`` names may be absent)."""
+
+    fields: Mapping[str, Any]
+    optional: frozenset = frozenset()
+
+    def check(self, value, path):
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected an object with fields {sorted(self.fields)}, got {value!r}")
+        unknown = sorted(set(value) - set(self.fields))
+        if unknown:
+            raise ConfigError(_join(path, unknown[0]), f"unknown field; allowed fields are {sorted(self.fields)}")
+        for name, schema in self.fields.items():
+            if name not in value:
+                if name in self.optional:
+                    continue
+                raise ConfigError(_join(path, name), "missing required field")
+            schema.check(value[name], _join(path, name))
+
+    def describe(self):
+        return {"type": "object", "fields": {k: v.describe() for k, v in self.fields.items()},
+                "optional": sorted(self.optional)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagged:
+    """A dict whose ``tag`` field picks which :class:`Struct` the rest must match (a tagged union)."""
+
+    tag: str
+    variants: Mapping[str, Struct]
+
+    def check(self, value, path):
+        if not isinstance(value, Mapping) or self.tag not in value:
+            raise ConfigError(_join(path, self.tag), f"missing; one of {sorted(self.variants)}")
+        kind = value[self.tag]
+        if kind not in self.variants:
+            raise ConfigError(_join(path, self.tag), f"{kind!r} is not one of {sorted(self.variants)}")
+        rest = {k: v for k, v in value.items() if k != self.tag}
+        self.variants[kind].check(rest, path)
+
+    def describe(self):
+        return {"type": "tagged", "tag": self.tag, "variants": {k: v.describe() for k, v in self.variants.items()}}
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def validate_config(space: Struct, config: Mapping[str, Any]) -> None:
+    """Check ``config`` against ``space``; raise :class:`ConfigError` naming the first bad field."""
+    space.check(config, "")
+
+
+def describe_space(space: Struct) -> dict:
+    """Render ``space`` as JSON-typed data (for ``taskgen families --json`` and the docs)."""
+    return space.describe()
+
+
+def check_json_types(value: Any, path: str = "") -> None:
+    """Raise :class:`ConfigError` if ``value`` holds anything but dict/list/str/int/finite float/bool/None."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ConfigError(path, f"object keys must be strings, got {k!r}")
+            check_json_types(v, _join(path, k))
+    elif isinstance(value, (list, tuple)):
+        if isinstance(value, tuple):
+            raise ConfigError(path, "tuples are not JSON; use a list")
+        for i, v in enumerate(value):
+            check_json_types(v, f"{path}[{i}]")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(path, f"{value} is not allowed (NaN and Infinity have no canonical JSON)")
+    elif not (value is None or isinstance(value, (str, int, bool))):
+        raise ConfigError(path, f"{type(value).__name__} is not a JSON type")
+
+
+def choices(options: Sequence) -> Choice:
+    """Shorthand for :class:`Choice` from any sequence."""
+    return Choice(tuple(options))
