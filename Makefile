@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/default
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: run test test-slow bench setup data clean
+.PHONY: run test test-slow bench setup data pretrain quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+# Remake the shipped pretrained θ from its recipe (hours on 2 CPU cores; resumable: rerun to continue).
+PRETRAIN_DIR ?= runs/pretrain
+PRETRAIN_STEPS ?= $(shell $(PYTHON) -c "import json;print(json.load(open('lopt_trainer/data/pretrained_recipe.json'))['steps_run'])")
+pretrain: $(STAMP)
+	$(VENV)/bin/taskgen lopt meta-train --config lopt_trainer/data/pretrain_config.json --steps $(PRETRAIN_STEPS) --out $(PRETRAIN_DIR) --resume
+	$(PY) -m lopt_trainer.pretrained export $(PRETRAIN_DIR)
+
+# The quality benchmark of the shipped θ on held-out tasks (about an hour on 2 CPU cores).
+quality: $(STAMP)
+	$(PY) -m benchmarks.bench_quality --theta lopt_trainer/data/pretrained_theta.npz
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

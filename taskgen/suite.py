@@ -17,7 +17,7 @@ from taskgen.spec import TaskSpec, content_hash
 DEFAULT_PER_FAMILY = 500
 DEFAULT_SEED = 0
 DEFAULT_HOLDOUT_FRACTION = 0.2
-DEFAULT_HELD_OUT_VARIANTS = ("twod/beale", "quadratic/logspace", "char_lm/gru", "conv_pooling/squared_mean")
+DEFAULT_HELD_OUT_VARIANTS = ("twod/beale", "quadratic/logspace_eigen", "char_lm/gru", "conv_pooling/squared_mean")
 """Whole family variants that never appear in ``meta_train`` of the default suite ("unseen" task kinds)."""
 
 

@@ -1,0 +1,84 @@
+"""Quality benchmark: a learned optimizer θ against AdamLR on held-out tasks (not a test; numbers are reported).
+
+Runs ``taskgen lopt eval`` machinery (:func:`lopt_trainer.evaluation.run_evaluation`) on ``--tasks`` tasks of
+the suite — half ``meta_train`` (only used to choose Global AdamLR's one learning rate), half ``meta_test``
+(the *unseen* tasks, including held-out family variants) — at ``--steps`` inner steps (default 1000), and
+reports on the unseen tasks the fraction where the learned optimizer's final normalised test loss beats
+
+* Global AdamLR (one learning rate for all tasks, chosen on the seen tasks) — target ≥ 70%;
+* per-task AdamLR with 14 trials (the best of the 14-point grid on each task) — target ≥ 40%.
+
+"Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.metrics`; per task averaged over seeds; a
+diverged learned-optimizer run counts as the task's worst loss). Only AdamLR is run unless ``--all-baselines``.
+Results: printed table + ``benchmarks/results/quality.json``; the evaluation folder (``--out``, resumable with
+``--resume``) holds the full table and the box plots.
+
+Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--tasks 40] [--steps 1000]
+[--seeds 1] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+TARGETS = {"global_adamlr": 0.70, "per_task_adamlr@14": 0.40}
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; returns the exit status."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--theta", required=True, help="θ: reference-layout .npz or a meta-training run folder")
+    p.add_argument("--tasks", type=int, default=40, help="tasks in all (half seen, half unseen)")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--task-seed", type=int, default=0)
+    p.add_argument("--max-params", type=int, default=20_000)
+    p.add_argument("--max-flops", type=int, default=5_000_000)
+    p.add_argument("--suite", default=None, help="spec file (default: the shipped suite)")
+    p.add_argument("--manifest", default=None)
+    p.add_argument("--workers", type=int, default=0, help="Ray workers (0 = in process)")
+    p.add_argument("--all-baselines", action="store_true", help="also run Adam8p and opt_list (1 and 10 trials)")
+    p.add_argument("--out", default="runs/bench_quality")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+
+    from benchmarks.common import save
+    from lopt_trainer.evaluation import EvalSettings, run_evaluation
+    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
+
+    pool = load_pool(args.suite, args.manifest)
+    tasks = select_tasks(pool, args.tasks, args.task_seed, max_params=args.max_params, max_flops=args.max_flops)
+    settings = EvalSettings(steps=args.steps, seeds=args.seeds, trials=(1, 10), adamlr_trials=14,
+                            baselines=("adamlr", "adam8p", "opt_list") if args.all_baselines else ("adamlr",))
+    t0 = time.perf_counter()
+    summary = run_evaluation(load_theta(args.theta), tasks, args.out, settings, workers=args.workers,
+                             resume=args.resume, theta_path=args.theta)
+    wall = time.perf_counter() - t0
+    write_command(args.out, [sys.executable, *sys.argv])
+    rows = []
+    for r in summary["rows"]:
+        rows.append({"baseline": r["optimizer"], "group": r["group"], "tasks": r["n_tasks"],
+                     "frac_lopt_better": r["frac_lopt_better"], "median_improvement": r["final"]["median"],
+                     "median_improvement_auc": r["auc"]["median"], "median_speedup": r["speedup_median"],
+                     "target": TARGETS.get(r["optimizer"]) if r["group"] == "unseen" else None})
+    unseen = {r["baseline"]: r["frac_lopt_better"] for r in rows if r["group"] == "unseen"}
+    verdict = {k: {"target": v, "measured": unseen.get(k), "met": (unseen.get(k) or 0.0) >= v}
+               for k, v in TARGETS.items()}
+    save("quality", rows, {"theta": os.path.abspath(args.theta), "settings": settings.to_dict(),
+                           "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
+                           "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
+                           "eval_dir": os.path.abspath(args.out)})
+    for k, v in verdict.items():
+        print(f"unseen tasks where the learned optimizer beats {k}: {v['measured']} (target {v['target']}"
+              f"{', met' if v['met'] else ', NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""One evaluation end to end: choose tasks, run (or reuse) every training run, write the table, summary, plots.
+
+Output folder ``OUT``::
+
+    OUT/eval.json            settings, θ path and digest, the task list (with groups), files written
+    OUT/runs/*.json          one file per task × optimizer (records keyed by trial and seed; resume reads them)
+    OUT/results.arrow        one row per task × optimizer row × seed (lopt_trainer.evaluation.table)
+    OUT/eval_summary.json    per baseline and group: improvement summaries, fraction of tasks won, speedup
+    OUT/boxplot_final.png, OUT/boxplot_auc.png
+    OUT/timing.json          wall and compile seconds per unit (kept apart so results stay byte-identical)
+
+Without ``resume`` an ``OUT`` that already holds runs is refused (so nothing is mixed by accident); with it,
+runs already stored for the same settings (and θ) are not redone.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from lopt_trainer.evaluation import store
+from lopt_trainer.evaluation.io import theta_digest, write_json
+from lopt_trainer.evaluation.runs import LOPT, EvalSettings
+from lopt_trainer.evaluation.tasks import EvalTask
+
+EVAL_FILE = "eval.json"
+RESULTS_FILE = "results.arrow"
+SUMMARY_FILE = "eval_summary.json"
+TIMING_FILE = "timing.json"
+
+
+class EvaluationExists(RuntimeError):
+    """The output folder already holds runs and ``resume`` was not asked for."""
+
+
+def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str) -> tuple[dict, list]:
+    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``."""
+    records, units = {}, []
+    seeds = settings.seed_list()
+    for t in tasks:
+        for opt in (LOPT, *settings.baselines):
+            hps = settings.trial_hparams(opt)
+            have = store.load_records(out_dir, t.task_id, opt, settings.run_key(opt, digest), hps)
+            records[(t.task_id, opt)] = have
+            unit = store.plan_missing(t.task_id, t.spec.to_json(), opt, len(hps), seeds, have)
+            if unit is not None:
+                units.append(unit)
+    return records, units
+
+
+def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings = EvalSettings(), *,
+                   workers: int = 0, address: str | None = None, resume: bool = False, theta_path=None,
+                   progress: bool = True, backend=None) -> dict:
+    """Evaluate θ on ``tasks`` against the baselines into ``out_dir``; returns the summary dict.
+
+    ``workers`` > 0 runs the units as Ray tasks (local cluster unless ``address``); ``backend`` overrides
+    (an object with ``run(items, tasks)`` and ``close()``). See the module docstring for the files.
+    """
+    from lopt_trainer.evaluation.backend import make_backend
+    from lopt_trainer.jax_cache import enable_compilation_cache
+
+    out_dir = Path(out_dir)
+    runs_dir = out_dir / store.RUNS_DIR
+    if not resume and runs_dir.exists() and any(runs_dir.iterdir()):
+        raise EvaluationExists(f"{out_dir} already holds runs: pass resume=True (--resume) or use another folder")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    enable_compilation_cache()
+    digest = theta_digest(theta)
+    write_json(out_dir / EVAL_FILE, {
+        "settings": settings.to_dict(), "theta_path": None if theta_path is None else str(theta_path),
+        "theta_digest": digest,
+        "tasks": [{"task_id": t.task_id, "group": t.group, "variant": t.variant, "family": t.spec.family}
+                  for t in tasks]})
+    records, units = plan(tasks, settings, out_dir, digest)
+    timing = {}
+    if units:
+        own = backend is None
+        backend = backend or make_backend(workers, address)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(units), desc="eval runs", unit="unit", file=sys.stderr)
+        try:
+            items = [(u, settings, theta if u.optimizer == LOPT else None) for u in units]
+            for unit, recs, tm in backend.run(items):
+                key = (unit.task_id, unit.optimizer)
+                have = records.setdefault(key, {})
+                for r in recs:
+                    have[(r["trial"], r["seed"])] = r
+                old = store.load_timing(out_dir, *key) if resume else []
+                store.save_records(out_dir, unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest),
+                                   have, old + [dict(tm, trials=list(unit.trials), seeds=list(unit.seeds))])
+                timing[f"{unit.task_id}.{unit.optimizer}"] = tm
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+            if own:
+                backend.close()
+    return finalize(tasks, records, settings, out_dir, timing, units_run=len(units))
+
+
+def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | None = None,
+             units_run: int = 0) -> dict:
+    """Write ``results.arrow``, ``eval_summary.json``, the box plots and ``timing.json``; return the summary."""
+    from lopt_trainer.evaluation.plots import improvement_boxplot
+    from lopt_trainer.evaluation.summary import summarize_table
+    from lopt_trainer.evaluation.table import build_rows, row_names, rows_to_table, table_bytes
+    from taskgen.specfile import atomic_write_bytes
+
+    out_dir = Path(out_dir)
+    names = row_names(settings)
+    table = rows_to_table(build_rows(tasks, records, settings))
+    atomic_write_bytes(out_dir / RESULTS_FILE, table_bytes(table))
+    summary = summarize_table(table, names)
+    summary.update({"settings": settings.to_dict(), "n_tasks": {g: sum(t.group == g for t in tasks)
+                                                              for g in ("seen", "unseen")},
+                    "units_run": units_run})
+    plots = []
+    for measure, fname in (("improvement_final", "boxplot_final.png"), ("improvement_auc", "boxplot_auc.png")):
+        if improvement_boxplot(table, names, measure, out_dir / fname) is not None:
+            plots.append(fname)
+    summary["plots"] = plots
+    write_json(out_dir / SUMMARY_FILE, summary)
+    if timing:
+        write_json(out_dir / TIMING_FILE, timing)
+    return summary

@@ -1,0 +1,107 @@
+"""Run observability: JSONL metrics (one line per outer step, plus evaluation lines) and PNG plots.
+
+Each line of ``RUN/metrics.jsonl`` is a JSON object with ``kind`` = ``"step"`` (``step``, ``meta_loss``,
+``grad_norm``, ``theta_norm``, ``inner_steps``, ``inner_steps_per_s``, ``step_seconds``, ``compile_seconds``,
+``clipped_losses``, ``nan_grads``, ``resets``, ``groups``, ``tasks``, ``workers_ok``…) or ``"eval"`` (``step``,
+``tasks``: per held-out task ``mean_loss``, ``final_loss``, ``test_loss``, all normalised).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def append_metrics(run_dir, record: dict) -> None:
+    """Append one record (non-finite floats become null) and flush."""
+    path = Path(run_dir) / METRICS_FILE
+    with open(path, "a") as f:
+        f.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+
+
+def read_metrics(run_dir) -> list[dict]:
+    """All records of a run (a torn last line, from a kill mid-write, is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def truncate_metrics(run_dir, step: int) -> None:
+    """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint)."""
+    records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step]
+    path = Path(run_dir) / METRICS_FILE
+    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+
+
+def _series(records, kind, key):
+    pts = [(r["step"], r[key]) for r in records if r.get("kind") == kind and r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_run(run_dir, out_dir=None) -> list[Path]:
+    """Write ``meta_loss.png``, ``grad_norm.png``, ``throughput.png`` and (if any) ``eval.png``; returns paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(run_dir)
+    out_dir = Path(out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key, label, fname, log in (("meta_loss", "meta-loss (normalised)", "meta_loss.png", False),
+                                   ("grad_norm", "meta-gradient norm", "grad_norm.png", True),
+                                   ("inner_steps_per_s", "inner steps / s", "throughput.png", False)):
+        x, y = _series(records, "step", key)
+        if not x:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(x, y, lw=0.8, alpha=0.5, label=key)
+        if len(y) >= 10:
+            w = max(2, len(y) // 20)
+            smooth = [sum(y[max(0, i - w + 1):i + 1]) / len(y[max(0, i - w + 1):i + 1]) for i in range(len(y))]
+            ax.plot(x, smooth, lw=1.5, label=f"running mean ({w})")
+        if log and all(v > 0 for v in y):
+            ax.set_yscale("log")
+        ax.set_xlabel("outer step")
+        ax.set_ylabel(label)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out_dir / fname, dpi=100)
+        plt.close(fig)
+        written.append(out_dir / fname)
+    evals = [r for r in records if r.get("kind") == "eval"]
+    if evals:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        names = sorted({t for r in evals for t in r["tasks"]})
+        for name in names:
+            pts = [(r["step"], r["tasks"][name]["mean_loss"]) for r in evals if name in r["tasks"]]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax.set_xlabel("outer step")
+        ax.set_ylabel("held-out mean normalised train loss")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "eval.png", dpi=100)
+        plt.close(fig)
+        written.append(out_dir / "eval.png")
+    return written

@@ -1,0 +1,138 @@
+"""Gradient workers as Ray actors (Ray is an optional extra, imported only here and only when used).
+
+The learner plans every estimator's :class:`~lopt_trainer.meta.work.Work`, ships θ (once per step, through the
+object store) and each estimator's state to a worker (round robin), and averages what comes back — synchronous
+steps, so a Ray run gives the same numbers as an in-process run with the same seed. Workers rebuild tasks from
+the spec JSON they got at start-up and keep their compiled estimators between steps.
+
+A worker that dies (``RayActorError``, e.g. its process was killed) is replaced by a fresh actor; the step
+completes with the gradients that did arrive (``estimators_ok`` in the metrics says how many) and the failed
+estimators keep their previous state.
+
+Network and security: without ``address`` a *local* cluster is started with ``ray.init(num_cpus=N,
+include_dashboard=False, _node_ip_address="127.0.0.1")``, so its services bind to the loopback interface.
+Ray itself has no authentication by default (anyone who can reach a cluster's ports can run code on it), and a
+cluster started with ``ray start --head`` listens on all interfaces unless given ``--node-ip-address`` (and, for
+the client server, ``--ray-client-server-port`` behind a firewall). To use an existing cluster pass
+``address="ray://HOST:10001"`` (Ray client) or ``"auto"`` on a cluster node; keep such clusters on a private
+network or behind an SSH tunnel, and enable Ray's token authentication where your Ray version offers it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+
+class GradientWorker:
+    """One gradient worker (wrapped with ``ray.remote`` by :class:`RayBackend`).
+
+    ``core``: pin the process to this CPU (``os.sched_setaffinity``) before JAX starts its threads.
+    """
+
+    def __init__(self, config_json: str, spec_jsons: list, core: int | None = None):
+        if core is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, {core})
+        from lopt_trainer.meta.config import MetaTrainConfig
+        from lopt_trainer.meta.work import import_plugins, make_context
+        from taskgen import TaskSpec
+
+        config = MetaTrainConfig.from_dict(json.loads(config_json))
+        import_plugins(config.plugins)
+        if config.compilation_cache != "":
+            from lopt_trainer.jax_cache import enable_compilation_cache
+
+            enable_compilation_cache(config.compilation_cache or None)
+        self.ctx = make_context(config, [TaskSpec.from_json(s) for s in spec_jsons])
+
+    def compute(self, theta, work: dict, state):
+        """``(grad, state, stats, compile_seconds)`` of one work item, as NumPy trees."""
+        import jax.numpy as jnp
+
+        from lopt_trainer.meta.work import Work, compute_work
+
+        theta = jax.tree_util.tree_map(jnp.asarray, theta)
+        out = compute_work(self.ctx, theta, state, Work(**work))
+        return jax.device_get(out)
+
+    def pid(self) -> int:
+        """The worker's process id."""
+        return os.getpid()
+
+
+def _work_dict(work) -> dict:
+    return {"index": work.index, "step": work.step, "group": work.group, "anchor": work.anchor,
+            "task_ids": list(work.task_ids), "reset": np.asarray(work.reset), "horizons": np.asarray(work.horizons)}
+
+
+class RayBackend:
+    """``num_workers`` gradient actors on a local cluster (default) or the cluster at ``address``.
+
+    ``pin``: pin worker ``i`` to core ``i mod cores`` and give each one XLA thread (local clusters).
+    """
+
+    def __init__(self, config, specs, num_workers: int, address: str | None = None, pin: bool = False):
+        import ray
+
+        self.ray = ray
+        self.config_json = json.dumps(config.to_dict())
+        self.spec_jsons = [s.to_json() for s in specs]
+        self.pin = pin
+        paths = [p for p in dict.fromkeys([os.getcwd(), *sys.path]) if p and os.path.isdir(p)]
+        env = {"PYTHONPATH": os.pathsep.join(paths)}
+        if pin:
+            env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(1, num_workers), include_dashboard=False, _node_ip_address="127.0.0.1",
+                         runtime_env={"env_vars": env}, log_to_driver=False)
+            self._owns_ray = True
+        else:
+            self._owns_ray = False
+        self.remote_cls = ray.remote(num_cpus=1, max_restarts=0)(GradientWorker)
+        self.workers = [self._spawn(i) for i in range(num_workers)]
+        self.replaced = 0
+
+    def _spawn(self, i: int):
+        core = i % (os.cpu_count() or 1) if self.pin else None
+        return self.remote_cls.remote(self.config_json, self.spec_jsons, core)
+
+    def compute(self, theta, items):
+        """Results for ``[(work, state), ...]`` in order; ``None`` for items whose worker died (replaced)."""
+        ray = self.ray
+        theta_ref = ray.put(jax.device_get(theta))
+        refs = []
+        for k, (work, state) in enumerate(items):
+            w = k % len(self.workers)
+            refs.append((w, self.workers[w].compute.remote(theta_ref, _work_dict(work), jax.device_get(state))))
+        out, dead = [], set()
+        for w, ref in refs:
+            try:
+                out.append(ray.get(ref))
+            except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError):
+                out.append(None)
+                dead.add(w)
+        for w in sorted(dead):
+            self.workers[w] = self._spawn(w)
+            self.replaced += 1
+        return out
+
+    def kill_worker(self, i: int) -> None:
+        """Kill worker ``i`` (for tests of the replacement path)."""
+        self.ray.kill(self.workers[i], no_restart=True)
+
+    def close(self) -> None:
+        """Stop the actors (and the local cluster this backend started)."""
+        for w in self.workers:
+            try:
+                self.ray.kill(w)
+            except Exception:  # already gone
+                pass
+        if self._owns_ray:
+            self.ray.shutdown()

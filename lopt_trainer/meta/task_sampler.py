@@ -1,0 +1,191 @@
+"""Filtered specs → groups of one compiled shape → tasks for estimator slots.
+
+* :func:`parse_filters` / :func:`filter_specs`: ``family=quadratic``, ``split=meta_train``, ``dataset=…``,
+  ``variant=…``, ``task_id=…`` (repeat a column to allow several values) plus ``max_params`` / ``max_flops``
+  from the family's analytic cost.
+* Groups: specs whose family exposes ``static_key(config)`` are grouped by it (equal keys share compiled code).
+  For other families the task is built to read its ``static_key`` when the family has at most ``build_limit``
+  specs in the pool (default 64); beyond that each spec is a group of its own (its slots train the same task
+  from different inits).
+* :class:`TaskSampler` is stateless apart from a cache of built tasks: every draw takes a ``numpy`` Generator
+  that the trainer derives from ``(seed, outer step, purpose, estimator)`` (:func:`rng_for`), so the sampler
+  state saved in a checkpoint is just which group and tasks each slot holds (:class:`SamplerState`).
+* Tasks of one group whose split arrays differ in shape (e.g. another ``train_size``) cannot be vmapped together:
+  a slot only takes tasks whose data signature equals the group's *anchor* task; others are redrawn.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+FILTER_COLUMNS = ("family", "split", "dataset", "variant", "task_id")
+
+_PURPOSES = {"group": 1, "slot": 2, "horizon": 3, "eval": 4}
+
+
+def rng_for(seed: int, step: int, purpose: str, index: int = 0) -> np.random.Generator:
+    """The NumPy generator of one host-side decision (deterministic in its arguments)."""
+    return np.random.default_rng([int(seed), int(step), _PURPOSES[purpose], int(index)])
+
+
+def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
+    """``["family=mlp", "family=quadratic", "split=meta_train"]`` → ``{"family": [...], "split": [...]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"filter {item!r} must look like column=value")
+        col, value = item.split("=", 1)
+        col = col.strip()
+        if col not in FILTER_COLUMNS:
+            raise ValueError(f"unknown filter column {col!r}; use one of {list(FILTER_COLUMNS)}")
+        out.setdefault(col, []).append(value.strip())
+    return out
+
+
+def _column(spec, col: str, registry) -> str:
+    if col in ("family", "split", "task_id"):
+        return getattr(spec, col)
+    family = registry.get(spec.family)
+    if col == "variant":
+        return family.variant(spec.config)
+    return family.describe(spec.config).get("dataset", "")
+
+
+def filter_specs(specs: Sequence, filters: Mapping[str, Sequence[str]] | None = None,
+                 max_params: int | None = None, max_flops: int | None = None, registry=None) -> list:
+    """The specs matching every filter (values of one column are alternatives), in their input order."""
+    from taskgen import default_registry
+
+    registry = registry or default_registry()
+    filters = {k: set(v) for k, v in (filters or {}).items() if v}
+    out = []
+    for spec in specs:
+        if any(_column(spec, col, registry) not in allowed for col, allowed in filters.items()):
+            continue
+        if max_params is not None or max_flops is not None:
+            cost = registry.get(spec.family).cost(spec.config)
+            if max_params is not None and cost.params > max_params:
+                continue
+            if max_flops is not None and cost.flops_per_step > max_flops:
+                continue
+        out.append(spec)
+    return out
+
+
+def group_key(spec, registry=None, task=None) -> str:
+    """The grouping key of a spec: ``family.static_key(config)`` when the family has one, else the built
+    ``task.static_key`` when ``task`` is given, else its task id."""
+    from taskgen import default_registry
+
+    family = (registry or default_registry()).get(spec.family)
+    fn = getattr(family, "static_key", None)
+    if callable(fn):
+        return str(fn(spec.config))
+    if task is not None:
+        return f"{spec.family}:{task.static_key}"
+    return f"task:{spec.task_id}"
+
+
+def data_signature(task, splits: Sequence[str]) -> tuple:
+    """Tree structure, shapes and dtypes of the given splits of a task (equal → stackable)."""
+    leaves, treedef = jax.tree_util.tree_flatten({s: task.splits[s] for s in splits})
+    return (str(treedef), tuple((tuple(np.shape(x)), str(jnp.result_type(x))) for x in leaves))
+
+
+@dataclasses.dataclass
+class SamplerState:
+    """What each estimator holds: its group key, anchor task, slot task ids and which slots must reset."""
+
+    groups: list = dataclasses.field(default_factory=list)
+    anchors: list = dataclasses.field(default_factory=list)
+    slot_tasks: list = dataclasses.field(default_factory=list)
+    done: list = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> str:
+        """JSON of the state."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SamplerState":
+        """Inverse of :meth:`to_json`."""
+        return cls(**json.loads(text))
+
+
+class TaskSampler:
+    """Draws groups and tasks from a fixed list of specs (see the module docstring).
+
+    ``builder(spec) -> Task`` defaults to ``taskgen.build_task``; built tasks are kept in an LRU cache of
+    ``cache_size`` entries.
+    """
+
+    def __init__(self, specs: Sequence, builder: Callable | None = None, registry=None, cache_size: int = 256,
+                 build_limit: int = 64):
+        if not specs:
+            raise ValueError("no task specs left after filtering; loosen the filters")
+        from taskgen import build_task
+
+        self.specs = sorted(specs, key=lambda s: s.task_id)
+        self.by_id = {s.task_id: s for s in self.specs}
+        self.builder = builder or build_task
+        self._cache: collections.OrderedDict = collections.OrderedDict()
+        self._cache_size = cache_size
+        from taskgen import default_registry
+
+        registry = registry or default_registry()
+        per_family = collections.Counter(s.family for s in self.specs)
+        groups: dict[str, list[str]] = {}
+        for spec in self.specs:
+            has_key = callable(getattr(registry.get(spec.family), "static_key", None))
+            task = None if has_key or per_family[spec.family] > build_limit else self.task(spec.task_id)
+            groups.setdefault(group_key(spec, registry, task), []).append(spec.task_id)
+        self.groups = groups
+        self.group_of = {tid: key for key, ids in groups.items() for tid in ids}
+
+    def task(self, task_id: str):
+        """The built task of ``task_id`` (cached)."""
+        if task_id in self._cache:
+            self._cache.move_to_end(task_id)
+            return self._cache[task_id]
+        task = self.builder(self.by_id[task_id])
+        self._cache[task_id] = task
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return task
+
+    def choose_group(self, rng: np.random.Generator) -> tuple[str, str]:
+        """``(group key, anchor task id)``: a uniformly drawn spec and its group (larger groups more often)."""
+        anchor = self.specs[int(rng.integers(len(self.specs)))].task_id
+        return self.group_of[anchor], anchor
+
+    def choose_task(self, rng: np.random.Generator, group: str, anchor: str, splits: Sequence[str],
+                    tries: int = 8) -> str:
+        """A task id of ``group`` whose data signature matches the anchor's (the anchor after ``tries`` misses)."""
+        ids = self.groups[group]
+        want = data_signature(self.task(anchor), splits)
+        for _ in range(tries):
+            tid = ids[int(rng.integers(len(ids)))]
+            if tid == anchor or data_signature(self.task(tid), splits) == want:
+                return tid
+        return anchor
+
+
+def slot_data(tasks: Sequence, splits: Sequence[str]):
+    """``(data, axes)`` for an estimator: per split, the arrays shared by every slot (axis None, when all tasks
+    hold the very same arrays) or stacked along a new leading slot axis (axis 0)."""
+    data, axes = {}, {}
+    for split in splits:
+        parts = [t.splits[split] for t in tasks]
+        leaves = [jax.tree_util.tree_leaves(p) for p in parts]
+        if all(all(a is b for a, b in zip(leaves[0], other)) for other in leaves[1:]):
+            data[split], axes[split] = parts[0], None
+        else:
+            data[split] = jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *parts)
+            axes[split] = 0
+    return data, axes

@@ -1,0 +1,345 @@
+"""The outer loop: plan estimator work, compute meta-gradients (in process or on Ray), update θ, log, checkpoint.
+
+Python use::
+
+    from lopt_trainer.meta import MetaTrainConfig, meta_train
+    result = meta_train(MetaTrainConfig(steps=200, filters={"family": ["quadratic"], "split": ["meta_train"]}),
+                        "runs/q1")
+    result.theta
+
+Every random choice derives from ``config.seed`` and the outer step (PRNG keys via ``fold_in``; host decisions
+via :func:`lopt_trainer.meta.task_sampler.rng_for`), so a run resumed from a checkpoint repeats the uninterrupted
+run bit for bit. Groups are redrawn every ``resample_every`` outer steps (all slots restart then); between
+redraws a slot whose problem ended gets a new task of its group and a new init.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lopt_trainer.meta import checkpoint as ckpt
+from lopt_trainer.meta.config import MetaTrainConfig
+from lopt_trainer.meta.evaluation import evaluate
+from lopt_trainer.meta.metrics import append_metrics, truncate_metrics
+from lopt_trainer.meta.task_sampler import SamplerState, filter_specs, rng_for
+from lopt_trainer.meta.truncation import initial_offsets
+from lopt_trainer.meta.work import Work, WorkerContext, compute_work, import_plugins, make_context
+
+
+@dataclasses.dataclass
+class TrainerState:
+    """Everything that evolves: step, θ, outer-optimizer state, estimator states, sampler state."""
+
+    step: int
+    theta: object
+    outer_state: object
+    estimators: list
+    sampler: SamplerState
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :func:`meta_train` returns: the final state, the run folder and whether it was interrupted."""
+
+    state: TrainerState
+    run_dir: Path
+    interrupted: bool
+
+    @property
+    def theta(self):
+        """The meta-parameters at the end."""
+        return self.state.theta
+
+
+# ---------------------------------------------------------------- setup
+
+
+def build_outer_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
+    """The outer optimizer of a config: Adam or SGD (with global-norm clipping when ``outer_clip > 0``), or
+    ``lopt:PATH`` — a trained hierarchical θ (a checkpoint or reference npz) used through its optax drop-in."""
+    name = config.outer_opt
+    if name.startswith("lopt:"):
+        from lopt_trainer.optax_api import optax_lopt
+
+        return optax_lopt(load_theta(name[5:]))
+    if name == "adam":
+        base = optax.adam(config.outer_lr)
+    elif name == "sgd":
+        base = optax.sgd(config.outer_lr)
+    else:
+        raise ValueError(f"unknown outer optimizer {name!r}; use adam, sgd or lopt:PATH")
+    return optax.chain(optax.clip_by_global_norm(config.outer_clip), base) if config.outer_clip > 0 else base
+
+
+def load_theta(path):
+    """θ from a meta-training run folder / checkpoint file, or a reference ``.npz`` (hierarchical layout)."""
+    path = Path(path)
+    if path.suffix == ".npz":
+        from lopt_trainer.reference_io import load_reference_npz
+
+        return load_reference_npz(path)
+    raw = ckpt.load_checkpoint(path if path.is_dir() else path.parent)
+    if raw is None:
+        raise FileNotFoundError(f"no checkpoint in {path}")
+    return jax.tree_util.tree_map(jnp.asarray, raw["theta"])
+
+
+def load_specs_for(config: MetaTrainConfig):
+    """``(train_specs, eval_specs)``: the filtered specs and up to ``eval_tasks`` fixed held-out specs (the
+    ``meta_test`` specs that pass the non-split filters; training specs when there are none)."""
+    import taskgen
+
+    import_plugins(config.plugins)
+    if config.manifest:
+        table = taskgen.load_manifest(config.manifest)
+        specs = taskgen.specs_from_manifest(table)
+    else:
+        specs = taskgen.load_specs(config.suite)
+    train = filter_specs(specs, config.filters, config.max_params, config.max_flops)
+    other = {k: v for k, v in config.filters.items() if k != "split"}
+    held = filter_specs(specs, {**other, "split": ["meta_test"]}, config.max_params, config.max_flops)
+    pool = sorted(held or train, key=lambda s: s.task_id)
+    order = rng_for(config.seed, 0, "eval").permutation(len(pool))
+    return train, [pool[i] for i in order[:config.eval_tasks]]
+
+
+def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> TrainerState:
+    """θ from ``lopt.init(PRNGKey(seed))``, a fresh outer state, no estimators yet."""
+    theta = ctx.lopt.init(jax.random.PRNGKey(config.seed))
+    return TrainerState(0, theta, outer.init(theta), [], SamplerState())
+
+
+def restore_state(ctx: WorkerContext, config: MetaTrainConfig, outer, raw) -> TrainerState:
+    """A :class:`TrainerState` from a raw checkpoint payload (templates rebuilt from config and sampler)."""
+    theta0 = ctx.lopt.init(jax.random.PRNGKey(config.seed))
+    theta = ckpt.restore_tree(theta0, raw["theta"])
+    outer_state = ckpt.restore_tree(outer.init(theta0), raw["outer_state"])
+    sampler = SamplerState.from_json(raw["sampler"])
+    ests = [ckpt.restore_tree(ctx.template(theta0, anchor, len(ids)), raw["estimators"][str(i)])
+            for i, (anchor, ids) in enumerate(zip(sampler.anchors, sampler.slot_tasks))]
+    return TrainerState(int(raw["step"]), theta, outer_state, ests, sampler)
+
+
+# ---------------------------------------------------------------- one outer step
+
+
+def plan_step(ctx: WorkerContext, config: MetaTrainConfig, state: TrainerState) -> list[Work]:
+    """Decide every estimator's group, slot tasks, resets and horizons for ``state.step`` (updates the sampler
+    state and, for newly drawn groups, the estimator states)."""
+    step, n = state.step, config.tasks_per_group
+    schedule = config.horizon_schedule()
+    s = state.sampler
+    redraw = step % max(1, config.resample_every) == 0 or len(s.groups) != config.num_groups
+    works = []
+    for e in range(config.num_groups):
+        if redraw:
+            group, anchor = ctx.sampler.choose_group(rng_for(config.seed, step, "group", e))
+            if len(s.groups) <= e:
+                s.groups.append(None), s.anchors.append(None), s.slot_tasks.append(None), s.done.append(None)
+                state.estimators.append(None)
+            s.groups[e], s.anchors[e] = group, anchor
+            s.slot_tasks[e], s.done[e] = [anchor] * n, [True] * n
+            state.estimators[e] = ctx.template(state.theta, anchor, n)
+        reset = np.asarray(s.done[e], bool)
+        slot_rng = rng_for(config.seed, step, "slot", e)
+        for i in np.flatnonzero(reset):
+            s.slot_tasks[e][i] = ctx.sampler.choose_task(slot_rng, s.groups[e], s.anchors[e], ctx.splits)
+        h_rng = rng_for(config.seed, step, "horizon", e)
+        horizons = schedule.sample(h_rng, n, step)
+        if redraw and config.random_offsets:
+            horizons = initial_offsets(h_rng, horizons)
+        works.append(Work(e, step, s.groups[e], s.anchors[e], list(s.slot_tasks[e]), reset, horizons))
+    return works
+
+
+@functools.lru_cache(maxsize=None)
+def _outer_update_fn(tx):
+    tx = optax.with_extra_args_support(tx)
+
+    def update(theta, opt_state, grad, loss):
+        updates, opt_state = tx.update(grad, opt_state, theta, value=loss)
+        gnorm = optax.global_norm(grad)
+        return optax.apply_updates(theta, updates), opt_state, gnorm
+
+    return jax.jit(update)
+
+
+def _combine(results, works):
+    grads, weights, losses = [], [], []
+    for res, w in zip(results, works):
+        if res is None:
+            continue
+        grads.append(res[0])
+        weights.append(len(w.task_ids))
+        losses.append(float(res[2]["meta_loss"]))
+    total = float(sum(weights))
+    grad = jax.tree_util.tree_map(lambda *g: sum(wt / total * x for wt, x in zip(weights, g)), *grads)
+    loss = sum(wt / total * l for wt, l in zip(weights, losses))
+    return grad, loss
+
+
+def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: TrainerState, backend=None) -> dict:
+    """One outer step (in place on ``state``); returns the metrics record."""
+    t0 = time.perf_counter()
+    works = plan_step(ctx, config, state)
+    if backend is None:
+        results = [compute_work(ctx, state.theta, state.estimators[w.index], w) for w in works]
+    else:
+        results = backend.compute(state.theta, [(w, state.estimators[w.index]) for w in works])
+    ok = [r is not None for r in results]
+    if not any(ok):
+        raise RuntimeError(f"step {state.step}: every gradient worker failed")
+    stats = [jax.device_get(r[2]) if r is not None else None for r in results]
+    grad, meta_loss = _combine(results, works)
+    theta, outer_state, gnorm = _outer_update_fn(outer)(state.theta, state.outer_state, grad,
+                                                         jnp.float32(meta_loss))
+    for w, r, st in zip(works, results, stats):
+        if r is not None:
+            state.estimators[w.index] = r[1]
+            state.sampler.done[w.index] = [bool(x) for x in st["done"]]
+    state.theta, state.outer_state = theta, outer_state
+    gnorm = float(gnorm)
+    wall = time.perf_counter() - t0
+    compile_s = sum(r[3] for r in results if r is not None)
+    inner = sum(int(len(w.task_ids)) * config.truncation * 2 for w, k in zip(works, ok) if k)
+    run_s = max(wall - compile_s, 1e-9)
+    record = {
+        "kind": "step", "step": state.step, "meta_loss": meta_loss, "grad_norm": gnorm,
+        "theta_norm": float(optax.global_norm(theta)), "inner_steps": inner, "inner_steps_per_s": inner / run_s,
+        "step_seconds": wall, "compile_seconds": compile_s,
+        "clipped_losses": int(sum(int(s["clipped"]) for s in stats if s is not None)),
+        "nan_grads": int(sum(int(s["nan_grads"]) for s in stats if s is not None)),
+        "resets": int(sum(int(np.sum(w.reset)) for w in works)),
+        "groups": sorted(set(w.group for w in works)),
+        "tasks": sorted(set(t for w in works for t in w.task_ids)),
+        "estimators_ok": int(sum(ok)), "estimators": len(works),
+    }
+    state.step += 1
+    return record
+
+
+# ---------------------------------------------------------------- the run
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM; the loop checkpoints and stops after the current step."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __call__(self, signum, frame):
+        del frame
+        self.signum = signum
+
+
+def _install_handlers(flag):
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            old[sig] = signal.signal(sig, flag)
+        except ValueError:  # not the main thread
+            pass
+    return old
+
+
+def _save(run_dir, state: TrainerState, config: MetaTrainConfig):
+    ckpt.save_checkpoint(run_dir, step=state.step, theta=state.theta, outer_state=state.outer_state,
+                         estimators=state.estimators, sampler_json=state.sampler.to_json(),
+                         config_json=config.to_json())
+
+
+def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=None, eval_specs=None,
+               outer_optimizer: optax.GradientTransformation | None = None, progress: bool = True,
+               backend=None) -> RunResult:
+    """Meta-train θ for ``config.steps`` outer steps into ``run_dir``.
+
+    ``specs``/``eval_specs`` override the spec loading of the config (Python use); ``outer_optimizer`` overrides
+    ``config.outer_opt`` (any optax transformation; a resumed run must get the same one). With ``resume`` the run
+    continues from ``run_dir/checkpoint.msgpack`` (when present) with the config stored there, except ``steps``,
+    ``workers``, ``address`` and ``pin_workers``, which are taken from ``config``. ``backend`` overrides the
+    Ray/in-process choice (an object with ``compute(theta, items)`` and ``close()``).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    raw = ckpt.load_checkpoint(run_dir) if resume else None
+    if raw is not None:
+        stored = MetaTrainConfig.from_dict(json.loads(raw["config"]))
+        config = dataclasses.replace(stored, steps=config.steps, workers=config.workers, address=config.address,
+                                     pin_workers=config.pin_workers)
+    if config.compilation_cache != "":
+        from lopt_trainer.jax_cache import enable_compilation_cache
+
+        enable_compilation_cache(config.compilation_cache or None)
+    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    if specs is None:
+        specs, default_eval = load_specs_for(config)
+        eval_specs = default_eval if eval_specs is None else eval_specs
+    ctx = make_context(config, specs)
+    outer = outer_optimizer or build_outer_optimizer(config)
+    if raw is not None:
+        state = restore_state(ctx, config, outer, raw)
+        truncate_metrics(run_dir, state.step)
+    else:
+        state = initial_state(ctx, config, outer)
+        truncate_metrics(run_dir, 0)
+    eval_tasks = [ctx.sampler.builder(s) for s in (eval_specs or [])]
+    own_backend = backend is None and config.workers > 0
+    if own_backend:
+        from lopt_trainer.meta.ray_backend import RayBackend
+
+        backend = RayBackend(config, specs, num_workers=config.workers, address=config.address,
+                             pin=config.pin_workers)
+    flag = _StopFlag()
+    old = _install_handlers(flag)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, initial=state.step, desc="meta-train", file=sys.stderr)
+    try:
+        while state.step < config.steps and flag.signum is None:
+            record = train_step(ctx, config, outer, state, backend)
+            append_metrics(run_dir, record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['meta_loss']:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
+            if eval_tasks and config.eval_every > 0 and state.step % config.eval_every == 0:
+                res = evaluate(state.theta, eval_tasks, ctx.lopt, ctx.settings.unroll, config.eval_steps,
+                               config.seed)
+                append_metrics(run_dir, {"kind": "eval", "step": state.step - 1, "tasks": res})
+            if config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0:
+                _save(run_dir, state, config)
+        _save(run_dir, state, config)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if bar is not None:
+            bar.close()
+        if own_backend:
+            backend.close()
+    return RunResult(state, run_dir, flag.signum is not None)
+
+
+def theta_bytes(theta) -> bytes:
+    """A canonical byte string of θ (leaves in tree order) for bitwise comparisons."""
+    return b"".join(np.asarray(x).tobytes() for x in jax.tree_util.tree_leaves(jax.device_get(theta)))
+
+
+def is_finite_tree(tree) -> bool:
+    """True when every leaf is finite."""
+    return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
+
+
+__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
+           "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step"]

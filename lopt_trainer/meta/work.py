@@ -1,0 +1,97 @@
+"""One estimator's share of an outer step, as plain data (:class:`Work`), and the function that computes it.
+
+The learner plans every :class:`Work` (group, slot tasks, resets, horizons); :func:`compute_work` turns one into
+``(grad, new estimator state, stats, compile seconds)``. The in-process trainer and the Ray workers call the same
+function with the same inputs, so both give the same numbers for the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state, run_estimator
+from lopt_trainer.meta.protocol import resolve_lopt
+from lopt_trainer.meta.task_sampler import TaskSampler, slot_data
+from lopt_trainer.meta.truncation import TaskFns
+
+
+@dataclasses.dataclass
+class Work:
+    """Inputs of one estimator for one outer step (besides θ and its state)."""
+
+    index: int
+    step: int
+    group: str
+    anchor: str
+    task_ids: list
+    reset: np.ndarray
+    horizons: np.ndarray
+
+
+@dataclasses.dataclass
+class WorkerContext:
+    """What computing a :class:`Work` needs: the sampler (to build tasks), the optimizer, settings and seed."""
+
+    sampler: TaskSampler
+    lopt: object
+    settings: EstimatorSettings
+    seed: int
+    _data_cache: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The data splits the estimator reads."""
+        return self.settings.unroll.splits_needed(self.lopt.observe_validation is not None)
+
+    def fns(self, task_id: str) -> TaskFns:
+        """The shared functions of a task's group."""
+        return TaskFns.of(self.sampler.task(task_id))
+
+    def data(self, index: int, task_ids) -> tuple[dict, dict]:
+        """Slot data of estimator ``index`` (cached while its slot tasks stay the same)."""
+        key = tuple(task_ids)
+        hit = self._data_cache.get(index)
+        if hit is not None and hit[0] == key:
+            return hit[1], hit[2]
+        data, axes = slot_data([self.sampler.task(t) for t in task_ids], self.splits)
+        self._data_cache[index] = (key, data, axes)
+        return data, axes
+
+    def template(self, theta, anchor: str, n: int):
+        """An all-zeros estimator state of ``n`` slots for the group of ``anchor``."""
+        return init_estimator_state(theta, self.fns(anchor), self.lopt, n)
+
+
+def import_plugins(modules) -> None:
+    """Import user modules (e.g. ones that call ``taskgen.register_family``); each only once."""
+    for name in modules or ():
+        importlib.import_module(name)
+
+
+def make_context(config, specs) -> WorkerContext:
+    """A :class:`WorkerContext` for a config and the (already filtered) training specs."""
+    import_plugins(config.plugins)
+    return WorkerContext(TaskSampler(specs), resolve_lopt(config.lopt), config.estimator_settings(),
+                         int(config.seed))
+
+
+def work_keys(seed: int, step: int, index: int, n: int):
+    """``(init_keys (n, 2), estimator key)`` of one work item (derived from seed, step and estimator index)."""
+    base = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), step), index)
+    k_init, k_est = jax.random.split(base)
+    return jax.random.split(k_init, n), k_est
+
+
+def compute_work(ctx: WorkerContext, theta, state, work: Work):
+    """Run one estimator call; returns ``(grad, new_state, stats, compile_seconds)`` (``state`` is consumed)."""
+    data, axes = ctx.data(work.index, work.task_ids)
+    init_keys, key = work_keys(ctx.seed, work.step, work.index, len(work.task_ids))
+    state = jax.tree_util.tree_map(jnp.asarray, state)
+    return run_estimator(theta, state, data, axes, np.asarray(work.reset, bool), init_keys,
+                         np.asarray(work.horizons, np.int32), key, fns=ctx.fns(work.anchor), lopt=ctx.lopt,
+                         settings=ctx.settings)

@@ -1,0 +1,62 @@
+"""The hierarchical learned optimizer as an optax transformation.
+
+    tx = optax_lopt(theta)
+    state = tx.init(params)
+    updates, state = tx.update(grads, state, params, value=loss)
+    params = optax.apply_updates(params, updates)
+    state = tx.observe_validation(state, valid_loss)   # every k steps, optional
+"""
+
+from __future__ import annotations
+
+import optax
+
+from lopt_trainer import hierarchical
+from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig
+
+
+class LOptTransformation(optax.GradientTransformationExtraArgs):
+    """An `optax.GradientTransformationExtraArgs` (the 2-field NamedTuple
+    `(init, update)`, so optax and `optax.chain` accept it) carrying one
+    extra attribute, `observe_validation(state, valid_loss) -> state`.
+    Training loops detect validation support with
+    `getattr(tx, "observe_validation", None)`.
+    """
+
+    def __new__(cls, init, update, observe_validation):
+        self = super().__new__(cls, init, update)
+        self.observe_validation = observe_validation
+        return self
+
+    def __getnewargs__(self):
+        return (self.init, self.update, self.observe_validation)
+
+
+def optax_lopt(theta: dict, config: LOptConfig = DEFAULT_CONFIG) -> LOptTransformation:
+    """Wraps meta-parameters θ as an optax transformation.
+
+    Takes θ (from `hierarchical.init` or `load_reference_npz`) and the config;
+    returns an `LOptTransformation`.  `update(grads, state, params, value=loss)`
+    needs both `params` and the scalar training loss `value` (ValueError
+    otherwise); other extra keyword arguments are ignored, as optax does.
+    """
+
+    def init_fn(params):
+        return hierarchical.init_state(theta, params, config)
+
+    def update_fn(updates, state, params=None, *, value=None, **extra_args):
+        del extra_args
+        if value is None:
+            raise ValueError(
+                "the learned optimizer needs the training loss: call "
+                "tx.update(grads, state, params, value=loss)")
+        if params is None:
+            raise ValueError(
+                "the learned optimizer needs the current parameters: call "
+                "tx.update(grads, state, params, value=loss)")
+        return hierarchical.update(theta, updates, state, params, value, config)
+
+    def observe_fn(state, valid_loss):
+        return hierarchical.observe_validation(state, valid_loss, config)
+
+    return LOptTransformation(init_fn, update_fn, observe_fn)

@@ -1,0 +1,74 @@
+"""The pretrained learned optimizer shipped with the package, its recipe, and the command that remakes it.
+
+``lopt_trainer/data/pretrained_theta.npz`` holds θ in the reference layout (see :mod:`lopt_trainer.reference_io`);
+``pretrained_recipe.json`` holds the meta-training config, the suite it used, the number of steps actually run, and
+the seed. Remake it with ``make pretrain`` (meta-train with the recipe, then ``python -m lopt_trainer.pretrained
+export RUN``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+THETA_FILE = "pretrained_theta.npz"
+RECIPE_FILE = "pretrained_recipe.json"
+
+
+def _data(name: str) -> Path:
+    return Path(str(resources.files("lopt_trainer") / "data" / name))
+
+
+def pretrained_path() -> Path:
+    """Path of the shipped θ (``.npz``, reference layout); ``FileNotFoundError`` if the install lacks it."""
+    path = _data(THETA_FILE)
+    if not path.exists():
+        raise FileNotFoundError(f"no pretrained θ at {path}; run `make pretrain` to make one")
+    return path
+
+
+def pretrained():
+    """The shipped meta-parameters θ (a pytree of jnp arrays for :mod:`lopt_trainer.hierarchical`)."""
+    from lopt_trainer.reference_io import load_reference_npz
+
+    return load_reference_npz(pretrained_path())
+
+
+def pretrained_recipe() -> dict:
+    """The recipe the shipped θ was made with (config, suite, steps run, seed, meta-loss history summary)."""
+    return json.loads(_data(RECIPE_FILE).read_text())
+
+
+def export_run(run_dir, dest_dir=None) -> Path:
+    """Copy θ of the meta-training run in ``run_dir`` into the package data (or ``dest_dir``) with its recipe.
+
+    Returns the path of the written ``.npz``. The recipe records the run's config and the step it reached.
+    """
+    from lopt_trainer.meta.metrics import read_metrics
+    from lopt_trainer.meta.trainer import load_theta
+    from lopt_trainer.reference_io import save_reference_npz
+    from taskgen.specfile import atomic_write_bytes
+
+    run_dir = Path(run_dir)
+    dest = Path(dest_dir) if dest_dir else _data("").parent / "data"
+    theta = load_theta(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = [m for m in read_metrics(run_dir) if "meta_loss" in m]
+    recipe = {
+        "config": config,
+        "steps_run": metrics[-1]["step"] + 1 if metrics else 0,
+        "meta_loss_first": metrics[0]["meta_loss"] if metrics else None,
+        "meta_loss_last_mean": (sum(m["meta_loss"] for m in metrics[-20:]) / len(metrics[-20:])) if metrics else None,
+        "command": "make pretrain",
+    }
+    save_reference_npz(theta, dest / THETA_FILE)
+    atomic_write_bytes(dest / RECIPE_FILE, (json.dumps(recipe, indent=1, sort_keys=True) + "\n").encode())
+    return dest / THETA_FILE
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "export":
+        sys.exit("usage: python -m lopt_trainer.pretrained export RUN_DIR")
+    print(export_run(sys.argv[2]))

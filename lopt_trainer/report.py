@@ -1,0 +1,260 @@
+"""The HTML report of a run or evaluation folder (``taskgen report DIR``).
+
+:func:`write_report` looks in ``DIR`` (and its sub-folders, up to three levels down) for the outputs of each step
+and writes ``DIR/report.html`` — one self-contained page, every figure embedded as base64 PNG — plus copies of
+the figures in ``DIR/report_files/``. Sections, each saying "not run" when its output is absent:
+
+* meta-training — a folder with ``metrics.jsonl`` and ``config.json`` (curves drawn with
+  :func:`lopt_trainer.meta.metrics.plot_run`), excluding the runs inside a self-training experiment;
+* evaluation — ``eval_summary.json`` (+ ``boxplot_*.png``, ``eval.json``);
+* implicit regularisation — ``implicit_reg.json`` (+ ``.png``);
+* training itself — ``self_training.json`` (+ ``.png``).
+
+Each section shows the exact command recorded in its folder's ``command.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import shutil
+from pathlib import Path
+
+from lopt_trainer.evaluation.io import COMMAND_FILE, read_json
+
+REPORT_FILE, ASSETS_DIR = "report.html", "report_files"
+MAX_DEPTH = 3
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px;
+text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #ddd}
+pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}.missing{color:#a33;font-style:italic}
+.note{color:#555;font-size:.9em}
+"""
+
+
+def _walk(root: Path, depth: int = 0):
+    yield root
+    if depth >= MAX_DEPTH:
+        return
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return
+    for child in children:
+        if child.name in (ASSETS_DIR, "runs"):
+            continue
+        yield from _walk(child, depth + 1)
+
+
+def find_parts(root) -> dict:
+    """``{"meta_train": [dirs], "eval": [dirs], "implicit_reg": [dirs], "self_training": [dirs]}`` under root."""
+    root = Path(root)
+    parts = {"meta_train": [], "eval": [], "implicit_reg": [], "self_training": []}
+    dirs = list(_walk(root))
+    st = [d for d in dirs if (d / "self_training.json").exists()]
+    for d in dirs:
+        if (d / "eval_summary.json").exists():
+            parts["eval"].append(d)
+        if (d / "implicit_reg.json").exists():
+            parts["implicit_reg"].append(d)
+        if d in st:
+            parts["self_training"].append(d)
+        inside_st = any(s in d.parents for s in st)
+        if (d / "metrics.jsonl").exists() and (d / "config.json").exists() and not inside_st:
+            parts["meta_train"].append(d)
+    return parts
+
+
+# ------------------------------------------------------------------------------------------------ html bits
+
+
+def _esc(x) -> str:
+    return html.escape(str(x))
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.{digits}g}"
+    return _esc(v)
+
+
+def _table(headers, rows, left: int = 1) -> str:
+    head = "".join(f'<th class="{"l" if i < left else ""}">{_esc(h)}</th>' for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{_fmt(c)}</td>' for i, c in
+                                    enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+class _Assets:
+    """Collects figures: embeds them as base64 and copies them to ``report_files/``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.dir = root / ASSETS_DIR
+        self.n = 0
+
+    def img(self, path, alt: str) -> str:
+        path = Path(path)
+        if not path.exists():
+            return f'<p class="missing">figure {_esc(path.name)} missing</p>'
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.n += 1
+        if self.dir not in path.resolve().parents:  # figures drawn for the report already live there
+            rel = path.relative_to(self.root) if self.root in path.parents else Path(path.name)
+            shutil.copyfile(path, self.dir / "_".join(rel.parts))
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
+
+
+def _command(d: Path) -> str:
+    rec = read_json(d / COMMAND_FILE)
+    if not rec:
+        return '<p class="note">command: not recorded (no command.json in this folder)</p>'
+    return f'<p class="note">command (run in {_esc(rec.get("cwd", "?"))} at {_esc(rec.get("time_utc", "?"))}):</p>' \
+           f'<pre>{_esc(rec.get("command", ""))}</pre>'
+
+
+def _rel(root: Path, d: Path) -> str:
+    return "." if d == root else str(d.relative_to(root))
+
+
+def _missing(what: str) -> str:
+    return f'<p class="missing">{_esc(what)}: not run (no output found).</p>'
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
+    """Meta-training curves and a table of each run."""
+    from lopt_trainer.meta.metrics import plot_run, read_metrics
+
+    if not dirs:
+        return "<h2>Meta-training</h2>" + _missing("meta-training")
+    out = ["<h2>Meta-training</h2>"]
+    for d in dirs:
+        recs = [r for r in read_metrics(d) if r.get("kind") == "step"]
+        cfg = read_json(d / "config.json") or {}
+        out.append(f"<h3>run {_esc(_rel(root, d))}</h3>")
+        loss = [r.get("meta_loss") for r in recs if r.get("meta_loss") is not None]
+        k = max(1, len(loss) // 10)
+        rows = [["outer steps", len(recs)], ["estimator", cfg.get("estimator")],
+                ["outer optimizer", f'{cfg.get("outer_opt")} (lr {cfg.get("outer_lr")})'],
+                ["filters", str(cfg.get("filters"))],
+                ["meta-loss, first 10%", sum(loss[:k]) / k if loss else None],
+                ["meta-loss, last 10%", sum(loss[-k:]) / k if loss else None],
+                ["inner steps", sum(int(r.get("inner_steps", 0)) for r in recs)],
+                ["seconds", sum(float(r.get("step_seconds", 0.0)) for r in recs)]]
+        out.append(_table(["", "value"], rows, left=2))
+        fig_dir = assets.dir / ("meta_" + "_".join(Path(_rel(root, d)).parts).replace(".", "root"))
+        for p in plot_run(d, fig_dir):
+            out.append(assets.img(p, p.stem))
+        out.append(_command(d))
+    return "\n".join(out)
+
+
+def section_eval(root: Path, dirs, assets: _Assets) -> str:
+    """Box plots and the summary table of each evaluation."""
+    from lopt_trainer.evaluation.table import label
+
+    if not dirs:
+        return "<h2>Evaluation</h2>" + _missing("evaluation")
+    out = ["<h2>Evaluation: learned optimizer vs baselines</h2>",
+           '<p class="note">Improvement = log(baseline − best + ε) − log(learned − best + ε) on normalised '
+           "losses, best = the lowest loss any run reached on the task, ε = 1e-3, diverged runs = the task's worst "
+           "loss; per task averaged over seeds. &gt; 0: the learned optimizer is better. Speedup = steps the "
+           "baseline needs to reach the learned optimizer's final loss ÷ steps the learned optimizer needs "
+           "(∞: never within the budget).</p>"]
+    for d in dirs:
+        s = read_json(d / "eval_summary.json") or {}
+        ev = read_json(d / "eval.json") or {}
+        st = s.get("settings", {})
+        out.append(f"<h3>evaluation {_esc(_rel(root, d))}</h3>")
+        out.append(f'<p class="note">θ: {_esc(ev.get("theta_path"))} (digest {_esc(ev.get("theta_digest"))}); '
+                   f'tasks: {_esc(s.get("n_tasks"))}; steps {_esc(st.get("steps"))}, seeds {_esc(st.get("seeds"))}, '
+                   f'trial budgets {_esc(st.get("trials"))}, AdamLR grid {_esc(st.get("adamlr_trials"))}; '
+                   f'learned optimizer diverged in {_esc(s.get("lopt", {}).get("diverged"))} of '
+                   f'{_esc(s.get("lopt", {}).get("runs"))} runs.</p>')
+        for p in s.get("plots", []):
+            out.append(assets.img(d / p, p))
+        rows = [[label(r["optimizer"]), r["group"], r["n_tasks"], r["final"]["median"], r["final"]["q25"],
+                 r["final"]["q75"], r["frac_lopt_better"], r["auc"]["median"], r["auc"]["frac_positive"],
+                 r["speedup_median"]] for r in s.get("rows", [])]
+        out.append(_table(["baseline", "tasks", "n", "median impr. (final)", "q25", "q75", "learned better (final)",
+                           "median impr. (AUC)", "learned better (AUC)", "median speedup"], rows, left=2))
+        out.append(_command(d))
+    return "\n".join(out)
+
+
+def section_implicit_reg(root: Path, dirs, assets: _Assets) -> str:
+    """Trajectories on (x − y)² and the final distances to the origin."""
+    if not dirs:
+        return "<h2>Implicit regularisation</h2>" + _missing("implicit-regularisation experiment")
+    out = ["<h2>Implicit regularisation on (x − y)²</h2>"]
+    for d in dirs:
+        r = read_json(d / "implicit_reg.json") or {}
+        out.append(f"<h3>{_esc(_rel(root, d))}</h3>")
+        out.append(assets.img(d / "implicit_reg.png", "trajectories"))
+        rows = []
+        for i, a in enumerate(r.get("adam", {}).get("runs", [])):
+            lo = r.get("lopt", {}).get("runs", [{}] * (i + 1))[i]
+            rows.append([str(a["start"]), a["projection_norm"], a["final_norm"], lo.get("final_norm"),
+                         a["final_loss"], lo.get("final_loss")])
+        rows.append(["mean", r.get("mean_projection_norm"), r.get("adam", {}).get("mean_final_norm"),
+                     r.get("lopt", {}).get("mean_final_norm"), None, None])
+        out.append(_table(["start (x, y)", "‖projection‖", "Adam final ‖p‖", "learned final ‖p‖",
+                           "Adam final loss", "learned final loss"], rows))
+        out.append(f'<p class="note">settings: {_esc(r.get("settings", {}))}</p>')
+        out.append(_command(d))
+    return "\n".join(out)
+
+
+def section_self_training(root: Path, dirs, assets: _Assets) -> str:
+    """The three meta-training curves of the self-training experiment."""
+    if not dirs:
+        return "<h2>Training itself</h2>" + _missing("self-training experiment")
+    out = ["<h2>Training itself: the learned optimizer as outer optimizer</h2>"]
+    for d in dirs:
+        s = read_json(d / "self_training.json") or {}
+        out.append(f"<h3>{_esc(_rel(root, d))}</h3>")
+        out.append(assets.img(d / "self_training.png", "self-training curves"))
+        rows = [[r["name"], r["outer"], r["outer_lr"], r["steps"], r["first_meta_loss"], r["final_meta_loss"],
+                 r["min_meta_loss"]] for r in s.get("runs", [])]
+        out.append(_table(["run", "outer", "lr", "steps", "meta-loss first 10%", "meta-loss last 10%", "min"], rows))
+        out.append(f'<p class="note">trained θ: {_esc(s.get("theta_path"))}</p>')
+        out.append(_command(d))
+    return "\n".join(out)
+
+
+def write_report(root, out=None) -> Path:
+    """Write the report of folder ``root`` to ``out`` (default ``root/report.html``); returns its path."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    parts = find_parts(root)
+    assets = _Assets(root)
+    body = [section_meta_train(root, parts["meta_train"], assets),
+            section_eval(root, parts["eval"], assets),
+            section_implicit_reg(root, parts["implicit_reg"], assets),
+            section_self_training(root, parts["self_training"], assets)]
+    top = _command(root) if (root / COMMAND_FILE).exists() else ""
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Report: {_esc(root.name)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>Learned-optimizer report: {_esc(root.name)}</h1>"
+            f'<p class="note">folder {_esc(root)}</p>{top}' + "\n".join(body) + "</body></html>\n")
+    from taskgen.specfile import atomic_write_bytes
+
+    path = Path(out) if out else root / REPORT_FILE
+    atomic_write_bytes(path, page.encode("utf-8"))
+    return path

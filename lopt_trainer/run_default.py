@@ -1,0 +1,169 @@
+"""``make run``: the whole pipeline on an embedded default, in about ten minutes on a 2-core CPU.
+
+Steps (each writes into ``--out`` and is skipped when its output is already there, so a rerun resumes):
+
+1. fetch every dataset into the cache;
+2. regenerate the default suite, check it is byte-identical to the frozen one, export its Arrow manifest;
+3. build one task of every family on its real data and train it with Adam (loss before/after);
+4. meta-train the hierarchical learned optimizer briefly (PES, resumable);
+5. evaluate the shipped pretrained θ against the baselines on a few seen and unseen tasks;
+6. the implicit-regularisation experiment with the shipped θ;
+7. write the HTML report and print its path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+META_STEPS = 60
+EVAL_TASKS = 6
+EVAL_STEPS = 300
+
+
+def _done(path: Path) -> bool:
+    return path.exists()
+
+
+def _write_json(path: Path, data) -> None:
+    from taskgen.specfile import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True, default=float) + "\n").encode())
+
+
+def step_fetch_data(out: Path) -> None:
+    """Fetch every dataset (a no-op for cached ones); record the sources."""
+    import datasets_cache
+
+    rows = []
+    for info in datasets_cache.list_datasets():
+        t0 = time.perf_counter()
+        path = datasets_cache.fetch(info.name, progress=False)
+        rows.append({"dataset": info.name, "path": str(path), "seconds": round(time.perf_counter() - t0, 2)})
+        click.echo(f"  {info.name:<14} {path}")
+    _write_json(out / "data.json", rows)
+
+
+def step_suite(out: Path) -> None:
+    """Regenerate the default suite, compare with the frozen file, and export the manifest."""
+    from taskgen.api import default_suite_path
+    from taskgen.manifest import write_manifest
+    from taskgen.specfile import specs_to_jsonl
+    from taskgen.suite import generate_suite
+
+    t0 = time.perf_counter()
+    specs = generate_suite()
+    regenerated = specs_to_jsonl(specs)
+    frozen = default_suite_path().read_bytes()
+    same = regenerated == frozen
+    (out / "suite.jsonl").write_bytes(regenerated)
+    table = write_manifest(specs, out / "manifest.arrow")
+    seconds = time.perf_counter() - t0
+    counts = {}
+    for s in specs:
+        counts[s.split] = counts.get(s.split, 0) + 1
+    _write_json(out / "suite.json", {"specs": len(specs), "splits": counts, "identical_to_frozen": same,
+                                     "seconds": seconds, "rows": table.num_rows})
+    click.echo(f"  {len(specs)} specs {counts}; identical to the frozen suite: {same} ({seconds:.1f} s)")
+    if not same:
+        raise click.ClickException("the regenerated default suite differs from taskgen/suites/default-v1.jsonl")
+
+
+def step_train_families(out: Path, steps: int = 200) -> None:
+    """Train the cheapest meta_train task of every family with Adam and record the loss before and after."""
+    from lopt_trainer.baselines import make_optimizer
+    from lopt_trainer.inner_loop import train
+    from taskgen.api import build_task
+    from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest
+
+    table = filter_manifest(load_manifest(out / "manifest.arrow"), split="meta_train")
+    rows = []
+    for family in sorted(set(table["family"].to_pylist())):
+        fam = filter_manifest(table, family=[family]).sort_by("flops_per_step")
+        spec = specs_from_manifest(fam.slice(0, 1))[0]
+        task = build_task(spec)
+        lr = 1e-2 if family in ("quadratic", "twod") else 1e-3
+        res = train(task, make_optimizer("adam", {"learning_rate": lr}, steps), steps, seed=0)
+        row = {"family": family, "task_id": spec.task_id, "steps": steps, "lr": lr,
+               "train_loss_first": float(res.losses["train"][0]), "train_loss_last": float(res.losses["train"][-1]),
+               "diverged": bool(res.diverged)}
+        rows.append(row)
+        click.echo(f"  {family:<24} {spec.task_id}  train loss {row['train_loss_first']:.4g} -> "
+                   f"{row['train_loss_last']:.4g}")
+    _write_json(out / "families.json", rows)
+
+
+def step_meta_train(out: Path, steps: int) -> None:
+    """A short PES meta-training run on small meta_train tasks (resumable)."""
+    from lopt_trainer.meta import MetaTrainConfig, meta_train
+
+    config = MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"],
+                                                                      "family": ["quadratic", "twod", "mlp"]},
+                             max_params=2000, steps=steps, truncation=20, tasks_per_group=4, num_groups=1,
+                             resample_every=20, horizon_min=50, horizon_max=300, eval_every=20, eval_tasks=2,
+                             eval_steps=100, checkpoint_every=10, outer_lr=3e-4)
+    meta_train(config, out / "meta_train", resume=True)
+
+
+def step_evaluate(out: Path, theta_path: Path) -> None:
+    """Evaluate θ against the baselines on a few seen and unseen tasks."""
+    from lopt_trainer.evaluation import EvalSettings, evaluate_theta
+
+    settings = EvalSettings(steps=EVAL_STEPS, seeds=1, trials=(1, 4), adamlr_trials=14)
+    evaluate_theta(theta_path, out / "eval", suite=str(out / "suite.jsonl"), n_tasks=EVAL_TASKS,
+                   max_params=5000, max_flops=2_000_000, settings=settings, resume=True)
+
+
+def step_implicit_reg(out: Path, theta_path: Path) -> None:
+    """Adam vs the learned optimizer on (x − y)²."""
+    from lopt_trainer.experiments.implicit_reg import run_implicit_reg
+    from lopt_trainer.meta.trainer import load_theta
+
+    result = run_implicit_reg(load_theta(theta_path), out / "implicit_reg", theta_path=str(theta_path))
+    click.echo(f"  final ‖p‖: Adam {result['adam']['mean_final_norm']:.3f}, "
+               f"learned {result['lopt']['mean_final_norm']:.3f}")
+
+
+@click.command()
+@click.option("--out", default="runs/default", show_default=True, type=click.Path(file_okay=False))
+@click.option("--meta-steps", default=META_STEPS, show_default=True, type=click.IntRange(1),
+              help="Outer steps of the short meta-training run.")
+def main(out, meta_steps):
+    """Run the default pipeline into OUT and write OUT/report.html."""
+    from lopt_trainer.jax_cache import enable_compilation_cache
+    from lopt_trainer.pretrained import pretrained_path
+    from lopt_trainer.report import write_report
+
+    enable_compilation_cache()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / "command.json", {"command": "make run", "argv": sys.argv})
+    theta_path = pretrained_path()
+    steps = [
+        ("fetch data", out / "data.json", lambda: step_fetch_data(out)),
+        ("default suite", out / "suite.json", lambda: step_suite(out)),
+        ("train one task per family", out / "families.json", lambda: step_train_families(out)),
+        ("meta-train briefly", None, lambda: step_meta_train(out, meta_steps)),
+        ("evaluate the pretrained θ", out / "eval" / "eval_summary.json", lambda: step_evaluate(out, theta_path)),
+        ("implicit regularisation", out / "implicit_reg" / "implicit_reg.json",
+         lambda: step_implicit_reg(out, theta_path)),
+    ]
+    for i, (name, marker, fn) in enumerate(steps, start=1):
+        click.echo(f"[{i}/{len(steps) + 1}] {name}")
+        if marker is not None and _done(marker):
+            click.echo("  done already; skipped")
+            continue
+        t0 = time.perf_counter()
+        fn()
+        click.echo(f"  ({time.perf_counter() - t0:.0f} s)")
+    click.echo(f"[{len(steps) + 1}/{len(steps) + 1}] report")
+    report = write_report(out)
+    click.echo(f"report: {report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,32 @@
+"""The frozen default suite: regeneration is byte-identical, and its manifest matches it."""
+
+from taskgen.api import default_suite_path
+from taskgen.manifest import load_manifest, manifest_bytes, manifest_table, specs_from_manifest
+from taskgen.specfile import read_specs, specs_to_jsonl
+from taskgen.suite import DEFAULT_HELD_OUT_VARIANTS, generate_suite
+
+
+def test_regenerating_the_default_suite_is_byte_identical():
+    assert specs_to_jsonl(generate_suite()) == default_suite_path().read_bytes()
+
+
+def test_default_suite_shape():
+    specs = read_specs(default_suite_path())
+    families = {s.family for s in specs}
+    assert len(specs) == 6000 and len(families) == 12
+    assert all(sum(s.family == f for s in specs) == 500 for f in families)
+    test_share = sum(s.split == "meta_test" for s in specs) / len(specs)
+    assert 0.2 < test_share < 0.35
+
+
+def test_held_out_variants_are_never_meta_train():
+    table = load_manifest(default_suite_path().with_suffix(".arrow"))
+    rows = [r for r in table.select(["variant", "split"]).to_pylist() if r["variant"] in DEFAULT_HELD_OUT_VARIANTS]
+    assert rows and all(r["split"] == "meta_test" for r in rows)
+
+
+def test_frozen_manifest_matches_the_suite():
+    path = default_suite_path().with_suffix(".arrow")
+    specs = read_specs(default_suite_path())
+    assert specs_from_manifest(load_manifest(path)) == specs
+    assert manifest_bytes(manifest_table(specs)) == path.read_bytes()

@@ -1,0 +1,47 @@
+"""The two extra experiments on a few steps: implicit regularisation and self-training (tiny settings)."""
+
+import json
+
+import jax
+import numpy as np
+
+from lopt_trainer import hierarchical
+from lopt_trainer.experiments.implicit_reg import run_implicit_reg
+
+
+def test_implicit_reg_finite_trajectories(tmp_path):
+    theta = hierarchical.init(jax.random.PRNGKey(0))
+    starts = ((4.0, -2.0), (-3.0, 3.0))
+    r = run_implicit_reg(theta, tmp_path, starts=starts, steps=6, adam_lr=0.1, valid_every=2)
+    for name in ("adam", "lopt"):
+        paths = np.asarray(r[name]["trajectories"])
+        assert paths.shape == (2, 7, 2)
+        assert np.all(np.isfinite(paths))
+        assert np.allclose(paths[:, 0], np.asarray(starts))
+        assert all(run["finite"] and np.isfinite(run["final_norm"]) for run in r[name]["runs"])
+    adam = np.asarray(r["adam"]["trajectories"])
+    # Adam's updates on (x - y)^2 are opposite and equal: x + y stays put, it only moves towards the line
+    assert np.allclose(adam.sum(axis=2), adam[:, :1].sum(axis=2), atol=1e-5)
+    assert np.all(np.abs(adam[:, -1, 0] - adam[:, -1, 1]) < np.abs(adam[:, 0, 0] - adam[:, 0, 1]))
+    assert (tmp_path / "implicit_reg.png").stat().st_size > 0
+    saved = json.loads((tmp_path / "implicit_reg.json").read_text())
+    assert saved["lopt"]["mean_final_norm"] == r["lopt"]["mean_final_norm"]
+
+
+def test_self_training_three_curves(tmp_path):
+    from lopt_trainer.reference_io import save_reference_npz
+    from lopt_trainer.experiments.self_training import run_self_training
+    from tests.meta_helpers import small_quadratic_specs
+
+    theta_path = tmp_path / "theta.npz"
+    save_reference_npz(hierarchical.init(jax.random.PRNGKey(1)), theta_path)
+    overrides = {"lopt": "tests.meta_helpers:tiny_lopt", "truncation": 4, "tasks_per_group": 2,
+                 "horizon_min": 8, "horizon_max": 16, "filters": {"split": ["meta_train"]}, "max_params": None,
+                 "compilation_cache": ""}
+    s = run_self_training(theta_path, tmp_path / "st", steps=3, overrides=overrides,
+                          specs=small_quadratic_specs(4, dims=3), progress=False)
+    assert [r["name"] for r in s["runs"]] == ["lopt_outer", "adam_lr3e-04", "adam_lr1e-03"]
+    assert all(r["steps"] == 3 and np.isfinite(r["final_meta_loss"]) for r in s["runs"])
+    assert (tmp_path / "st" / "self_training.png").exists()
+    cfg = json.loads((tmp_path / "st" / "lopt_outer" / "config.json").read_text())
+    assert cfg["outer_opt"].startswith("lopt:")

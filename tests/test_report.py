@@ -1,0 +1,82 @@
+"""``taskgen report``: renders every part from synthetic outputs, and says "not run" for missing parts."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from lopt_trainer.evaluation.io import write_command, write_json
+from lopt_trainer.evaluation.runner import finalize
+from lopt_trainer.meta.metrics import append_metrics
+from lopt_trainer.report import find_parts, write_report
+from lopt_trainer.report_cli import report
+from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
+
+
+def _meta_run(d, lr):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps({"outer_opt": "adam", "outer_lr": lr, "estimator": "pes",
+                                               "filters": {"split": ["meta_train"]}}))
+    for step in range(12):
+        append_metrics(d, {"kind": "step", "step": step, "meta_loss": 3.0 - 0.1 * step + lr, "grad_norm": 1.0,
+                           "inner_steps_per_s": 100.0, "inner_steps": 80, "step_seconds": 0.1})
+
+
+def _implicit_reg(d):
+    from lopt_trainer.experiments.implicit_reg import plot_implicit_reg, summarize
+
+    starts = [(4.0, -2.0), (-3.0, 3.0)]
+    result = {"settings": {"steps": 2, "adam_lr": 0.1, "starts": starts}}
+    for name, shrink in (("adam", 1.0), ("lopt", 0.5)):
+        paths = np.asarray([[s, ((s[0] + s[1]) / 2 * shrink, (s[0] + s[1]) / 2 * shrink)] for s in starts])
+        runs = summarize(paths, starts)
+        result[name] = {"runs": runs, "trajectories": paths.tolist(),
+                        "mean_final_norm": float(np.mean([r["final_norm"] for r in runs]))}
+    result["mean_projection_norm"] = 1.0
+    d.mkdir(parents=True)
+    write_json(d / "implicit_reg.json", result)
+    plot_implicit_reg(result, d / "implicit_reg.png")
+    write_command(d, ["taskgen", "lopt", "implicit-reg", "--theta", "t.npz", "--out", str(d)])
+
+
+def _self_training(d):
+    from lopt_trainer.experiments.self_training import plot_self_training, run_summary
+
+    runs = []
+    for outer, lr in (("lopt", None), ("adam", 3e-4), ("adam", 1e-3)):
+        name = "lopt_outer" if outer == "lopt" else f"adam_lr{lr:.0e}"
+        _meta_run(d / name, lr or 0.0)
+        runs.append(run_summary(d / name, outer, lr))
+    summary = {"runs": runs, "theta_path": "t.npz"}
+    write_json(d / "self_training.json", summary)
+    plot_self_training(d, summary, d / "self_training.png")
+
+
+def test_report_all_parts(tmp_path):
+    tasks = synthetic_tasks()
+    (tmp_path / "eval").mkdir()
+    finalize(tasks, synthetic_records(tasks), SETTINGS, tmp_path / "eval")
+    write_command(tmp_path / "eval", ["taskgen", "lopt", "eval", "--theta", "t.npz", "--out", "eval"])
+    _meta_run(tmp_path / "meta", 1e-4)
+    _implicit_reg(tmp_path / "implicit_reg")
+    _self_training(tmp_path / "self_training")
+    parts = find_parts(tmp_path)
+    assert [len(parts[k]) for k in ("meta_train", "eval", "implicit_reg", "self_training")] == [1, 1, 1, 1]
+    res = CliRunner().invoke(report, [str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "report.html").read_text()
+    assert "not run" not in page
+    assert page.count("data:image/png;base64,") >= 7  # 3 meta curves, 2 box plots, trajectories, self-training
+    for text in ("Meta-training", "Evaluation", "Implicit regularisation", "Training itself", "Global AdamLR",
+                 "taskgen lopt eval --theta t.npz --out eval", "taskgen lopt implicit-reg", "adam_lr3e-04"):
+        assert text in page, text
+    assert any((tmp_path / "report_files").iterdir())
+
+
+def test_report_missing_parts(tmp_path):
+    path = write_report(tmp_path)
+    page = path.read_text()
+    assert page.count("not run") == 4
+    _implicit_reg(tmp_path / "ir")
+    page = write_report(tmp_path, tmp_path / "r.html").read_text()
+    assert page.count("not run") == 3 and "Implicit regularisation on" in page
