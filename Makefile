@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/default
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: run test test-slow bench setup data pretrain quality clean
+.PHONY: run test test-full test-slow bench setup data pretrain quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ data: $(STAMP)
 run: $(STAMP)
 	$(PY) -m lopt_trainer.run_default --out $(RUN_DIR)
 
+# CI's command: the fast suite (family batteries on 6 specs each; `make test-full` runs 20 plus the slow tests).
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	TASKGEN_FAMILY_SPECS=$${TASKGEN_FAMILY_SPECS:-6} $(PY) -m pytest -q -n 2 --dist loadfile
+
+test-full: $(STAMP)
+	TASKGEN_FAMILY_SPECS=20 $(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
@@ -38,7 +42,7 @@ PRETRAIN_DIR ?= runs/pretrain
 PRETRAIN_STEPS ?= $(shell $(PYTHON) -c "import json;print(json.load(open('lopt_trainer/data/pretrained_recipe.json'))['steps_run'])")
 pretrain: $(STAMP)
 	$(VENV)/bin/taskgen lopt meta-train --config lopt_trainer/data/pretrain_config.json --steps $(PRETRAIN_STEPS) --out $(PRETRAIN_DIR) --resume
-	$(PY) -m lopt_trainer.pretrained export $(PRETRAIN_DIR)
+	$(PY) -c "from lopt_trainer.pretrained import export_run; print(export_run('$(PRETRAIN_DIR)'))"
 
 # The quality benchmark of the shipped θ on held-out tasks (about an hour on 2 CPU cores).
 quality: $(STAMP)

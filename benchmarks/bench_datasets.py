@@ -26,11 +26,11 @@ def _timed(fn):
     return round(time.perf_counter() - t0, 3)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cold", action="store_true", help="fetch into a fresh temporary cache")
     parser.add_argument("--out", default="benchmarks/results/bench_datasets.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv or [])
 
     with tempfile.TemporaryDirectory(prefix="taskgen-bench-") as tmp:
         if args.cold:
@@ -58,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,4 +1,4 @@
-"""Run every benchmark module (``benchmarks/bench_*.py``) in turn; ``python -m benchmarks.run_all [NAME...]``."""
+"""Run the speed benchmarks (``benchmarks/bench_*.py``) in turn; ``python -m benchmarks.run_all [NAME...]``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 
+LONG = {"bench_quality"}
+"""Benchmarks left out of the default run (``make quality`` runs the quality benchmark)."""
+
+
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (default: all); returns the number that failed."""
-    names = argv or sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
+    names = argv or sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py") if p.stem not in LONG)
     failed = 0
     for name in names:
         print(f"\n##### {name}", flush=True)

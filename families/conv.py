@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import optax
 
 from families import common, image_data
-from families.base import ConfigError, Cost, Family, Task
+from families.base import ConfigError, Cost
 from families.space import Bool, Int, ListOf, Struct, choices
 
 KERNEL = 3
@@ -191,7 +191,7 @@ def _functions(key: str):
 
 # ----------------------------------------------------------------------------------------------- families
 
-class _ConvFamily(Family):
+class _ConvFamily(image_data.ImageFamily):
     """The conv part shared by :class:`ConvPoolingFamily` and :class:`ConvFCFamily`."""
 
     version = 1
@@ -250,7 +250,6 @@ class _ConvFamily(Family):
     def validate(self, config: Mapping[str, Any]) -> None:
         """Schema check, the dataset's allowed image sizes, and that every VALID layer gets at least 3×3."""
         super().validate(config)
-        image_data.validate_data(config["data"])
         sizes = spatial_sizes(config)
         for i, layer in enumerate(config["conv"]):
             if layer["padding"] == "VALID" and sizes[i] < KERNEL:
@@ -269,27 +268,9 @@ class _ConvFamily(Family):
             cin = cout
         return params, flops, cin, sizes[-1]
 
-    def _static(self, config) -> dict:
-        static = {k: v for k, v in config.items() if k != "data"}
-        static["data"] = image_data.static_fields(config["data"])
-        return static
-
-    def static_key(self, config) -> str:
-        """The compiled-shape key: the config without the dataset and ``train_size``."""
-        return common.static_key(self.name, self._static(config))
-
-    def build(self, spec) -> Task:
-        """Build ``spec`` into a :class:`Task` on real data (``{"image", "label"}`` batches)."""
-        self.validate(spec.config)
-        key = self.static_key(spec.config)
-        init, loss, sample_batch, normalizer = _functions(key)
-        splits, _, _ = image_data.load_splits(spec.config["data"])
-        return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
-                    normalizer=normalizer, static_key=key, batch_size=spec.config["data"]["batch_size"])
-
-    def describe(self, config: Mapping[str, Any]) -> dict:
-        """Manifest columns: dataset, input_shape, batch_size."""
-        return image_data.describe(config["data"])
+    def functions(self, key: str):
+        """The four task functions of static key ``key``."""
+        return _functions(key)
 
 
 class ConvPoolingFamily(_ConvFamily):

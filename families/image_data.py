@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from families.base import SPLITS, ConfigError
+from families import common
+from families.base import SPLITS, ConfigError, Family, Task
 from families.sampling import derive_seed
 from families.space import Bool, Int, Struct, choices
 
@@ -183,3 +184,38 @@ def make_sample_batch(batch_size: int, center_data: bool):
         return {"image": to_float(rows["x"], center_data), "label": rows["y"]}
 
     return sample_batch
+
+
+class ImageFamily(Family):
+    """Base of the families whose config carries an image-data sub-config under ``"data"``.
+
+    It validates that sub-config, derives the static key (the config with ``data`` reduced to
+    :func:`static_fields`), fills the manifest columns, and builds tasks from :meth:`functions`, which a subclass
+    implements as ``static_key -> (init, loss, sample_batch, normalizer)`` (an ``lru_cache``'d factory).
+    """
+
+    def functions(self, key: str):
+        """The four task functions of static key ``key``."""
+        raise NotImplementedError
+
+    def validate(self, config: Mapping[str, Any]) -> None:
+        """Schema check plus the dataset's allowed image sizes."""
+        super().validate(config)
+        validate_data(config["data"])
+
+    def describe(self, config: Mapping[str, Any]) -> dict:
+        """Manifest columns: dataset, input_shape, batch_size."""
+        return describe(config["data"])
+
+    def static_key(self, config: Mapping[str, Any]) -> str:
+        """The compiled-shape key: the config without the dataset choice and ``train_size``."""
+        return common.static_key(self.name, {**config, "data": static_fields(config["data"])})
+
+    def build(self, spec) -> Task:
+        """Build ``spec`` into a :class:`Task` on its real image data."""
+        self.validate(spec.config)
+        key = self.static_key(spec.config)
+        init, loss, sample_batch, normalizer = self.functions(key)
+        splits, _, _ = load_splits(spec.config["data"])
+        return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
+                    normalizer=normalizer, static_key=key, batch_size=spec.config["data"]["batch_size"])

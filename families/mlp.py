@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from families import common, image_data
-from families.base import Cost, Family, Task
+from families.base import Cost
 from families.space import Int, ListOf, Struct
 
 WIDTH_RANGE = (16, 128)
@@ -75,7 +75,7 @@ def hashable_init(init: Mapping) -> tuple:
     return tuple(sorted(init.items()))
 
 
-class MLPFamily(Family):
+class MLPFamily(image_data.ImageFamily):
     name = "mlp"
     version = 1
 
@@ -96,10 +96,6 @@ class MLPFamily(Family):
             "data": image_data.sample_data(rng),
         }
 
-    def validate(self, config) -> None:
-        super().validate(config)
-        image_data.validate_data(config["data"])
-
     def _sizes(self, config) -> list[int]:
         return [image_data.input_dim(config["data"]), *config["layers"], image_data.num_classes(config["data"])]
 
@@ -110,20 +106,9 @@ class MLPFamily(Family):
     def variant(self, config) -> str:
         return f"mlp/{config['data']['dataset']}"
 
-    def describe(self, config) -> dict:
-        return image_data.describe(config["data"])
-
-    def static_key(self, config) -> str:
-        return common.static_key(self.name, {**config, "data": image_data.static_fields(config["data"])})
-
-    def build(self, spec) -> Task:
-        config = spec.config
-        self.validate(config)
-        splits, _, _ = image_data.load_splits(config["data"])
-        key = self.static_key(config)
-        init, loss, sample_batch, normalizer = _functions(key)
-        return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
-                    normalizer=normalizer, static_key=key, batch_size=config["data"]["batch_size"])
+    def functions(self, key: str):
+        """The four task functions of static key ``key``."""
+        return _functions(key)
 
 
 @functools.lru_cache(maxsize=None)

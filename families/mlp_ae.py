@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from families import common, image_data
-from families.base import ConfigError, Cost, Family, Task
+from families.base import ConfigError, Cost
 from families.mlp import DenseStack, dense_flops, dense_params, hashable_init
 from families.space import Int, ListOf, Struct, choices
 
@@ -48,7 +48,7 @@ LOSS_WEIGHTS = {"l2": 2, "l1": 1}
 REDUCTIONS = ("mean", "sum")
 
 
-class MLPAEFamily(Family):
+class MLPAEFamily(image_data.ImageFamily):
     name = "mlp_ae"
     version = 1
 
@@ -78,8 +78,8 @@ class MLPAEFamily(Family):
         return config
 
     def validate(self, config) -> None:
+        """Schema and data checks, plus ``data.center_data`` tied to the output nonlinearity (as in TaskSet)."""
         super().validate(config)
-        image_data.validate_data(config["data"])
         want = config["output"] in CENTERED_OUTPUTS
         if config["data"]["center_data"] != want:
             raise ConfigError("data.center_data",
@@ -97,20 +97,9 @@ class MLPAEFamily(Family):
     def variant(self, config) -> str:
         return f"mlp_ae/{config['output']}"
 
-    def describe(self, config) -> dict:
-        return image_data.describe(config["data"])
-
-    def static_key(self, config) -> str:
-        return common.static_key(self.name, {**config, "data": image_data.static_fields(config["data"])})
-
-    def build(self, spec) -> Task:
-        config = spec.config
-        self.validate(config)
-        splits, _, _ = image_data.load_splits(config["data"])
-        key = self.static_key(config)
-        init, loss, sample_batch, normalizer = _functions(key)
-        return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
-                    normalizer=normalizer, static_key=key, batch_size=config["data"]["batch_size"])
+    def functions(self, key: str):
+        """The four task functions of static key ``key``."""
+        return _functions(key)
 
 
 def ae_normalizer(loss_kind: str, reduction: str, dim: int, centered: bool):

@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 
 from families import common, image_data
-from families.base import Cost, Family, Task
+from families.base import Cost
 from families.mlp import DenseStack, dense_flops, dense_params, hashable_init
 from families.space import Int, ListOf, Struct
 
@@ -85,7 +85,7 @@ class VAE(nn.Module):
         return nll + kl
 
 
-class MLPVAEFamily(Family):
+class MLPVAEFamily(image_data.ImageFamily):
     name = "mlp_vae"
     version = 1
 
@@ -111,10 +111,6 @@ class MLPVAEFamily(Family):
             "data": image_data.sample_data(rng),
         }
 
-    def validate(self, config) -> None:
-        super().validate(config)
-        image_data.validate_data(config["data"])
-
     def _chains(self, config):
         d = image_data.input_dim(config["data"])
         enc = config["encoder"]
@@ -128,20 +124,9 @@ class MLPVAEFamily(Family):
     def variant(self, config) -> str:
         return f"mlp_vae/{config['data']['dataset']}"
 
-    def describe(self, config) -> dict:
-        return image_data.describe(config["data"])
-
-    def static_key(self, config) -> str:
-        return common.static_key(self.name, {**config, "data": image_data.static_fields(config["data"])})
-
-    def build(self, spec) -> Task:
-        config = spec.config
-        self.validate(config)
-        splits, _, _ = image_data.load_splits(config["data"])
-        key = self.static_key(config)
-        init, loss, sample_batch, normalizer = _functions(key)
-        return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
-                    normalizer=normalizer, static_key=key, batch_size=config["data"]["batch_size"])
+    def functions(self, key: str):
+        """The four task functions of static key ``key``."""
+        return _functions(key)
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,29 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+from taskgen.specfile import atomic_write_bytes
 
 import numpy as np
 
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
-
-
-def _atomic_write_bytes(path, data: bytes) -> None:
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _clean(x):
@@ -62,7 +44,7 @@ def result_to_dict(result) -> dict:
 def write_json(result, path) -> str:
     """Write :func:`result_to_dict` of ``result`` to ``path`` atomically. Returns the path."""
     data = json.dumps(result_to_dict(result), indent=1, sort_keys=True, allow_nan=False)
-    _atomic_write_bytes(path, (data + "\n").encode())
+    atomic_write_bytes(path, (data + "\n").encode())
     return os.fspath(path)
 
 
@@ -104,7 +86,7 @@ def write_arrow(result, path) -> str:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
     return os.fspath(path)
 
 
@@ -140,5 +122,5 @@ def plot(result, path, title: str | None = None, normalized: bool = False, highl
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    _atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return os.fspath(path)

@@ -1,15 +1,14 @@
 """The pretrained learned optimizer shipped with the package, its recipe, and the command that remakes it.
 
 ``lopt_trainer/data/pretrained_theta.npz`` holds θ in the reference layout (see :mod:`lopt_trainer.reference_io`);
-``pretrained_recipe.json`` holds the meta-training config, the suite it used, the number of steps actually run, and
-the seed. Remake it with ``make pretrain`` (meta-train with the recipe, then ``python -m lopt_trainer.pretrained
-export RUN``).
+``pretrained_recipe.json`` holds the meta-training config (``pretrain_config.json``: suite, filters, estimator, seed)
+and the number of outer steps actually run. ``make pretrain`` remakes it: meta-train with that config for that many
+steps, then :func:`export_run`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -67,8 +66,3 @@ def export_run(run_dir, dest_dir=None) -> Path:
     atomic_write_bytes(dest / RECIPE_FILE, (json.dumps(recipe, indent=1, sort_keys=True) + "\n").encode())
     return dest / THETA_FILE
 
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "export":
-        sys.exit("usage: python -m lopt_trainer.pretrained export RUN_DIR")
-    print(export_run(sys.argv[2]))

@@ -11,7 +11,8 @@ same θ always gives the same file bytes).
 from __future__ import annotations
 
 import os
-import tempfile
+from taskgen.specfile import atomic_write_bytes
+import io
 import zipfile
 
 import jax.numpy as jnp
@@ -119,17 +120,11 @@ def save_reference_npz(theta: dict, path, config: LOptConfig = DEFAULT_CONFIG) -
     """
     arrays = to_reference(theta, config)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-            for key in sorted(arrays):
-                info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                with zf.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, arrays[key], allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arrays[key], allow_pickle=False)
+    atomic_write_bytes(path, buffer.getvalue())

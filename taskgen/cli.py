@@ -35,13 +35,17 @@ class LazyGroup(click.Group):
             try:
                 return getattr(importlib.import_module(module), attr)
             except (ImportError, AttributeError) as e:
-                # A command whose package is missing stays visible and says why when run.
-                @click.command(name, help=f"(unavailable: {e})")
-                def unavailable():
-                    raise click.ClickException(f"`taskgen {name}` is unavailable in this install: {e}")
-
-                return unavailable
+                return _unavailable_command(name, str(e))
         return super().get_command(ctx, name)
+
+
+def _unavailable_command(name: str, reason: str) -> click.Command:
+    """A stand-in for a subcommand whose package cannot be imported: visible in help, says why when run."""
+
+    def fail():
+        raise click.ClickException(f"`taskgen {name}` is unavailable in this install: {reason}")
+
+    return click.Command(name, callback=fail, help=f"(unavailable: {reason})")
 
 
 def friendly_errors(fn):
@@ -221,10 +225,8 @@ def show(task_id, source, as_json):
 @friendly_errors
 def build(task_id, source, steps, lr, as_json):
     """Build a task on its real data and run a few Adam steps, printing the training loss as it goes down."""
-    from taskgen.api import resolve_spec
+    from taskgen.api import build_task, resolve_spec
     from taskgen.quickstep import adam_trace
-
-    from taskgen.api import build_task
 
     spec = resolve_spec(task_id, source)
     task = build_task(spec)

@@ -23,7 +23,7 @@ from families.sampling import SpecRNG
 from taskgen.spec import TaskSpec
 from tests import family_checks as fc
 
-N_SPECS = 20
+N_SPECS = fc.N_SPECS
 
 
 def make_tests(family, lr: float = 1e-3, steps: int = 200, min_rate: float = 0.9):

@@ -12,11 +12,12 @@ from families.base import ConfigError
 from families.lm import CharLMFamily, WordLMFamily, clip_word_vocab, load_streams, reduce_byte_vocab
 from families.sampling import SpecRNG
 from taskgen.spec import TaskSpec
+from tests.family_checks import N_SPECS as FAMILY_SPECS
 from tests.family_checks import (adam_losses, check_finite_loss_and_grad, loss_decreased, param_count,
                                  sample_specs)
 
 FAMILIES = {"char_lm": CharLMFamily(), "word_lm": WordLMFamily()}
-N_SPECS = 20
+N_SPECS = FAMILY_SPECS
 
 
 @functools.lru_cache(maxsize=None)

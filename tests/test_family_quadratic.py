@@ -11,6 +11,7 @@ from families.base import SPLITS, ConfigError
 from families.quadratic import MAX_DIMS, QuadraticFamily, build_matrix, eigenbasis
 from families.sampling import SpecRNG
 from taskgen.spec import TaskSpec
+from tests.family_checks import N_SPECS as FAMILY_SPECS
 from tests.family_checks import adam_losses, check_finite_loss_and_grad, loss_decreased, param_count, sample_specs
 
 FAMILY = QuadraticFamily()
@@ -28,7 +29,7 @@ def _config(**overrides):
     return config
 
 
-N_SPECS = 25  # the default run; the slow run trains 100 (compiles dominate: one per distinct dims/scale)
+N_SPECS = FAMILY_SPECS
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,12 @@ from families.base import ConfigError
 from families.sampling import SpecRNG
 from families.text_classification import NUM_CLASSES, RNNTextClassificationFamily
 from taskgen.spec import TaskSpec
+from tests.family_checks import N_SPECS as FAMILY_SPECS
 from tests.family_checks import (adam_losses, check_finite_loss_and_grad, loss_decreased, param_count,
                                  sample_specs)
 
 FAM = RNNTextClassificationFamily()
-N_SPECS = 20
+N_SPECS = FAMILY_SPECS
 
 
 @functools.lru_cache(maxsize=None)

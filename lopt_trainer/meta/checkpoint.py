@@ -8,8 +8,7 @@ Restoring needs templates (:func:`restore_tree`): the trainer rebuilds them from
 
 from __future__ import annotations
 
-import os
-import tempfile
+from taskgen.specfile import atomic_write_bytes
 from pathlib import Path
 
 import flax.serialization as fser
@@ -19,25 +18,6 @@ import jax.numpy as jnp
 FORMAT = "lopt-meta-checkpoint"
 VERSION = 1
 FILENAME = "checkpoint.msgpack"
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_checkpoint(run_dir, *, step: int, theta, outer_state, estimators, sampler_json: str,
