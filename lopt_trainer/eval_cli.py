@@ -18,7 +18,11 @@ import sys
 
 import click
 
-THETA_HELP = "Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint."
+from lopt_trainer.pretrained import resolve_theta_path
+
+THETA_HELP = ("Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint "
+              "(default: the pretrained θ shipped with the package).")
+
 
 
 def _int_list(text: str) -> tuple:
@@ -45,7 +49,7 @@ def _set_values(items) -> dict:
 
 
 @click.command("eval")
-@click.option("--theta", "theta_path", required=True, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (default: the shipped suite).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest instead.")
 @click.option("--tasks", "n_tasks", type=click.IntRange(min=1), default=100, show_default=True,
@@ -74,6 +78,7 @@ def _set_values(items) -> dict:
 def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
              adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, no_progress):
     """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
+    theta_path = resolve_theta_path(theta_path)
     from lopt_trainer.evaluation.io import load_theta, write_command
     from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
     from lopt_trainer.evaluation.runs import EvalSettings
@@ -108,7 +113,7 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
 
 
 @click.command("implicit-reg")
-@click.option("--theta", "theta_path", required=True, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--adam-lr", type=float, default=0.05, show_default=True)
 @click.option("--start", "starts", multiple=True, help="Start point 'x,y' (repeat; default: 6 fixed points).")
@@ -116,6 +121,7 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
     """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
+    theta_path = resolve_theta_path(theta_path)
     from lopt_trainer.evaluation.io import load_theta, write_command
     from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
 
@@ -137,7 +143,7 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 
 
 @click.command("self-train")
-@click.option("--theta", "theta_path", required=True, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Outer steps per run (default 60).")
 @click.option("--adam-lr", "adam_lrs", multiple=True, type=float, help="Adam outer learning rates "
               "(repeat; default 3e-4 and 1e-3).")
@@ -150,6 +156,7 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--no-progress", is_flag=True)
 def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
     """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
+    theta_path = resolve_theta_path(theta_path)
     from lopt_trainer.evaluation.io import write_command
     from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
 

@@ -28,6 +28,11 @@ def pretrained_path() -> Path:
     return path
 
 
+def resolve_theta_path(theta_path=None) -> str:
+    """``theta_path`` as given, or the shipped θ's path when it is empty (the CLI's default θ)."""
+    return str(theta_path) if theta_path else str(pretrained_path())
+
+
 def pretrained():
     """The shipped meta-parameters θ (a pytree of jnp arrays for :mod:`lopt_trainer.hierarchical`)."""
     from lopt_trainer.reference_io import load_reference_npz

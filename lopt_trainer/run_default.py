@@ -5,7 +5,7 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 1. fetch every dataset into the cache;
 2. regenerate the default suite, check it is byte-identical to the frozen one, export its Arrow manifest;
 3. build one task of every family on its real data and train it with Adam (loss before/after);
-4. meta-train the hierarchical learned optimizer briefly (PES, resumable);
+4. meta-train the hierarchical learned optimizer briefly (PES on one group of small MLP tasks, resumable);
 5. evaluate the shipped pretrained θ against the baselines on a few seen and unseen tasks;
 6. the implicit-regularisation experiment with the shipped θ;
 7. write the HTML report and print its path.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-META_STEPS = 60
+META_STEPS = 150
 EVAL_TASKS = 6
 EVAL_STEPS = 300
 
@@ -98,14 +98,16 @@ def step_train_families(out: Path, steps: int = 200) -> None:
 
 
 def step_meta_train(out: Path, steps: int) -> None:
-    """A short PES meta-training run on small meta_train tasks (resumable)."""
+    """A short PES run of the hierarchical optimizer on one fixed group of 8 small MLP tasks (resumable).
+
+    One group for the whole run (no resampling), so the meta-loss curve shows learning rather than task changes.
+    """
     from lopt_trainer.meta import MetaTrainConfig, meta_train
 
-    config = MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"],
-                                                                      "family": ["quadratic", "twod", "mlp"]},
-                             max_params=2000, steps=steps, truncation=20, tasks_per_group=4, num_groups=1,
-                             resample_every=20, horizon_min=50, horizon_max=300, eval_every=20, eval_tasks=2,
-                             eval_steps=100, checkpoint_every=10, outer_lr=3e-4)
+    config = MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"], "family": ["mlp"]},
+                             max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
+                             resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
+                             eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25)
     meta_train(config, out / "meta_train", resume=True)
 
 

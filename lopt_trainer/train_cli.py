@@ -13,6 +13,8 @@ import re
 import click
 import numpy as np
 
+from lopt_trainer.pretrained import resolve_theta_path
+
 OPTIMIZER_CHOICES = ("adam", "adamlr", "adam8p", "opt_list", "lopt")
 
 
@@ -78,6 +80,7 @@ def run_training(
 
     try:
         if optimizer == "lopt":
+            theta_path = resolve_theta_path(theta_path)
             factory, theta = _lopt_factory_and_theta(theta_path)
             result = inner_loop.train(task, factory, steps, hparams=theta, seed=seed, progress=on_progress,
                                       name="lopt", **loop_kw)
@@ -134,14 +137,13 @@ def _num(x):
 
 def _lopt_factory_and_theta(theta_path):
     """``(optax_lopt, θ)`` for the loop's factory form, so θ is a jit argument (no recompilation per θ)."""
-    if not theta_path:
-        raise click.UsageError("--optimizer lopt needs --theta FILE.npz (meta-parameters in the reference layout)")
     try:
         from lopt_trainer.optax_api import optax_lopt
         from lopt_trainer.reference_io import load_reference_npz
     except ImportError as exc:  # the learned optimizer lives in other modules of this package
         raise click.ClickException(f"the learned optimizer is not available: {exc}") from exc
     return optax_lopt, load_reference_npz(theta_path)
+
 
 
 @click.command("train")

@@ -17,15 +17,14 @@ import sys
 
 import click
 
+from lopt_trainer.eval_cli import eval_cmd, implicit_reg_cmd, self_train_cmd
+
 
 def _parse_value(text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
-
-
-from lopt_trainer.eval_cli import eval_cmd, implicit_reg_cmd, self_train_cmd  # noqa: E402
 
 
 @click.group("lopt")
