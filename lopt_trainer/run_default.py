@@ -8,7 +8,8 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 4. meta-train the hierarchical learned optimizer briefly (PES on one group of small MLP tasks, resumable);
 5. evaluate the shipped pretrained θ against the baselines on a few seen and unseen tasks;
 6. the implicit-regularisation experiment with the shipped θ;
-7. write the HTML report and print its path.
+7. "training itself": a fresh learned optimizer meta-trained with the shipped θ as outer optimizer, and with Adam;
+8. write the HTML report and print its path.
 """
 
 from __future__ import annotations
@@ -130,6 +131,20 @@ def step_implicit_reg(out: Path, theta_path: Path) -> None:
                f"learned {result['lopt']['mean_final_norm']:.3f}")
 
 
+def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
+    """Meta-train a fresh learned optimizer with θ as the outer optimizer, and with Adam at two learning rates, on
+    the same fixed MLP task group as the meta-training step (so the three curves differ only by outer optimizer)."""
+    from lopt_trainer.experiments.self_training import run_self_training
+
+    overrides = {"filters": {"split": ["meta_train"], "family": ["mlp"]}, "max_params": 3000, "truncation": 20,
+                 "tasks_per_group": 8, "num_groups": 1, "resample_every": 100_000, "horizon_min": 100,
+                 "horizon_max": 400}
+    summary = run_self_training(theta_path, out / "self_training", steps=steps, suite=str(out / "suite.jsonl"),
+                                adam_lrs=(1e-3, 3e-3), overrides=overrides)
+    for run in summary["runs"]:
+        click.echo(f"  {run['name']:<16} meta-loss {run['first_meta_loss']:.3f} -> {run['final_meta_loss']:.3f}")
+
+
 @click.command()
 @click.option("--out", default="runs/default", show_default=True, type=click.Path(file_okay=False))
 @click.option("--meta-steps", default=META_STEPS, show_default=True, type=click.IntRange(1),
@@ -153,6 +168,8 @@ def main(out, meta_steps):
         ("evaluate the pretrained θ", out / "eval" / "eval_summary.json", lambda: step_evaluate(out, theta_path)),
         ("implicit regularisation", out / "implicit_reg" / "implicit_reg.json",
          lambda: step_implicit_reg(out, theta_path)),
+        ("training itself (θ as the outer optimizer)", out / "self_training" / "self_training.json",
+         lambda: step_self_training(out, theta_path)),
     ]
     for i, (name, marker, fn) in enumerate(steps, start=1):
         click.echo(f"[{i}/{len(steps) + 1}] {name}")
