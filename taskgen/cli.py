@@ -12,7 +12,7 @@ import click
 
 from families.base import ConfigError
 from taskgen import suite as suite_mod
-from taskgen.registry import UnknownFamilyError, default_registry
+from taskgen.registry import BUILTIN_FAMILIES, UnknownFamilyError, default_registry
 
 # Subcommands living in other packages, imported on first use so `taskgen --help` stays fast.
 LAZY_COMMANDS = {
@@ -93,14 +93,17 @@ def families(as_json):
 
 
 def _split_families(value: str) -> list[str] | None:
-    if value in ("", "all"):
+    if value in ("", "default"):
         return None
+    if value == "all":
+        return default_registry().names()
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
 @cli.command()
-@click.option("--families", "families_", default="all", show_default=True,
-              help="Comma-separated family names, or 'all'.")
+@click.option("--families", "families_", default="default", show_default=True,
+              help="Comma-separated family names; 'default' (the 12 built-ins) or 'all' (plus plugins and "
+                   "registered families).")
 @click.option("--per-family", default=suite_mod.DEFAULT_PER_FAMILY, show_default=True, type=click.IntRange(0),
               help="Specs sampled per family.")
 @click.option("--seed", default=suite_mod.DEFAULT_SEED, show_default=True, type=click.IntRange(0),
@@ -125,7 +128,7 @@ def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_h
     for name in names or []:
         registry.get(name)
     held = tuple(held_out) if (held_out or no_default_holdouts) else suite_mod.DEFAULT_HELD_OUT_VARIANTS
-    total = per_family * len(names or registry.names())
+    total = per_family * len(names or BUILTIN_FAMILIES)
     with tqdm(total=total, desc="sampling", unit="spec", disable=as_json or not sys.stderr.isatty()) as bar:
         specs = suite_mod.generate_suite(names, per_family, seed, holdout_fraction, held,
                                          progress=lambda n: bar.update(n - bar.n))

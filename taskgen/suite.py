@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from families.sampling import SpecRNG, derive_seed
-from taskgen.registry import Registry, default_registry
+from taskgen.registry import BUILTIN_FAMILIES, Registry, default_registry
 from taskgen.spec import TaskSpec, content_hash
 
 DEFAULT_PER_FAMILY = 500
@@ -37,13 +37,14 @@ def generate_suite(families: Sequence[str] | None = None, per_family: int = DEFA
                    seed: int = DEFAULT_SEED, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
                    held_out_variants: Iterable[str] = DEFAULT_HELD_OUT_VARIANTS,
                    registry: Registry | None = None, progress=None) -> list[TaskSpec]:
-    """Sample ``per_family`` specs of each family (all registered families when ``families`` is None).
+    """Sample ``per_family`` specs of each family (the 12 built-in families when ``families`` is None, so the
+    default suite does not change when plugins are installed or families registered).
 
     Returns the specs in family order, then index order. ``progress`` (optional) is called with the number of specs
     done after each family.
     """
     registry = registry or default_registry()
-    names = list(families) if families else registry.names()
+    names = list(families) if families else list(BUILTIN_FAMILIES)
     if per_family < 0:
         raise ValueError(f"per_family must be >= 0, got {per_family}")
     if not 0.0 <= holdout_fraction <= 1.0:

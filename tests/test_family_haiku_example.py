@@ -86,3 +86,21 @@ def test_haiku_is_really_used():
     # Haiku's parameter layout: {module_name: {"w", "b"}}, as produced by hk.transform.
     assert hk.data_structures.tree_size(params) == param_count(params)
     assert all(set(v) == {"w", "b"} for v in params.values())
+
+
+def test_haiku_family_through_the_public_registry_api(tmp_path):
+    """The README's path: register a Haiku family, sample a suite, write/read it, export a manifest, build, train."""
+    import taskgen
+    from families.haiku_example import HaikuLinearRegressionFamily
+
+    registry = taskgen.Registry(use_entry_points=False)
+    registry.register(HaikuLinearRegressionFamily)
+    specs = taskgen.generate_suite(["haiku_linear_regression"], per_family=3, seed=1, registry=registry)
+    taskgen.write_specs(tmp_path / "s.jsonl", specs)
+    assert taskgen.read_specs(tmp_path / "s.jsonl", registry=registry) == specs
+    table = taskgen.write_manifest(specs, tmp_path / "m.arrow", registry=registry)
+    assert table["family"].to_pylist() == ["haiku_linear_regression"] * 3
+    task = taskgen.build_task(specs[0], registry=registry)
+    losses = adam_losses(task, 200, 1e-2)
+    assert loss_decreased(losses)
+
