@@ -82,6 +82,10 @@ def main(argv=None):
     parser.add_argument("--cache", default="", help="compilation cache dir ('' = off, to time a cold compile)")
     args = parser.parse_args(argv)
 
+    if args.cache:  # time_steps bypasses meta_train(), which is where runs turn the cache on
+        from lopt_trainer.jax_cache import enable_compilation_cache
+
+        enable_compilation_cache(args.cache)
     specs = bench_specs(8)
     load_before = os.getloadavg()
     result = {"benchmark": "meta_train_pes_mlp_64_32_10_fmnist8", "machine_cpus": os.cpu_count(),
