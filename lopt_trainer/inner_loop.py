@@ -39,8 +39,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lopt_trainer.jax_cache import enable_compilation_cache  # noqa: F401  (re-exported for entry points)
-
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
 """Evaluated splits, in the order of the curve arrays."""
 

@@ -19,9 +19,12 @@ def default_suite_path() -> Path:
 
 
 def load_specs(path=None, registry: Registry | None = None) -> list[TaskSpec]:
-    """Specs from a spec file (JSON Lines), a manifest (``.arrow``/``.parquet``), or the default suite."""
+    """Specs from a spec file (JSON Lines), a manifest (Arrow IPC or Parquet, told by its magic bytes), or the
+    default suite."""
     path = Path(path) if path is not None else default_suite_path()
-    if path.suffix in (".arrow", ".parquet", ".feather"):
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic == b"ARROW1" or magic[:4] == b"PAR1":  # a manifest, whatever its file name
         from taskgen.manifest import load_manifest, specs_from_manifest
 
         return specs_from_manifest(load_manifest(path))

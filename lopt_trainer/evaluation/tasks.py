@@ -35,9 +35,7 @@ def load_pool(suite=None, manifest=None) -> list:
     """Specs of a spec file (``suite``), a manifest, or the default suite when neither is given."""
     import taskgen
 
-    if manifest:
-        return taskgen.specs_from_manifest(taskgen.load_manifest(manifest))
-    return taskgen.load_specs(suite)
+    return taskgen.load_specs(manifest or suite)
 
 
 def _variant(spec, registry) -> str:

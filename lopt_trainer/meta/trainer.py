@@ -101,11 +101,7 @@ def load_specs_for(config: MetaTrainConfig):
     import taskgen
 
     import_plugins(config.plugins)
-    if config.manifest:
-        table = taskgen.load_manifest(config.manifest)
-        specs = taskgen.specs_from_manifest(table)
-    else:
-        specs = taskgen.load_specs(config.suite)
+    specs = taskgen.load_specs(config.manifest or config.suite)
     train = filter_specs(specs, config.filters, config.max_params, config.max_flops)
     other = {k: v for k, v in config.filters.items() if k != "split"}
     held = filter_specs(specs, {**other, "split": ["meta_test"]}, config.max_params, config.max_flops)
