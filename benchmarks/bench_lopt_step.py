@@ -89,6 +89,19 @@ def _real_images(name, n, size=None):
         return None
 
 
+def _real_bytes(name, n):
+    """The first n UTF-8 bytes (int32 tokens) of text corpus `name`, or None."""
+    try:
+        import datasets_cache
+        from datasets_cache.tokens import byte_tokens
+        corpus = datasets_cache.load_text(name)
+        toks = byte_tokens("\n".join(corpus.documents))
+        return toks[np.arange(n) % len(toks)]
+    except Exception as err:  # pragma: no cover - depends on the cache's state
+        print(f"({name} unavailable: {err!r}; using random tokens)")
+        return None
+
+
 def make_task(name, steps, rng):
     """Returns (description, flax module, batched data (xs, ys) of `steps` batches, loss kind)."""
     if name == "mlp784":
@@ -127,8 +140,11 @@ def make_task(name, steps, rng):
                 xs.reshape(steps, b, 14, 14, -1), ys.reshape(steps, b), "cls")
     if name == "rnn":
         b, t = 32, 32
-        toks = rng.integers(0, 256, (steps, b, t + 1)).astype(np.int32)
-        return ("(c) GRU 32 hidden, seq 32, vocab 256, batch 32 [random]", CharRNN(),
+        toks, src = _real_bytes("shakespeare", steps * b * (t + 1)), "shakespeare bytes"
+        if toks is None:
+            toks, src = rng.integers(0, 256, steps * b * (t + 1)).astype(np.int32), "random"
+        toks = toks.reshape(steps, b, t + 1)
+        return (f"(c) GRU 32 hidden, seq 32, vocab 256, batch 32 [{src}]", CharRNN(),
                 toks[:, :, :-1], toks[:, :, 1:], "seq")
     raise ValueError(f"unknown task {name!r}")
 

@@ -35,8 +35,14 @@ Deliberate differences from the reference:
   training updates only;
 * bias corrections `1/(1 - d**t + 1e-8)` are computed via `expm1`, so t = 0
   cannot become 1/0 under XLA simplification;
-* variances over a tensor are computed in one pass (shifted by the tensor's
-  first entry to limit cancellation) instead of the two-pass `jnp.var`.
+* every per-tensor statistic (the LSTM's means, variances and norms, the
+  MLP columns' second moments, the clipper's mean square) comes from one
+  pair of row sums over the element columns, `sum(x)` and `sum(x**2)`, so
+  variances are `E[x**2] - E[x]**2` (clamped at 0) instead of the two-pass
+  `jnp.var`.  Cancellation only matters when |mean| is far above the
+  standard deviation; the LSTM sees these variances through
+  `clip(log(1e-8 + var), -5, 5)`, which is -5 for every var below 6.7e-3,
+  so the feature differs only for tensors with |mean| above about 80.
 """
 
 from __future__ import annotations
@@ -230,21 +236,41 @@ def lstm_cell(w, b, x, h, c):
     return h_new, c_new
 
 
-def _tensor_stats(p, g, m, v):
-    """Per-tensor LSTM statistics of flat p, g (N,) and m, v (K, N)."""
-    def shifted(x):
-        # Sums along the contiguous axis first (cheap row reductions), then
-        # over decays; shifted by the first entry to limit cancellation.
-        x0 = x.reshape(-1)[0]
-        y = (x - x0).reshape(-1, x.shape[-1])
-        total = jnp.sum(jnp.sum(y, axis=1))
-        total_sq = jnp.sum(jnp.sum(y * y, axis=1))
-        mean, var = F.mean_var(total, total_sq, y.size)
-        return mean + x0, var
+def _row_moments(x):
+    """Per-row mean and second moment of x (C, N): two plain row sums."""
+    n = x.shape[1]
+    return jnp.sum(x, axis=1) / n, jnp.sum(x * x, axis=1) / n
 
-    m_mean, m_var = shifted(m)
-    v_mean, v_var = shifted(v)
-    p_mean, p_var = shifted(p)
+
+def _element_blocks(config) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, stop) of each named block of the element columns."""
+    ranges, start = {}, 0
+    for name, width in F.mlp_element_layout(config):
+        ranges[name] = (start, start + width)
+        start += width
+    return ranges
+
+
+def _tensor_stats(mean, second, n, config):
+    """Per-tensor LSTM statistics from the element columns' row moments.
+
+    Takes the per-row means and second moments (C,) of one tensor's element
+    columns and its element count n; returns the named LSTM features plus
+    `_log_norm` (log ||p|| + 1e-8, an MLP input).  A block of rows (the K
+    decays of m or v) pools its rows: mean of means, mean of second moments.
+    """
+    blocks = _element_blocks(config)
+
+    def pooled(name):
+        a, b = blocks[name]
+        mu = jnp.mean(mean[a:b])
+        return mu, jnp.maximum(jnp.mean(second[a:b]) - mu * mu, 0.0)
+
+    m_mean, m_var = pooled("m")
+    v_mean, v_var = pooled("rms")
+    p_mean, p_var = pooled("flat_v")
+    p_norm = jnp.sqrt(n * second[blocks["flat_v"][0]])
+    g_norm = jnp.sqrt(n * second[blocks["flat_g"][0]])
     return {
         "mean_ms_mag": F.clip_log_abs(m_mean), "mean_ms_sign": jnp.sign(m_mean),
         "var_ms": F.clip_log_abs(m_var),
@@ -252,8 +278,9 @@ def _tensor_stats(p, g, m, v):
         "var_v": F.clip_log_abs(v_var),
         "mean_rms": F.clip_log_abs(p_mean), "mean_sign": jnp.sign(p_mean),
         "var_rms": F.clip_log_abs(p_var),
-        "norm_weight": F.clip_log_abs(jnp.sqrt(jnp.sum(p * p))),
-        "g_norm": F.clip_log_abs(jnp.sqrt(jnp.sum(g * g))),
+        "norm_weight": F.clip_log_abs(p_norm),
+        "g_norm": F.clip_log_abs(g_norm),
+        "_log_norm": jnp.log(p_norm + 1e-8),
     }
 
 
@@ -277,13 +304,19 @@ def _per_element_mlp(x, w0, b0, hidden_w, hidden_b, w_out, b_out):
 
     Weights are given input-major ((in, out), as stored); the work is done
     feature-major, (out, in) @ (in, N), so every elementwise pass runs along
-    the contiguous N axis.  Returns (outputs (out, N), mean over the N
-    columns of the last hidden layer (H,)).
+    the contiguous N axis.  The transposed weights are materialised behind an
+    optimisation barrier: otherwise XLA folds the transpose into the dot, and
+    the CPU backend's kernel for a transposed left operand is 1.3-1.7x slower
+    on these shapes (`benchmarks/bench_lopt_step.py`).  Returns (outputs
+    (out, N), mean over the N columns of the last hidden layer (H,)).
     """
-    h = jax.nn.relu(w0.T @ x + b0[:, None])
+    def transposed(w):
+        return jax.lax.optimization_barrier(w.T)
+
+    h = jax.nn.relu(transposed(w0) @ x + b0[:, None])
     for w, b in zip(hidden_w, hidden_b):
-        h = jax.nn.relu(w.T @ h + b[:, None])
-    return w_out.T @ h + b_out[:, None], jnp.mean(h, axis=1)
+        h = jax.nn.relu(transposed(w) @ h + b[:, None])
+    return transposed(w_out) @ h + b_out[:, None], jnp.mean(h, axis=1)
 
 
 def update(theta: dict, grads, state: LOptState, params, loss,
@@ -312,8 +345,6 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     bound = F.clip_value(state.clip, config)
     ps = [jnp.asarray(p, jnp.float32).reshape(-1) for p in p_leaves]
     gs = [jnp.clip(jnp.asarray(g, jnp.float32).reshape(-1), -bound, bound) for g in g_leaves]
-    mean_sq = sum(jnp.mean(g * g) for g in gs) / n_tensors
-    clip = F.clip_advance(state.clip, mean_sq, config)
 
     # 3. Accumulators.
     k = len(config.decays)
@@ -322,9 +353,18 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     vs = [d_col * v.reshape(k, -1) + (1.0 - d_col) * jnp.square(g)[None]
           for v, g in zip(v_leaves, gs)]
 
-    # 4. Per-tensor LSTM inputs.
-    stats = [_tensor_stats(p, g, m, v) for p, g, m, v in zip(ps, gs, ms, vs)]
-    blocks = {name: jnp.stack([s[name] for s in stats])[:, None] for name in stats[0]}
+    # 4. The per-element MLP columns and their row moments, from which come
+    # the per-tensor LSTM inputs, the columns' normalisers and the clipper's
+    # mean square (one pass over the columns for all of them).
+    columns = [_element_columns(p, g, m, v) for p, g, m, v in zip(ps, gs, ms, vs)]
+    moments = [_row_moments(x) for x in columns]
+    stats = [_tensor_stats(mean, second, x.shape[1], config)
+             for x, (mean, second) in zip(columns, moments)]
+    g_row = _element_blocks(config)["flat_g"][0]
+    mean_sq = sum(second[g_row] for _, second in moments) / n_tensors
+    clip = F.clip_advance(state.clip, mean_sq, config)
+    blocks = {name: jnp.stack([s[name] for s in stats])[:, None]
+              for name in stats[0] if not name.startswith("_")}
     blocks["is_scalar"] = jnp.asarray(
         [[1.0 if jnp.ndim(p) == 0 else -1.0] for p in p_leaves], jnp.float32)
     shapes = jnp.asarray([F.shape_features(jnp.shape(p), config.max_rank) for p in p_leaves],
@@ -351,7 +391,7 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     consts = {
         "step": jnp.broadcast_to(step_feats, (n_tensors, step_feats.shape[0])),
         "log_num_tensors": jnp.full((n_tensors, 1), math.log(n_tensors) - 1.0, jnp.float32),
-        "log_norm": jnp.stack([jnp.log(jnp.sqrt(jnp.sum(p * p)) + 1e-8) for p in ps])[:, None],
+        "log_norm": jnp.stack([s["_log_norm"] for s in stats])[:, None],
         "log_num_elements": jnp.asarray([[math.log(p.shape[0])] for p in ps], jnp.float32),
         "conditioning": conditioning,
     }
@@ -361,9 +401,8 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     # 7. Per-element MLP, direction/magnitude per scalar, message per tensor.
     w_last, b_last = mlp[f"w{n_layers - 1}"], mlp[f"b{n_layers - 1}"]
     updates, msgs = [], []
-    for i, (p, g, m, v) in enumerate(zip(ps, gs, ms, vs)):
-        x = _element_columns(p, g, m, v)
-        scale = jax.lax.rsqrt(1e-5 + jnp.mean(x * x, axis=1))
+    for i, (x, (_, second)) in enumerate(zip(columns, moments)):
+        scale = jax.lax.rsqrt(1e-5 + second)
         w0 = mlp["w0"][:n_el] * scale[:, None]
         hidden_w = [mlp[f"w{layer}"] for layer in range(1, n_layers - 1)]
         hidden_b = [mlp[f"b{layer}"] for layer in range(1, n_layers - 1)]

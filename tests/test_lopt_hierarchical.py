@@ -81,8 +81,11 @@ def test_hand_worked_features_on_tiny_tensor():
     # first step from zero accumulators: m_k = (1-d_k) g, v_k = (1-d_k) g^2
     m = (1 - d)[:, None] * g[None]
     v = (1 - d)[:, None] * (g ** 2)[None]
-    stats = H._tensor_stats(jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.float32),
-                            jnp.asarray(m, jnp.float32), jnp.asarray(v, jnp.float32))
+    # the LSTM statistics come from the row moments of the MLP's element columns
+    cols = H._element_columns(jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.float32),
+                              jnp.asarray(m, jnp.float32), jnp.asarray(v, jnp.float32))
+    mean, second = H._row_moments(cols)
+    stats = H._tensor_stats(mean, second, 2, H.DEFAULT_CONFIG)
     # mean of p = -0.5 -> log(0.5), sign -1; var of p = 2.25; ||p|| = sqrt(5); ||g|| = sqrt(1.25)
     np.testing.assert_allclose(stats["mean_rms"], math.log(0.5 + 1e-8), rtol=1e-6)
     assert stats["mean_sign"] == -1.0
@@ -98,8 +101,8 @@ def test_hand_worked_features_on_tiny_tensor():
     np.testing.assert_allclose(stats["var_v"], np.clip(np.log(1e-8 + np.var(v)), -5, 5), rtol=1e-5)
 
     # MLP columns: rows in sorted-name order flat_g, flat_v, log_abs_v, m, rms, rms_scaled_g, rsqrt
-    cols = np.asarray(H._element_columns(jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.float32),
-                                         jnp.asarray(m, jnp.float32), jnp.asarray(v, jnp.float32)))
+    np.testing.assert_allclose(stats["_log_norm"], math.log(math.sqrt(5.0) + 1e-8), rtol=1e-6)
+    cols = np.asarray(cols)
     assert cols.shape == (23, 2)
     np.testing.assert_allclose(cols[0], g)
     np.testing.assert_allclose(cols[1], p)
