@@ -128,7 +128,7 @@ def _subset_indices(dataset: str, n: int, keep: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(dataset: str, image_size: int, train_size):
-    import jax.numpy as jnp
+    import jax
     from datasets_cache.images import load_images
 
     size = None if image_size == NATIVE_SIZE[dataset] else image_size
@@ -148,7 +148,7 @@ def _load_cached(dataset: str, image_size: int, train_size):
         if split == "train" and train_size is not None and train_size < x.shape[0]:
             idx = _subset_indices(dataset, x.shape[0], train_size)
             x, y = x[idx], y[idx]
-        out[split] = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
+        out[split] = {"x": jax.device_put(x), "y": jax.device_put(y)}
     return out, int(data.num_classes)
 
 

@@ -154,7 +154,7 @@ def load_streams(dataset: str, tokenizer: str, vocab: int) -> dict[str, np.ndarr
 def _device_splits(dataset: str, tokenizer: str, vocab: int) -> dict:
     """``{split: {"stream": jnp int32}}``, shared by every task on the same data (saves memory)."""
     streams = load_streams(dataset, tokenizer, vocab)
-    return {s: {"stream": jnp.asarray(streams[s])} for s in SPLITS}
+    return {s: {"stream": jax.device_put(streams[s])} for s in SPLITS}
 
 
 class _LMFamily(Family):

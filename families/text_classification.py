@@ -230,6 +230,6 @@ class RNNTextClassificationFamily(Family):
         self.validate(config)
         key, (init, loss, sample_batch, normalizer) = self.functions(config)
         data = load_examples(config)
-        splits = {s: tuple(jnp.asarray(a) for a in data[s]) for s in SPLITS}
+        splits = {s: tuple(jax.device_put(a) for a in data[s]) for s in SPLITS}
         return Task(spec=spec, init=init, loss=loss, sample_batch=sample_batch, splits=splits,
                     normalizer=normalizer, static_key=key, batch_size=config["batch_size"])

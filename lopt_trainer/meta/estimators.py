@@ -14,6 +14,13 @@ slot draws ``ε ~ N(0, σ² I)`` (θ-shaped) and runs two particles, ``θ + ε``
 The estimate is the mean over slots. A slot whose estimate has a non-finite entry contributes zero and is counted
 (``nan_grads``). Compiled code is keyed on (task functions, optimizer, settings, data layout) and compiled ahead
 of time, so compile time is measured apart from run time.
+
+Compile time is the cost of a new group on this machine, so the estimator is shaped for it: the θ-wide arithmetic
+(perturbations, PES sums, per-slot estimates, finiteness) runs on θ raveled into one vector (one fused loop per
+operation instead of one per θ leaf), and the random draws (ε and the slots' fresh initial parameters) are a
+separate small compiled function (:func:`draws`) whose results enter :func:`estimate_from_draws` as arguments;
+inside one program XLA would fuse the normal sampler into each of its ~40 consumers. Together these halve the
+estimator's cold compile. States and gradients keep θ's tree structure; :func:`estimate` composes the two parts.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
 
-from lopt_trainer.meta.truncation import ProblemState, TaskFns, UnrollSettings, fresh_problem, tree_where, unroll
+from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings, fresh_problem, problem_from_params,
+                                         tree_where, unroll)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,21 +71,34 @@ def _fresh_slots(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
 
 
 def init_estimator_state(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
-    """An all-zeros state for ``n`` slots (every slot must be reset at its first use)."""
+    """An all-zeros state for ``n`` slots (every slot must be reset at its first use).
+
+    The zeros are host (numpy) arrays: building them dispatches nothing to XLA, so a new group costs no compile.
+    """
     shapes = jax.eval_shape(functools.partial(_fresh_slots, fns=fns, lopt=lopt, n=n), theta)
-    return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
 
 
 def perturbation(key, theta, sigma: float):
-    """``σ · N(0, I)`` shaped like θ (one key per leaf, split from ``key``)."""
-    leaves, treedef = jax.tree_util.tree_flatten(theta)
-    keys = jax.random.split(key, len(leaves))
-    return treedef.unflatten([sigma * jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
-                              for k, x in zip(keys, leaves)])
+    """``σ · N(0, I)`` shaped like θ: one normal draw over raveled θ, unraveled into θ's tree."""
+    flat, unravel = ravel_pytree(theta)
+    return unravel(sigma * jax.random.normal(key, flat.shape, flat.dtype))
 
 
-def _bcast(mask, x):
-    return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+def draws(theta, init_keys, key, *, fns: TaskFns, sigma: float):
+    """The random inputs of one estimator call; returns ``(eps, fresh_params, unroll_key)``.
+
+    ``eps``: ``(n, |θ|)`` float32, ``σ · N(0, I)`` per slot over raveled θ; ``fresh_params``: ``fns.init`` of every
+    slot's ``init_keys[i]`` (used where the slot resets); ``unroll_key``: the key of the slots' batches.
+    """
+    k_eps, k_unroll = jax.random.split(key)
+    flat, _ = ravel_pytree(theta)
+    n = init_keys.shape[0]
+    eps = jax.vmap(lambda i: sigma * jax.random.normal(jax.random.fold_in(k_eps, i), flat.shape, flat.dtype))(
+        jnp.arange(n))
+    # lax.map, not vmap: a batched-key initializer takes about twice as long to compile, for no run-time gain
+    # (an init is cheap next to the unroll).
+    return eps, jax.lax.map(fns.init, init_keys), k_unroll
 
 
 def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key, *,
@@ -93,20 +116,29 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
     diverged, reset these next time), ``clipped`` (non-finite step losses replaced), ``nan_grads`` (slots zeroed),
     ``active_steps`` (particle steps that trained), ``slot_loss`` ``(n,)``.
     """
+    eps, fresh_params, k_unroll = draws(theta, init_keys, key, fns=fns, sigma=settings.sigma)
+    return estimate_from_draws(theta, state, data, reset, init_keys, horizons, eps, fresh_params, k_unroll,
+                               fns=fns, lopt=lopt, settings=settings, data_axes=data_axes)
+
+
+def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, horizons, eps, fresh_params,
+                        unroll_key, *, fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict):
+    """:func:`estimate` given the outputs of :func:`draws` (pure; jit it); returns ``(grad, new_state, stats)``."""
     n = reset.shape[0]
     sigma = settings.sigma
-    k_eps, k_unroll = jax.random.split(key)
     slot_ids = jnp.arange(n)
-    eps = jax.vmap(lambda i: perturbation(jax.random.fold_in(k_eps, i), theta, sigma))(slot_ids)
-    accum = jax.tree_util.tree_map(lambda a, e: jnp.where(_bcast(reset, a), 0.0, a) + e, state.accum, eps)
+    flat_theta, unravel = ravel_pytree(theta)
+    flat_accum = jax.vmap(lambda a: ravel_pytree(a)[0])(state.accum)
+    accum = jnp.where(reset[:, None], 0.0, flat_accum) + eps
     signs = jnp.array([1.0, -1.0], jnp.float32)
 
-    def slot(eps_s, parts_s, data_s, reset_s, init_key_s, horizon_s, i):
-        ukey = jax.random.fold_in(k_unroll, i)
+    def slot(eps_s, parts_s, data_s, reset_s, params_s, init_key_s, horizon_s, i):
+        ukey = jax.random.fold_in(unroll_key, i)
 
         def particle(sign, ps):
-            theta_p = jax.tree_util.tree_map(lambda t, e: t + sign.astype(e.dtype) * e, theta, eps_s)
-            ps = tree_where(reset_s, fresh_problem(theta_p, fns, lopt, init_key_s, horizon_s), ps)
+            theta_p = unravel(flat_theta + sign.astype(eps_s.dtype) * eps_s)
+            fresh = problem_from_params(theta_p, params_s, lopt, init_key_s, horizon_s)
+            ps = tree_where(reset_s, fresh, ps)
             ps, meta, active, clipped = unroll(theta_p, ps, data_s, ukey, fns, lopt, settings.unroll)
             count = jnp.sum(active)
             mean = jnp.sum(meta) / jnp.maximum(count, 1)
@@ -115,17 +147,17 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
         return jax.vmap(particle)(signs, parts_s)
 
     axes = {s: data_axes[s] for s in data}
-    parts, losses, counts, clipped = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0))(
-        eps, state.particles, data, reset, init_keys, horizons, slot_ids)
+    parts, losses, counts, clipped = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
+        eps, state.particles, data, reset, fresh_params, init_keys, horizons, slot_ids)
     diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
     weights = accum if settings.kind == "pes" else eps
-    per_slot = jax.tree_util.tree_map(lambda w: w * _bcast(diff, w), weights)
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x.reshape(n, -1)), axis=1)
-                                for x in jax.tree_util.tree_leaves(per_slot)]), axis=0)
-    grad = jax.tree_util.tree_map(lambda g: jnp.sum(jnp.where(_bcast(finite, g), g, 0.0), axis=0) / n, per_slot)
+    per_slot = weights * diff[:, None]
+    finite = jnp.all(jnp.isfinite(per_slot), axis=1)
+    grad = unravel(jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / n)
     if settings.kind == "es":
         parts = jax.tree_util.tree_map(lambda x: jnp.stack([x[:, 0], x[:, 0]], axis=1), parts)
-        accum = jax.tree_util.tree_map(jnp.zeros_like, accum)
+        accum = jnp.zeros_like(accum)
+    accum = jax.vmap(unravel)(accum)
     done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
     slot_loss = jnp.mean(losses, axis=1)
     stats = {"meta_loss": jnp.mean(slot_loss), "slot_loss": slot_loss, "done": done,
@@ -135,8 +167,13 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
 
 @functools.lru_cache(maxsize=None)
 def _jitted(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: tuple):
-    fn = functools.partial(estimate, fns=fns, lopt=lopt, settings=settings, data_axes=dict(data_axes))
+    fn = functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings, data_axes=dict(data_axes))
     return jax.jit(fn, donate_argnums=(1,))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_draws(fns: TaskFns, sigma: float):
+    return jax.jit(functools.partial(draws, fns=fns, sigma=sigma))
 
 
 _EXECUTABLES: dict = {}
@@ -147,10 +184,8 @@ def _signature(args) -> tuple:
     return (treedef, tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves))
 
 
-def compiled_estimator(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict, args: tuple):
-    """The compiled estimator for these arguments and the seconds spent compiling it now (0 when cached)."""
-    axes = tuple(sorted(data_axes.items()))
-    jitted = _jitted(fns, lopt, settings, axes)
+def _compiled(jitted, args: tuple):
+    """``(executable, seconds spent compiling it now)`` of ``jitted`` for these arguments (0 s when cached)."""
     sig = (id(jitted), _signature(args))
     exe = _EXECUTABLES.get(sig)
     if exe is not None:
@@ -163,11 +198,16 @@ def compiled_estimator(fns: TaskFns, lopt, settings: EstimatorSettings, data_axe
 
 def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, init_keys, horizons, key, *,
                   fns: TaskFns, lopt, settings: EstimatorSettings):
-    """Compile (once per shape) and run :func:`estimate`; returns ``(grad, state, stats, compile_seconds)``.
+    """Compile (once per shape) and run :func:`estimate` as :func:`draws` then :func:`estimate_from_draws`;
+    returns ``(grad, state, stats, compile_seconds)``.
 
     ``state`` is donated: do not use it after the call.
     """
-    args = (theta, state, data, jnp.asarray(reset), jnp.asarray(init_keys), jnp.asarray(horizons, jnp.int32), key)
-    exe, compile_s = compiled_estimator(fns, lopt, settings, data_axes, args)
+    init_keys = jax.device_put(np.asarray(init_keys))
+    draw_exe, draw_s = _compiled(_jitted_draws(fns, float(settings.sigma)), (theta, init_keys, key))
+    eps, fresh_params, unroll_key = draw_exe(theta, init_keys, key)
+    args = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
+            jax.device_put(np.asarray(horizons, np.int32)), eps, fresh_params, unroll_key)
+    exe, compile_s = _compiled(_jitted(fns, lopt, settings, tuple(sorted(data_axes.items()))), args)
     grad, state, stats = exe(*args)
-    return grad, state, stats, compile_s
+    return grad, state, stats, draw_s + compile_s

@@ -186,6 +186,6 @@ def slot_data(tasks: Sequence, splits: Sequence[str]):
         if all(all(a is b for a, b in zip(leaves[0], other)) for other in leaves[1:]):
             data[split], axes[split] = parts[0], None
         else:
-            data[split] = jax.tree_util.tree_map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *parts)
+            data[split] = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack([np.asarray(x) for x in xs])), *parts)
             axes[split] = 0
     return data, axes

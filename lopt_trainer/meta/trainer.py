@@ -161,17 +161,21 @@ def plan_step(ctx: WorkerContext, config: MetaTrainConfig, state: TrainerState) 
 
 @functools.lru_cache(maxsize=None)
 def _outer_update_fn(tx):
+    """One jitted function for everything after the estimators: combine their gradients (weighted by slot
+    counts), update θ, and the norms the metrics report (no eager op, so no per-op compile on a cold start)."""
     tx = optax.with_extra_args_support(tx)
 
-    def update(theta, opt_state, grad, loss):
+    def update(theta, opt_state, grads, weights, loss):
+        grad = jax.tree_util.tree_map(lambda *g: sum(w * x for w, x in zip(weights, g)), *grads)
         updates, opt_state = tx.update(grad, opt_state, theta, value=loss)
-        gnorm = optax.global_norm(grad)
-        return optax.apply_updates(theta, updates), opt_state, gnorm
+        theta = optax.apply_updates(theta, updates)
+        return theta, opt_state, optax.global_norm(grad), optax.global_norm(theta)
 
     return jax.jit(update)
 
 
 def _combine(results, works):
+    """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered."""
     grads, weights, losses = [], [], []
     for res, w in zip(results, works):
         if res is None:
@@ -180,9 +184,8 @@ def _combine(results, works):
         weights.append(len(w.task_ids))
         losses.append(float(res[2]["meta_loss"]))
     total = float(sum(weights))
-    grad = jax.tree_util.tree_map(lambda *g: sum(wt / total * x for wt, x in zip(weights, g)), *grads)
     loss = sum(wt / total * l for wt, l in zip(weights, losses))
-    return grad, loss
+    return grads, np.asarray([wt / total for wt in weights], np.float32), loss
 
 
 def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: TrainerState, backend=None) -> dict:
@@ -197,9 +200,9 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     if not any(ok):
         raise RuntimeError(f"step {state.step}: every gradient worker failed")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
-    grad, meta_loss = _combine(results, works)
-    theta, outer_state, gnorm = _outer_update_fn(outer)(state.theta, state.outer_state, grad,
-                                                         jnp.float32(meta_loss))
+    grads, weights, meta_loss = _combine(results, works)
+    theta, outer_state, gnorm, tnorm = _outer_update_fn(outer)(state.theta, state.outer_state, grads, weights,
+                                                               np.float32(meta_loss))
     for w, r, st in zip(works, results, stats):
         if r is not None:
             state.estimators[w.index] = r[1]
@@ -212,7 +215,7 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     run_s = max(wall - compile_s, 1e-9)
     record = {
         "kind": "step", "step": state.step, "meta_loss": meta_loss, "grad_norm": gnorm,
-        "theta_norm": float(optax.global_norm(theta)), "inner_steps": inner, "inner_steps_per_s": inner / run_s,
+        "theta_norm": float(tnorm), "inner_steps": inner, "inner_steps_per_s": inner / run_s,
         "step_seconds": wall, "compile_seconds": compile_s,
         "clipped_losses": int(sum(int(s["clipped"]) for s in stats if s is not None)),
         "nan_grads": int(sum(int(s["nan_grads"]) for s in stats if s is not None)),

@@ -116,12 +116,16 @@ def tree_where(pred, on_true, on_false):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
-def fresh_problem(theta, fns: TaskFns, lopt, init_key, horizon) -> ProblemState:
-    """A new problem: ``fns.init(init_key)``, the optimizer's initial state, step 0."""
-    params = fns.init(init_key)
+def problem_from_params(theta, params, lopt, init_key, horizon) -> ProblemState:
+    """A new problem starting from ``params``: the optimizer's initial state, step 0."""
     opt_state = lopt.init_state(theta, params, jax.random.fold_in(init_key, 1))
     return ProblemState(params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(horizon, jnp.int32),
                         jnp.zeros((), bool))
+
+
+def fresh_problem(theta, fns: TaskFns, lopt, init_key, horizon) -> ProblemState:
+    """A new problem: ``fns.init(init_key)``, the optimizer's initial state, step 0."""
+    return problem_from_params(theta, fns.init(init_key), lopt, init_key, horizon)
 
 
 def _train_step(theta, fns: TaskFns, lopt, settings: UnrollSettings, data, carry, key):

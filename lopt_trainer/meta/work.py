@@ -11,7 +11,6 @@ import dataclasses
 import importlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state, run_estimator
@@ -91,7 +90,7 @@ def compute_work(ctx: WorkerContext, theta, state, work: Work):
     """Run one estimator call; returns ``(grad, new_state, stats, compile_seconds)`` (``state`` is consumed)."""
     data, axes = ctx.data(work.index, work.task_ids)
     init_keys, key = work_keys(ctx.seed, work.step, work.index, len(work.task_ids))
-    state = jax.tree_util.tree_map(jnp.asarray, state)
+    state = jax.device_put(state)
     return run_estimator(theta, state, data, axes, np.asarray(work.reset, bool), init_keys,
                          np.asarray(work.horizons, np.int32), key, fns=ctx.fns(work.anchor), lopt=ctx.lopt,
                          settings=ctx.settings)
