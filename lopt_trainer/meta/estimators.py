@@ -25,6 +25,7 @@ estimator's cold compile. States and gradients keep θ's tree structure; :func:`
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import time
@@ -165,18 +166,12 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     return grad, EstimatorState(parts, accum), stats
 
 
-@functools.lru_cache(maxsize=None)
-def _jitted(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: tuple):
-    fn = functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings, data_axes=dict(data_axes))
-    return jax.jit(fn, donate_argnums=(1,))
+MAX_PROGRAMS = 64
+"""Compiled programs kept in memory (least recently used first out). Each group of tasks needs two; a long run
+visits hundreds of groups, so an unbounded cache grows without end. An evicted program that comes back is rebuilt
+from the persistent compilation cache when that is on."""
 
-
-@functools.lru_cache(maxsize=None)
-def _jitted_draws(fns: TaskFns, sigma: float):
-    return jax.jit(functools.partial(draws, fns=fns, sigma=sigma))
-
-
-_EXECUTABLES: dict = {}
+_EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
 
 
 def _signature(args) -> tuple:
@@ -184,15 +179,22 @@ def _signature(args) -> tuple:
     return (treedef, tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves))
 
 
-def _compiled(jitted, args: tuple):
-    """``(executable, seconds spent compiling it now)`` of ``jitted`` for these arguments (0 s when cached)."""
-    sig = (id(jitted), _signature(args))
+def _compiled(key: tuple, make_fn, args: tuple):
+    """``(executable, seconds spent compiling it now)`` for ``key`` and these arguments (0 s when cached).
+
+    ``key`` names the program (what ``make_fn()``, a jittable function, closes over); the arguments' shapes and
+    dtypes complete it.
+    """
+    sig = (key, _signature(args))
     exe = _EXECUTABLES.get(sig)
     if exe is not None:
+        _EXECUTABLES.move_to_end(sig)
         return exe, 0.0
     t0 = time.perf_counter()
-    exe = jitted.lower(*args).compile()
+    exe = make_fn().lower(*args).compile()
     _EXECUTABLES[sig] = exe
+    while len(_EXECUTABLES) > MAX_PROGRAMS:
+        _EXECUTABLES.popitem(last=False)
     return exe, time.perf_counter() - t0
 
 
@@ -204,10 +206,18 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
-    draw_exe, draw_s = _compiled(_jitted_draws(fns, float(settings.sigma)), (theta, init_keys, key))
+    sigma = float(settings.sigma)
+    draw_exe, draw_s = _compiled(
+        ("draws", fns, sigma), lambda: jax.jit(functools.partial(draws, fns=fns, sigma=sigma)),
+        (theta, init_keys, key))
     eps, fresh_params, unroll_key = draw_exe(theta, init_keys, key)
     args = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
             jax.device_put(np.asarray(horizons, np.int32)), eps, fresh_params, unroll_key)
-    exe, compile_s = _compiled(_jitted(fns, lopt, settings, tuple(sorted(data_axes.items()))), args)
+    axes = tuple(sorted(data_axes.items()))
+    exe, compile_s = _compiled(
+        ("estimate", fns, lopt, settings, axes),
+        lambda: jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
+                                          data_axes=dict(axes)), donate_argnums=(1,)),
+        args)
     grad, state, stats = exe(*args)
     return grad, state, stats, draw_s + compile_s
