@@ -57,6 +57,21 @@ def test_resume_in_process_is_bitwise_identical(tmp_path):
     assert theta_bytes(full.theta) == theta_bytes(resumed.theta)
 
 
+def test_warm_start_from_a_run_and_a_clear_error_for_a_foreign_theta(tmp_path):
+    specs = small_quadratic_specs(8)
+    first = meta_train(_config(steps=6), tmp_path / "a", specs=specs, eval_specs=[], progress=False)
+    warm = meta_train(_config(steps=0, init_theta=str(tmp_path / "a")), tmp_path / "b", specs=specs,
+                      eval_specs=[], progress=False)
+    assert theta_bytes(warm.theta) == theta_bytes(first.theta)
+    cold = meta_train(_config(steps=0), tmp_path / "c", specs=specs, eval_specs=[], progress=False)
+    assert theta_bytes(cold.theta) != theta_bytes(first.theta)
+    from lopt_trainer.pretrained import pretrained_path
+
+    with pytest.raises(ValueError, match="does not match"):  # the shipped hierarchical θ vs the tiny optimizer
+        meta_train(_config(steps=0, init_theta=str(pretrained_path())), tmp_path / "d", specs=specs,
+                   eval_specs=[], progress=False)
+
+
 def _cli(run, steps, resume=False):
     cmd = [sys.executable, "-m", "lopt_trainer.meta.cli", "meta-train", "--suite", str(run.parent / "specs.jsonl"),
            "--filter", "family=quadratic", "--steps", str(steps), "--out", str(run), "--no-progress",

@@ -52,10 +52,12 @@ def lopt():
 @click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
 @click.option("--seed", type=int)
 @click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
+@click.option("--init-theta", type=click.Path(exists=True),
+              help="Start from this θ (run folder, checkpoint or reference .npz) instead of a random one.")
 @click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, workers, address,
-                   pin_workers, config_file, sets, seed, lopt_name, plugins, no_progress):
+                   pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins, no_progress):
     """Meta-train a learned optimizer with truncated PES/ES."""
     from lopt_trainer.meta.config import MetaTrainConfig, load_config
     from lopt_trainer.meta.task_sampler import parse_filters
@@ -69,7 +71,7 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
         cfg[k.strip()] = _parse_value(v)
     explicit = {"manifest": manifest, "suite": suite, "max_params": max_params, "max_flops": max_flops,
                 "steps": steps, "workers": workers, "address": address, "pin_workers": pin_workers,
-                "seed": seed, "lopt": lopt_name}
+                "seed": seed, "lopt": lopt_name, "init_theta": init_theta}
     cfg.update({k: v for k, v in explicit.items() if v is not None})
     if filters:
         cfg["filters"] = parse_filters(filters)

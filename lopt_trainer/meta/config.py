@@ -21,7 +21,9 @@ class MetaTrainConfig:
     Tasks: ``manifest`` or ``suite`` (a spec file; default suite when both are empty), ``filters``
     (``{column: [values]}`` over ``family``, ``split``, ``dataset``, ``variant``, ``task_id``), ``max_params``,
     ``max_flops``, ``plugins`` (modules imported first, e.g. to register user families).
-    Learned optimizer: ``lopt`` ["hierarchical" or "module:factory"].
+    Learned optimizer: ``lopt`` ["hierarchical" or "module:factory"], ``init_theta`` [None = ``lopt.init(seed)``;
+    else the θ to start from: a run folder, a checkpoint or a reference ``.npz`` — a warm start, e.g. to fine-tune
+    the shipped θ on other tasks].
     Estimator: ``estimator`` ["pes" | "es"], ``sigma`` [0.01], ``truncation`` [50], ``num_groups`` [1] estimators
     per outer step, ``tasks_per_group`` [8] vmapped problems each, ``resample_every`` [100] outer steps between
     group draws, ``horizon`` ["log_uniform" | "constant"], ``horizon_min``/``horizon_max`` [100/1000],
@@ -43,6 +45,7 @@ class MetaTrainConfig:
     max_flops: int | None = None
     plugins: list = dataclasses.field(default_factory=list)
     lopt: str = "hierarchical"
+    init_theta: str | None = None
     estimator: str = "pes"
     sigma: float = 0.01
     truncation: int = 50

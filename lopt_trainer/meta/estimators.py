@@ -166,10 +166,12 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     return grad, EstimatorState(parts, accum), stats
 
 
-MAX_PROGRAMS = 64
+MAX_PROGRAMS = 16
 """Compiled programs kept in memory (least recently used first out). Each group of tasks needs two; a long run
-visits hundreds of groups, so an unbounded cache grows without end. An evicted program that comes back is rebuilt
-from the persistent compilation cache when that is on."""
+visits hundreds of groups. Unbounded, the cache grew until LLVM could not map more code ("Cannot allocate memory",
+then a segfault, after ~45 groups of the pretraining run: every program holds hundreds of memory mappings and the
+kernel allows 65,530). An evicted program that comes back is reloaded from the persistent compilation cache when
+that is on (the default of meta-training)."""
 
 _EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
 

@@ -111,12 +111,26 @@ def load_specs_for(config: MetaTrainConfig):
 
 
 def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> TrainerState:
-    """θ from ``lopt.init(PRNGKey(seed))``, a fresh outer state, no estimators yet.
+    """θ from ``lopt.init(PRNGKey(seed))`` (or ``config.init_theta``), a fresh outer state, no estimators yet.
 
     Both inits are jitted: one compile each instead of one per eager op (about 1 s less at start, same bits).
     """
     theta = jax.jit(ctx.lopt.init)(jax.random.PRNGKey(config.seed))
+    if config.init_theta:
+        theta = warm_start_theta(theta, config.init_theta)
     return TrainerState(0, theta, jax.jit(outer.init)(theta), [], SamplerState())
+
+
+def warm_start_theta(template, path):
+    """θ loaded from ``path`` (see :func:`load_theta`) in the structure of ``template`` (a fresh θ of the run's
+    optimizer); ``ValueError`` naming the file when the two do not match."""
+    loaded = load_theta(path)
+    want = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(template)]
+    have = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(loaded)]
+    if jax.tree_util.tree_structure(loaded) != jax.tree_util.tree_structure(template) or want != have:
+        raise ValueError(f"init_theta {path}: its θ does not match this run's learned optimizer "
+                         f"({len(have)} arrays vs {len(want)} expected)")
+    return jax.tree_util.tree_map(lambda x, t: jnp.asarray(x, jnp.result_type(t)), loaded, template)
 
 
 def restore_state(ctx: WorkerContext, config: MetaTrainConfig, outer, raw) -> TrainerState:
@@ -343,5 +357,5 @@ def is_finite_tree(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
+__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "warm_start_theta", "load_specs_for", "load_theta",
            "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step"]
