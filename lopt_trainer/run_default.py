@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-META_STEPS = 150
+META_STEPS = 400
 EVAL_TASKS = 6
 EVAL_STEPS = 300
 
