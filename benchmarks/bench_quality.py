@@ -10,7 +10,8 @@ reports on the unseen tasks the fraction where the learned optimizer's final nor
 
 "Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.metrics`; per task averaged over seeds; a
 diverged learned-optimizer run counts as the task's worst loss). Only AdamLR is run unless ``--all-baselines``.
-Results: printed table + ``benchmarks/results/quality.json``; the evaluation folder (``--out``, resumable with
+Results: printed table + ``benchmarks/results/quality.json`` and its box plots (``quality_boxplot_*.png``); the
+evaluation folder (``--out``, resumable with
 ``--resume``) holds the full table and the box plots.
 
 Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--tasks 40] [--steps 1000]
@@ -23,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -74,6 +76,11 @@ def main(argv=None) -> int:
                            "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
                            "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
                            "eval_dir": os.path.abspath(args.out)})
+    from benchmarks.common import RESULTS_DIR
+    from taskgen.specfile import atomic_write_bytes
+
+    for plot in sorted(Path(args.out).glob("boxplot_*.png")):  # the figures next to the numbers
+        atomic_write_bytes(RESULTS_DIR / f"quality_{plot.name}", plot.read_bytes())
     for k, v in verdict.items():
         print(f"unseen tasks where the learned optimizer beats {k}: {v['measured']} (target {v['target']}"
               f"{', met' if v['met'] else ', NOT met'})")

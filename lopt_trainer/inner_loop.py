@@ -39,6 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lopt_trainer.program_cache import ProgramCache
+
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
 """Evaluated splits, in the order of the curve arrays."""
 
@@ -48,8 +50,7 @@ DEFAULT_VALID_EVERY = 10
 DEFAULT_EVAL_BATCHES = 4
 """Default number of batches averaged per split and evaluation point."""
 
-_CACHE_SIZE = 256
-_compiled: "collections.OrderedDict[Any, Any]" = collections.OrderedDict()
+_PROGRAMS = ProgramCache(64)
 _trace_counts: collections.Counter = collections.Counter()
 
 
@@ -64,7 +65,7 @@ def trace_counts() -> dict:
 
 def clear_compiled_cache() -> None:
     """Forget every compiled loop function held in this process (the on-disk cache is untouched)."""
-    _compiled.clear()
+    _PROGRAMS.clear()
 
 
 # ------------------------------------------------------------------------------------------------- results
@@ -257,30 +258,12 @@ def _make_run_fns(task, factory, settings: _LoopSettings):
 # ------------------------------------------------------------------------------------------------ compilation
 
 
-def _signature(tree):
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple(
-        (tuple(np.shape(x)), str(jnp.result_type(x)), bool(getattr(x, "weak_type", False))) for x in leaves
-    )
-
-
 def _get_compiled(key, make_fn, args):
-    """A compiled executable for ``make_fn()`` at ``args``' shapes, from the cache or freshly compiled.
+    """A compiled executable for ``jit(make_fn())`` at ``args``' shapes, from the cache or freshly compiled.
 
     Returns ``(executable, seconds spent compiling)``.
     """
-    full_key = (key, _signature(args))
-    hit = _compiled.get(full_key)
-    if hit is not None:
-        _compiled.move_to_end(full_key)
-        return hit[0], 0.0
-    t0 = time.perf_counter()
-    exe = jax.jit(make_fn()).lower(*args).compile()
-    dt = time.perf_counter() - t0
-    _compiled[full_key] = (exe, make_fn)  # make_fn keeps the optimizer object alive, so its id stays unique
-    while len(_compiled) > _CACHE_SIZE:
-        _compiled.popitem(last=False)
-    return exe, dt
+    return _PROGRAMS.get(key, lambda: jax.jit(make_fn()), args)
 
 
 def _as_hparam_leaf(x):

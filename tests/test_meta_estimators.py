@@ -112,15 +112,15 @@ def test_nan_meta_gradients_are_zeroed_and_counted(task):
 
 
 def test_compiled_programs_are_bounded_and_rebuilt_identically(task, monkeypatch):
-    """The program cache keeps at most MAX_PROGRAMS entries; a program evicted and rebuilt gives the same bits."""
+    """The program cache keeps at most its size of programs; a program evicted and rebuilt gives the same bits."""
     from lopt_trainer.meta import estimators
 
     theta = _theta()
     first, _, _ = _estimates(task, "pes", 1, 2, 0.01, theta)
-    monkeypatch.setattr(estimators, "MAX_PROGRAMS", 2)
+    monkeypatch.setattr(estimators.PROGRAMS, "size", 2)
     for sigma in (0.02, 0.03):  # new draws programs push the first ones out
         _estimates(task, "pes", 1, 2, sigma, theta)
-        assert len(estimators._EXECUTABLES) <= 2
+        assert len(estimators.PROGRAMS) <= 2
     again, _, _ = _estimates(task, "pes", 1, 2, 0.01, theta)
     for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -25,7 +25,7 @@ estimator's cold compile. States and gradients keep θ's tree structure; :func:`
 
 from __future__ import annotations
 
-import collections
+import concurrent.futures
 import dataclasses
 import functools
 import time
@@ -38,6 +38,7 @@ from jax.flatten_util import ravel_pytree
 
 from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings, fresh_problem, problem_from_params,
                                          tree_where, unroll)
+from lopt_trainer.program_cache import ProgramCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,59 +168,47 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
 
 
 MAX_PROGRAMS = 16
-"""Compiled programs kept in memory (least recently used first out). Each group of tasks needs two; a long run
-visits hundreds of groups. Unbounded, the cache grew until LLVM could not map more code ("Cannot allocate memory",
-then a segfault, after ~45 groups of the pretraining run: every program holds hundreds of memory mappings and the
-kernel allows 65,530). An evicted program that comes back is reloaded from the persistent compilation cache when
-that is on (the default of meta-training)."""
+"""Compiled estimator programs kept in memory (:mod:`lopt_trainer.program_cache`). Each group of tasks needs two;
+unbounded, the pretraining run died after ~45 groups (LLVM: "Cannot allocate memory", then a segfault). An
+evicted program that comes back is reloaded from the persistent compilation cache (on by default here)."""
 
-_EXECUTABLES: collections.OrderedDict = collections.OrderedDict()
-
-
-def _signature(args) -> tuple:
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    return (treedef, tuple((jnp.shape(x), jnp.result_type(x).name) for x in leaves))
-
-
-def _compiled(key: tuple, make_fn, args: tuple):
-    """``(executable, seconds spent compiling it now)`` for ``key`` and these arguments (0 s when cached).
-
-    ``key`` names the program (what ``make_fn()``, a jittable function, closes over); the arguments' shapes and
-    dtypes complete it.
-    """
-    sig = (key, _signature(args))
-    exe = _EXECUTABLES.get(sig)
-    if exe is not None:
-        _EXECUTABLES.move_to_end(sig)
-        return exe, 0.0
-    t0 = time.perf_counter()
-    exe = make_fn().lower(*args).compile()
-    _EXECUTABLES[sig] = exe
-    while len(_EXECUTABLES) > MAX_PROGRAMS:
-        _EXECUTABLES.popitem(last=False)
-    return exe, time.perf_counter() - t0
+PROGRAMS = ProgramCache(MAX_PROGRAMS)
 
 
 def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, init_keys, horizons, key, *,
                   fns: TaskFns, lopt, settings: EstimatorSettings):
     """Compile (once per shape) and run :func:`estimate` as :func:`draws` then :func:`estimate_from_draws`;
-    returns ``(grad, state, stats, compile_seconds)``.
+    returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling).
 
-    ``state`` is donated: do not use it after the call.
+    A new group's two programs compile at the same time, the draws in a helper thread (XLA compiles without the
+    GIL, so on two cores that hides the smaller compile). ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
     sigma = float(settings.sigma)
-    draw_exe, draw_s = _compiled(
-        ("draws", fns, sigma), lambda: jax.jit(functools.partial(draws, fns=fns, sigma=sigma)),
-        (theta, init_keys, key))
-    eps, fresh_params, unroll_key = draw_exe(theta, init_keys, key)
-    args = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
-            jax.device_put(np.asarray(horizons, np.int32)), eps, fresh_params, unroll_key)
+    draw_fn = functools.partial(draws, fns=fns, sigma=sigma)
+    draw_key, draw_args = ("draws", fns, sigma), (theta, init_keys, key)
     axes = tuple(sorted(data_axes.items()))
-    exe, compile_s = _compiled(
-        ("estimate", fns, lopt, settings, axes),
-        lambda: jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
-                                          data_axes=dict(axes)), donate_argnums=(1,)),
-        args)
+    est_key = ("estimate", fns, lopt, settings, axes)
+
+    def make_estimate():
+        return jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
+                                         data_axes=dict(axes)), donate_argnums=(1,))
+
+    head = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
+            jax.device_put(np.asarray(horizons, np.int32)))
+    compile_s = 0.0
+    if PROGRAMS.lookup(draw_key, draw_args) is None:
+        t0 = time.perf_counter()
+        est_shapes = head + tuple(jax.eval_shape(draw_fn, *draw_args))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(PROGRAMS.get, draw_key, lambda: jax.jit(draw_fn), draw_args)
+            PROGRAMS.get(est_key, make_estimate, est_shapes)
+            pending.result()
+        compile_s = time.perf_counter() - t0
+    draw_exe, draw_s = PROGRAMS.get(draw_key, lambda: jax.jit(draw_fn), draw_args)
+    eps, fresh_params, unroll_key = draw_exe(*draw_args)
+    args = head + (eps, fresh_params, unroll_key)
+    exe, est_s = PROGRAMS.get(est_key, make_estimate, args)
+    compile_s += draw_s + est_s
     grad, state, stats = exe(*args)
-    return grad, state, stats, draw_s + compile_s
+    return grad, state, stats, compile_s
