@@ -25,10 +25,8 @@ estimator's cold compile. States and gradients keep θ's tree structure; :func:`
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
-import time
 from typing import Any, NamedTuple
 
 import jax
@@ -79,12 +77,6 @@ def init_estimator_state(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
     """
     shapes = jax.eval_shape(functools.partial(_fresh_slots, fns=fns, lopt=lopt, n=n), theta)
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
-
-
-def perturbation(key, theta, sigma: float):
-    """``σ · N(0, I)`` shaped like θ: one normal draw over raveled θ, unraveled into θ's tree."""
-    flat, unravel = ravel_pytree(theta)
-    return unravel(sigma * jax.random.normal(key, flat.shape, flat.dtype))
 
 
 def draws(theta, init_keys, key, *, fns: TaskFns, sigma: float):
@@ -180,8 +172,9 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     """Compile (once per shape) and run :func:`estimate` as :func:`draws` then :func:`estimate_from_draws`;
     returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling).
 
-    A new group's two programs compile at the same time, the draws in a helper thread (XLA compiles without the
-    GIL, so on two cores that hides the smaller compile). ``state`` is donated: do not use it after the call.
+    A new group's two programs compile at the same time: the draws in the background
+    (:meth:`~lopt_trainer.program_cache.ProgramCache.prefetch`), the estimator here, from the draws' output shapes.
+    ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
     sigma = float(settings.sigma)
@@ -197,14 +190,9 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     head = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
             jax.device_put(np.asarray(horizons, np.int32)))
     compile_s = 0.0
-    if PROGRAMS.lookup(draw_key, draw_args) is None:
-        t0 = time.perf_counter()
-        est_shapes = head + tuple(jax.eval_shape(draw_fn, *draw_args))
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(PROGRAMS.get, draw_key, lambda: jax.jit(draw_fn), draw_args)
-            PROGRAMS.get(est_key, make_estimate, est_shapes)
-            pending.result()
-        compile_s = time.perf_counter() - t0
+    if PROGRAMS.lookup(draw_key, draw_args) is None:  # a new group: compile both programs side by side
+        PROGRAMS.prefetch(draw_key, lambda: jax.jit(draw_fn), draw_args)
+        compile_s += PROGRAMS.get(est_key, make_estimate, head + tuple(jax.eval_shape(draw_fn, *draw_args)))[1]
     draw_exe, draw_s = PROGRAMS.get(draw_key, lambda: jax.jit(draw_fn), draw_args)
     eps, fresh_params, unroll_key = draw_exe(*draw_args)
     args = head + (eps, fresh_params, unroll_key)

@@ -15,7 +15,6 @@ redraws a slot whose problem ended gets a new task of its group and a new init.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 import json
@@ -36,7 +35,7 @@ from lopt_trainer.meta.metrics import append_metrics, truncate_metrics
 from lopt_trainer.meta.task_sampler import SamplerState, filter_specs, rng_for
 from lopt_trainer.meta.truncation import initial_offsets
 from lopt_trainer.meta.work import Work, WorkerContext, compute_work, import_plugins, make_context
-from lopt_trainer.program_cache import shape_signature
+from lopt_trainer.program_cache import ProgramCache
 
 
 @dataclasses.dataclass
@@ -193,21 +192,9 @@ def _outer_update_fn(tx):
     return jax.jit(update)
 
 
-_OUTER_PROGRAMS: dict = {}
-_COMPILER = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outer-compile")
-
-
-def _outer_program(tx, args) -> concurrent.futures.Future:
-    """Future of the compiled outer update for the shapes of ``args`` (arrays or ``jax.ShapeDtypeStruct``).
-
-    A new one compiles in a background thread, so on the first step it overlaps the estimators' compile.
-    """
-    sig = (tx, shape_signature(args))
-    fut = _OUTER_PROGRAMS.get(sig)
-    if fut is None:
-        fut = _COMPILER.submit(lambda: _outer_update_fn(tx).lower(*args).compile())
-        _OUTER_PROGRAMS[sig] = fut
-    return fut
+_OUTER_PROGRAMS = ProgramCache(4)
+"""The compiled outer update: prefetched at the start of a step, so on the first one its compile overlaps the
+estimators'."""
 
 
 def _combine(results, works):
@@ -228,8 +215,9 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     """One outer step (in place on ``state``); returns the metrics record."""
     t0 = time.perf_counter()
     works = plan_step(ctx, config, state)
-    _outer_program(outer, (state.theta, state.outer_state, [state.theta] * len(works),
-                           jax.ShapeDtypeStruct((len(works),), np.float32), jax.ShapeDtypeStruct((), np.float32)))
+    _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
+        state.theta, state.outer_state, [state.theta] * len(works), jax.ShapeDtypeStruct((len(works),), np.float32),
+        jax.ShapeDtypeStruct((), np.float32)))
     if backend is None:
         results = [compute_work(ctx, state.theta, state.estimators[w.index], w) for w in works]
     else:
@@ -240,7 +228,8 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
     grads, weights, meta_loss = _combine(results, works)
     args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
-    theta, outer_state, gnorm, tnorm = _outer_program(outer, args).result()(*args)
+    update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
+    theta, outer_state, gnorm, tnorm = update(*args)
     for w, r, st in zip(works, results, stats):
         if r is not None:
             state.estimators[w.index] = r[1]
@@ -378,5 +367,5 @@ def is_finite_tree(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "warm_start_theta", "load_specs_for", "load_theta",
-           "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step"]
+__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
+           "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step", "warm_start_theta"]
