@@ -274,10 +274,12 @@ def _tensor_stats(mean, second, n, config):
     return {
         "mean_ms_mag": F.clip_log_abs(m_mean), "mean_ms_sign": jnp.sign(m_mean),
         "var_ms": F.clip_log_abs(m_var),
-        "mean_v_mag": F.clip_log_abs(v_mean), "mean_v_sign": jnp.sign(v_mean),
-        "var_v": F.clip_log_abs(v_var),
-        "mean_rms": F.clip_log_abs(p_mean), "mean_sign": jnp.sign(p_mean),
-        "var_rms": F.clip_log_abs(p_var),
+        # The reference's names: `rms` is the second-moment accumulator, `v`
+        # the parameter value.
+        "mean_rms": F.clip_log_abs(v_mean), "mean_sign": jnp.sign(v_mean),
+        "var_rms": F.clip_log_abs(v_var),
+        "mean_v_mag": F.clip_log_abs(p_mean), "mean_v_sign": jnp.sign(p_mean),
+        "var_v": F.clip_log_abs(p_var),
         "norm_weight": F.clip_log_abs(p_norm),
         "g_norm": F.clip_log_abs(g_norm),
         "_log_norm": jnp.log(p_norm + 1e-8),

@@ -86,19 +86,21 @@ def test_hand_worked_features_on_tiny_tensor():
                               jnp.asarray(m, jnp.float32), jnp.asarray(v, jnp.float32))
     mean, second = H._row_moments(cols)
     stats = H._tensor_stats(mean, second, 2, H.DEFAULT_CONFIG)
+    # Reference names: `v` is the parameter, `rms` the second-moment accumulator, `ms` the momentum.
     # mean of p = -0.5 -> log(0.5), sign -1; var of p = 2.25; ||p|| = sqrt(5); ||g|| = sqrt(1.25)
-    np.testing.assert_allclose(stats["mean_rms"], math.log(0.5 + 1e-8), rtol=1e-6)
-    assert stats["mean_sign"] == -1.0
-    np.testing.assert_allclose(stats["var_rms"], math.log(2.25 + 1e-8), rtol=1e-6)
+    np.testing.assert_allclose(stats["mean_v_mag"], math.log(0.5 + 1e-8), rtol=1e-6)
+    assert stats["mean_v_sign"] == -1.0
+    np.testing.assert_allclose(stats["var_v"], math.log(2.25 + 1e-8), rtol=1e-6)
     np.testing.assert_allclose(stats["norm_weight"], math.log(math.sqrt(5.0) + 1e-8), rtol=1e-6)
     np.testing.assert_allclose(stats["g_norm"], math.log(math.sqrt(1.25) + 1e-8), rtol=1e-6)
     # mean of m over all elements and decays: (sum(1-d)) * (0.5 - 1) / 10
     mean_m = np.sum(1 - d) * (-0.5) / 10
     np.testing.assert_allclose(stats["mean_ms_mag"], np.clip(np.log(1e-8 + abs(mean_m)), -5, 5), rtol=1e-5)
     assert stats["mean_ms_sign"] == -1.0
-    mean_v = np.sum(1 - d) * 1.25 / 10
-    np.testing.assert_allclose(stats["mean_v_mag"], np.log(1e-8 + mean_v), rtol=1e-5)
-    np.testing.assert_allclose(stats["var_v"], np.clip(np.log(1e-8 + np.var(v)), -5, 5), rtol=1e-5)
+    mean_rms = np.sum(1 - d) * 1.25 / 10
+    np.testing.assert_allclose(stats["mean_rms"], np.log(1e-8 + mean_rms), rtol=1e-5)
+    assert stats["mean_sign"] == 1.0
+    np.testing.assert_allclose(stats["var_rms"], np.clip(np.log(1e-8 + np.var(v)), -5, 5), rtol=1e-5)
 
     # MLP columns: rows in sorted-name order flat_g, flat_v, log_abs_v, m, rms, rms_scaled_g, rsqrt
     np.testing.assert_allclose(stats["_log_norm"], math.log(math.sqrt(5.0) + 1e-8), rtol=1e-6)
