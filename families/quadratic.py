@@ -247,11 +247,15 @@ class QuadraticFamily(Family):
         return {"dims": config["dims"], "init": config["init"], "output": config["output"],
                 "loss_scale": config["loss_scale"], "noisy": config["noise_std"] > 0}
 
+    def static_key(self, config) -> str:
+        """The key of the compiled code of ``config`` (tasks with equal keys share their functions)."""
+        return static_key(self.name, self.static_config(config))
+
     def build(self, spec) -> Task:
         config = spec.config
         self.validate(config)
         static = self.static_config(config)
-        key = static_key(self.name, static)
+        key = self.static_key(config)
         fns = _functions(key, static["dims"], static["init"], static["output"], float(static["loss_scale"]),
                          static["noisy"])
         a, b, noise = problem_arrays(config["matrix"], config["dims"], spec.seed, config["noise_std"])

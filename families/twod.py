@@ -246,11 +246,15 @@ class TwoDFamily(Family):
         """The fields that shape the compiled code (the rest is data in :attr:`Task.splits`)."""
         return {"problem": config["problem"], "start_box": config["start_box"]}
 
+    def static_key(self, config) -> str:
+        """The key of the compiled code of ``config`` (tasks with equal keys share their functions)."""
+        return static_key(self.name, self.static_config(config))
+
     def build(self, spec) -> Task:
         config = spec.config
         self.validate(config)
         static = self.static_config(config)
-        key = static_key(self.name, static)
+        key = self.static_key(config)
         box = tuple(tuple(float(v) for v in iv) for iv in config["start_box"])
         fns = _functions(key, config["problem"], box)
         data = {"noise_std": np.asarray(config["noise_std"], np.float32)}

@@ -152,6 +152,41 @@ def init(key, config: LOptConfig = DEFAULT_CONFIG) -> dict:
     }
 
 
+def init_handset(key, config: LOptConfig = DEFAULT_CONFIG, *, scale: float = 1.0, noise: float = 0.05,
+                 decay: float = 0.9) -> dict:
+    """Meta-parameters θ whose untrained optimizer already descends: a per-tensor-normalised momentum/RMS rule.
+
+    The per-parameter MLP routes its normalised ``m/sqrt(v)`` input column (the ``rms_scaled_g`` column of
+    ``decay``) to the direction output through a ReLU pair, ``x = relu(x) - relu(-x)``, in hidden units 0 and 1
+    of every layer; the magnitude output is 0. With ``noise = 0`` the update of every parameter is therefore
+    exactly ``-scale * step_mult * x / sqrt(1e-5 + mean(x**2))`` with ``x = m_d / sqrt(v_d + 1e-6)`` (the mean over
+    the tensor): a momentum step of RMS ``scale * step_mult`` per tensor (about Adam at lr ``scale * 1e-3``).
+    Everything else is the random θ of :func:`init` times ``noise``, so every input has a path to the outputs
+    and meta-training gets gradient signal through all of θ. Raises ``ValueError`` for a config whose MLP has
+    fewer than 2 units per hidden layer or whose decays do not contain ``decay``.
+    """
+    if min(config.mlp_hidden) < 2:
+        raise ValueError(f"init_handset needs >= 2 units per MLP hidden layer, got {config.mlp_hidden}")
+    if decay not in config.decays:
+        raise ValueError(f"decay {decay} is not one of the optimizer's decays {config.decays}")
+    theta = jax.tree_util.tree_map(lambda x: noise * x, init(key, config))
+    row = _element_blocks(config)["rms_scaled_g"][0] + config.decays.index(decay)
+    mlp = dict(theta["mlp"])
+    n_layers = len(config.mlp_hidden) + 1
+    w0 = mlp["w0"].at[:, :2].set(0.0)
+    mlp["w0"] = w0.at[row, 0].set(1.0).at[row, 1].set(-1.0)
+    for layer in range(1, n_layers):
+        w, b = mlp[f"w{layer}"], mlp[f"b{layer}"]
+        if layer < n_layers - 1:  # hidden: units 0 and 1 carry the pair on
+            w = w.at[:, :2].set(0.0).at[0, 0].set(1.0).at[1, 1].set(1.0)
+        else:  # output: direction = scale * (relu(x) - relu(-x)) + noise terms, magnitude = 0
+            w = w.at[:, 1].set(0.0).at[0, 0].set(scale).at[1, 0].set(-scale)
+        b = b.at[:2].set(0.0)
+        mlp[f"w{layer}"], mlp[f"b{layer}"] = w, b
+    mlp["b0"] = mlp["b0"].at[:2].set(0.0)
+    return {**theta, "mlp": mlp}
+
+
 # ---------------------------------------------------------------- inner state
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lopt_trainer.evaluation import store
+from lopt_trainer.evaluation import baseline_cache, store
 from lopt_trainer.evaluation.io import theta_digest, write_json
 from lopt_trainer.evaluation.runs import LOPT, EvalSettings
 from lopt_trainer.evaluation.tasks import EvalTask
@@ -33,14 +33,21 @@ class EvaluationExists(RuntimeError):
     """The output folder already holds runs and ``resume`` was not asked for."""
 
 
-def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str) -> tuple[dict, list]:
-    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``."""
+def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str,
+         cache: dict | None = None) -> tuple[dict, list]:
+    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``.
+
+    Records come from ``out_dir`` first, then, for baselines, from ``cache`` (a
+    :func:`lopt_trainer.evaluation.baseline_cache.read` dict)."""
     records, units = {}, []
     seeds = settings.seed_list()
     for t in tasks:
         for opt in (LOPT, *settings.baselines):
             hps = settings.trial_hparams(opt)
-            have = store.load_records(out_dir, t.task_id, opt, settings.run_key(opt, digest), hps)
+            key = settings.run_key(opt, digest)
+            have = store.load_records(out_dir, t.task_id, opt, key, hps)
+            if opt != LOPT and cache:
+                have = {**baseline_cache.lookup(cache, t.task_id, opt, key, hps), **have}
             records[(t.task_id, opt)] = have
             unit = store.plan_missing(t.task_id, t.spec.to_json(), opt, len(hps), seeds, have)
             if unit is not None:
@@ -50,11 +57,14 @@ def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str) ->
 
 def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings = EvalSettings(), *,
                    workers: int = 0, address: str | None = None, resume: bool = False, theta_path=None,
-                   progress: bool = True, backend=None) -> dict:
+                   progress: bool = True, backend=None, baselines_from=None) -> dict:
     """Evaluate θ on ``tasks`` against the baselines into ``out_dir``; returns the summary dict.
 
     ``workers`` > 0 runs the units as Ray tasks (local cluster unless ``address``); ``backend`` overrides
-    (an object with ``run(items, tasks)`` and ``close()``). See the module docstring for the files.
+    (an object with ``run(items, tasks)`` and ``close()``). Baseline runs are read from and added to the
+    baseline cache (:mod:`lopt_trainer.evaluation.baseline_cache`; ``baselines_from``: its path, default
+    :func:`~lopt_trainer.evaluation.baseline_cache.default_path`, or ``False`` for none). See the module
+    docstring for the files.
     """
     from lopt_trainer.evaluation.backend import make_backend
     from lopt_trainer.jax_cache import enable_compilation_cache
@@ -71,7 +81,13 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
         "theta_digest": digest,
         "tasks": [{"task_id": t.task_id, "group": t.group, "variant": t.variant, "family": t.spec.family}
                   for t in tasks]})
-    records, units = plan(tasks, settings, out_dir, digest)
+    cache_path = None if baselines_from is False else baselines_from
+    cache = {} if baselines_from is False else baseline_cache.read(cache_path)
+    records, units = plan(tasks, settings, out_dir, digest, cache)
+    for (tid, opt), have in records.items():  # baselines taken from the cache are stored with the evaluation
+        if opt != LOPT and have and store.load_records(out_dir, tid, opt, settings.run_key(opt, digest),
+                                                       settings.trial_hparams(opt)) != have:
+            store.save_records(out_dir, tid, opt, settings.run_key(opt, digest), have, [])
     timing = {}
     if units:
         own = backend is None
@@ -92,6 +108,9 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
                 store.save_records(out_dir, unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest),
                                    have, old + [dict(tm, trials=list(unit.trials), seeds=list(unit.seeds))])
                 timing[f"{unit.task_id}.{unit.optimizer}"] = tm
+                if unit.optimizer != LOPT and baselines_from is not False:  # cached as soon as computed
+                    baseline_cache.add([(unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest), r)
+                                        for r in recs], cache_path)
                 if bar is not None:
                     bar.update(1)
         finally:

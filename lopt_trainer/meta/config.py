@@ -28,10 +28,19 @@ class MetaTrainConfig:
     per outer step, ``tasks_per_group`` [8] vmapped problems each, ``resample_every`` [100] outer steps between
     group draws, ``horizon`` ["log_uniform" | "constant"], ``horizon_min``/``horizon_max`` [100/1000],
     ``horizon_final_min``/``horizon_final_max``/``horizon_anneal_steps`` (linear change of the bounds),
-    ``random_offsets`` [True], ``meta_loss`` ["train" | "outer_valid"], ``loss_clip`` [20.0], ``valid_every``
+    ``random_offsets`` [True], ``meta_loss`` ["train" | "outer_valid"], ``loss_scale`` ["none" | "initial": each
+    problem's meta-loss divided by its own initial normalised loss, at least ``scale_floor`` [0.5]],
+    ``loss_clip`` [20.0; the cap of a step's meta-loss, and the score of a diverged step], ``valid_every``
     [10; 0 = never feed validation losses], ``valid_split`` ["inner_valid"].
     Outer optimizer: ``outer_opt`` ["adam" | "sgd" | "lopt:PATH" (a θ checkpoint/npz used through
-    ``lopt_trainer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; 0 = none].
+    ``lopt_trainer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
+    ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
+    ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments].
+    Initialisation: ``theta_init`` ["random" | "handset": the hand-set θ of
+    :func:`lopt_trainer.hierarchical.init_handset`, an untrained optimizer that already descends].
+    Quality panel: ``panel_every`` [0 = never; outer steps between evaluations of θ on the fixed panel of held-out
+    tasks, :mod:`lopt_trainer.evaluation.panel`; the best θ by panel score is kept as ``RUN/best_theta.npz``],
+    ``panel`` [{}: keyword settings of :func:`lopt_trainer.evaluation.panel.PanelSettings`].
     Run: ``seed``, ``steps``, ``checkpoint_every`` [50], ``eval_every`` [50; 0 = never], ``eval_tasks`` [3],
     ``eval_steps`` [200], ``workers`` [0 = in process], ``address`` [None = local Ray cluster],
     ``pin_workers`` [False], ``compilation_cache`` [None = ``$TASKGEN_JAX_CACHE`` or ``~/.cache/taskgen/jax``;
@@ -60,12 +69,19 @@ class MetaTrainConfig:
     horizon_anneal_steps: int = 0
     random_offsets: bool = True
     meta_loss: str = "train"
+    loss_scale: str = "none"
+    scale_floor: float = 0.5
     loss_clip: float = 20.0
     valid_every: int = 10
     valid_split: str = "inner_valid"
     outer_opt: str = "adam"
     outer_lr: float = 1e-4
     outer_clip: float = 3.0
+    outer_clip_value: float = 0.0
+    outer_warmup: int = 0
+    theta_init: str = "random"
+    panel_every: int = 0
+    panel: dict = dataclasses.field(default_factory=dict)
     seed: int = 0
     steps: int = 1000
     checkpoint_every: int = 50
@@ -83,7 +99,8 @@ class MetaTrainConfig:
             kind=self.estimator, sigma=float(self.sigma),
             unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
                                   loss_clip=float(self.loss_clip), valid_every=int(self.valid_every),
-                                  valid_split=self.valid_split))
+                                  valid_split=self.valid_split, loss_scale=self.loss_scale,
+                                  scale_floor=float(self.scale_floor)))
 
     def horizon_schedule(self) -> HorizonSchedule:
         """The horizon schedule of this config."""
@@ -106,7 +123,9 @@ class MetaTrainConfig:
         if unknown:
             raise ValueError(f"unknown meta-train settings {unknown}; known: {sorted(names)}")
         cfg = cls(**data)
-        cfg.estimator_settings()  # validates estimator kind and sigma
+        cfg.estimator_settings()  # validates estimator kind, sigma and the unroll settings
+        if cfg.theta_init not in ("random", "handset"):
+            raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'random' or 'handset'")
         return cfg
 
 

@@ -11,7 +11,7 @@ slot draws ``ε ~ N(0, σ² I)`` (θ-shaped) and runs two particles, ``θ + ε``
 * **ES**: both particles start every truncation from one shared state (the ``+`` particle's state is kept); the
   estimate is ``ε (L+ − L−) / (2σ²)`` (biased by truncation, lower variance).
 
-The estimate is the mean over slots. A slot whose estimate has a non-finite entry contributes zero and is counted
+The estimate is the mean over the slots that trained in this truncation. A slot whose estimate has a non-finite entry contributes zero and is counted
 (``nan_grads``). Compiled code is keyed on (task functions, optimizer, settings, data layout) and compiled ahead
 of time, so compile time is measured apart from run time.
 
@@ -106,7 +106,7 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
         sum zeroed) before this truncation.
       key: this call's key (perturbations and batches are derived from it per slot).
 
-    ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over slots), ``done`` (bool ``(n,)``: horizon reached or
+    ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over the slots that trained), ``done`` (bool ``(n,)``: horizon reached or
     diverged, reset these next time), ``clipped`` (non-finite step losses replaced), ``nan_grads`` (slots zeroed),
     ``active_steps`` (particle steps that trained), ``slot_loss`` ``(n,)``.
     """
@@ -147,21 +147,24 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     weights = accum if settings.kind == "pes" else eps
     per_slot = weights * diff[:, None]
     finite = jnp.all(jnp.isfinite(per_slot), axis=1)
-    grad = unravel(jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / n)
+    # Idle slots (a draining estimator's ended problems) have no signal: average over the slots that trained.
+    trained = jnp.maximum(jnp.sum(counts[:, 0] > 0), 1)
+    grad = unravel(jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained)
     if settings.kind == "es":
         parts = jax.tree_util.tree_map(lambda x: jnp.stack([x[:, 0], x[:, 0]], axis=1), parts)
         accum = jnp.zeros_like(accum)
     accum = jax.vmap(unravel)(accum)
     done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
     slot_loss = jnp.mean(losses, axis=1)
-    stats = {"meta_loss": jnp.mean(slot_loss), "slot_loss": slot_loss, "done": done,
+    stats = {"meta_loss": jnp.sum(jnp.where(counts[:, 0] > 0, slot_loss, 0.0)) / trained, "slot_loss": slot_loss, "done": done,
              "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite), "active_steps": jnp.sum(counts)}
     return grad, EstimatorState(parts, accum), stats
 
 
-MAX_PROGRAMS = 16
-"""Compiled estimator programs kept in memory (:mod:`lopt_trainer.program_cache`). Each group of tasks needs two;
-unbounded, the pretraining run died after ~45 groups (LLVM: "Cannot allocate memory", then a segfault). An
+MAX_PROGRAMS = 40
+"""Compiled estimator programs kept in memory (:mod:`lopt_trainer.program_cache`). Each group of tasks needs two,
+so 40 holds the 16 estimators of the pretraining recipe with room for their next draws (each program maps ~1,000
+memory regions; the kernel allows 65,530 per process). Unbounded, the pretraining run died after ~45 groups (LLVM: "Cannot allocate memory", then a segfault). An
 evicted program that comes back is reloaded from the persistent compilation cache (on by default here)."""
 
 PROGRAMS = ProgramCache(MAX_PROGRAMS)

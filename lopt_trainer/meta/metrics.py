@@ -2,8 +2,11 @@
 
 Each line of ``RUN/metrics.jsonl`` is a JSON object with ``kind`` = ``"step"`` (``step``, ``meta_loss``,
 ``grad_norm``, ``theta_norm``, ``inner_steps``, ``inner_steps_per_s``, ``step_seconds``, ``compile_seconds``,
-``clipped_losses``, ``nan_grads``, ``resets``, ``groups``, ``tasks``, ``workers_ok``…) or ``"eval"`` (``step``,
-``tasks``: per held-out task ``mean_loss``, ``final_loss``, ``test_loss``, all normalised).
+``clipped_losses``, ``nan_grads``, ``resets``, ``groups``, ``tasks``, ``families``, ``family_grad_share`` (each
+family's share of the squared meta-gradient norm), ``workers_ok``…), ``"eval"`` (``step``, ``tasks``: per held-out
+task ``mean_loss``, ``final_loss``, ``test_loss``, all normalised) or ``"panel"`` (``step`` = outer steps done,
+``score``, ``beats_global``, ``beats_per_task``, ``median_improvement``, ``diverged``; see
+:mod:`lopt_trainer.evaluation.panel`).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def truncate_metrics(run_dir, step: int) -> None:
-    """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint)."""
-    records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step]
+    """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint); a panel record of
+    θ after exactly ``step`` outer steps is kept (it scored the checkpointed θ)."""
+    records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step
+               or (r.get("kind") == "panel" and r.get("step") == step)]
     path = Path(run_dir) / METRICS_FILE
     path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
@@ -59,7 +64,8 @@ def _series(records, kind, key):
 
 
 def plot_run(run_dir, out_dir=None) -> list[Path]:
-    """Write ``meta_loss.png``, ``grad_norm.png``, ``throughput.png`` and (if any) ``eval.png``; returns paths."""
+    """Write ``meta_loss.png``, ``grad_norm.png``, ``throughput.png`` and (if any) ``eval.png`` and ``panel.png``
+    (the quality panel's score and win fractions over outer steps); returns paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,4 +110,25 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
         fig.savefig(out_dir / "eval.png", dpi=100)
         plt.close(fig)
         written.append(out_dir / "eval.png")
+    panel = [r for r in records if r.get("kind") == "panel"]
+    if panel:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        steps = [r["step"] for r in panel]
+        ax1.plot(steps, [r.get("score") for r in panel], marker="o", label="score (mean clipped improvement)")
+        ax1.plot(steps, [r.get("median_improvement") for r in panel], marker=".", label="median improvement")
+        ax1.axhline(0.0, color="grey", lw=0.8)
+        ax1.set_xlabel("outer step")
+        ax1.set_ylabel("improvement over Global AdamLR")
+        ax1.legend(fontsize=8)
+        ax2.plot(steps, [r.get("beats_global") for r in panel], marker="o", label="beats Global AdamLR")
+        ax2.plot(steps, [r.get("beats_per_task") for r in panel], marker="s", label="beats per-task AdamLR@14")
+        ax2.set_ylim(-0.02, 1.02)
+        ax2.set_xlabel("outer step")
+        ax2.set_ylabel("fraction of panel tasks")
+        ax2.legend(fontsize=8)
+        fig.suptitle("quality panel (held-out tasks)")
+        fig.tight_layout()
+        fig.savefig(out_dir / "panel.png", dpi=100)
+        plt.close(fig)
+        written.append(out_dir / "panel.png")
     return written

@@ -26,7 +26,8 @@ class LearnedOptimizer:
     """A learned optimizer as pure functions (see the module docstring).
 
     ``observe_validation`` may be ``None`` (the optimizer then takes no validation loss); ``valid_every`` is the
-    cadence, in inner steps, at which training loops feed it.
+    cadence, in inner steps, at which training loops feed it. ``init_handset(key)``, optional, gives a θ whose
+    untrained optimizer is already a sane hand-designed rule (``theta_init="handset"`` of a meta-training run).
     """
 
     name: str
@@ -35,6 +36,7 @@ class LearnedOptimizer:
     update: Callable[..., tuple[Any, Any]]
     observe_validation: Callable[[Any, Any], Any] | None = None
     valid_every: int = 10
+    init_handset: Callable[[Any], Any] | None = None
 
 
 def _hier_init_state(config, theta, params, key):
@@ -63,6 +65,12 @@ def _hier_init(config, key):
     return hierarchical.init(key, config)
 
 
+def _hier_init_handset(config, key):
+    from lopt_trainer import hierarchical
+
+    return hierarchical.init_handset(key, config)
+
+
 @functools.lru_cache(maxsize=None)
 def hierarchical_lopt(config=None) -> LearnedOptimizer:
     """The hierarchical optimizer of :mod:`lopt_trainer.hierarchical` (``config``: a ``LOptConfig``; default
@@ -77,6 +85,7 @@ def hierarchical_lopt(config=None) -> LearnedOptimizer:
         update=functools.partial(_hier_update, config),
         observe_validation=functools.partial(_hier_observe, config),
         valid_every=int(config.valid_every),
+        init_handset=functools.partial(_hier_init_handset, config),
     )
 
 

@@ -3,7 +3,8 @@
 * :func:`parse_filters` / :func:`filter_specs`: ``family=quadratic``, ``split=meta_train``, ``dataset=…``,
   ``variant=…``, ``task_id=…`` (repeat a column to allow several values) plus ``max_params`` / ``max_flops``
   from the family's analytic cost.
-* Groups: specs whose family exposes ``static_key(config)`` are grouped by it (equal keys share compiled code).
+* Groups: specs whose family exposes ``static_key(config)`` are grouped by it (equal keys share compiled code);
+  a group is drawn by family first (uniformly), then by spec within the family.
   For other families the task is built to read its ``static_key`` when the family has at most ``build_limit``
   specs in the pool (default 64); beyond that each spec is a group of its own (its slots train the same task
   from different inits).
@@ -101,12 +102,14 @@ def data_signature(task, splits: Sequence[str]) -> tuple:
 
 @dataclasses.dataclass
 class SamplerState:
-    """What each estimator holds: its group key, anchor task, slot task ids and which slots must reset."""
+    """What each estimator holds: its group key, anchor task, slot task ids, which slots have ended, and the
+    outer step at which its group was drawn."""
 
     groups: list = dataclasses.field(default_factory=list)
     anchors: list = dataclasses.field(default_factory=list)
     slot_tasks: list = dataclasses.field(default_factory=list)
     done: list = dataclasses.field(default_factory=list)
+    drawn: list = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         """JSON of the state."""
@@ -146,6 +149,10 @@ class TaskSampler:
             task = None if has_key or per_family[spec.family] > build_limit else self.task(spec.task_id)
             groups.setdefault(group_key(spec, registry, task), []).append(spec.task_id)
         self.groups = groups
+        self.by_family: dict[str, list[str]] = {}
+        for spec in self.specs:
+            self.by_family.setdefault(spec.family, []).append(spec.task_id)
+        self.families = sorted(self.by_family)
         self.group_of = {tid: key for key, ids in groups.items() for tid in ids}
 
     def task(self, task_id: str):
@@ -160,9 +167,18 @@ class TaskSampler:
         return task
 
     def choose_group(self, rng: np.random.Generator) -> tuple[str, str]:
-        """``(group key, anchor task id)``: a uniformly drawn spec and its group (larger groups more often)."""
-        anchor = self.specs[int(rng.integers(len(self.specs)))].task_id
+        """``(group key, anchor task id)``: a uniformly drawn family, then a uniformly drawn spec of it, and its
+        group. Families are drawn uniformly so that a pool dominated by one family (the default suite has more
+        2-D and quadratic specs than network specs within a size limit) still averages each outer step over
+        every family."""
+        family = self.families[int(rng.integers(len(self.families)))]
+        ids = self.by_family[family]
+        anchor = ids[int(rng.integers(len(ids)))]
         return self.group_of[anchor], anchor
+
+    def family_of(self, task_id: str) -> str:
+        """The family name of a task id of the pool."""
+        return self.by_id[task_id].family
 
     def choose_task(self, rng: np.random.Generator, group: str, anchor: str, splits: Sequence[str],
                     tries: int = 8) -> str:

@@ -68,19 +68,29 @@ class RunResult:
 
 def build_outer_optimizer(config: MetaTrainConfig) -> optax.GradientTransformation:
     """The outer optimizer of a config: Adam or SGD (with global-norm clipping when ``outer_clip > 0``), or
-    ``lopt:PATH`` — a trained hierarchical θ (a checkpoint or reference npz) used through its optax drop-in."""
+    ``lopt:PATH`` — a trained hierarchical θ (a checkpoint or reference npz) used through its optax drop-in.
+    Element-wise clipping (``outer_clip_value``) comes first, then global-norm clipping, then the learning rate
+    (with a linear warm-up over ``outer_warmup`` steps)."""
     name = config.outer_opt
     if name.startswith("lopt:"):
         from lopt_trainer.optax_api import optax_lopt
 
         return optax_lopt(load_theta(name[5:]))
+    lr = config.outer_lr
+    if config.outer_warmup > 0:
+        lr = optax.linear_schedule(0.0, config.outer_lr, int(config.outer_warmup))
     if name == "adam":
-        base = optax.adam(config.outer_lr)
+        base = optax.adam(lr)
     elif name == "sgd":
-        base = optax.sgd(config.outer_lr)
+        base = optax.sgd(lr)
     else:
         raise ValueError(f"unknown outer optimizer {name!r}; use adam, sgd or lopt:PATH")
-    return optax.chain(optax.clip_by_global_norm(config.outer_clip), base) if config.outer_clip > 0 else base
+    chain = []
+    if config.outer_clip_value > 0:  # the paper: every meta-gradient entry clipped, before Adam
+        chain.append(optax.clip(config.outer_clip_value))
+    if config.outer_clip > 0:
+        chain.append(optax.clip_by_global_norm(config.outer_clip))
+    return optax.chain(*chain, base) if chain else base
 
 
 def load_theta(path):
@@ -112,11 +122,18 @@ def load_specs_for(config: MetaTrainConfig):
 
 
 def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> TrainerState:
-    """θ from ``lopt.init(PRNGKey(seed))`` (or ``config.init_theta``), a fresh outer state, no estimators yet.
+    """θ from ``lopt.init(PRNGKey(seed))`` (``lopt.init_handset`` when ``theta_init="handset"``; or the θ of
+    ``config.init_theta``), a fresh outer state, no estimators yet.
 
     Both inits are jitted: one compile each instead of one per eager op (about 1 s less at start, same bits).
     """
-    theta = jax.jit(ctx.lopt.init)(jax.random.PRNGKey(config.seed))
+    init_fn = ctx.lopt.init
+    if config.theta_init == "handset":
+        if ctx.lopt.init_handset is None:
+            raise ValueError(f"learned optimizer {ctx.lopt.name!r} has no hand-set initialisation "
+                             "(theta_init='handset')")
+        init_fn = ctx.lopt.init_handset
+    theta = jax.jit(init_fn)(jax.random.PRNGKey(config.seed))
     if config.init_theta:
         theta = warm_start_theta(theta, config.init_theta)
     return TrainerState(0, theta, jax.jit(outer.init)(theta), [], SamplerState())
@@ -150,28 +167,46 @@ def restore_state(ctx: WorkerContext, config: MetaTrainConfig, outer, raw) -> Tr
 
 def plan_step(ctx: WorkerContext, config: MetaTrainConfig, state: TrainerState) -> list[Work]:
     """Decide every estimator's group, slot tasks, resets and horizons for ``state.step`` (updates the sampler
-    state and, for newly drawn groups, the estimator states)."""
+    state and, for newly drawn groups, the estimator states).
+
+    A slot whose problem ended gets a fresh task of its estimator's group (and a fresh init and horizon). Once an
+    estimator has held its group for ``resample_every`` outer steps it *drains*: ended slots stay idle instead of
+    starting new problems, and when all of its slots have ended it draws a new group. So a redraw never cuts a
+    running problem short, and the long horizons stay in the objective. (Estimators drain at different moments,
+    which also spreads the compiles of new groups over the run.)
+    """
     step, n = state.step, config.tasks_per_group
     schedule = config.horizon_schedule()
     s = state.sampler
-    redraw = step % max(1, config.resample_every) == 0 or len(s.groups) != config.num_groups
+    restart = len(s.groups) != config.num_groups
+    if restart:
+        s.groups, s.anchors, s.slot_tasks, s.done = [], [], [], []
+        s.drawn = []
+        state.estimators = []
+    if len(s.drawn) != len(s.groups):  # a checkpoint of an older version: its groups count as drawn at 0
+        s.drawn = [0] * len(s.groups)
     works = []
     for e in range(config.num_groups):
-        if redraw:
+        new = e >= len(s.groups)
+        due = new or (config.resample_every > 0 and step - s.drawn[e] >= config.resample_every)
+        drawn_now = new or (due and all(s.done[e]))
+        if drawn_now:
             group, anchor = ctx.sampler.choose_group(rng_for(config.seed, step, "group", e))
-            if len(s.groups) <= e:
+            if new:
                 s.groups.append(None), s.anchors.append(None), s.slot_tasks.append(None), s.done.append(None)
+                s.drawn.append(None)
                 state.estimators.append(None)
-            s.groups[e], s.anchors[e] = group, anchor
+            s.groups[e], s.anchors[e], s.drawn[e] = group, anchor, step
             s.slot_tasks[e], s.done[e] = [anchor] * n, [True] * n
             state.estimators[e] = ctx.template(state.theta, anchor, n)
-        reset = np.asarray(s.done[e], bool)
+        draining = due and not drawn_now
+        reset = np.asarray(s.done[e], bool) & (not draining)
         slot_rng = rng_for(config.seed, step, "slot", e)
         for i in np.flatnonzero(reset):
             s.slot_tasks[e][i] = ctx.sampler.choose_task(slot_rng, s.groups[e], s.anchors[e], ctx.splits)
         h_rng = rng_for(config.seed, step, "horizon", e)
         horizons = schedule.sample(h_rng, n, step)
-        if redraw and config.random_offsets:
+        if drawn_now and config.random_offsets:
             horizons = initial_offsets(h_rng, horizons)
         works.append(Work(e, step, s.groups[e], s.anchors[e], list(s.slot_tasks[e]), reset, horizons))
     return works
@@ -180,14 +215,16 @@ def plan_step(ctx: WorkerContext, config: MetaTrainConfig, state: TrainerState) 
 @functools.lru_cache(maxsize=None)
 def _outer_update_fn(tx):
     """One jitted function for everything after the estimators: combine their gradients (weighted by slot
-    counts), update θ, and the norms the metrics report (no eager op, so no per-op compile on a cold start)."""
+    counts), update θ, and the norms the metrics report: of the combined gradient, of θ, and of every estimator's
+    weighted share (no eager op, so no per-op compile on a cold start)."""
     tx = optax.with_extra_args_support(tx)
 
     def update(theta, opt_state, grads, weights, loss):
         grad = jax.tree_util.tree_map(lambda *g: sum(w * x for w, x in zip(weights, g)), *grads)
         updates, opt_state = tx.update(grad, opt_state, theta, value=loss)
         theta = optax.apply_updates(theta, updates)
-        return theta, opt_state, optax.global_norm(grad), optax.global_norm(theta)
+        parts = jnp.stack([w * optax.global_norm(g) for w, g in zip(weights, grads)])
+        return theta, opt_state, optax.global_norm(grad), optax.global_norm(theta), parts
 
     return jax.jit(update)
 
@@ -211,6 +248,20 @@ def _combine(results, works):
     return grads, np.asarray([wt / total for wt in weights], np.float32), loss
 
 
+def family_shares(families: list[str], norms) -> dict[str, float]:
+    """Each family's share of the meta-gradient: ``Σ_{e ∈ family} ‖w_e g_e‖² / Σ_e ‖w_e g_e‖²`` over the
+    estimators ``e`` (``families[e]`` and the weighted gradient norms ``norms[e]``); sums to 1 (empty when every
+    norm is 0)."""
+    sq = np.square(np.asarray(norms, np.float64))
+    total = float(sq.sum())
+    if not total > 0:
+        return {}
+    out: dict[str, float] = {}
+    for fam, v in zip(families, sq):
+        out[fam] = out.get(fam, 0.0) + float(v) / total
+    return dict(sorted(out.items()))
+
+
 def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: TrainerState, backend=None) -> dict:
     """One outer step (in place on ``state``); returns the metrics record."""
     t0 = time.perf_counter()
@@ -229,7 +280,9 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     grads, weights, meta_loss = _combine(results, works)
     args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
     update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
-    theta, outer_state, gnorm, tnorm = update(*args)
+    theta, outer_state, gnorm, tnorm, parts = update(*args)
+    shares = family_shares([ctx.sampler.family_of(w.anchor) for w, r in zip(works, results) if r is not None],
+                           np.asarray(parts))
     for w, r, st in zip(works, results, stats):
         if r is not None:
             state.estimators[w.index] = r[1]
@@ -250,6 +303,8 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
         "groups": sorted(set(w.group for w in works)),
         "tasks": sorted(set(t for w in works for t in w.task_ids)),
         "estimators_ok": int(sum(ok)), "estimators": len(works),
+        "families": sorted(set(ctx.sampler.family_of(t) for w in works for t in w.task_ids)),
+        "family_grad_share": shares,
     }
     state.step += 1
     return record
@@ -283,6 +338,41 @@ def _save(run_dir, state: TrainerState, config: MetaTrainConfig):
     ckpt.save_checkpoint(run_dir, step=state.step, theta=state.theta, outer_state=state.outer_state,
                          estimators=state.estimators, sampler_json=state.sampler.to_json(),
                          config_json=config.to_json())
+
+
+class Panel:
+    """The run's quality panel (:mod:`lopt_trainer.evaluation.panel`): scores θ every ``panel_every`` outer steps
+    into ``RUN/panel/step_NNNNNN/``, appends a ``{"kind": "panel", ...}`` metrics record, and keeps the best θ so
+    far by panel score as ``RUN/best_theta.npz`` (reference layout) with ``RUN/best.json`` (step and figures)."""
+
+    def __init__(self, config: MetaTrainConfig, run_dir: Path, lopt):
+        from lopt_trainer.evaluation.panel import PanelSettings, panel_tasks
+
+        self.settings = PanelSettings.from_dict(config.panel)
+        self.tasks = panel_tasks(self.settings)
+        self.run_dir = run_dir
+        self.hierarchical = getattr(lopt, "name", "") == "hierarchical"
+        best = run_dir / "best.json"
+        self.best = json.loads(best.read_text()) if best.is_file() else None
+
+    def evaluate(self, state: TrainerState, progress: bool = False) -> dict:
+        """Score ``state.theta``; returns the metrics record (also appended to the run's metrics)."""
+        from lopt_trainer.evaluation.panel import evaluate_panel
+        from taskgen.specfile import atomic_write_bytes
+
+        t0 = time.perf_counter()
+        figures = evaluate_panel(state.theta, self.tasks, self.settings,
+                                 self.run_dir / "panel" / f"step_{state.step:06d}", progress=progress)
+        record = {"kind": "panel", "step": state.step, **figures, "seconds": time.perf_counter() - t0}
+        append_metrics(self.run_dir, record)
+        better = self.best is None or (np.isfinite(figures["score"]) and figures["score"] > self.best["score"])
+        if better and self.hierarchical:
+            from lopt_trainer.reference_io import save_reference_npz
+
+            save_reference_npz(jax.device_get(state.theta), self.run_dir / "best_theta.npz")
+            self.best = dict(record)
+            atomic_write_bytes(self.run_dir / "best.json", (json.dumps(self.best, indent=1) + "\n").encode())
+        return record
 
 
 def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=None, eval_specs=None,
@@ -320,6 +410,9 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         state = initial_state(ctx, config, outer)
         truncate_metrics(run_dir, 0)
     eval_tasks = [ctx.sampler.builder(s) for s in (eval_specs or [])]
+    panel = Panel(config, run_dir, ctx.lopt) if config.panel_every > 0 else None
+    if panel is not None and state.step == 0:
+        panel.evaluate(state, progress)
     own_backend = backend is None and config.workers > 0
     if own_backend:
         from lopt_trainer.meta.ray_backend import RayBackend
@@ -344,6 +437,8 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
                 res = evaluate(state.theta, eval_tasks, ctx.lopt, ctx.settings.unroll, config.eval_steps,
                                config.seed)
                 append_metrics(run_dir, {"kind": "eval", "step": state.step - 1, "tasks": res})
+            if panel is not None and state.step % config.panel_every == 0:
+                panel.evaluate(state, progress)
             if config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0:
                 _save(run_dir, state, config)
         _save(run_dir, state, config)
@@ -367,5 +462,5 @@ def is_finite_tree(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["RunResult", "TrainerState", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
+__all__ = ["Panel", "RunResult", "TrainerState", "family_shares", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
            "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step", "warm_start_theta"]

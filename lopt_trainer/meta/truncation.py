@@ -12,7 +12,10 @@ move linearly to ``final_min``/``final_max`` over ``anneal_steps`` outer steps. 
 desynchronised from the start without burn-in compute.
 
 Meta-loss per step: the task's ``normalizer`` of the training loss (before the update) or of the outer-valid loss
-of the post-update parameters. Non-finite raw or normalised losses are replaced by ``loss_clip`` (default 20; the
+of the post-update parameters. With ``loss_scale="initial"`` it is further divided by the problem's own normalised
+training loss at its first step (at least ``scale_floor``), so every task starts at 1 and families whose
+normalised losses live on different scales (a classifier at chance is ~7, a solved 2-D problem ~0) weigh alike in
+the meta-gradient; ``loss_clip`` then caps that ratio (the paper normalises by the initial loss in the same way). Non-finite raw or normalised losses are replaced by ``loss_clip`` (default 20; the
 built-in normalizers map an untrained model to about 1-10) and every finite value is capped at ``loss_clip``;
 once a particle produced a non-finite loss it is *diverged*: its parameters freeze and each of its remaining
 active steps scores ``loss_clip``. Every replaced step is counted.
@@ -30,13 +33,15 @@ import numpy as np
 
 
 class ProblemState(NamedTuple):
-    """State of one particle: parameters, learned-optimizer state, steps done, horizon, diverged flag."""
+    """State of one particle: parameters, learned-optimizer state, steps done, horizon, diverged flag, and the
+    normalised training loss at the problem's first step (``init_loss``, the scale of a relative meta-loss)."""
 
     params: Any
     opt_state: Any
     step: jax.Array
     horizon: jax.Array
     diverged: jax.Array
+    init_loss: jax.Array
 
 
 class TaskFns(NamedTuple):
@@ -62,6 +67,16 @@ class UnrollSettings:
     loss_clip: float = 20.0
     valid_every: int = 10             # 0 = never feed a validation loss
     valid_split: str = "inner_valid"
+    loss_scale: str = "none"          # "none" | "initial": divide by the problem's initial loss (see module doc)
+    scale_floor: float = 0.5
+
+    def __post_init__(self):
+        if self.meta_loss not in ("train", "outer_valid"):
+            raise ValueError(f"unknown meta_loss {self.meta_loss!r}; use 'train' or 'outer_valid'")
+        if self.loss_scale not in ("none", "initial"):
+            raise ValueError(f"unknown loss_scale {self.loss_scale!r}; use 'none' or 'initial'")
+        if not self.scale_floor > 0:
+            raise ValueError(f"scale_floor must be > 0, got {self.scale_floor}")
 
     def splits_needed(self, feeds_validation: bool) -> tuple[str, ...]:
         """The data splits an unroll reads."""
@@ -120,7 +135,7 @@ def problem_from_params(theta, params, lopt, init_key, horizon) -> ProblemState:
     """A new problem starting from ``params``: the optimizer's initial state, step 0."""
     opt_state = lopt.init_state(theta, params, jax.random.fold_in(init_key, 1))
     return ProblemState(params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(horizon, jnp.int32),
-                        jnp.zeros((), bool))
+                        jnp.zeros((), bool), jnp.ones((), jnp.float32))
 
 
 def fresh_problem(theta, fns: TaskFns, lopt, init_key, horizon) -> ProblemState:
@@ -148,9 +163,13 @@ def _train_step(theta, fns: TaskFns, lopt, settings: UnrollSettings, data, carry
     bad = ~(jnp.isfinite(loss) & jnp.isfinite(raw) & jnp.isfinite(norm))
     clip = jnp.float32(settings.loss_clip)
     diverged = ps.diverged | (live & bad)
+    train_norm = fns.normalizer(loss)
+    init_loss = jnp.where((ps.step == 0) & jnp.isfinite(train_norm), train_norm, ps.init_loss)
+    if settings.loss_scale == "initial":
+        norm = norm / jnp.maximum(jnp.abs(init_loss), jnp.float32(settings.scale_floor))
     meta = jnp.where(diverged, clip, jnp.minimum(jnp.nan_to_num(norm, nan=clip, posinf=clip), clip))
-    moved = ProblemState(params, opt_state, ps.step + 1, ps.horizon, ps.diverged)
-    frozen = ps._replace(step=jnp.where(active, ps.step + 1, ps.step), diverged=diverged)
+    moved = ProblemState(params, opt_state, ps.step + 1, ps.horizon, ps.diverged, init_loss)
+    frozen = ps._replace(step=jnp.where(active, ps.step + 1, ps.step), diverged=diverged, init_loss=init_loss)
     new = tree_where(live & ~bad, moved, frozen)
     return new, (jnp.where(active, meta, 0.0), active, active & diverged)
 

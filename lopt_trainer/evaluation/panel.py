@@ -1,0 +1,110 @@
+"""The quality panel: a fixed set of held-out tasks on which θ is scored against cached AdamLR baselines.
+
+The meta-loss of a run compares different tasks at different moments, so it cannot say whether θ improved. The
+panel can: the same ``meta_test`` tasks (``per_family`` from each of ``families``, drawn with a fixed seed within
+the size limits), the same seeds and horizon every time, scored with the evaluation pipeline of
+``taskgen lopt eval`` (:func:`lopt_trainer.evaluation.run_evaluation`). Its AdamLR runs (the 14-point grid, from
+which both Global AdamLR and per-task AdamLR@14 are chosen) come from the baseline cache
+(:mod:`lopt_trainer.evaluation.baseline_cache`): computed once, at the first panel evaluation, then reused by every
+later evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
+
+Figures of one evaluation (:func:`evaluate_panel`): ``beats_global`` / ``beats_per_task`` (fraction of tasks
+where θ's final test loss beats Global AdamLR / per-task AdamLR@14), ``median_improvement`` over Global AdamLR,
+``diverged`` (learned-optimizer runs that diverged), and ``score``: the mean over tasks of the improvement over
+Global AdamLR clipped to ±3 (a continuous figure: one task cannot dominate it; higher is better).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+SCORE_CLIP = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PanelSettings:
+    """Which tasks, and how they are run (defaults in brackets).
+
+    ``families`` [8 families with held-out tasks in the default suite], ``per_family`` [2], ``task_seed`` [0],
+    ``max_params`` [20000], ``max_flops`` [5e6], ``steps`` [1000], ``seeds`` [1], ``suite`` / ``manifest``
+    [None = the default suite].
+    """
+
+    families: tuple = ("conv_fc", "conv_pooling", "maf", "mlp", "mlp_ae", "nvp", "quadratic", "twod")
+    per_family: int = 2
+    task_seed: int = 0
+    max_params: int = 20_000
+    max_flops: int = 5_000_000
+    steps: int = 1000
+    seeds: int = 1
+    suite: str | None = None
+    manifest: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "families", tuple(self.families))
+        if self.per_family < 1 or self.steps < 1 or self.seeds < 1:
+            raise ValueError("panel per_family, steps and seeds must be >= 1")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "PanelSettings":
+        """Settings from a dict (unknown keys raise ``ValueError`` naming them)."""
+        d = dict(d or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown panel settings {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+    def eval_settings(self):
+        """The :class:`~lopt_trainer.evaluation.EvalSettings` of a panel evaluation (AdamLR only)."""
+        from lopt_trainer.evaluation.runs import EvalSettings
+
+        return EvalSettings(steps=self.steps, seeds=self.seeds, baselines=("adamlr",), adamlr_trials=14)
+
+
+def panel_tasks(settings: PanelSettings, specs=None) -> list:
+    """The panel's :class:`~lopt_trainer.evaluation.tasks.EvalTask` list, all ``unseen``: per family, up to
+    ``per_family`` ``meta_test`` specs within the size limits, drawn by variant round robin with ``task_seed``.
+    Deterministic in its arguments; ``ValueError`` when no family has a task."""
+    from lopt_trainer.evaluation.tasks import load_pool, select_tasks
+
+    specs = specs if specs is not None else load_pool(settings.suite, settings.manifest)
+    out = []
+    for family in settings.families:
+        # select_tasks gives n // 2 seen and the rest unseen: ask for 2 * per_family and keep the unseen half.
+        chosen = select_tasks(specs, 2 * settings.per_family, settings.task_seed, max_params=settings.max_params,
+                              max_flops=settings.max_flops, filters={"family": [family]})
+        out += [t for t in chosen if t.group == "unseen"]
+    if not out:
+        raise ValueError(f"no held-out task of families {list(settings.families)} within the panel's size limits")
+    return out
+
+
+def panel_figures(summary: dict, table) -> dict:
+    """The panel's figures (see the module docstring) from an evaluation's summary and results table."""
+    from lopt_trainer.evaluation.summary import per_task
+
+    rows = {r["optimizer"]: r for r in summary["rows"] if r["group"] == "unseen"}
+    glob = per_task(table, "improvement_final").get(("global_adamlr", "unseen"), {})
+    values = np.clip(np.asarray(list(glob.values()), np.float64), -SCORE_CLIP, SCORE_CLIP)
+    return {
+        "score": float(np.mean(values)) if values.size else float("nan"),
+        "beats_global": rows.get("global_adamlr", {}).get("frac_lopt_better"),
+        "beats_per_task": rows.get("per_task_adamlr@14", {}).get("frac_lopt_better"),
+        "median_improvement": rows.get("global_adamlr", {}).get("final", {}).get("median"),
+        "diverged": summary["lopt"]["diverged"],
+        "tasks": len(glob),
+    }
+
+
+def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False) -> dict:
+    """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
+    :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache."""
+    from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
+    from lopt_trainer.evaluation.table import read_table
+
+    summary = run_evaluation(theta, tasks, out_dir, settings.eval_settings(), resume=True, progress=progress)
+    return panel_figures(summary, read_table(Path(out_dir) / RESULTS_FILE))

@@ -1,0 +1,234 @@
+"""The meta-training recipe: task grouping, redraws that do not cut problems short, the hand-set θ,
+per-task loss scaling, gradient shares by family, and panel baselines computed once."""
+
+import collections
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lopt_trainer import hierarchical as H
+from lopt_trainer.meta.config import MetaTrainConfig
+from lopt_trainer.meta.protocol import LearnedOptimizer
+from lopt_trainer.meta.trainer import TrainerState, family_shares, plan_step
+from lopt_trainer.meta.task_sampler import SamplerState, filter_specs
+from lopt_trainer.meta.truncation import TaskFns, UnrollSettings, fresh_problem, unroll
+from lopt_trainer.meta.work import make_context
+from tests.meta_helpers import tiny_lopt
+
+
+@pytest.fixture(scope="module")
+def mixed_pool():
+    import taskgen
+
+    specs = taskgen.load_specs(None)
+    return filter_specs(specs, {"split": ["meta_train"], "family": ["quadratic", "twod", "mlp"]},
+                        max_params=2000, max_flops=500_000)
+
+
+def _ctx(config, specs):
+    import dataclasses
+
+    ctx = make_context(dataclasses.replace(config, lopt="tests.meta_helpers:tiny_lopt"), specs)
+    assert ctx.lopt is tiny_lopt()
+    return ctx
+
+
+def test_quadratic_and_twod_group_by_static_key(mixed_pool):
+    from taskgen import default_registry
+
+    reg = default_registry()
+    for family in ("quadratic", "twod"):
+        fam = reg.get(family)
+        spec = next(s for s in mixed_pool if s.family == family)
+        from taskgen import build_task
+
+        assert fam.static_key(spec.config) == build_task(spec).static_key
+    ctx = _ctx(MetaTrainConfig(), mixed_pool)
+    twod = [k for k in ctx.sampler.groups if k.startswith("twod:")]
+    # 2-D problems share compiled code per (problem, start box): few groups, many tasks each
+    assert 0 < len(twod) <= 12
+    assert sum(len(ctx.sampler.groups[k]) for k in twod) == sum(s.family == "twod" for s in mixed_pool)
+
+
+def test_an_outer_step_sees_many_distinct_tasks_from_several_families(mixed_pool):
+    config = MetaTrainConfig(num_groups=16, tasks_per_group=2, resample_every=300, seed=3)  # the recipe's shape
+    ctx = _ctx(config, mixed_pool)
+    state = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
+    works = plan_step(ctx, config, state)
+    tasks = {t for w in works for t in w.task_ids}
+    families = {ctx.sampler.family_of(t) for t in tasks}
+    assert len(tasks) >= 16
+    assert families == {"quadratic", "twod", "mlp"}
+    # a slot that ends gets a fresh task of its group at its reset
+    e = next(i for i, w in enumerate(works) if len(ctx.sampler.groups[w.group]) > 20)
+    before = list(state.sampler.slot_tasks[e])
+    seen = set(before)
+    for step in range(1, 6):
+        state.step = step
+        state.sampler.done[e] = [True] * config.tasks_per_group
+        works = plan_step(ctx, config, state)
+        assert all(works[e].reset)
+        seen |= set(works[e].task_ids)
+    assert len(seen) > len(before)
+
+
+def test_redraw_waits_for_running_problems(mixed_pool):
+    config = MetaTrainConfig(num_groups=2, tasks_per_group=2, resample_every=2, seed=1)
+    ctx = _ctx(config, mixed_pool)
+    state = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
+    plan_step(ctx, config, state)
+    group0 = list(state.sampler.groups)
+    s = state.sampler
+    for step in (1, 2, 3, 4):  # slot 0 of each estimator ended, slot 1 still running
+        state.step = step
+        s.done = [[True, False] for _ in range(2)]
+        works = plan_step(ctx, config, state)
+        assert s.groups == group0  # no redraw while a problem runs ...
+        for w in works:
+            assert not w.reset[1]  # ... the running problem is never restarted
+            assert w.reset[0] == (step < 2)  # after resample_every steps the ended slot waits (drains)
+    state.step = 5
+    s.done = [[True, True] for _ in range(2)]
+    works = plan_step(ctx, config, state)
+    assert s.drawn == [5, 5]  # every problem ended: now the estimators draw new groups
+    assert all(w.reset.all() for w in works)
+
+
+def test_handset_theta_is_a_normalised_momentum_rule():
+    """With its small random part at zero, the hand-set θ's update is c · step_mult · normalised(m/sqrt(v))."""
+    scale = 2.0
+    theta = H.init_handset(jax.random.PRNGKey(0), scale=scale, noise=0.0)
+    rng = np.random.default_rng(0)
+    params = {"a": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32),
+              "b": jnp.asarray(rng.normal(size=(5,)), jnp.float32)}
+    state = H.init_state(theta, params)
+    m = {k: np.zeros(p.shape) for k, p in params.items()}
+    v = {k: np.zeros(p.shape) for k, p in params.items()}
+    step = jax.jit(H.update)
+    for _ in range(4):
+        grads = {k: jnp.asarray(rng.normal(size=p.shape) * 0.01, jnp.float32) for k, p in params.items()}
+        updates, state = step(theta, grads, state, params, jnp.float32(1.0))
+        for k in params:
+            g = np.asarray(grads[k], np.float64)
+            m[k] = 0.9 * m[k] + 0.1 * g
+            v[k] = 0.9 * v[k] + 0.1 * g * g
+            x = m[k] / np.sqrt(v[k] + 1e-6)
+            want = -scale * 1e-3 * x / np.sqrt(1e-5 + np.mean(x * x))
+            np.testing.assert_allclose(np.asarray(updates[k]), want, rtol=1e-4, atol=1e-9)
+
+
+def test_handset_theta_with_noise_stays_close_and_every_block_is_random():
+    exact = H.init_handset(jax.random.PRNGKey(0), noise=0.0)
+    noisy = H.init_handset(jax.random.PRNGKey(0), noise=0.05)
+    assert float(jnp.abs(noisy["lstm"]["w"]).max()) > 0  # the rest of θ has gradient paths
+    assert float(jnp.abs(exact["lstm"]["w"]).max()) == 0
+    np.testing.assert_array_equal(noisy["mlp"]["w2"][:, 1], 0.0)  # magnitude output 0
+    with pytest.raises(ValueError, match="decay 0.7"):
+        H.init_handset(jax.random.PRNGKey(0), decay=0.7)
+
+
+def _sign_lopt():
+    def init_state(theta, params, key):
+        return jnp.zeros(())
+
+    def update(theta, grads, state, params, loss, key):
+        return jax.tree_util.tree_map(lambda g: -theta["lr"] * jnp.sign(g), grads), state
+
+    return LearnedOptimizer("sign", lambda key: {"lr": jnp.float32(0.05)}, init_state, update, None)
+
+
+def _toy_fns(scale):
+    def init(key):
+        return {"w": jnp.array([1.0, -2.0, 0.5])}
+
+    def loss(params, batch, key):
+        return scale * jnp.sum(jnp.square(params["w"] - batch))
+
+    return TaskFns(init, loss, lambda data, key: data, lambda x: x)
+
+
+@pytest.mark.parametrize("loss_scale, same", [("initial", True), ("none", False)])
+def test_initial_loss_scaling_puts_two_families_on_one_scale(loss_scale, same):
+    lopt = _sign_lopt()
+    theta = lopt.init(None)
+    settings = UnrollSettings(truncation=12, valid_every=0, loss_scale=loss_scale, loss_clip=1e6)
+    curves = []
+    for scale in (1.0, 300.0):  # two "families" whose losses differ by a factor 300
+        fns = _toy_fns(scale)
+        data = {"train": jnp.zeros(3)}
+        ps = fresh_problem(theta, fns, lopt, jax.random.PRNGKey(0), 100)
+        ps, meta, active, _ = unroll(theta, ps, data, jax.random.PRNGKey(1), fns, lopt, settings)
+        curves.append(np.asarray(meta))
+        assert float(ps.init_loss) == pytest.approx(5.25 * scale)
+    if same:
+        np.testing.assert_allclose(curves[0], curves[1], rtol=1e-5)
+        assert curves[0][0] == pytest.approx(1.0)
+    else:
+        np.testing.assert_allclose(curves[1], 300.0 * curves[0], rtol=1e-5)
+
+
+def test_family_shares_sum_to_one():
+    shares = family_shares(["mlp", "twod", "mlp"], [3.0, 4.0, 0.0])
+    assert shares == pytest.approx({"mlp": 9 / 25, "twod": 16 / 25})
+    assert family_shares(["mlp"], [0.0]) == {}
+
+
+def test_recipe_settings_are_validated():
+    with pytest.raises(ValueError, match="loss_scale"):
+        MetaTrainConfig.from_dict({"loss_scale": "median"})
+    with pytest.raises(ValueError, match="theta_init"):
+        MetaTrainConfig.from_dict({"theta_init": "zeros"})
+    cfg = MetaTrainConfig.from_dict({"outer_clip_value": 0.1, "outer_warmup": 5, "outer_clip": 0})
+    from lopt_trainer.meta.trainer import build_outer_optimizer
+
+    tx = build_outer_optimizer(cfg)
+    params = {"x": jnp.zeros(3)}
+    st = tx.init(params)
+    upd, st = tx.update({"x": jnp.array([5.0, -0.01, 0.0])}, st, params)
+    np.testing.assert_array_equal(np.asarray(upd["x"]), 0.0)  # warm-up starts at lr 0
+    for _ in range(5):
+        upd, st = tx.update({"x": jnp.array([5.0, -0.01, 0.0])}, st, params)
+    assert float(upd["x"][0]) < 0 and float(upd["x"][1]) > 0
+
+
+def test_pretrain_recipe_is_a_valid_config():
+    import json
+    from pathlib import Path
+
+    import lopt_trainer
+
+    path = Path(lopt_trainer.__file__).parent / "data" / "pretrain_config.json"
+    cfg = MetaTrainConfig.from_dict(json.loads(path.read_text()))
+    assert cfg.theta_init == "handset" and cfg.meta_loss == "outer_valid" and cfg.loss_scale == "initial"
+    assert cfg.horizon_max >= 3000 and cfg.truncation == 50 and cfg.outer_clip_value == 0.1
+    assert cfg.num_groups * cfg.tasks_per_group >= 16
+
+
+def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
+    from lopt_trainer.evaluation import baseline_cache, runs
+    from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
+
+    calls = collections.Counter()
+    real = runs.compute_unit
+
+    def counting(unit, *a, **k):
+        calls[unit.optimizer] += 1
+        return real(unit, *a, **k)
+
+    monkeypatch.setattr(runs, "compute_unit", counting)  # the local backend looks it up at each call
+    settings = PanelSettings(families=("quadratic",), per_family=1, steps=20)
+    tasks = panel_tasks(settings)
+    assert len(tasks) == 1 and tasks[0].group == "unseen" and tasks[0].spec.split == "meta_test"
+    theta = H.init_handset(jax.random.PRNGKey(0))
+    first = evaluate_panel(theta, tasks, settings, tmp_path / "a")
+    assert calls == {"lopt": 1, "adamlr": 1}
+    assert baseline_cache.default_path().is_file()
+    other = H.init_handset(jax.random.PRNGKey(0), scale=3.0)
+    second = evaluate_panel(other, tasks, settings, tmp_path / "b")
+    assert calls == {"lopt": 2, "adamlr": 1}  # the AdamLR grid was not run again
+    for figures in (first, second):
+        assert figures["tasks"] == 1 and figures["diverged"] == 0
+        assert -3.0 <= figures["score"] <= 3.0
+    assert panel_tasks(settings) == tasks  # fixed: the same tasks every time
