@@ -5,17 +5,21 @@ the suite — half ``meta_train`` (only used to choose Global AdamLR's one learn
 (the *unseen* tasks, including held-out family variants) — at ``--steps`` inner steps (default 1000), and
 reports on the unseen tasks the fraction where the learned optimizer's final normalised test loss beats
 
-* Global AdamLR (one learning rate for all tasks, chosen on the seen tasks) — target ≥ 70%;
-* per-task AdamLR with 14 trials (the best of the 14-point grid on each task) — target ≥ 40%.
+* Global AdamLR (one learning rate for all tasks, chosen on the seen tasks) — target ≥ 60%, with a median
+  improvement over it > 0;
+* per-task AdamLR with 14 trials (the best of the 14-point grid on each task) — target ≥ 25%;
+
+and that no unseen task diverges. AdamLR runs come from the baseline cache
+(:mod:`lopt_trainer.evaluation.baseline_cache`), so comparing several θ costs the grid once.
 
 "Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.metrics`; per task averaged over seeds; a
 diverged learned-optimizer run counts as the task's worst loss). Only AdamLR is run unless ``--all-baselines``.
-Results: printed table + ``benchmarks/results/quality.json`` and its box plots (``quality_boxplot_*.png``); the
-evaluation folder (``--out``, resumable with
-``--resume``) holds the full table and the box plots.
+Results: printed table + ``benchmarks/results/<label>.json`` and its box plots (``<label>_boxplot_*.png``;
+``--label`` defaults to ``quality``); the evaluation folder (``--out``, resumable with ``--resume``) holds the full
+table and the box plots.
 
-Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--tasks 40] [--steps 1000]
-[--seeds 1] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]``.
+Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--label quality] [--tasks 40]
+[--steps 1000] [--seeds 2] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]``.
 """
 
 from __future__ import annotations
@@ -28,16 +32,18 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-TARGETS = {"global_adamlr": 0.70, "per_task_adamlr@14": 0.40}
+TARGETS = {"global_adamlr": 0.60, "per_task_adamlr@14": 0.25}
 
 
 def main(argv=None) -> int:
     """Run the benchmark; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--theta", required=True, help="θ: reference-layout .npz or a meta-training run folder")
+    p.add_argument("--theta", required=True, help="θ: reference-layout .npz, a meta-training run folder, or "
+                   "'handset' / 'random' (the untrained hand-set or random θ of seed 0)")
     p.add_argument("--tasks", type=int, default=40, help="tasks in all (half seen, half unseen)")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--label", default="quality", help="name of the results file (benchmarks/results/LABEL.json)")
     p.add_argument("--task-seed", type=int, default=0)
     p.add_argument("--max-params", type=int, default=20_000)
     p.add_argument("--max-flops", type=int, default=5_000_000)
@@ -51,7 +57,7 @@ def main(argv=None) -> int:
 
     from benchmarks.common import save
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
-    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.evaluation.io import write_command
     from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
 
     pool = load_pool(args.suite, args.manifest)
@@ -59,7 +65,7 @@ def main(argv=None) -> int:
     settings = EvalSettings(steps=args.steps, seeds=args.seeds, trials=(1, 10), adamlr_trials=14,
                             baselines=("adamlr", "adam8p", "opt_list") if args.all_baselines else ("adamlr",))
     t0 = time.perf_counter()
-    summary = run_evaluation(load_theta(args.theta), tasks, args.out, settings, workers=args.workers,
+    summary = run_evaluation(theta_arg(args.theta), tasks, args.out, settings, workers=args.workers,
                              resume=args.resume, theta_path=args.theta)
     wall = time.perf_counter() - t0
     write_command(args.out, [sys.executable, *sys.argv])
@@ -72,7 +78,13 @@ def main(argv=None) -> int:
     unseen = {r["baseline"]: r["frac_lopt_better"] for r in rows if r["group"] == "unseen"}
     verdict = {k: {"target": v, "measured": unseen.get(k), "met": (unseen.get(k) or 0.0) >= v}
                for k, v in TARGETS.items()}
-    save("quality", rows, {"theta": os.path.abspath(args.theta), "settings": settings.to_dict(),
+    median = next((r["median_improvement"] for r in rows
+                   if r["group"] == "unseen" and r["baseline"] == "global_adamlr"), None)
+    verdict["median_improvement_global_adamlr"] = {"target": "> 0", "measured": median,
+                                                   "met": median is not None and median > 0}
+    unseen_div = unseen_divergences(args.out)
+    verdict["unseen_diverged"] = {"target": 0, "measured": unseen_div, "met": unseen_div == 0}
+    save(args.label, rows, {"theta": os.path.abspath(args.theta), "settings": settings.to_dict(),
                            "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
                            "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
                            "eval_dir": os.path.abspath(args.out)})
@@ -80,11 +92,33 @@ def main(argv=None) -> int:
     from taskgen.specfile import atomic_write_bytes
 
     for plot in sorted(Path(args.out).glob("boxplot_*.png")):  # the figures next to the numbers
-        atomic_write_bytes(RESULTS_DIR / f"quality_{plot.name}", plot.read_bytes())
+        atomic_write_bytes(RESULTS_DIR / f"{args.label}_{plot.name}", plot.read_bytes())
     for k, v in verdict.items():
-        print(f"unseen tasks where the learned optimizer beats {k}: {v['measured']} (target {v['target']}"
-              f"{', met' if v['met'] else ', NOT met'})")
+        print(f"{k} (unseen tasks): {v['measured']} (target {v['target']}{', met' if v['met'] else ', NOT met'})")
     return 0
+
+
+def theta_arg(value):
+    """θ of the ``--theta`` argument: ``handset`` / ``random`` (seed 0, untrained) or a file or run folder."""
+    import jax
+
+    from lopt_trainer import hierarchical
+    from lopt_trainer.evaluation.io import load_theta
+
+    if value == "handset":
+        return hierarchical.init_handset(jax.random.PRNGKey(0))
+    if value == "random":
+        return hierarchical.init(jax.random.PRNGKey(0))
+    return load_theta(value)
+
+
+def unseen_divergences(out_dir) -> int:
+    """Learned-optimizer runs on unseen tasks that diverged, from the evaluation's results table."""
+    from lopt_trainer.evaluation.table import read_table
+
+    cols = read_table(Path(out_dir) / "results.arrow").select(["optimizer", "group", "diverged"]).to_pydict()
+    return int(sum(d for o, g, d in zip(cols["optimizer"], cols["group"], cols["diverged"])
+                   if o == "lopt" and g == "unseen"))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,19 @@ def machine() -> dict:
 
     import jax
 
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-            "jax": jax.__version__, "backend": jax.default_backend()}
+    return {"platform": platform.platform(), "cpu_model": cpu_model(), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def save(name: str, rows: list[dict], extra: dict | None = None) -> Path:
