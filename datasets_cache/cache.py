@@ -27,7 +27,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from datasets_cache.errors import CacheCorruptError, InvalidDatasetNameError
+from datasets_cache.errors import CacheCorruptError, DataDirError, InvalidDatasetNameError
 from datasets_cache.registry import validate_name
 
 ENV_VAR = "TASKGEN_DATA_DIR"
@@ -37,10 +37,22 @@ _STALE_TMP_SECONDS = 24 * 3600
 
 
 def data_dir() -> Path:
-    """Root of the cache: ``$TASKGEN_DATA_DIR`` if set, else ``platformdirs.user_cache_dir('taskgen')``."""
+    """Root of the cache: ``$TASKGEN_DATA_DIR`` if set, else ``platformdirs.user_cache_dir('taskgen')``.
+
+    Raises :class:`DataDirError` naming the setting when the path (or a folder above it) is a regular file.
+    A read-only or missing directory is fine here: writes that fail cost only the caching (see ``store``).
+    """
     env = os.environ.get(ENV_VAR)
     if env:
-        return Path(env).expanduser()
+        path = Path(env).expanduser()
+        for p in (path, *path.parents):
+            if p.exists():
+                if not p.is_dir():
+                    what = "is a regular file" if p == path else f"is under {p}, a regular file"
+                    raise DataDirError(f"{ENV_VAR}={env}: {what}, not a directory; point {ENV_VAR} at a "
+                                       "directory (or unset it for the default cache)")
+                break
+        return path
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("taskgen"))
@@ -120,13 +132,9 @@ def entry_paths(directory: Path, stem: str) -> tuple[Path, Path]:
     return directory / f"{stem}.npz", directory / f"{stem}.json"
 
 
-def write_entry(directory: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
-    """Atomically write ``arrays`` (no object dtypes) and ``meta`` (JSON types) as entry ``stem``.
-
-    Returns the npz path. The JSON gets ``sha256``, ``bytes``, ``arrays`` (shape/dtype of each) and
-    ``format_version`` added to ``meta``.
-    """
-    npz_path, json_path = entry_paths(directory, stem)
+def encode_entry(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
+    """The npz bytes of ``arrays`` and the metadata record :func:`write_entry` stores with them (``meta`` plus
+    ``sha256``, ``bytes``, ``arrays`` and ``format_version``), without writing anything."""
     data = _npz_bytes(arrays)
     record = dict(meta)
     record.update(
@@ -135,6 +143,24 @@ def write_entry(directory: Path, stem: str, arrays: Mapping[str, np.ndarray], me
         bytes=len(data),
         arrays={k: {"shape": list(np.shape(v)), "dtype": np.asarray(v).dtype.str} for k, v in arrays.items()},
     )
+    return data, record
+
+
+def list_entries(directory: Path) -> list[str]:
+    """Stems of the entries in ``directory`` (one per ``.json``; none when the folder is absent)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.json") if not p.name.startswith("."))
+
+
+def write_entry(directory: Path, stem: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> Path:
+    """Atomically write ``arrays`` (no object dtypes) and ``meta`` (JSON types) as entry ``stem``.
+
+    Returns the npz path. The JSON gets ``sha256``, ``bytes``, ``arrays`` (shape/dtype of each) and
+    ``format_version`` added to ``meta``.
+    """
+    npz_path, json_path = entry_paths(directory, stem)
+    data, record = encode_entry(arrays, meta)
     text = json.dumps(record, indent=1, sort_keys=True).encode()
     with _atomic_target(npz_path) as f:
         f.write(data)

@@ -21,3 +21,7 @@ class CacheCorruptError(DatasetError):
 
 class SourceError(DatasetError):
     """One source of a dataset failed (a command failed, a file is missing, a format is wrong)."""
+
+
+class DataDirError(DatasetError, ValueError):
+    """``$TASKGEN_DATA_DIR`` cannot be the cache's root (a regular file, or under one)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from pathlib import Path
@@ -42,9 +43,10 @@ def is_cached(name: str) -> bool:
 
 
 def verify(name: str) -> tuple[bool, str]:
-    """Fully check the cache entry of ``name`` (sha256, npz readable, shapes): ``(ok, message)``.
+    """Fully check every cache entry of ``name`` that a read may use — the raw entry and each derived one
+    (resized images, token streams) — (sha256, npz readable, shapes): ``(ok, message)``.
 
-    Does not fetch; a missing entry is reported as not ok.
+    Does not fetch; a missing raw entry is reported as not ok.
     """
     directory = cache.dataset_path(name)
     if not cache.entry_exists(directory, RAW):
@@ -53,7 +55,14 @@ def verify(name: str) -> tuple[bool, str]:
         _, meta = cache.read_entry(directory, RAW)
     except CacheCorruptError as e:
         return False, f"{name}: CORRUPT: {e}"
-    return True, f"{name}: ok (sha256 {meta['sha256'][:12]}, {meta['bytes']:,} bytes, from {meta.get('source')})"
+    derived = cache.list_entries(directory / DERIVED_DIR)
+    for stem in derived:
+        try:
+            cache.read_entry(directory / DERIVED_DIR, stem)
+        except CacheCorruptError as e:
+            return False, f"{name}: CORRUPT derived entry {stem}: {e}"
+    return True, (f"{name}: ok (sha256 {meta['sha256'][:12]}, {meta['bytes']:,} bytes, from {meta.get('source')}"
+                  f"; {len(derived)} derived entries)")
 
 
 def load_raw(
@@ -65,6 +74,8 @@ def load_raw(
     naming what to install or set when no source works.
     """
     directory = cache.dataset_path(name)
+    if str(directory) in _IN_MEMORY:
+        return _IN_MEMORY[str(directory)]
     corrupt = False
     if cache.entry_exists(directory, RAW):
         try:
@@ -96,20 +107,38 @@ def load_raw(
                 "source_kind": src.kind,
                 "fetch_seconds": round(time.perf_counter() - t0, 3),
             }
-            cache.write_entry(directory, RAW, arrays, meta)
             if bar is not None:
                 bar.update(bar.total - bar.n)
+            try:
+                cache.write_entry(directory, RAW, arrays, meta)
+            except OSError as e:  # read-only or full cache: the data still serves this process
+                return _keep_in_memory(name, directory, arrays, meta, e)
             return cache.read_entry(directory, RAW)
     finally:
         if bar is not None:
             bar.close()
     if corrupt:
-        cache.remove_entry(directory, RAW)
+        with contextlib.suppress(OSError):
+            cache.remove_entry(directory, RAW)
     raise DatasetUnavailableError(
         f"dataset {name!r} is not cached in {directory} and no source worked:\n"
         + "\n".join(failures)
         + f"\nTo fix: {info.install_hint}"
     )
+
+
+_IN_MEMORY: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
+"""Datasets fetched by this process that could not be written to the cache, by cache directory (kept so they
+are fetched once)."""
+
+
+def _keep_in_memory(name, directory, arrays, meta, error):
+    """``(arrays, record)`` of a fetched dataset the cache could not store; warns naming the setting."""
+    warnings.warn(f"could not cache dataset {name!r} in {directory} ({error.strerror or error}); using it from "
+                  f"memory for this run (set {cache.ENV_VAR} to a writable directory to keep it)", stacklevel=3)
+    _, record = cache.encode_entry(arrays, meta)
+    _IN_MEMORY[str(directory)] = ({k: np.asarray(v) for k, v in arrays.items()}, record)
+    return _IN_MEMORY[str(directory)]
 
 
 def fetch(name: str, progress: bool = True, *, tfds_data_dir: str | None = None) -> Path:
@@ -121,6 +150,8 @@ def fetch(name: str, progress: bool = True, *, tfds_data_dir: str | None = None)
 def raw_meta(name: str, *, tfds_data_dir: str | None = None) -> dict[str, Any]:
     """Metadata of the raw entry, fetching the dataset first if the entry is missing or unreadable."""
     directory = cache.dataset_path(name)
+    if str(directory) in _IN_MEMORY:
+        return _IN_MEMORY[str(directory)][1]
     try:
         return cache.read_meta(directory, RAW)
     except CacheCorruptError:
@@ -149,7 +180,8 @@ def cached_derived(
             return cache.read_entry(directory, stem)[0]
         except CacheCorruptError as e:
             warnings.warn(f"derived cache entry {stem} of {name!r} is corrupt ({e}); recomputing", stacklevel=2)
-            cache.remove_entry(directory, stem)
+            with contextlib.suppress(OSError):  # a read-only cache keeps it; the result is recomputed anyway
+                cache.remove_entry(directory, stem)
     raw, meta = load_raw(name, tfds_data_dir=tfds_data_dir)
     if meta["sha256"] != raw_sha:  # re-fetched in between: key on what we actually computed from
         key = cache.derived_key({"kind": kind, "params": dict(params), "raw": meta["sha256"], "v": DERIVED_VERSION})

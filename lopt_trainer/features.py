@@ -141,12 +141,17 @@ def tracker_init() -> LossTracker:
 def tracker_update(tracker: LossTracker, loss, decay: float) -> LossTracker:
     """Folds one loss into the tracker; returns the new tracker.
 
-    `mean <- d*mean + (1-d)*loss`, `var <- d*var + (1-d)*(mean_new - loss)**2`.
+    `mean <- d*mean + (1-d)*loss`, `var <- d*var + (1-d)*(mean_new - loss)**2`,
+    `count <- count + 1`.  A NaN or infinite `loss` is skipped (the tracker
+    is returned unchanged), so one bad loss cannot poison every later step.
     """
     loss = jnp.asarray(loss, jnp.float32)
-    mean = decay * tracker.mean + (1.0 - decay) * loss
-    var = decay * tracker.var + (1.0 - decay) * jnp.square(mean - loss)
-    return LossTracker(mean, var, tracker.count + 1)
+    ok = jnp.isfinite(loss)
+    safe = jnp.where(ok, loss, tracker.mean)
+    mean = decay * tracker.mean + (1.0 - decay) * safe
+    var = decay * tracker.var + (1.0 - decay) * jnp.square(mean - safe)
+    return LossTracker(jnp.where(ok, mean, tracker.mean), jnp.where(ok, var, tracker.var),
+                       tracker.count + ok.astype(tracker.count.dtype))
 
 
 def tracker_correction(tracker: LossTracker, decay: float):
@@ -207,6 +212,10 @@ def shape_features(shape, max_rank: int) -> list[float]:
 
 
 def mean_var(total, total_sq, count):
-    """Mean and (population) variance from a sum and a sum of squares."""
+    """Mean and (population) variance from a sum and a sum of squares.
+
+    A count of 0 gives mean 0 and variance 0 (not 0/0).
+    """
+    count = jnp.maximum(count, 1)
     mean = total / count
     return mean, jnp.maximum(total_sq / count - jnp.square(mean), 0.0)

@@ -199,7 +199,12 @@ class LOptState(NamedTuple):
     calls when `valid_advances_iteration`); `lstm_hidden`, `lstm_cell`:
     (T, H) for the T tensors; `from_mlp`: (T, from_mlp_size); `from_lstm`:
     (from_lstm_size,); `train_loss`, `valid_loss`: `features.LossTracker`;
-    `clip`: `features.ClipState`.
+    `clip`: `features.ClipState`; `nonfinite_losses`: int32 count of the
+    training and validation losses that were NaN or infinite (skipped by
+    the trackers, see `features.tracker_update`).
+
+    Zero-element leaves of `params` take no part in anything shared across
+    tensors: T counts only the leaves with at least one element.
     """
 
     m: Any
@@ -212,6 +217,7 @@ class LOptState(NamedTuple):
     train_loss: F.LossTracker
     valid_loss: F.LossTracker
     clip: F.ClipState
+    nonfinite_losses: jax.Array
 
 
 def init_state(theta: dict, params, config: LOptConfig = DEFAULT_CONFIG) -> LOptState:
@@ -221,8 +227,7 @@ def init_state(theta: dict, params, config: LOptConfig = DEFAULT_CONFIG) -> LOpt
     with zero accumulators and θ's learned initial LSTM state and messages.
     """
     k = len(config.decays)
-    leaves = jax.tree_util.tree_leaves(params)
-    t = len(leaves)
+    t = len(_live_indices(jax.tree_util.tree_leaves(params)))
     acc = jax.tree_util.tree_map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.float32), params)
     return LOptState(
         m=acc,
@@ -235,6 +240,7 @@ def init_state(theta: dict, params, config: LOptConfig = DEFAULT_CONFIG) -> LOpt
         train_loss=F.tracker_init(),
         valid_loss=F.tracker_init(),
         clip=F.clip_init(),
+        nonfinite_losses=jnp.zeros((), jnp.int32),
     )
 
 
@@ -247,11 +253,42 @@ def observe_validation(state: LOptState, valid_loss, config: LOptConfig = DEFAUL
     the validation cadence).  The reference never calls this during
     training; we do every `config.valid_every` steps.
     """
+    valid_loss = scalar_loss(valid_loss, "valid_loss")
     state = state._replace(
-        valid_loss=F.tracker_update(state.valid_loss, valid_loss, config.valid_loss_decay))
+        valid_loss=F.tracker_update(state.valid_loss, valid_loss, config.valid_loss_decay),
+        nonfinite_losses=_count_nonfinite(state.nonfinite_losses, valid_loss))
     if config.valid_advances_iteration:
         state = state._replace(iteration=state.iteration + 1)
     return state
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def scalar_loss(loss, name: str = "loss"):
+    """`loss` as a float32 scalar array.
+
+    Raises ValueError naming the argument `name` when `loss` is not a scalar
+    (e.g. a per-example loss vector of shape (8,)): the optimizer folds it
+    into persistent state, where a vector would broadcast silently.
+    """
+    shape = jnp.shape(loss)
+    if shape != ():
+        raise ValueError(f"{name}: the learned optimizer takes a scalar loss, got an array of shape "
+                         f"{shape}; reduce it first (e.g. loss.mean())")
+    return jnp.asarray(loss, jnp.float32)
+
+
+def _count_nonfinite(count, loss):
+    """`count + 1` when `loss` is NaN or infinite, else `count`."""
+    return count + jnp.logical_not(jnp.isfinite(loss)).astype(jnp.int32)
+
+
+def _live_indices(leaves) -> list[int]:
+    """Indices of the leaves with at least one element (decided at trace time:
+    shapes are static, so a zero-element leaf is dropped from the traced
+    program instead of being masked at run time)."""
+    return [i for i, p in enumerate(leaves) if math.prod(jnp.shape(p)) > 0]
 
 
 # ---------------------------------------------------------------- one step
@@ -364,19 +401,39 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     (same structure as grads) and the scalar training loss; returns
     `(updates, new_state)` where `updates` is a pytree like params
     (`params + updates` is the new parameters; dtype of each parameter kept).
+
+    Degenerate inputs: a leaf with zero elements gets an empty (zero)
+    update and takes no part in the statistics shared across tensors (the
+    tensor count, the clipper's mean square, the LSTM batch, messages); an
+    empty tree gets empty updates (only the iteration and the train-loss
+    tracker advance).  A NaN or infinite `loss` is skipped by the train-loss
+    tracker, counted in `nonfinite_losses`, and its loss feature is 0, so
+    the step stays finite.  A non-scalar `loss` raises ValueError.
     """
-    p_leaves, treedef = jax.tree_util.tree_flatten(params)
-    g_leaves = treedef.flatten_up_to(grads)
-    m_leaves = treedef.flatten_up_to(state.m)
-    v_leaves = treedef.flatten_up_to(state.v)
+    loss = scalar_loss(loss, "loss")
+    all_p, treedef = jax.tree_util.tree_flatten(params)
+    all_g = treedef.flatten_up_to(grads)
+    all_m = treedef.flatten_up_to(state.m)
+    all_v = treedef.flatten_up_to(state.v)
+    live = _live_indices(all_p)
+    p_leaves = [all_p[i] for i in live]
+    g_leaves = [all_g[i] for i in live]
+    m_leaves = [all_m[i] for i in live]
+    v_leaves = [all_v[i] for i in live]
     n_tensors = len(p_leaves)
     decays = jnp.asarray(config.decays, jnp.float32)
 
-    # 1. Loss features (train tracker updated first, as in the reference).
+    # 1. Loss features (train tracker updated first, as in the reference;
+    # a non-finite loss is skipped by the tracker and its feature is 0).
     train = F.tracker_update(state.train_loss, loss, config.train_loss_decay)
-    train_feat = F.standardize_loss(train, config.train_loss_decay, loss)
+    nonfinite = _count_nonfinite(state.nonfinite_losses, loss)
+    train_feat = jnp.where(jnp.isfinite(loss),
+                           F.standardize_loss(train, config.train_loss_decay, loss), 0.0)
     valid_feat = F.standardize_loss(
         train, config.train_loss_decay, F.corrected_mean(state.valid_loss, config.valid_loss_decay))
+    if not live:
+        return treedef.unflatten([jnp.zeros(jnp.shape(p), jnp.result_type(p)) for p in all_p]), \
+            state._replace(iteration=state.iteration + 1, train_loss=train, nonfinite_losses=nonfinite)
 
     # 2. Dynamic gradient clipping.
     bound = F.clip_value(state.clip, config)
@@ -449,11 +506,16 @@ def update(theta: dict, grads, state: LOptState, params, loss,
         updates.append(-step)
         msgs.append(mean_h @ w_last[:, 2:] + b_last[2:])
 
-    upd_leaves = [u.reshape(jnp.shape(p)).astype(jnp.result_type(p))
-                  for u, p in zip(updates, p_leaves)]
+    # Zero-element leaves: an empty update, accumulators unchanged (empty).
+    upd_leaves = [jnp.zeros(jnp.shape(p), jnp.result_type(p)) for p in all_p]
+    new_m, new_v = list(all_m), list(all_v)
+    for i, u, m, v, p in zip(live, updates, ms, vs, p_leaves):
+        upd_leaves[i] = u.reshape(jnp.shape(p)).astype(jnp.result_type(p))
+        new_m[i] = m.reshape((k,) + jnp.shape(p))
+        new_v[i] = v.reshape((k,) + jnp.shape(p))
     new_state = LOptState(
-        m=treedef.unflatten([m.reshape((k,) + jnp.shape(p)) for m, p in zip(ms, p_leaves)]),
-        v=treedef.unflatten([v.reshape((k,) + jnp.shape(p)) for v, p in zip(vs, p_leaves)]),
+        m=treedef.unflatten(new_m),
+        v=treedef.unflatten(new_v),
         iteration=state.iteration + 1,
         lstm_hidden=hidden,
         lstm_cell=cell,
@@ -462,5 +524,6 @@ def update(theta: dict, grads, state: LOptState, params, loss,
         train_loss=train,
         valid_loss=state.valid_loss,
         clip=clip,
+        nonfinite_losses=nonfinite,
     )
     return treedef.unflatten(upd_leaves), new_state

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import jax
 import optax
 
 from lopt_trainer import hierarchical
@@ -38,7 +39,11 @@ def optax_lopt(theta: dict, config: LOptConfig = DEFAULT_CONFIG) -> LOptTransfor
     Takes θ (from `hierarchical.init` or `load_reference_npz`) and the config;
     returns an `LOptTransformation`.  `update(grads, state, params, value=loss)`
     needs both `params` and the scalar training loss `value` (ValueError
-    otherwise); other extra keyword arguments are ignored, as optax does.
+    otherwise, also for a loss of shape (8,)); other extra keyword arguments
+    are ignored, as optax does.  An empty parameter tree gives empty
+    updates; a zero-element leaf gets an empty update; a NaN or infinite
+    `value` (or validation loss) is skipped by the loss trackers and counted
+    in `state.nonfinite_losses` (see `hierarchical.update`).
     """
 
     def init_fn(params):
@@ -50,13 +55,17 @@ def optax_lopt(theta: dict, config: LOptConfig = DEFAULT_CONFIG) -> LOptTransfor
             raise ValueError(
                 "the learned optimizer needs the training loss: call "
                 "tx.update(grads, state, params, value=loss)")
+        value = hierarchical.scalar_loss(value, "value")
         if params is None:
-            raise ValueError(
-                "the learned optimizer needs the current parameters: call "
-                "tx.update(grads, state, params, value=loss)")
+            if jax.tree_util.tree_leaves(updates):
+                raise ValueError(
+                    "the learned optimizer needs the current parameters: call "
+                    "tx.update(grads, state, params, value=loss)")
+            params = updates  # a tree without arrays (e.g. None): nothing to update, params not needed
         return hierarchical.update(theta, updates, state, params, value, config)
 
     def observe_fn(state, valid_loss):
-        return hierarchical.observe_validation(state, valid_loss, config)
+        return hierarchical.observe_validation(state, hierarchical.scalar_loss(valid_loss, "valid_loss"),
+                                               config)
 
     return LOptTransformation(init_fn, update_fn, observe_fn)

@@ -18,7 +18,9 @@ import zipfile
 import jax.numpy as jnp
 import numpy as np
 
+from lopt_trainer.errors import ThetaFileError
 from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig
+from lopt_trainer.theta_check import check_finite
 
 _MLP_PREFIX = "ffmod_params/mlp/~/linear_"
 
@@ -105,11 +107,27 @@ def load_reference_npz(path, config: LOptConfig = DEFAULT_CONFIG) -> dict:
     """Reads θ from an `.npz` in the reference layout (never unpickles).
 
     Takes a file path (and the config the shapes are checked against);
-    returns θ as `hierarchical.init` lays it out.
+    returns θ as `hierarchical.init` lays it out.  Raises
+    `errors.ThetaFileError` naming the file when it is damaged (truncated,
+    not an .npz), when an array holds NaN or inf (naming the first, in
+    sorted key order), or when its keys or shapes do not fit `config`;
+    `FileNotFoundError` when it is absent.
     """
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    return from_reference(arrays, config)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if not hasattr(data, "files"):
+                raise ValueError("a single .npy array, not an .npz archive")
+            arrays = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, KeyError) as e:
+        raise ThetaFileError(f"θ file {path}: damaged or not an .npz archive ({type(e).__name__}: {e}); "
+                             "restore it or export θ again") from None
+    check_finite(arrays, path)
+    try:
+        return from_reference(arrays, config)
+    except ValueError as e:
+        raise ThetaFileError(f"θ file {path}: {e}") from None
 
 
 def save_reference_npz(theta: dict, path, config: LOptConfig = DEFAULT_CONFIG) -> None:

@@ -75,11 +75,9 @@ class RayBackend:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         self._owns = not ray.is_initialized()
         if self._owns:
-            if address:
-                ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-            else:
-                ray.init(num_cpus=self.num_workers, include_dashboard=False, _node_ip_address="127.0.0.1",
-                         runtime_env={"env_vars": env}, log_to_driver=False)
+            from lopt_trainer.ray_local import init_ray
+
+            init_ray(self.num_workers, address, env)
         self.remote = ray.remote(num_cpus=1, max_retries=1)(_remote_compute)
 
     def run(self, items, tasks=None):

@@ -129,13 +129,16 @@ class MetaTrainConfig:
         return cfg
 
 
-def load_config(path) -> MetaTrainConfig:
-    """Read a config file (``.json`` or ``.toml``)."""
+def read_config_dict(path) -> dict:
+    """The settings a config file (``.json`` or ``.toml``) sets, as a dict (not yet validated)."""
     path = Path(path)
     if path.suffix == ".toml":
         import tomllib
 
-        data = tomllib.loads(path.read_text())
-    else:
-        data = json.loads(path.read_text())
-    return MetaTrainConfig.from_dict(data)
+        return tomllib.loads(path.read_text())
+    return json.loads(path.read_text())
+
+
+def load_config(path) -> MetaTrainConfig:
+    """Read a config file (``.json`` or ``.toml``)."""
+    return MetaTrainConfig.from_dict(read_config_dict(path))

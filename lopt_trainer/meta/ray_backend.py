@@ -9,8 +9,8 @@ A worker that dies (``RayActorError``, e.g. its process was killed) is replaced 
 completes with the gradients that did arrive (``estimators_ok`` in the metrics says how many) and the failed
 estimators keep their previous state.
 
-Network and security: without ``address`` a *local* cluster is started with ``ray.init(num_cpus=N,
-include_dashboard=False, _node_ip_address="127.0.0.1")``, so its services bind to the loopback interface.
+Network and security: without ``address`` a new *local* cluster is started (whatever ``RAY_ADDRESS`` says) with
+the dashboard off and every service bound to the loopback interface (:func:`lopt_trainer.ray_local.init_ray`).
 Ray itself has no authentication by default (anyone who can reach a cluster's ports can run code on it), and a
 cluster started with ``ray start --head`` listens on all interfaces unless given ``--node-ip-address`` (and, for
 the client server, ``--ray-client-server-port`` behind a firewall). To use an existing cluster pass
@@ -87,11 +87,9 @@ class RayBackend:
         if pin:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         if not ray.is_initialized():
-            if address:
-                ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
-            else:
-                ray.init(num_cpus=max(1, num_workers), include_dashboard=False, _node_ip_address="127.0.0.1",
-                         runtime_env={"env_vars": env}, log_to_driver=False)
+            from lopt_trainer.ray_local import init_ray
+
+            init_ray(num_workers, address, env)
             self._owns_ray = True
         else:
             self._owns_ray = False

@@ -32,6 +32,7 @@ from lopt_trainer.meta import checkpoint as ckpt
 from lopt_trainer.meta.config import MetaTrainConfig
 from lopt_trainer.meta.evaluation import evaluate
 from lopt_trainer.meta.metrics import append_metrics, truncate_metrics
+from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
 from lopt_trainer.meta.task_sampler import SamplerState, filter_specs, rng_for
 from lopt_trainer.meta.truncation import initial_offsets
 from lopt_trainer.meta.work import Work, WorkerContext, compute_work, import_plugins, make_context
@@ -73,9 +74,10 @@ def build_outer_optimizer(config: MetaTrainConfig) -> optax.GradientTransformati
     (with a linear warm-up over ``outer_warmup`` steps)."""
     name = config.outer_opt
     if name.startswith("lopt:"):
+        from lopt_trainer import hierarchical
         from lopt_trainer.optax_api import optax_lopt
 
-        return optax_lopt(load_theta(name[5:]))
+        return optax_lopt(warm_start_theta(jax.eval_shape(hierarchical.init, jax.random.PRNGKey(0)), name[5:]))
     lr = config.outer_lr
     if config.outer_warmup > 0:
         lr = optax.linear_schedule(0.0, config.outer_lr, int(config.outer_warmup))
@@ -94,15 +96,25 @@ def build_outer_optimizer(config: MetaTrainConfig) -> optax.GradientTransformati
 
 
 def load_theta(path):
-    """θ from a meta-training run folder / checkpoint file, or a reference ``.npz`` (hierarchical layout)."""
+    """θ from a meta-training run folder / checkpoint file, or a reference ``.npz`` (hierarchical layout).
+
+    Raises ``ThetaFileError`` / ``CheckpointError`` naming the file when it is damaged or an array of θ holds
+    NaN or inf; ``FileNotFoundError`` when there is no θ at ``path``.
+    """
+    from lopt_trainer.theta_check import check_finite
+
     path = Path(path)
     if path.suffix == ".npz":
         from lopt_trainer.reference_io import load_reference_npz
 
         return load_reference_npz(path)
-    raw = ckpt.load_checkpoint(path if path.is_dir() else path.parent)
+    if path.is_dir():
+        raw, source = ckpt.load_checkpoint(path), path / ckpt.FILENAME
+    else:
+        raw, source = ckpt.read_checkpoint(path), path
     if raw is None:
         raise FileNotFoundError(f"no checkpoint in {path}")
+    check_finite(raw["theta"], source)
     return jax.tree_util.tree_map(jnp.asarray, raw["theta"])
 
 
@@ -141,14 +153,13 @@ def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> Trainer
 
 def warm_start_theta(template, path):
     """θ loaded from ``path`` (see :func:`load_theta`) in the structure of ``template`` (a fresh θ of the run's
-    optimizer); ``ValueError`` naming the file when the two do not match."""
+    optimizer, or its ``jax.eval_shape``); ``ThetaFileError`` naming the file and the first array that does not
+    match (or holds NaN/inf)."""
+    from lopt_trainer.theta_check import check_like
+
     loaded = load_theta(path)
-    want = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(template)]
-    have = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(loaded)]
-    if jax.tree_util.tree_structure(loaded) != jax.tree_util.tree_structure(template) or want != have:
-        raise ValueError(f"init_theta {path}: its θ does not match this run's learned optimizer "
-                         f"({len(have)} arrays vs {len(want)} expected)")
-    return jax.tree_util.tree_map(lambda x, t: jnp.asarray(x, jnp.result_type(t)), loaded, template)
+    check_like(loaded, template, path)
+    return jax.tree_util.tree_map(lambda x, t: jnp.asarray(x, t.dtype), loaded, template)
 
 
 def restore_state(ctx: WorkerContext, config: MetaTrainConfig, outer, raw) -> TrainerState:
@@ -334,10 +345,10 @@ def _install_handlers(flag):
     return old
 
 
-def _save(run_dir, state: TrainerState, config: MetaTrainConfig):
+def _save(run_dir, state: TrainerState, config: MetaTrainConfig, specs):
     ckpt.save_checkpoint(run_dir, step=state.step, theta=state.theta, outer_state=state.outer_state,
                          estimators=state.estimators, sampler_json=state.sampler.to_json(),
-                         config_json=config.to_json())
+                         config_json=config.to_json(), tasks_digest=task_digest(specs), tasks_count=len(specs))
 
 
 class Panel:
@@ -377,22 +388,24 @@ class Panel:
 
 def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=None, eval_specs=None,
                outer_optimizer: optax.GradientTransformation | None = None, progress: bool = True,
-               backend=None) -> RunResult:
+               backend=None, given_keys=None, allow_change: bool = False) -> RunResult:
     """Meta-train θ for ``config.steps`` outer steps into ``run_dir``.
 
     ``specs``/``eval_specs`` override the spec loading of the config (Python use); ``outer_optimizer`` overrides
     ``config.outer_opt`` (any optax transformation; a resumed run must get the same one). With ``resume`` the run
     continues from ``run_dir/checkpoint.msgpack`` (when present) with the config stored there, except ``steps``,
-    ``workers``, ``address`` and ``pin_workers``, which are taken from ``config``. ``backend`` overrides the
-    Ray/in-process choice (an object with ``compute(theta, items)`` and ``close()``).
+    ``workers``, ``address`` and ``pin_workers``, which are taken from ``config``; any other setting of
+    ``config`` named in ``given_keys`` (None = all) that differs from the stored one raises ``ResumeError``,
+    unless ``allow_change`` and it is safe to change (see :mod:`lopt_trainer.meta.resume`); a changed training
+    task list raises ``ResumeError`` too. ``backend`` overrides the Ray/in-process choice (an object with
+    ``compute(theta, items)`` and ``close()``).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     raw = ckpt.load_checkpoint(run_dir) if resume else None
     if raw is not None:
         stored = MetaTrainConfig.from_dict(json.loads(raw["config"]))
-        config = dataclasses.replace(stored, steps=config.steps, workers=config.workers, address=config.address,
-                                     pin_workers=config.pin_workers)
+        config = resolve_resumed_config(stored, config, run_dir, given_keys, allow_change)
     if config.compilation_cache != "":
         from lopt_trainer.jax_cache import enable_compilation_cache
 
@@ -401,6 +414,8 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     if specs is None:
         specs, default_eval = load_specs_for(config)
         eval_specs = default_eval if eval_specs is None else eval_specs
+    if raw is not None:
+        check_tasks(raw, specs, run_dir, config.manifest or config.suite or "the default suite")
     ctx = make_context(config, specs)
     outer = outer_optimizer or build_outer_optimizer(config)
     if raw is not None:
@@ -440,8 +455,8 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
             if panel is not None and state.step % config.panel_every == 0:
                 panel.evaluate(state, progress)
             if config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0:
-                _save(run_dir, state, config)
-        _save(run_dir, state, config)
+                _save(run_dir, state, config, specs)
+        _save(run_dir, state, config, specs)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
