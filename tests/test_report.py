@@ -9,7 +9,7 @@ from lopt_trainer.evaluation.io import write_command, write_json
 from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.report import find_parts, write_report
-from lopt_trainer.report_cli import report
+from lopt_trainer.cli import report
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 
