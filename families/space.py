@@ -161,24 +161,40 @@ def describe_space(space: Struct) -> dict:
 def check_json_types(value: Any, path: str = "", max_depth: int | None = None) -> None:
     """Raise :class:`ConfigError` if ``value`` holds anything but dict/list/str/int/finite float/bool/None, or (with
     ``max_depth``) nests lists/objects deeper than that."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:  # the common leaves first: this runs per spec
+        return
+    if t is float:
+        if not math.isfinite(value):
+            raise ConfigError(path, f"{value} is not allowed (NaN and Infinity have no canonical JSON)")
+        return
     if max_depth is not None and max_depth < 0:
         raise ConfigError(path, "nested too deeply")
     depth = None if max_depth is None else max_depth - 1
-    if isinstance(value, Mapping):
+    if t is dict or isinstance(value, Mapping):
         for k, v in value.items():
-            if not isinstance(k, str):
+            if type(k) is not str:
                 raise ConfigError(path, f"object keys must be strings, got {k!r}")
-            check_json_types(v, _join(path, k), depth)
-    elif isinstance(value, (list, tuple)):
-        if isinstance(value, tuple):
-            raise ConfigError(path, "tuples are not JSON; use a list")
+            check_json_types(v, _join(path, k) if type(v) in (dict, list) or not _is_leaf(v) else path, depth)
+    elif t is list:
         for i, v in enumerate(value):
-            check_json_types(v, f"{path}[{i}]", depth)
+            check_json_types(v, f"{path}[{i}]" if type(v) in (dict, list) or not _is_leaf(v) else path, depth)
+    elif isinstance(value, tuple):
+        raise ConfigError(path, "tuples are not JSON; use a list")
+    elif isinstance(value, list):  # subclasses of the JSON types, as before
+        check_json_types(list(value), path, max_depth)
     elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(path, f"{value} is not allowed (NaN and Infinity have no canonical JSON)")
-    elif not (value is None or isinstance(value, (str, int, bool))):
+        check_json_types(float(value), path, max_depth)
+    elif isinstance(value, (str, int)):
+        return
+    else:
         raise ConfigError(path, f"{type(value).__name__} is not a JSON type")
+
+
+def _is_leaf(v) -> bool:
+    # A valid leaf (so its path string need not be built); an invalid one gets its path built for the error.
+    t = type(v)
+    return t is str or t is int or t is bool or v is None or (t is float and math.isfinite(v))
 
 
 def choices(options: Sequence) -> Choice:

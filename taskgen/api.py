@@ -68,11 +68,12 @@ def resolve_spec(task_id: str, suite=None, registry=None):
         return specs[_pick(task_id, ids, path)]
     import pyarrow.compute as pc
 
+    from taskgen.arrow_values import string_scalar
     from taskgen.manifest import load_manifest, specs_from_manifest
 
     table = load_manifest(path, registry)
     ids = table.column("task_id")
-    rows = pc.indices_nonzero(pc.equal(ids, task_id))
+    rows = pc.indices_nonzero(pc.equal(ids, string_scalar(task_id)))
     if len(rows) == 0:
         rows = pc.indices_nonzero(pc.starts_with(ids, task_id))
     candidates = pc.take(ids, rows).to_pylist()

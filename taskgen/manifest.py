@@ -57,7 +57,13 @@ def manifest_table(specs: Sequence[TaskSpec], registry: Registry | None = None) 
                "flops_per_step": int(cost.flops_per_step), "spec_json": spec.to_json()}
         for k, v in row.items():
             cols[k].append(v)
-    return pa.table(cols, schema=SCHEMA.with_metadata(_default_metadata()))
+    from taskgen.arrow_values import column
+
+    try:
+        arrays = [column(cols[f.name], f.type) for f in SCHEMA]
+    except OverflowError as e:
+        raise ValueError(f"a manifest value does not fit its column: {e}") from None
+    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata(_default_metadata()))
 
 
 def manifest_bytes(table: pa.Table, fmt: str = "arrow") -> bytes:
@@ -168,8 +174,16 @@ def check_manifest_families(table: pa.Table, path="<table>", registry: Registry 
     from families.errors import ConfigError
 
     checker = _FamilyChecker(registry or default_registry())
-    pairs = table.select(["family", "family_version"]).group_by(["family", "family_version"]).aggregate([])
-    for family, version in zip(pairs.column("family").to_pylist(), pairs.column("family_version").to_pylist()):
+    import pyarrow.compute as pc
+
+    from taskgen.arrow_values import string_scalar
+
+    families, versions = table.column("family"), table.column("family_version")
+    pairs = []  # (family, version) present; pc.unique per family (group_by would import pyarrow's dataset layer)
+    for family in pc.unique(families).to_pylist():
+        same = pc.equal(families, string_scalar(family))
+        pairs += [(family, v) for v in pc.unique(pc.filter(versions, same)).to_pylist()]
+    for family, version in pairs:
         try:
             checker.family(family, version)
         except ConfigError as e:
@@ -197,19 +211,26 @@ def filter_manifest(table: pa.Table, family: Sequence[str] = (), split: str | No
     """Rows of ``table`` matching every given filter (empty filters match everything)."""
     import pyarrow.compute as pc
 
-    mask = pa.array([True] * table.num_rows)
+    from taskgen.arrow_values import int64_scalar, string_array, string_scalar
+
+    masks = []
     if family:
-        mask = pc.and_(mask, pc.is_in(table["family"], pa.array(list(family))))
+        masks.append(pc.is_in(table["family"], value_set=string_array(family)))
     if dataset:
-        mask = pc.and_(mask, pc.is_in(table["dataset"], pa.array(list(dataset))))
+        masks.append(pc.is_in(table["dataset"], value_set=string_array(dataset)))
     if variant:
-        mask = pc.and_(mask, pc.is_in(table["variant"], pa.array(list(variant))))
+        masks.append(pc.is_in(table["variant"], value_set=string_array(variant)))
     if split:
-        mask = pc.and_(mask, pc.equal(table["split"], split))
+        masks.append(pc.equal(table["split"], string_scalar(split)))
     if max_params is not None:
-        mask = pc.and_(mask, pc.less_equal(table["params"], max_params))
+        masks.append(pc.less_equal(table["params"], int64_scalar(max_params)))
     if max_flops is not None:
-        mask = pc.and_(mask, pc.less_equal(table["flops_per_step"], max_flops))
+        masks.append(pc.less_equal(table["flops_per_step"], int64_scalar(max_flops)))
+    if not masks:
+        return table
+    mask = masks[0]
+    for m in masks[1:]:
+        mask = pc.and_(mask, m)
     return table.filter(mask)
 
 
