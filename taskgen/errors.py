@@ -45,7 +45,15 @@ def _is_toolkit_error(e: BaseException) -> bool:
 def _is_decode_error(e: BaseException) -> bool:
     if isinstance(e, (UnicodeDecodeError, EOFError)):
         return True
-    return any(c.__module__.startswith(_DECODE_MODULES) for c in type(e).__mro__[:-2])
+    if any(c.__module__.startswith(_DECODE_MODULES) for c in type(e).__mro__[:-2]):
+        return True
+    if isinstance(e, ValueError):  # a plain ValueError raised inside a decoder's Python code
+        tb = e.__traceback__
+        while tb is not None:
+            if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DECODE_MODULES):
+                return True
+            tb = tb.tb_next
+    return False
 
 
 def _path_in_traceback(e: BaseException) -> str | None:
