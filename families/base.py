@@ -16,23 +16,16 @@ import dataclasses
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from families.errors import ConfigError
+
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
 """The four data splits every task has, in this order."""
+
+__all__ = ["SPLITS", "ConfigError", "Cost", "Family", "Task"]
 
 Params = Any
 Batch = Any
 SplitData = Any
-
-
-class ConfigError(ValueError):
-    """A config (or spec) field is missing, has the wrong type, or lies outside its allowed range.
-
-    ``field`` is a dotted path such as ``layers[2]`` or ``init.scale``.
-    """
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +108,10 @@ class Family(abc.ABC):
         """
         from families.space import validate_config
 
-        validate_config(self.config_space(), config)
+        space = self.__dict__.get("_config_space_cache")
+        if space is None:  # the space is declarative: build it once per family object
+            space = self.__dict__["_config_space_cache"] = self.config_space()
+        validate_config(space, config)
 
     @abc.abstractmethod
     def cost(self, config: Mapping[str, Any]) -> Cost:

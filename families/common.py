@@ -11,8 +11,7 @@ import json
 import math
 from collections.abc import Mapping
 
-import jax
-import jax.numpy as jnp
+from families._lazy import jax, jnp
 
 from families.space import Float, Struct, Tagged, choices
 

@@ -41,13 +41,20 @@ import json
 from collections.abc import Mapping
 from typing import Any, Callable
 
-import flax.linen as nn
-import jax.numpy as jnp
-import optax
+from families._lazy import LazyModule, jnp, nn, optax
 
 from families import common, image_data
 from families.base import ConfigError, Cost
 from families.space import Bool, Int, ListOf, Struct, choices
+
+
+_nets = LazyModule("families.nets.conv")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.conv; still importable from here
+    if name in ('ConvStack', 'ConvPoolNet', 'ConvFCNet'):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 KERNEL = 3
 CHANNELS_RANGE = (8, 64)
@@ -93,66 +100,10 @@ def spatial_sizes(config: Mapping[str, Any]) -> list[int]:
 
 # ----------------------------------------------------------------------------------------------- models
 
-class ConvStack(nn.Module):
-    """3×3 convolutions with an activation after each. Takes ``(B, H, W, C)``, returns ``(B, H', W', C')``."""
-
-    channels: tuple
-    strides: tuple
-    paddings: tuple
-    use_bias: bool
-    activation: Callable
-    kernel_init: Callable
-
-    @nn.compact
-    def __call__(self, x):
-        for c, s, p in zip(self.channels, self.strides, self.paddings):
-            x = nn.Conv(c, (KERNEL, KERNEL), strides=(s, s), padding=p, use_bias=self.use_bias,
-                         kernel_init=self.kernel_init)(x)
-            x = self.activation(x)
-        return x
-
-
-class ConvPoolNet(nn.Module):
-    """Conv stack → global spatial pool → linear logits. Takes images ``(B, H, W, C)``, returns ``(B, classes)``."""
-
-    stack: ConvStack
-    pool: str
-    num_classes: int
-    kernel_init: Callable
-
-    @nn.compact
-    def __call__(self, x):
-        x = self.stack(x)
-        if self.pool == "mean":
-            x = jnp.mean(x, axis=(1, 2))
-        elif self.pool == "max":
-            x = jnp.max(x, axis=(1, 2))
-        else:
-            x = jnp.mean(jnp.square(x), axis=(1, 2))
-        return nn.Dense(self.num_classes, kernel_init=self.kernel_init)(x)
-
-
-class ConvFCNet(nn.Module):
-    """Conv stack → flatten → dense layers (activation after each) → linear logits."""
-
-    stack: ConvStack
-    dense: tuple
-    num_classes: int
-    activation: Callable
-    kernel_init: Callable
-
-    @nn.compact
-    def __call__(self, x):
-        x = self.stack(x)
-        x = x.reshape(x.shape[0], -1)
-        for width in self.dense:
-            x = self.activation(nn.Dense(width, kernel_init=self.kernel_init)(x))
-        return nn.Dense(self.num_classes, kernel_init=self.kernel_init)(x)
-
 
 def _stack(static: Mapping[str, Any]) -> ConvStack:
     depth = len(static["conv"])
-    return ConvStack(
+    return _nets.ConvStack(
         channels=tuple(layer["channels"] for layer in static["conv"]),
         strides=tuple(strides_for(static["stride_pattern"], depth)),
         paddings=tuple(layer["padding"] for layer in static["conv"]),
@@ -170,9 +121,9 @@ def _functions(key: str):
     data = static["data"]
     kernel_init = common.initializer_fn(static["init"])
     if family == ConvPoolingFamily.name:
-        net = ConvPoolNet(_stack(static), static["pool"], data["num_classes"], kernel_init)
+        net = _nets.ConvPoolNet(_stack(static), static["pool"], data["num_classes"], kernel_init)
     else:
-        net = ConvFCNet(_stack(static), tuple(static["dense"]), data["num_classes"],
+        net = _nets.ConvFCNet(_stack(static), tuple(static["dense"]), data["num_classes"],
                         common.activation_fn(static["activation"]), kernel_init)
     shape = (1, data["image_size"], data["image_size"], image_data.CHANNELS)
 

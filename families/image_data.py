@@ -35,7 +35,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+from families._lazy import np
 
 from families import common
 from families.base import SPLITS, ConfigError, Family, Task
@@ -128,7 +128,7 @@ def _subset_indices(dataset: str, n: int, keep: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(dataset: str, image_size: int, train_size):
-    import jax
+    from families._lazy import jax
     from datasets_cache.images import load_images
 
     size = None if image_size == NATIVE_SIZE[dataset] else image_size
@@ -164,7 +164,7 @@ def load_splits(data: Mapping[str, Any]):
 
 def to_float(x, center: bool):
     """uint8 pixels → float32 in [0, 1], or [-1, 1] when ``center``."""
-    import jax.numpy as jnp
+    from families._lazy import jnp
 
     x = x.astype(jnp.float32) * (1.0 / 255.0)
     return 2.0 * x - 1.0 if center else x

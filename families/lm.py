@@ -35,34 +35,23 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
+from families._lazy import LazyModule, jax, jnp, nn, np
 
 from families import common
 from families.base import SPLITS, Cost, Family, Task
 from families.rnn_cores import core_config_space, core_forward_flops, core_param_count, sample_core
-from families.rnn_cores import RNNCore
 from families.space import Bool, Int, Struct, choices
 
+
+_nets = LazyModule("families.nets.lm")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.lm; still importable from here
+    if name in ('RNNLanguageModel',):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 LM_DATASETS = ("shakespeare", "bible_kjv", "fortunes")
-
-
-class RNNLanguageModel(nn.Module):
-    """Embedding → :class:`RNNCore` → Dense(vocab): ``__call__(tokens (B, T) int32) -> logits (B, T, vocab)``."""
-
-    vocab: int
-    embed: int
-    core: str
-    hidden: int
-    trainable_init: bool
-
-    @nn.compact
-    def __call__(self, tokens):
-        x = nn.Embed(self.vocab, self.embed, embedding_init=nn.initializers.normal(1.0), name="embed")(tokens)
-        hs = RNNCore(self.core, self.hidden, self.trainable_init, name="core")(x)
-        return nn.Dense(self.vocab, name="readout")(hs)
 
 
 def lm_param_count(vocab: int, embed: int, core: str, hidden: int, trainable_init: bool) -> int:
@@ -80,7 +69,7 @@ def lm_flops_per_step(vocab, embed, core, hidden, seq_len, batch_size) -> int:
 def _lm_functions(key: str, vocab: int, embed: int, core: str, hidden: int, trainable_init: bool,
                   seq_len: int, batch_size: int):
     """The four pure functions of an LM task, shared by every task with the same static ``key``."""
-    model = RNNLanguageModel(vocab, embed, core, hidden, trainable_init)
+    model = _nets.RNNLanguageModel(vocab, embed, core, hidden, trainable_init)
 
     def init(rng):
         return model.init(rng, jnp.zeros((1, 2), jnp.int32))["params"]

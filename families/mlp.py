@@ -28,36 +28,23 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import optax
+from families._lazy import LazyModule, jax, jnp, nn, optax
 
 from families import common, image_data
 from families.base import Cost
 from families.space import Int, ListOf, Struct
 
+
+_nets = LazyModule("families.nets.mlp")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.mlp; still importable from here
+    if name in ('DenseStack',):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 WIDTH_RANGE = (16, 128)
 DEPTH_RANGE = (1, 6)
-
-
-class DenseStack(nn.Module):
-    """Dense layers of ``features`` with ``activation`` between them (none after the last)."""
-
-    features: Sequence[int]
-    activation: str
-    init_config: tuple
-    activate_last: bool = False
-
-    @nn.compact
-    def __call__(self, x):
-        act = common.activation_fn(self.activation)
-        kinit = common.initializer_fn(dict(self.init_config))
-        for i, f in enumerate(self.features):
-            x = nn.Dense(f, kernel_init=kinit, bias_init=nn.initializers.zeros, name=f"dense_{i}")(x)
-            if i < len(self.features) - 1 or self.activate_last:
-                x = act(x)
-        return x
 
 
 def dense_params(sizes: Sequence[int]) -> int:
@@ -117,7 +104,7 @@ def _functions(key: str):
     config = json.loads(key.split(":", 1)[1])
     data = config["data"]
     s = data["image_size"]
-    model = DenseStack(features=tuple(config["layers"]) + (data["num_classes"],),
+    model = _nets.DenseStack(features=tuple(config["layers"]) + (data["num_classes"],),
                        activation=config["activation"], init_config=hashable_init(config["init"]))
     example = jnp.zeros((1, s * s * image_data.CHANNELS), jnp.float32)
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 import functools
 import json
 
-import jax
-import jax.numpy as jnp
+from families._lazy import jax, jnp
 
 from families import common, image_data
 from families.base import ConfigError, Cost
-from families.mlp import DenseStack, dense_flops, dense_params, hashable_init
+from families.mlp import _nets as _mlp_nets
+from families.mlp import dense_flops, dense_params, hashable_init
 from families.space import Int, ListOf, Struct, choices
 
 WIDTH_RANGE = (32, 128)
@@ -122,7 +122,7 @@ def _functions(key: str):
     config = json.loads(key.split(":", 1)[1])
     data = config["data"]
     dim = data["image_size"] ** 2 * image_data.CHANNELS
-    model = DenseStack(features=tuple(config["layers"]) + (dim,), activation=config["activation"],
+    model = _mlp_nets.DenseStack(features=tuple(config["layers"]) + (dim,), activation=config["activation"],
                        init_config=hashable_init(config["init"]))
     out_fn = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid,
               "linear_center": lambda z: z, "linear": lambda z: z}[config["output"]]

@@ -41,48 +41,27 @@ import json
 import math
 from collections.abc import Sequence
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
+from families._lazy import LazyModule, jax, jnp, nn
 
 from families import common, image_data
 from families.base import Cost
-from families.mlp import DenseStack, dense_flops, dense_params, hashable_init
+from families.mlp import dense_flops, dense_params, hashable_init
 from families.space import Int, ListOf, Struct
+
+
+_nets = LazyModule("families.nets.mlp_vae")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.mlp_vae; still importable from here
+    if name in ('VAE',):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 WIDTH_RANGE = (32, 128)
 ENCODER_DEPTH = (1, 4)
 DECODER_DEPTH = (1, 3)
 LOG_STD_CLIP = 10.0
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-
-
-class VAE(nn.Module):
-    """Encoder and decoder stacks; ``__call__`` returns the per-example negative ELBO (without the scale term)."""
-
-    encoder: Sequence[int]
-    decoder: Sequence[int]
-    out_dim: int
-    activation: str
-    init_config: tuple
-
-    def setup(self):
-        latent = self.encoder[-1]
-        self.enc = DenseStack(features=tuple(self.encoder[:-1]) + (2 * latent,), activation=self.activation,
-                              init_config=self.init_config)
-        self.dec = DenseStack(features=tuple(self.decoder) + (2 * self.out_dim,), activation=self.activation,
-                              init_config=self.init_config)
-
-    def __call__(self, x, eps):
-        latent = self.encoder[-1]
-        h = self.enc(x)
-        mu_z, log_std_z = h[:, :latent], jnp.clip(h[:, latent:], -LOG_STD_CLIP, LOG_STD_CLIP)
-        z = mu_z + jnp.exp(log_std_z) * eps
-        o = self.dec(z)
-        mu_x, log_std_x = o[:, :self.out_dim], jnp.clip(o[:, self.out_dim:], -LOG_STD_CLIP, LOG_STD_CLIP)
-        nll = jnp.sum(0.5 * jnp.square((x - mu_x) * jnp.exp(-log_std_x)) + log_std_x + _HALF_LOG_2PI, axis=-1)
-        kl = jnp.sum(0.5 * (jnp.square(mu_z) + jnp.exp(2 * log_std_z) - 1.0) - log_std_z, axis=-1)
-        return nll + kl
 
 
 class MLPVAEFamily(image_data.ImageFamily):
@@ -140,7 +119,7 @@ def _functions(key: str):
     center = data["center_data"]
     scale, offset = (2.0, 1.0) if center else (1.0, 0.0)
     log_jacobian = dim * math.log(256.0 / scale)
-    model = VAE(encoder=tuple(config["encoder"]), decoder=tuple(config["decoder"]), out_dim=dim,
+    model = _nets.VAE(encoder=tuple(config["encoder"]), decoder=tuple(config["decoder"]), out_dim=dim,
                 activation=config["activation"], init_config=hashable_init(config["init"]))
 
     def init(rng):

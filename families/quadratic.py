@@ -58,9 +58,7 @@ import functools
 import math
 from collections.abc import Mapping
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from families._lazy import jax, jnp, lazy_jit, np
 
 from families.base import ConfigError, Cost, Family, Task, SPLITS
 from families.common import static_key
@@ -100,12 +98,12 @@ def sample_matrix(rng) -> dict:
 _CHUNK = 4096
 
 
-@jax.jit
+@lazy_jit
 def _normal_chunk(key, i):
     return jax.random.normal(jax.random.fold_in(key, i), (_CHUNK,), jnp.float32)
 
 
-@jax.jit
+@lazy_jit
 def _uniform_chunk(key, i):
     return jax.random.uniform(jax.random.fold_in(key, i), (_CHUNK,), jnp.float32)
 

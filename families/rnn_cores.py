@@ -18,9 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
+from families._lazy import LazyModule, jax, jnp, nn
+
+
+_nets = LazyModule("families.nets.rnn_cores")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.rnn_cores; still importable from here
+    if name in ('RNNCore',):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 CORES = ("vanilla", "gru", "lstm")
 GATES = {"vanilla": 1, "gru": 3, "lstm": 4}
@@ -69,43 +76,9 @@ def lstm_step(u, hc, xw):
     return jnp.tanh(c) * jax.nn.sigmoid(o), c
 
 
-def _lstm_bias_init(key, shape, dtype=jnp.float32):
+def _lstm_bias_init(key, shape, dtype=None):
     hid = shape[0] // 4
-    return jnp.zeros(shape, dtype).at[hid:2 * hid].set(1.0)
-
-
-class RNNCore(nn.Module):
-    """A recurrent core over a batch of sequences.
-
-    Attributes: ``core`` ∈ :data:`CORES`, ``hidden`` (width), ``trainable_init`` (learn the initial state;
-    otherwise it is zeros).
-
-    ``__call__(x)`` takes ``x`` (B, T, E) and returns the hidden states ``h_1..h_T`` as (B, T, H).
-    """
-
-    core: str
-    hidden: int
-    trainable_init: bool = False
-
-    @nn.compact
-    def __call__(self, x):
-        if self.core not in GATES:
-            raise ValueError(f"core {self.core!r} is not one of {list(CORES)}")
-        g, hid = GATES[self.core], self.hidden
-        bias_init = _lstm_bias_init if self.core == "lstm" else nn.initializers.zeros
-        w = self.param("W", nn.initializers.glorot_uniform(), (x.shape[-1], g * hid))
-        b = self.param("b", bias_init, (g * hid,))
-        u = self.param("U", _block_orthogonal(g), (hid, g * hid))
-        batch = x.shape[0]
-        if self.trainable_init:
-            h0 = jnp.broadcast_to(self.param("h0", nn.initializers.zeros, (hid,)), (batch, hid))
-            c0 = (jnp.broadcast_to(self.param("c0", nn.initializers.zeros, (hid,)), (batch, hid))
-                  if self.core == "lstm" else None)
-        else:
-            h0 = jnp.zeros((batch, hid), x.dtype)
-            c0 = jnp.zeros((batch, hid), x.dtype) if self.core == "lstm" else None
-        xw = jnp.swapaxes(x @ w + b, 0, 1)  # (T, B, G·H): time-major for the scan
-        return jnp.swapaxes(run_core(self.core, u, h0, c0, xw), 0, 1)
+    return jnp.zeros(shape, jnp.float32 if dtype is None else dtype).at[hid:2 * hid].set(1.0)
 
 
 def run_core(core: str, u, h0, c0, xw):
@@ -170,4 +143,4 @@ def sample_core(rng) -> dict:
 
 def core_from_config(config: Mapping, trainable_init: bool) -> RNNCore:
     """An :class:`RNNCore` for a core config ``{"kind", "hidden"}``."""
-    return RNNCore(core=config["kind"], hidden=config["hidden"], trainable_init=trainable_init)
+    return _nets.RNNCore(core=config["kind"], hidden=config["hidden"], trainable_init=trainable_init)

@@ -1,7 +1,7 @@
 """Declarative config spaces: what fields a family's config has and which values each may take.
 
 A space is a tree of small frozen schema objects. :func:`validate_config` checks a config against it and raises
-:class:`~families.base.ConfigError` naming the field path and the allowed range; :func:`describe_space` renders it
+:class:`~families.errors.ConfigError` naming the field path and the allowed range; :func:`describe_space` renders it
 as plain JSON for ``taskgen families``. Sampling distributions are not part of the space: each family samples with
 its own (TaskSet-like) distributions inside the ranges declared here.
 """
@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from families.base import ConfigError
+from families.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +56,11 @@ class Choice:
 
     options: tuple
 
+    def __post_init__(self):
+        object.__setattr__(self, "_bools", any(isinstance(o, bool) for o in self.options))
+
     def check(self, value, path):
-        if isinstance(value, bool) != any(isinstance(o, bool) for o in self.options) or value not in self.options:
+        if isinstance(value, bool) != self._bools or value not in self.options:
             raise ConfigError(path, f"{value!r} is not one of {list(self.options)}")
 
     def describe(self):
@@ -104,9 +107,9 @@ class Struct:
     optional: frozenset = frozenset()
 
     def check(self, value, path):
-        if not isinstance(value, Mapping):
+        if not isinstance(value, (dict, Mapping)):
             raise ConfigError(path, f"expected an object with fields {sorted(self.fields)}, got {value!r}")
-        unknown = sorted(set(value) - set(self.fields))
+        unknown = () if value.keys() <= self.fields.keys() else sorted(set(value) - set(self.fields))
         if unknown:
             raise ConfigError(_join(path, unknown[0]), f"unknown field; allowed fields are {sorted(self.fields)}")
         for name, schema in self.fields.items():
@@ -129,10 +132,10 @@ class Tagged:
     variants: Mapping[str, Struct]
 
     def check(self, value, path):
-        if not isinstance(value, Mapping) or self.tag not in value:
+        if not isinstance(value, (dict, Mapping)) or self.tag not in value:
             raise ConfigError(_join(path, self.tag), f"missing; one of {sorted(self.variants)}")
         kind = value[self.tag]
-        if kind not in self.variants:
+        if not isinstance(kind, str) or kind not in self.variants:
             raise ConfigError(_join(path, self.tag), f"{kind!r} is not one of {sorted(self.variants)}")
         rest = {k: v for k, v in value.items() if k != self.tag}
         self.variants[kind].check(rest, path)
@@ -155,23 +158,43 @@ def describe_space(space: Struct) -> dict:
     return space.describe()
 
 
-def check_json_types(value: Any, path: str = "") -> None:
-    """Raise :class:`ConfigError` if ``value`` holds anything but dict/list/str/int/finite float/bool/None."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise ConfigError(path, f"object keys must be strings, got {k!r}")
-            check_json_types(v, _join(path, k))
-    elif isinstance(value, (list, tuple)):
-        if isinstance(value, tuple):
-            raise ConfigError(path, "tuples are not JSON; use a list")
-        for i, v in enumerate(value):
-            check_json_types(v, f"{path}[{i}]")
-    elif isinstance(value, float):
+def check_json_types(value: Any, path: str = "", max_depth: int | None = None) -> None:
+    """Raise :class:`ConfigError` if ``value`` holds anything but dict/list/str/int/finite float/bool/None, or (with
+    ``max_depth``) nests lists/objects deeper than that."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:  # the common leaves first: this runs per spec
+        return
+    if t is float:
         if not math.isfinite(value):
             raise ConfigError(path, f"{value} is not allowed (NaN and Infinity have no canonical JSON)")
-    elif not (value is None or isinstance(value, (str, int, bool))):
+        return
+    if max_depth is not None and max_depth < 0:
+        raise ConfigError(path, "nested too deeply")
+    depth = None if max_depth is None else max_depth - 1
+    if t is dict or isinstance(value, Mapping):
+        for k, v in value.items():
+            if type(k) is not str:
+                raise ConfigError(path, f"object keys must be strings, got {k!r}")
+            check_json_types(v, _join(path, k) if type(v) in (dict, list) or not _is_leaf(v) else path, depth)
+    elif t is list:
+        for i, v in enumerate(value):
+            check_json_types(v, f"{path}[{i}]" if type(v) in (dict, list) or not _is_leaf(v) else path, depth)
+    elif isinstance(value, tuple):
+        raise ConfigError(path, "tuples are not JSON; use a list")
+    elif isinstance(value, list):  # subclasses of the JSON types, as before
+        check_json_types(list(value), path, max_depth)
+    elif isinstance(value, float):
+        check_json_types(float(value), path, max_depth)
+    elif isinstance(value, (str, int)):
+        return
+    else:
         raise ConfigError(path, f"{type(value).__name__} is not a JSON type")
+
+
+def _is_leaf(v) -> bool:
+    # A valid leaf (so its path string need not be built); an invalid one gets its path built for the error.
+    t = type(v)
+    return t is str or t is int or t is bool or v is None or (t is float and math.isfinite(v))
 
 
 def choices(options: Sequence) -> Choice:

@@ -37,16 +37,22 @@ from __future__ import annotations
 
 import functools
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
-import numpy as np
+from families._lazy import LazyModule, jax, jnp, nn, np
 
 from families import common
 from families.base import SPLITS, ConfigError, Cost, Family, Task
-from families.rnn_cores import (AGGREGATIONS, RNNCore, aggregate, core_config_space, core_forward_flops,
+from families.rnn_cores import (AGGREGATIONS, aggregate, core_config_space, core_forward_flops,
                                 core_param_count, sample_core)
 from families.space import Bool, Int, Struct, Tagged, choices
+
+
+_nets = LazyModule("families.nets.text_classification")
+
+
+def __getattr__(name):  # the Flax modules live in families.nets.text_classification; still importable from here
+    if name in ('RNNClassifier',):
+        return getattr(_nets, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 NUM_CLASSES = {
     ("shakespeare", "genre"): 4,
@@ -65,27 +71,6 @@ MAX_WORD_VOCAB = 10000
 MAX_SEQ_LEN = 64
 
 
-class RNNClassifier(nn.Module):
-    """Embedding → :class:`RNNCore` → aggregate over real tokens → Dense(classes).
-
-    ``__call__(tokens (B, T) int32, lengths (B,) int32) -> logits (B, classes)``.
-    """
-
-    vocab: int
-    embed: int
-    core: str
-    hidden: int
-    trainable_init: bool
-    aggregation: str
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, tokens, lengths):
-        x = nn.Embed(self.vocab, self.embed, embedding_init=nn.initializers.normal(1.0), name="embed")(tokens)
-        hs = RNNCore(self.core, self.hidden, self.trainable_init, name="core")(x)
-        return nn.Dense(self.num_classes, name="head")(aggregate(hs, lengths, self.aggregation))
-
-
 def vocab_of(config) -> int:
     """Token ids of a config's tokenizer: 256 for bytes, ``tokens.vocab`` for words."""
     return BYTE_VOCAB if config["tokens"]["kind"] == "byte" else config["tokens"]["vocab"]
@@ -95,7 +80,7 @@ def vocab_of(config) -> int:
 def _functions(key: str, vocab: int, embed: int, core: str, hidden: int, trainable_init: bool, aggregation: str,
                num_classes: int, seq_len: int, batch_size: int):
     """The four pure functions of a classification task, shared by every task with the same static ``key``."""
-    model = RNNClassifier(vocab, embed, core, hidden, trainable_init, aggregation, num_classes)
+    model = _nets.RNNClassifier(vocab, embed, core, hidden, trainable_init, aggregation, num_classes)
 
     def init(rng):
         return model.init(rng, jnp.zeros((1, 2), jnp.int32), jnp.ones((1,), jnp.int32))["params"]

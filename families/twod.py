@@ -47,9 +47,7 @@ from __future__ import annotations
 import functools
 import math
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+from families._lazy import jax, jnp, np
 
 from families.base import ConfigError, Cost, Family, Task, SPLITS
 from families.common import static_key

@@ -15,7 +15,7 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 from __future__ import annotations
 
 import json
-import sys
+import os
 import time
 from pathlib import Path
 
@@ -145,6 +145,14 @@ def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
         click.echo(f"  {run['name']:<16} meta-loss {run['first_meta_loss']:.3f} -> {run['final_meta_loss']:.3f}")
 
 
+def record_command(out: Path) -> Path:
+    """Write ``out/command.json``: the real command line, folder and UTC time (the report's header), noting
+    ``make run`` when make started this process."""
+    from lopt_trainer.evaluation.io import write_command
+
+    return write_command(out, extra={"make_target": "make run"} if os.environ.get("MAKELEVEL") else None)
+
+
 @click.command()
 @click.option("--out", default="runs/default", show_default=True, type=click.Path(file_okay=False))
 @click.option("--meta-steps", default=META_STEPS, show_default=True, type=click.IntRange(1),
@@ -158,7 +166,7 @@ def main(out, meta_steps):
     enable_compilation_cache()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "command.json", {"command": "make run", "argv": sys.argv})
+    record_command(out)
     theta_path = pretrained_path()
     steps = [
         ("fetch data", out / "data.json", lambda: step_fetch_data(out)),

@@ -5,22 +5,41 @@ Public API: :class:`TaskSpec`, the family registry (:func:`register_family`, :fu
 :func:`read_specs`, :func:`load_specs`), the Arrow manifest (:func:`write_manifest`, :func:`load_manifest`) and
 :func:`build_task`. The family contract (:class:`Family`, :class:`Task`, :class:`Cost`) is re-exported from
 ``families.base``.
+
+Importing ``taskgen`` is cheap: each name is imported from its module on first use (so the command line and
+``import taskgen`` do not pay for pyarrow or the families until they are needed).
 """
 
 __version__ = "0.1.0"
 
-from families.base import SPLITS, ConfigError, Cost, Family, Task
-from taskgen.api import build_task, default_suite_path, load_specs, resolve_spec
-from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest
-from taskgen.registry import (DuplicateFamilyError, Registry, UnknownFamilyError, default_registry, family_names,
-                              get_family, register_family)
-from taskgen.spec import TaskSpec, canonical_json
-from taskgen.specfile import SpecFileError, read_specs, write_specs
-from taskgen.suite import generate_suite
+_EXPORTS = {
+    "SPLITS": "families.base", "ConfigError": "families.errors", "Cost": "families.base",
+    "Family": "families.base", "Task": "families.base",
+    "build_task": "taskgen.api", "default_suite_path": "taskgen.api", "load_specs": "taskgen.api",
+    "resolve_spec": "taskgen.api",
+    "filter_manifest": "taskgen.manifest", "load_manifest": "taskgen.manifest",
+    "specs_from_manifest": "taskgen.manifest", "write_manifest": "taskgen.manifest",
+    "DuplicateFamilyError": "taskgen.registry", "Registry": "taskgen.registry",
+    "UnknownFamilyError": "taskgen.registry", "default_registry": "taskgen.registry",
+    "family_names": "taskgen.registry", "get_family": "taskgen.registry", "register_family": "taskgen.registry",
+    "TaskSpec": "taskgen.spec", "canonical_json": "taskgen.spec",
+    "SpecFileError": "taskgen.specfile", "read_specs": "taskgen.specfile", "write_specs": "taskgen.specfile",
+    "generate_suite": "taskgen.suite",
+}
 
-__all__ = [
-    "SPLITS", "ConfigError", "Cost", "DuplicateFamilyError", "Family", "Registry", "SpecFileError", "Task",
-    "TaskSpec", "UnknownFamilyError", "build_task", "canonical_json", "default_registry", "default_suite_path",
-    "family_names", "filter_manifest", "generate_suite", "get_family", "load_manifest", "load_specs",
-    "read_specs", "register_family", "resolve_spec", "specs_from_manifest", "write_manifest", "write_specs",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskgen' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

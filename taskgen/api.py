@@ -5,10 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from families.base import ConfigError, Task
-from taskgen.registry import Registry, default_registry
-from taskgen.spec import TaskSpec
-from taskgen.specfile import read_specs
+from families.errors import ConfigError
 
 DEFAULT_SUITE_NAME = "default-v1"
 
@@ -18,38 +15,89 @@ def default_suite_path() -> Path:
     return Path(str(resources.files("taskgen") / "suites" / f"{DEFAULT_SUITE_NAME}.jsonl"))
 
 
-def load_specs(path=None, registry: Registry | None = None) -> list[TaskSpec]:
-    """Specs from a spec file (JSON Lines), a manifest (Arrow IPC or Parquet, told by its magic bytes), or the
-    default suite."""
-    path = Path(path) if path is not None else default_suite_path()
+def default_manifest_path() -> Path:
+    """Path of the frozen Arrow manifest of the default suite (``taskgen/suites/default-v1.arrow``)."""
+    return default_suite_path().with_suffix(".arrow")
+
+
+def is_manifest(path) -> bool:
+    """Whether ``path`` is an Arrow IPC or Parquet file (told by its magic bytes, whatever its name)."""
     with open(path, "rb") as f:
         magic = f.read(6)
-    if magic == b"ARROW1" or magic[:4] == b"PAR1":  # a manifest, whatever its file name
+    return magic == b"ARROW1" or magic[:4] == b"PAR1"
+
+
+def load_specs(path=None, registry=None) -> list:
+    """Specs from a spec file (JSON Lines), a manifest (Arrow IPC or Parquet, told by its magic bytes), or the
+    default suite. Every spec is checked against its family (name, version, config)."""
+    path = Path(path) if path is not None else default_suite_path()
+    if is_manifest(path):
         from taskgen.manifest import load_manifest, specs_from_manifest
 
-        return specs_from_manifest(load_manifest(path))
+        return specs_from_manifest(load_manifest(path, registry), registry, validate=True, path=path)
+    from taskgen.specfile import read_specs
+
     return read_specs(path, registry=registry)
 
 
-def resolve_spec(task_id: str, suite=None, registry: Registry | None = None) -> TaskSpec:
+def load_table(source=None, registry=None):
+    """The manifest table of ``source``: a manifest file as it is (the default suite's frozen manifest when
+    ``source`` is None), or a spec file turned into a table."""
+    from taskgen.manifest import load_manifest, manifest_table
+
+    path = Path(source) if source is not None else default_manifest_path()
+    if is_manifest(path):
+        return load_manifest(path, registry)
+    from taskgen.specfile import read_specs
+
+    return manifest_table(read_specs(path, registry=registry), registry)
+
+
+def resolve_spec(task_id: str, suite=None, registry=None):
     """The spec with ``task_id`` in ``suite`` (a spec file or manifest; default: the shipped default suite).
 
     A unique prefix of an id is accepted. Raises ``KeyError`` with a clear message when nothing or several match.
+    A manifest is searched by its ``task_id`` column; only the matching row's spec JSON is parsed and checked.
     """
-    specs = load_specs(suite, registry=registry)
-    exact = [s for s in specs if s.task_id == task_id]
-    matches = exact or [s for s in specs if s.task_id.startswith(task_id)]
-    where = suite or default_suite_path()
+    path = Path(suite) if suite is not None else default_manifest_path()
+    if not is_manifest(path):
+        from taskgen.specfile import read_specs
+
+        specs = read_specs(path, registry=registry)
+        ids = [s.task_id for s in specs]
+        return specs[_pick(task_id, ids, path)]
+    import pyarrow.compute as pc
+
+    from taskgen.arrow_values import string_scalar
+    from taskgen.manifest import load_manifest, specs_from_manifest
+
+    table = load_manifest(path, registry)
+    ids = table.column("task_id")
+    rows = pc.indices_nonzero(pc.equal(ids, string_scalar(task_id)))
+    if len(rows) == 0:
+        rows = pc.indices_nonzero(pc.starts_with(ids, task_id))
+    candidates = pc.take(ids, rows).to_pylist()
+    index = rows[_pick(task_id, candidates, path, total=table.num_rows)].as_py()
+    return specs_from_manifest(table.slice(index, 1), registry, validate=True, path=path)[0]
+
+
+def _pick(task_id: str, ids: list[str], where, total: int | None = None) -> int:
+    """Index in ``ids`` of the one id equal to, or else starting with, ``task_id``; ``KeyError`` otherwise."""
+    exact = [i for i, t in enumerate(ids) if t == task_id]
+    matches = exact or [i for i, t in enumerate(ids) if t.startswith(task_id)]
     if not matches:
-        raise KeyError(f"no task {task_id!r} in {where} ({len(specs)} specs); `taskgen list` shows the ids")
+        raise KeyError(f"no task {task_id!r} in {where} ({len(ids) if total is None else total} specs); "
+                       "`taskgen list` shows the ids")
     if len(matches) > 1:
         raise KeyError(f"{task_id!r} matches {len(matches)} tasks in {where}: "
-                       f"{', '.join(s.task_id for s in matches[:5])}...")
+                       f"{', '.join(ids[i] for i in matches[:5])}...")
     return matches[0]
 
 
-def build_task(spec: TaskSpec, registry: Registry | None = None) -> Task:
+def build_task(spec, registry=None):
     """Validate ``spec`` against its family (name and version) and build it into a :class:`Task`."""
+    from taskgen.registry import default_registry
+
     registry = registry or default_registry()
     family = registry.get(spec.family)
     if spec.family_version != family.version:

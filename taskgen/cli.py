@@ -1,42 +1,79 @@
-"""The ``taskgen`` command line: families, sample, export, list, show, build — plus ``data``, ``train``,
-``lopt`` and ``report`` from the other packages, loaded only when used."""
+"""The ``taskgen`` command line: one lazy layer over the whole toolkit.
+
+The command tree is declared here without importing jax, flax, pyarrow or any family: the taskgen commands
+(``families``, ``sample``, ``export``, ``list``, ``show``, ``build``) import what they need when they run, and the
+groups of the other packages live in one CLI module per package, imported only when their command is used:
+
+* ``data`` — :mod:`datasets_cache.cli`
+* ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.cli`
+
+Every command runs inside one error boundary (:mod:`taskgen.errors`): the toolkit's own errors, OS errors on the
+user's paths and damaged files become ``Error: …`` on stderr with exit status 1 (2 for usage errors); the
+traceback is shown only with ``taskgen --debug …`` or ``TASKGEN_DEBUG=1``.
+"""
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import sys
 
 import click
 
-from families.base import ConfigError
-from taskgen import suite as suite_mod
-from taskgen.registry import BUILTIN_FAMILIES, UnknownFamilyError, default_registry
-
-# Subcommands living in other packages, imported on first use so `taskgen --help` stays fast.
 LAZY_COMMANDS = {
-    "data": "datasets_cache.cli:data",
-    "train": "lopt_trainer.train_cli:train",
-    "lopt": "lopt_trainer.meta.cli:lopt",
-    "report": "lopt_trainer.report_cli:report",
+    "data": ("datasets_cache.cli:data", "Datasets: list, fetch into the cache, verify checksums, show paths."),
+    "train": ("lopt_trainer.cli:train",
+              "Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."),
+    "lopt": ("lopt_trainer.cli:lopt", "Meta-train learned optimizers and look at the runs."),
+    "report": ("lopt_trainer.cli:report", "Write DIRECTORY/report.html: meta-training curves, evaluation box "
+                                          "plots and tables, the 2-D trajectories, the self-training curves and "
+                                          "the commands that produced them."),
 }
+"""Subcommand name -> (``module:attribute``, one-line help shown by ``taskgen --help`` without importing it)."""
+
+SUITE_HELP = "Spec file or manifest (default: the shipped default suite's frozen manifest)."
 
 
 class LazyGroup(click.Group):
-    """A click group whose listed subcommands are imported when invoked (or when help lists them)."""
+    """A click group whose :data:`LAZY_COMMANDS` are imported only when invoked (help lists them from the table),
+    and whose invocation is wrapped in the toolkit's error boundary."""
 
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx, name):
         if name in LAZY_COMMANDS and name not in self.commands:
-            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            module, _, attr = LAZY_COMMANDS[name][0].partition(":")
             try:
-                return getattr(importlib.import_module(module), attr)
+                command = getattr(importlib.import_module(module), attr)
             except (ImportError, AttributeError) as e:
                 return _unavailable_command(name, str(e))
+            self.add_command(command, name)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.commands:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
+            else:
+                rows.append((name, _short(LAZY_COMMANDS[name][1], formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        from taskgen.errors import error_boundary
+
+        with error_boundary(debug=ctx.meta.get("taskgen.debug", False)):
+            return super().invoke(ctx)
+
+
+def _short(text: str, limit: int) -> str:
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: max(limit - 3, 10)] + "..."
 
 
 def _unavailable_command(name: str, reason: str) -> click.Command:
@@ -48,42 +85,34 @@ def _unavailable_command(name: str, reason: str) -> click.Command:
     return click.Command(name, callback=fail, help=f"(unavailable: {reason})")
 
 
-def friendly_errors(fn):
-    """Turn the toolkit's input errors into click errors (message on stderr, exit status 1)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, UnknownFamilyError, KeyError, FileNotFoundError, ValueError) as e:
-            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            raise click.ClickException(str(msg)) from None
-
-    return wrapper
-
-
 def _echo_json(data) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
+def _set_debug(ctx, _param, value):
+    import os
+
+    ctx.meta["taskgen.debug"] = bool(value) or os.environ.get("TASKGEN_DEBUG", "") not in ("", "0")
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="taskgen", prog_name="taskgen", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
+              help="Show the full traceback of an error (also: TASKGEN_DEBUG=1).")
 def cli():
     """Sample, freeze, query and build training tasks; train and meta-train optimizers on them."""
 
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print names, versions and config spaces as JSON.")
-@friendly_errors
 def families(as_json):
     """List the registered task families with their versions and config spaces."""
     from families.space import describe_space
+    from taskgen.registry import default_registry
 
-    registry = default_registry()
-    rows = []
-    for name in registry.names():
-        family = registry.get(name)
-        rows.append({"name": name, "version": family.version, "config_space": describe_space(family.config_space())})
+    rows = [{"name": family.name, "version": family.version, "config_space": describe_space(family.config_space())}
+            for family in default_registry().load_all()]
     if as_json:
         _echo_json(rows)
         return
@@ -93,6 +122,8 @@ def families(as_json):
 
 
 def _split_families(value: str) -> list[str] | None:
+    from taskgen.registry import default_registry
+
     if value in ("", "default"):
         return None
     if value == "all":
@@ -100,27 +131,34 @@ def _split_families(value: str) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+# Suite defaults, repeated here so that declaring the options imports nothing (tests check they agree with
+# taskgen.suite).
+DEFAULT_PER_FAMILY = 500
+DEFAULT_SEED = 0
+DEFAULT_HOLDOUT_FRACTION = 0.2
+DEFAULT_HELD_OUT_VARIANTS = ("twod/beale", "quadratic/logspace_eigen", "char_lm/gru", "conv_pooling/squared_mean")
+
+
 @cli.command()
 @click.option("--families", "families_", default="default", show_default=True,
               help="Comma-separated family names; 'default' (the 12 built-ins) or 'all' (plus plugins and "
                    "registered families).")
-@click.option("--per-family", default=suite_mod.DEFAULT_PER_FAMILY, show_default=True, type=click.IntRange(0),
+@click.option("--per-family", default=DEFAULT_PER_FAMILY, show_default=True, type=click.IntRange(0),
               help="Specs sampled per family.")
-@click.option("--seed", default=suite_mod.DEFAULT_SEED, show_default=True, type=click.IntRange(0),
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=click.IntRange(0),
               help="Suite seed; every spec seed derives from it.")
-@click.option("--holdout-fraction", default=suite_mod.DEFAULT_HOLDOUT_FRACTION, show_default=True,
+@click.option("--holdout-fraction", default=DEFAULT_HOLDOUT_FRACTION, show_default=True,
               type=click.FloatRange(0, 1), help="Fraction of specs (by content hash) put in meta_test.")
 @click.option("--hold-out-variant", "held_out", multiple=True,
               help="A family variant (e.g. twod/beale) put entirely in meta_test. Repeatable; "
-                   f"default: {', '.join(suite_mod.DEFAULT_HELD_OUT_VARIANTS)}.")
+                   f"default: {', '.join(DEFAULT_HELD_OUT_VARIANTS)}.")
 @click.option("--no-default-holdouts", is_flag=True, help="Hold out no variant unless --hold-out-variant names it.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Spec file to write (.jsonl).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-@friendly_errors
 def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_holdouts, output, as_json):
     """Sample a suite of task specs and write it atomically as JSON Lines."""
-    from tqdm import tqdm
-
+    from taskgen import suite as suite_mod
+    from taskgen.registry import BUILTIN_FAMILIES, default_registry
     from taskgen.specfile import write_specs
 
     names = _split_families(families_)
@@ -129,9 +167,15 @@ def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_h
         registry.get(name)
     held = tuple(held_out) if (held_out or no_default_holdouts) else suite_mod.DEFAULT_HELD_OUT_VARIANTS
     total = per_family * len(names or BUILTIN_FAMILIES)
-    with tqdm(total=total, desc="sampling", unit="spec", disable=as_json or not sys.stderr.isatty()) as bar:
-        specs = suite_mod.generate_suite(names, per_family, seed, holdout_fraction, held,
-                                         progress=lambda n: bar.update(n - bar.n))
+    progress = None
+    if not as_json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="sampling", unit="spec")
+        progress = lambda n: bar.update(n - bar.n)  # noqa: E731
+    specs = suite_mod.generate_suite(names, per_family, seed, holdout_fraction, held, progress=progress)
+    if progress is not None:
+        bar.close()
     write_specs(output, specs)
     counts = {}
     for s in specs:
@@ -148,7 +192,6 @@ def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_h
 @click.argument("suite", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest file to write.")
 @click.option("--format", "fmt", type=click.Choice(["arrow", "parquet"]), default="arrow", show_default=True)
-@friendly_errors
 def export(suite, output, fmt):
     """Export a spec file as an Arrow (IPC file) or Parquet manifest, one row per task."""
     from taskgen.manifest import write_manifest
@@ -158,20 +201,8 @@ def export(suite, output, fmt):
     click.echo(f"wrote {table.num_rows} rows to {output} ({fmt})")
 
 
-def _load_table(source):
-    from taskgen.api import default_suite_path
-    from taskgen.manifest import load_manifest, manifest_table
-    from taskgen.specfile import read_specs
-
-    source = source or str(default_suite_path())
-    if source.endswith((".arrow", ".parquet", ".feather")):
-        return load_manifest(source)
-    return manifest_table(read_specs(source))
-
-
 @cli.command("list")
-@click.option("--suite", "source", type=click.Path(exists=True, dir_okay=False),
-              help="Spec file or manifest (default: the shipped default suite).")
+@click.option("--suite", "--manifest", "source", type=click.Path(exists=True, dir_okay=False), help=SUITE_HELP)
 @click.option("--family", multiple=True, help="Keep these families (repeatable).")
 @click.option("--split", type=click.Choice(["meta_train", "meta_test"]), help="Keep one suite split.")
 @click.option("--dataset", multiple=True, help="Keep tasks on these datasets (repeatable).")
@@ -180,13 +211,14 @@ def _load_table(source):
 @click.option("--max-flops", type=click.IntRange(0), help="Keep tasks with at most this many FLOPs per step.")
 @click.option("--limit", type=click.IntRange(0), help="Print at most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
-@friendly_errors
 def list_(source, family, split, dataset, variant, max_params, max_flops, limit, as_json):
-    """List tasks of a suite or manifest, filtered."""
+    """List tasks of a suite or manifest, filtered (a manifest is filtered as it is, without parsing specs)."""
+    from taskgen.api import load_table
     from taskgen.manifest import filter_manifest, row_summary
 
-    table = filter_manifest(_load_table(source), family, split, max_params, max_flops, dataset, variant)
-    rows = row_summary(table)[:limit] if limit is not None else row_summary(table)
+    table = filter_manifest(load_table(source), family, split, max_params, max_flops, dataset, variant)
+    shown = table.slice(0, limit) if limit is not None else table
+    rows = row_summary(shown)
     if as_json:
         _echo_json(rows)
         return
@@ -198,15 +230,14 @@ def list_(source, family, split, dataset, variant, max_params, max_flops, limit,
 
 @cli.command()
 @click.argument("task_id")
-@click.option("--suite", "source", type=click.Path(exists=True, dir_okay=False),
-              help="Spec file or manifest (default: the shipped default suite).")
+@click.option("--suite", "--manifest", "source", type=click.Path(exists=True, dir_okay=False), help=SUITE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@friendly_errors
 def show(task_id, source, as_json):
     """Show one task's spec and its analytic cost."""
     from taskgen.api import resolve_spec
+    from taskgen.registry import default_registry
 
-    spec = resolve_spec(task_id, source)
+    spec = _resolve(resolve_spec, task_id, source)
     family = default_registry().get(spec.family)
     cost = family.cost(spec.config)
     out = {"spec": spec.to_dict(), "variant": family.variant(spec.config), "params": cost.params,
@@ -218,28 +249,39 @@ def show(task_id, source, as_json):
     click.echo(f"variant {out['variant']}  params {cost.params}  flops/step {cost.flops_per_step}")
 
 
+def _resolve(resolve_spec, task_id, source):
+    try:
+        return resolve_spec(task_id, source)
+    except KeyError as e:
+        raise click.ClickException(str(e.args[0]) if e.args else str(e)) from None
+
+
 @cli.command()
 @click.argument("task_id")
-@click.option("--suite", "source", type=click.Path(exists=True, dir_okay=False),
-              help="Spec file or manifest (default: the shipped default suite).")
+@click.option("--suite", "--manifest", "source", type=click.Path(exists=True, dir_okay=False), help=SUITE_HELP)
 @click.option("--steps", default=100, show_default=True, type=click.IntRange(1), help="Adam steps to run.")
 @click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True), help="Adam lr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the loss trace as JSON.")
-@friendly_errors
 def build(task_id, source, steps, lr, as_json):
-    """Build a task on its real data and run a few Adam steps, printing the training loss as it goes down."""
-    from taskgen.api import build_task, resolve_spec
-    from taskgen.quickstep import adam_trace
+    """Build a task on its real data and run a few Adam steps, printing the training loss as it goes down.
 
-    spec = resolve_spec(task_id, source)
+    Losses are printed as soon as each tenth of the steps is done (the persistent compilation cache is on)."""
+    from taskgen.api import build_task, resolve_spec
+    from taskgen.quickstep import adam_chunks, enable_compilation_cache
+
+    spec = _resolve(resolve_spec, task_id, source)
+    enable_compilation_cache()
     task = build_task(spec)
-    trace = adam_trace(task, steps, lr)
+    every = max(1, steps // 10)
+    trace = []
+    for chunk in adam_chunks(task, steps, lr, every):
+        start = len(trace)
+        trace.extend(chunk)
+        if not as_json:
+            click.echo(f"step {start:>6}  train loss {trace[start]:.6g}")
     if as_json:
         _echo_json({"task_id": spec.task_id, "steps": steps, "lr": lr, "loss": trace})
         return
-    every = max(1, steps // 10)
-    for i in range(0, steps, every):
-        click.echo(f"step {i:>6}  train loss {trace[i]:.6g}")
     click.echo(f"step {steps - 1:>6}  train loss {trace[-1]:.6g}")
 
 

@@ -1,12 +1,42 @@
-"""A minimal Adam run used by ``taskgen build`` to show that a built task trains (no dependency on lopt_trainer)."""
+"""A minimal Adam run used by ``taskgen build`` to show that a built task trains (no dependency on lopt_trainer).
+
+:func:`adam_chunks` runs the steps in compiled chunks and yields each chunk's losses as soon as it is done, so
+the first loss is printed after one chunk, not after the whole run; :func:`adam_losses` runs them in one scan.
+Both draw the same per-step keys, so they give the same losses.
+"""
 
 from __future__ import annotations
 
 import functools
+import os
+import warnings
 
 import jax
 import numpy as np
 import optax
+
+DEFAULT_CACHE_DIR = "~/.cache/taskgen/jax"
+"""JAX's persistent compilation cache (``$TASKGEN_JAX_CACHE`` overrides; the same folder lopt_trainer uses)."""
+
+
+def enable_compilation_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache (every program is stored, so a second ``build`` of the same
+    shape skips compilation). An unusable folder only costs speed: a warning, and the run goes on without it.
+    Returns the folder, or None."""
+    path = os.path.expanduser(os.environ.get("TASKGEN_JAX_CACHE") or DEFAULT_CACHE_DIR)
+    try:
+        os.makedirs(path, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is not writable")
+    except OSError as e:
+        warnings.warn(f"taskgen: JAX compilation cache disabled ({e}); set TASKGEN_JAX_CACHE to a writable "
+                      "folder", RuntimeWarning, stacklevel=2)
+        return None
+    if jax.config.jax_compilation_cache_dir is None:  # respect a cache already set up by the caller
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return jax.config.jax_compilation_cache_dir
 
 
 @functools.lru_cache(maxsize=64)
@@ -15,17 +45,32 @@ def _compiled_adam_run(loss_fn, sample_batch, steps: int, lr: float):
     opt = optax.adam(lr)
 
     def run(params, train_data, key):
-        def step(carry, k):
-            p, s = carry
-            kb, kl = jax.random.split(k)
-            loss, g = jax.value_and_grad(loss_fn)(p, sample_batch(train_data, kb), kl)
-            u, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, u), s), loss
-
-        _, losses = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(key, steps))
-        return losses
+        return _scan(loss_fn, sample_batch, opt, (params, opt.init(params)), train_data,
+                     jax.random.split(key, steps))[1]
 
     return jax.jit(run)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_adam_chunk(loss_fn, sample_batch, lr: float):
+    # One compiled chunk (its length comes from the keys' shape): init, then chunk after chunk on the carry.
+    opt = optax.adam(lr)
+
+    def chunk(carry, train_data, keys):
+        return _scan(loss_fn, sample_batch, opt, carry, train_data, keys)
+
+    return jax.jit(opt.init), jax.jit(chunk)
+
+
+def _scan(loss_fn, sample_batch, opt, carry, train_data, keys):
+    def step(carry, k):
+        p, s = carry
+        kb, kl = jax.random.split(k)
+        loss, g = jax.value_and_grad(loss_fn)(p, sample_batch(train_data, kb), kl)
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), loss
+
+    return jax.lax.scan(step, carry, keys)
 
 
 def adam_losses(task, steps: int, lr: float = 1e-3, seed: int = 1) -> np.ndarray:
@@ -33,6 +78,19 @@ def adam_losses(task, steps: int, lr: float = 1e-3, seed: int = 1) -> np.ndarray
     (float32 array of length ``steps``)."""
     run = _compiled_adam_run(task.loss, task.sample_batch, steps, lr)
     return np.asarray(run(task.init(task.init_key()), task.splits["train"], jax.random.PRNGKey(seed)))
+
+
+def adam_chunks(task, steps: int, lr: float = 1e-3, chunk: int = 10, seed: int = 1):
+    """Yield the train losses of :func:`adam_losses` ``chunk`` steps at a time (lists of floats), each as soon as
+    it is computed."""
+    init, run = _compiled_adam_chunk(task.loss, task.sample_batch, lr)
+    params = task.init(task.init_key())
+    carry = (params, init(params))
+    keys = jax.random.split(jax.random.PRNGKey(seed), steps)
+    data = task.splits["train"]
+    for start in range(0, steps, chunk):
+        carry, losses = run(carry, data, keys[start:start + chunk])
+        yield [float(x) for x in np.asarray(losses)]
 
 
 def adam_trace(task, steps: int, lr: float, seed: int = 1) -> list[float]:

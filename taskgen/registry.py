@@ -2,7 +2,9 @@
 registered explicitly with :func:`register_family`.
 
 Nothing registers itself on import. Built-ins are named here by import path and loaded on first use; plugins are
-discovered from installed packages' entry points when the registry is first consulted.
+discovered from installed packages' entry points when the registry is first consulted, and loaded on first use too.
+A plugin that cannot be loaded (its module does not import, it is not a family, its name is taken) costs only its
+own family: a warning naming the entry point, and :class:`FamilyUnavailableError` when that family is asked for.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import threading
+import warnings
 
 from families.base import Family
 
@@ -43,6 +46,14 @@ class UnknownFamilyError(KeyError):
         return self.args[0]
 
 
+class FamilyUnavailableError(UnknownFamilyError):
+    """A family whose plugin entry point exists but cannot be loaded (the reason is in the message)."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        KeyError.__init__(self, f"family {name!r} is unavailable: {reason}")
+
+
 class DuplicateFamilyError(ValueError):
     """Two families claim the same name."""
 
@@ -67,19 +78,45 @@ class Registry:
     def __init__(self, builtins: dict[str, str] | None = None, use_entry_points: bool = True):
         self._lazy = dict(BUILTIN_FAMILIES if builtins is None else builtins)
         self._families: dict[str, Family] = {}
+        self._plugins: dict = {}  # name -> entry point not loaded yet
+        self._broken: dict[str, str] = {}  # name -> why its entry point could not be loaded
         self._use_entry_points = use_entry_points
-        self._plugins_loaded = False
-        self._lock = threading.Lock()
+        self._plugins_found = False
+        self._lock = threading.RLock()
 
-    def _load_plugins(self):
-        if self._plugins_loaded or not self._use_entry_points:
+    def _find_plugins(self):
+        if self._plugins_found or not self._use_entry_points:
             return
-        self._plugins_loaded = True
+        self._plugins_found = True
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._lazy or ep.name in self._families or ep.name in self._plugins:
+                self._mark_broken(ep, f"the name {ep.name!r} is already taken by another family")
+                continue
+            self._plugins[ep.name] = ep
+
+    def _mark_broken(self, ep, reason: str):
+        where = getattr(ep, "value", None) or "?"
+        message = f"entry point {ep.name!r} ({where}) of group {ENTRY_POINT_GROUP!r}: {reason}"
+        if ep.name not in self._lazy and ep.name not in self._families:
+            self._broken.setdefault(ep.name, message)
+        warnings.warn(f"taskgen: skipping family plugin {message}", RuntimeWarning, stacklevel=3)
+
+    def _load_plugin(self, name: str) -> Family | None:
+        ep = self._plugins.pop(name)
+        try:
             family = _instantiate(ep.load())
             if family.name != ep.name:
                 raise DuplicateFamilyError(f"entry point {ep.name!r} provides a family named {family.name!r}")
-            self._add(family)
+        except Exception as e:  # a third-party module may fail in any way; it must not take the others down
+            self._mark_broken(ep, f"{type(e).__name__}: {e}")
+            return None
+        self._families[name] = family
+        return family
+
+    def _load_plugins(self):
+        self._find_plugins()
+        for name in list(self._plugins):
+            self._load_plugin(name)
 
     def _add(self, family: Family):
         if family.name in self._lazy or family.name in self._families:
@@ -89,27 +126,44 @@ class Registry:
     def register(self, family) -> Family:
         """Add a family (a :class:`Family` instance or subclass); a name already taken is an error."""
         with self._lock:
-            self._load_plugins()
+            self._find_plugins()
             family = _instantiate(family)
+            if family.name in self._plugins:
+                raise DuplicateFamilyError(f"a family named {family.name!r} is already registered (plugin)")
             self._add(family)
             return family
 
     def names(self) -> list[str]:
-        """All family names: built-ins in canonical order, then plugins and registered ones sorted."""
+        """All family names: built-ins in canonical order, then plugins and registered ones sorted (plugins that
+        could not be loaded are left out)."""
+        with self._lock:
+            self._find_plugins()
+            others = (set(self._families) | set(self._plugins)) - set(self._lazy)
+            return list(self._lazy) + sorted(others)
+
+    def load_all(self) -> list[Family]:
+        """Every family of :meth:`names`, loaded (plugins that fail to load are warned about and skipped)."""
         with self._lock:
             self._load_plugins()
-            return list(self._lazy) + sorted(n for n in self._families if n not in self._lazy)
+            return [self.get(n) for n in self.names()]
 
     def get(self, name: str) -> Family:
-        """The family called ``name``; :class:`UnknownFamilyError` (listing the known names) if there is none."""
+        """The family called ``name``; :class:`UnknownFamilyError` (listing the known names) if there is none,
+        :class:`FamilyUnavailableError` if its plugin cannot be loaded."""
         with self._lock:
-            self._load_plugins()
+            self._find_plugins()
             if name in self._families:
                 return self._families[name]
             if name in self._lazy:
                 family = _instantiate(_load_object(self._lazy[name]))
                 self._families[name] = family
                 return family
+            if name in self._plugins:
+                family = self._load_plugin(name)
+                if family is not None:
+                    return family
+            if name in self._broken:
+                raise FamilyUnavailableError(name, self._broken[name])
         raise UnknownFamilyError(name, self.names())
 
 

@@ -14,9 +14,9 @@ from taskgen.spec import TaskSpec
 class SpecFileError(ValueError):
     """A spec file line that cannot be read; names the file, the line and the problem."""
 
-    def __init__(self, path, line: int, message: str):
-        self.path, self.line = str(path), line
-        super().__init__(f"{path}:{line}: {message}")
+    def __init__(self, path, line, message: str):
+        self.path, self.line, self.reason = str(path), line, message
+        super().__init__(f"{path}:{line}: {message}" if isinstance(line, int) else f"{path}: {line}: {message}")
 
 
 def _umask() -> int:
@@ -27,19 +27,26 @@ def _umask() -> int:
 
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same directory and ``os.replace``: readers see the old
-    file or the new one, never a partial one; on error nothing is left behind."""
+    file or the new one, never a partial one; on error nothing is left behind.
+
+    An ``OSError`` (read-only, permission, no space, …) is raised with ``filename`` set to ``path``, the user's
+    file, not the hidden temporary one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename != str(path):
+            raise type(e)(e.errno, e.strerror or str(e), str(path)) from e
         raise
 
 
@@ -62,30 +69,75 @@ def write_specs(path, specs: Iterable[TaskSpec]) -> int:
 
 def read_specs(path, registry=None, validate: bool = True) -> list[TaskSpec]:
     """Read a spec file. Each line must parse, carry a matching ``task_id``, name a known family of the stored
-    version and (if ``validate``) pass that family's validation; otherwise :class:`SpecFileError` names the line."""
-    from taskgen.registry import UnknownFamilyError, default_registry
+    version and (if ``validate``) pass that family's validation; otherwise :class:`SpecFileError` names the line.
+
+    Lines end at ``\\n`` only (what :func:`write_specs` writes; U+2028 and friends inside strings are content). A
+    file without any spec line is refused.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise SpecFileError(path, 0, "is a directory, not a spec file") from None
+    specs = parse_spec_lines(data.split(b"\n"), path, registry, validate)
+    if not specs:
+        raise SpecFileError(path, 1, "no spec lines: the file is empty (a suite needs at least one spec)")
+    return specs
+
+
+def parse_spec_lines(lines, path, registry=None, validate: bool = True, what: str = "") -> list[TaskSpec]:
+    """Specs from spec lines (``bytes`` or ``str``; blank lines skipped), checked as :func:`read_specs` does; an
+    error names ``path`` and the 1-based line (``what`` names the unit for other sources, e.g. ``"row "``)."""
+    from taskgen.registry import default_registry
 
     registry = registry or default_registry()
+    checker = _FamilyChecker(registry) if validate else None
     specs, seen = [], {}
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise SpecFileError(path, 0, f"not UTF-8 text: {e}") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where = f"{what}{lineno}" if what else lineno
         try:
             spec = TaskSpec.from_json(line)
-            if validate:
-                family = registry.get(spec.family)
-                if spec.family_version != family.version:
-                    raise ConfigError("family_version", f"{spec.family_version} but this toolkit has "
-                                                        f"{spec.family} version {family.version}")
-                family.validate(spec.config)
-        except (ConfigError, UnknownFamilyError) as e:
-            raise SpecFileError(path, lineno, str(e)) from None
+            if checker is not None:
+                checker.check(spec)
+        except ConfigError as e:
+            raise SpecFileError(path, where, str(e)) from None
         if spec.task_id in seen:
-            raise SpecFileError(path, lineno, f"duplicate task id {spec.task_id} (first on line {seen[spec.task_id]})")
+            raise SpecFileError(path, where,
+                                f"duplicate task id {spec.task_id} (first on {what or 'line '}{seen[spec.task_id]})")
         seen[spec.task_id] = lineno
         specs.append(spec)
     return specs
+
+
+class _FamilyChecker:
+    """Checks a spec against its family (known name, same version, valid config) as :class:`ConfigError`."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.families = {}
+
+    def family(self, name: str, version: int):
+        """The family ``name`` of ``version``, or :class:`ConfigError` saying why not."""
+        from taskgen.registry import FamilyUnavailableError, UnknownFamilyError
+
+        family = self.families.get(name)
+        if family is None:
+            try:
+                family = self.families[name] = self.registry.get(name)
+            except (UnknownFamilyError, FamilyUnavailableError) as e:
+                raise ConfigError("family", str(e)) from None
+        if version != family.version:
+            raise ConfigError("family_version", f"{version} but this toolkit has {name} version {family.version}")
+        return family
+
+    def check(self, spec: TaskSpec) -> None:
+        """Raise :class:`ConfigError` unless ``spec`` is valid for its family."""
+        family = self.family(spec.family, spec.family_version)
+        try:
+            family.validate(spec.config)
+        except ConfigError:
+            raise
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError) as e:
+            raise ConfigError("config", f"family {spec.family!r} could not check this config "
+                                        f"({type(e).__name__}: {e})") from None

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from lopt_trainer.eval_cli import eval_cmd, implicit_reg_cmd, self_train_cmd
+from lopt_trainer.cli import eval_cmd, implicit_reg_cmd, self_train_cmd
 
 
 def _theta(tmp_path):

@@ -251,11 +251,11 @@ def test_run_training_writes_json_arrow_png(tmp_path, monkeypatch):
 
     import pyarrow as pa
 
-    from lopt_trainer import train_cli
+    from lopt_trainer import training
 
     monkeypatch.setenv("TASKGEN_JAX_CACHE", str(tmp_path / "jax"))
-    summary = train_cli.run_training(linreg_task(), "adamlr", 60, trials=3, eval_every=20, eval_batches=2,
-                                     out_dir=str(tmp_path / "out"), plot=True, progress=False)
+    summary = training.run_training(linreg_task(), "adamlr", 60, trials=3, eval_every=20, eval_batches=2,
+                                    out_dir=str(tmp_path / "out"), plot=True, progress=False)
     assert summary["trials"] == 3 and summary["best_trial"] == 2  # the largest of 1e-7, 1e-3.75, 10^-0.5
     assert summary["final"]["test"] < 1.0 and not summary["diverged"]
     stem = tmp_path / "out" / "linreg-0-128.adamlr.seed0"
@@ -276,7 +276,7 @@ def test_train_command_resolves_task_and_prints(tmp_path, monkeypatch):
     import taskgen
     from click.testing import CliRunner
 
-    from lopt_trainer import train_cli
+    from lopt_trainer import cli as train_cli
 
     seen = {}
 

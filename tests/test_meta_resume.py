@@ -71,7 +71,7 @@ def test_safe_settings_change_only_with_allow_change(run, tmp_path):
 def test_cli_resume_compares_only_the_settings_given(run, tmp_path):
     import shutil
 
-    from lopt_trainer.meta.cli import lopt
+    from lopt_trainer.cli import lopt
 
     shutil.copytree(run / "run", tmp_path / "run")
     args = ["meta-train", "--suite", str(run / "specs.jsonl"), "--filter", "family=quadratic", "--out",

@@ -9,7 +9,7 @@ from lopt_trainer.evaluation.io import write_command, write_json
 from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.report import find_parts, write_report
-from lopt_trainer.report_cli import report
+from lopt_trainer.cli import report
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 
@@ -80,3 +80,18 @@ def test_report_missing_parts(tmp_path):
     _implicit_reg(tmp_path / "ir")
     page = write_report(tmp_path, tmp_path / "r.html").read_text()
     assert page.count("not run") == 3 and "Implicit regularisation on" in page
+
+
+def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkeypatch):
+    from lopt_trainer.report import _command
+    from lopt_trainer.run_default import record_command
+
+    monkeypatch.setenv("MAKELEVEL", "1")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["/x/lopt_trainer/run_default.py", "--out", "runs/default"])
+    record_command(tmp_path)
+    rec = json.loads((tmp_path / "command.json").read_text())
+    assert rec["cwd"] == str(tmp_path) and rec["make_target"] == "make run" and rec["time_utc"].endswith("+00:00")
+    header = _command(tmp_path)
+    assert "run in ?" not in header and f"run in {tmp_path} at {rec['time_utc']}" in header
+    assert "--out runs/default" in header

@@ -11,7 +11,7 @@ Modules (one job each):
 * :mod:`~lopt_trainer.meta.trainer` — the outer loop (:func:`meta_train`).
 * :mod:`~lopt_trainer.meta.checkpoint`, :mod:`~lopt_trainer.meta.metrics`, :mod:`~lopt_trainer.meta.evaluation`.
 * :mod:`~lopt_trainer.meta.ray_backend` — gradient workers as Ray actors (Ray imported lazily).
-* :mod:`~lopt_trainer.meta.cli` — ``taskgen lopt meta-train`` and ``taskgen lopt plot``.
+* ``taskgen lopt meta-train`` and ``taskgen lopt plot`` are declared in :mod:`lopt_trainer.cli`.
 """
 
 from lopt_trainer.meta.config import MetaTrainConfig, load_config

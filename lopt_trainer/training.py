@@ -1,12 +1,12 @@
-"""``taskgen train TASK_ID``: train one task with a baseline or the learned optimizer and save its curves.
+"""Train one task with a baseline or the learned optimizer and save its curves: the work of ``taskgen train``.
 
-The click command :func:`train` only parses options and resolves the task; :func:`run_training` does the work
-on a :class:`families.base.Task` (so it can be called and tested without a suite).
+The click command (:func:`lopt_trainer.cli.train`) only parses options and resolves the task;
+:func:`run_training` does the work on a :class:`families.base.Task` (so it can be called and tested without a
+suite).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -143,65 +143,3 @@ def _lopt_factory_and_theta(theta_path):
     except ImportError as exc:  # the learned optimizer lives in other modules of this package
         raise click.ClickException(f"the learned optimizer is not available: {exc}") from exc
     return optax_lopt, load_reference_npz(theta_path)
-
-
-
-@click.command("train")
-@click.argument("task_id")
-@click.option("--optimizer", type=click.Choice(OPTIMIZER_CHOICES), default="adam", show_default=True,
-              help="adam: one learning rate; adamlr/adam8p/opt_list: N trials in one vmapped run, best reported; "
-                   "lopt: the learned optimizer with --theta.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate for --optimizer adam.")
-@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--trials", type=click.IntRange(min=1), default=None,
-              help="Trials for adamlr (grid size, default 14), adam8p (random draws, default 10) and opt_list "
-                   "(first N, default 10).")
-@click.option("--trial-seed", type=int, default=0, show_default=True, help="Seed of the Adam8p random search.")
-@click.option("--theta", "theta_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Meta-parameters (.npz, reference layout) for --optimizer lopt.")
-@click.option("--suite", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Spec file or manifest holding TASK_ID (default: the shipped suite).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Init and data-order seed.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between curve points "
-              "(default steps/20).")
-@click.option("--eval-batches", type=click.IntRange(min=1), default=None, help="Batches averaged per point.")
-@click.option("--valid-every", type=click.IntRange(min=1), default=None,
-              help="Validation-feed period for the learned optimizer (default 10).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="train_runs", show_default=True,
-              help="Directory for the curves (.json, .arrow, .png).")
-@click.option("--plot", is_flag=True, help="Also write a PNG of the curves.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train(task_id, optimizer, lr, steps, trials, trial_seed, theta_path, suite, seed, eval_every, eval_batches,
-          valid_every, out_dir, plot, as_json):
-    """Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."""
-    import taskgen
-
-    if optimizer == "lopt" and not theta_path:
-        raise click.UsageError("--optimizer lopt needs --theta FILE.npz")
-    try:
-        spec = taskgen.resolve_spec(task_id, suite=suite)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from exc
-    task = taskgen.build_task(spec)
-    summary = run_training(task, optimizer, steps, lr=lr, trials=trials, trial_seed=trial_seed, seed=seed,
-                           theta_path=theta_path, eval_every=eval_every, eval_batches=eval_batches,
-                           valid_every=valid_every, out_dir=out_dir, plot=plot, progress=not as_json)
-    if as_json:
-        click.echo(json.dumps(summary, sort_keys=True))
-        return
-    click.echo(f"task {summary['task_id']}  optimizer {optimizer}  steps {steps}  seed {seed}")
-    if summary["best_trial"] is not None:
-        click.echo(f"best of {summary['trials']} trials: #{summary['best_trial']} {summary['hparams']}  "
-                   f"({summary['diverged_trials']} diverged)")
-    click.echo(f"{'split':<12} {'final loss':>12} {'normalised':>12}")
-    for s, v in summary["final"].items():
-        n = summary["final_normalized"][s]
-        click.echo(f"{s:<12} {_fmt(v):>12} {_fmt(n):>12}")
-    click.echo(f"diverged: {summary['diverged']}   wall {summary['wall_time_s']:.2f}s "
-               f"(compile {summary['compile_time_s']:.2f}s)")
-    for f in summary["files"]:
-        click.echo(f"wrote {f}")
-
-
-def _fmt(v):
-    return "nan" if v is None else f"{v:.5g}"

@@ -1,0 +1,371 @@
+"""The command line of lopt_trainer, in one place: ``taskgen train``, ``taskgen lopt …`` and ``taskgen report``.
+
+The top-level ``taskgen`` group (:mod:`taskgen.cli`) imports this module only when one of these commands runs;
+each command imports the machinery it needs in its body. The work itself lives elsewhere: :mod:`lopt_trainer.
+training` (train one task), :mod:`lopt_trainer.meta` (meta-training), :mod:`lopt_trainer.evaluation` and
+:mod:`lopt_trainer.experiments`, :mod:`lopt_trainer.report`.
+
+    taskgen train TASK_ID --optimizer adam --steps 1000
+    taskgen lopt meta-train --manifest M.arrow --filter family=quadratic --filter split=meta_train \\
+        --max-params 5000 --steps 500 --out runs/q1 [--resume] [--workers 2 [--address ray://host:10001]] \\
+        [--config settings.toml] [--set sigma=0.03 --set truncation=20]
+    taskgen lopt plot runs/q1
+    taskgen lopt eval --theta THETA.npz --tasks 100 --seeds 2 --steps 1000 --trials 1,10 --out runs/eval \\
+        [--suite S.jsonl | --manifest M.arrow] [--filter family=quadratic] [--max-params 20000] \\
+        [--workers 2] [--resume]
+    taskgen lopt implicit-reg --theta THETA.npz --steps 1000 --out runs/implicit_reg
+    taskgen lopt self-train --theta THETA.npz --steps 60 --out runs/self_training [--adam-lr 3e-4 --adam-lr 1e-3]
+    taskgen report RUN
+
+meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < explicit flags. The resolved config
+is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
+settings (``--steps`` and the worker flags may change).
+
+``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). The evaluation
+commands record their command line in ``OUT/command.json`` (shown by ``taskgen report``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+OPTIMIZER_CHOICES = ("adam", "adamlr", "adam8p", "opt_list", "lopt")
+"""``taskgen train --optimizer`` choices (:data:`lopt_trainer.training.OPTIMIZER_CHOICES`)."""
+
+THETA_HELP = ("Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint "
+              "(default: the pretrained θ shipped with the package).")
+
+
+
+def _int_list(text: str) -> tuple:
+    try:
+        out = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("need at least one budget, each >= 1")
+    return out
+
+
+def _set_values(items) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--set")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _file_keys(path) -> list:
+    """The setting names a ``--config`` file sets."""
+    from lopt_trainer.meta.config import read_config_dict
+
+    return list(read_config_dict(path))
+
+
+@click.group("lopt")
+def lopt():
+    """Meta-train learned optimizers and look at the runs."""
+
+
+@lopt.command("meta-train")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest of tasks.")
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (JSONL); default suite if "
+              "neither --manifest nor --suite is given.")
+@click.option("--filter", "filters", multiple=True, help="column=value (family, split, dataset, variant, task_id);"
+              " repeat a column for alternatives. Default: split=meta_train.")
+@click.option("--max-params", type=int, help="Keep tasks with at most this many parameters.")
+@click.option("--max-flops", type=int, help="Keep tasks with at most this many FLOPs per step.")
+@click.option("--steps", type=int, help="Outer steps in all (a resumed run continues up to this).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.msgpack if present, with the run's "
+              "settings: a setting given that differs from the run's is refused (--steps and the worker flags "
+              "excepted), as is a changed task list.")
+@click.option("--allow-change", is_flag=True, help="With --resume: allow changing the settings that are safe to "
+              "change mid-run (checkpoint_every, eval_every, eval_tasks, eval_steps, compilation_cache, plugins); "
+              "the estimator, sigma, truncation, horizons, tasks, outer optimizer, seed and θ sizes never change.")
+@click.option("--workers", type=int, help="Ray gradient workers (0 = in process).")
+@click.option("--address", help="Existing Ray cluster (e.g. ray://host:10001); default: a local cluster bound to "
+              "127.0.0.1.")
+@click.option("--pin-workers", is_flag=True, default=None, help="Pin local Ray workers one per core.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+              help="Settings file (.json or .toml) with MetaTrainConfig fields.")
+@click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
+@click.option("--seed", type=int)
+@click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
+@click.option("--init-theta", type=click.Path(exists=True),
+              help="Start from this θ (run folder, checkpoint or reference .npz) instead of a random one.")
+@click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, allow_change, workers,
+                   address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins, no_progress):
+    """Meta-train a learned optimizer with truncated PES/ES."""
+    from lopt_trainer.meta.config import MetaTrainConfig, load_config
+    from lopt_trainer.meta.task_sampler import parse_filters
+    from lopt_trainer.meta.trainer import meta_train
+
+    cfg = load_config(config_file).to_dict() if config_file else MetaTrainConfig().to_dict()
+    given = set(_file_keys(config_file)) if config_file else set()  # what the user said, checked on --resume
+    for item in sets:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--set")
+        k, v = item.split("=", 1)
+        cfg[k.strip()] = _parse_value(v)
+        given.add(k.strip())
+    explicit = {"manifest": manifest, "suite": suite, "max_params": max_params, "max_flops": max_flops,
+                "steps": steps, "workers": workers, "address": address, "pin_workers": pin_workers,
+                "seed": seed, "lopt": lopt_name, "init_theta": init_theta}
+    cfg.update({k: v for k, v in explicit.items() if v is not None})
+    given.update(k for k, v in explicit.items() if v is not None)
+    if filters:
+        cfg["filters"] = parse_filters(filters)
+        given.add("filters")
+    if plugins:
+        cfg["plugins"] = list(cfg.get("plugins") or []) + list(plugins)
+        given.add("plugins")
+    try:
+        config = MetaTrainConfig.from_dict(cfg)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    result = meta_train(config, out, resume=resume, progress=not no_progress, given_keys=given,
+                        allow_change=allow_change)
+    state = result.state
+    click.echo(json.dumps({"run": str(result.run_dir), "step": state.step, "interrupted": result.interrupted}))
+    if result.interrupted:
+        sys.exit(130)
+
+
+@lopt.command("plot")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Folder for the PNGs (default: RUN).")
+def plot_cmd(run, out):
+    """Write PNG curves (meta-loss, gradient norm, throughput, held-out evaluation) of a run."""
+    from lopt_trainer.meta.metrics import plot_run
+
+    for path in plot_run(run, out):
+        click.echo(str(path))
+
+
+@lopt.command("eval")
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (default: the shipped suite).")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest instead.")
+@click.option("--tasks", "n_tasks", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Tasks in all: half seen (meta_train), half unseen (meta_test).")
+@click.option("--task-seed", type=int, default=0, show_default=True, help="Seed of the task selection.")
+@click.option("--filter", "filters", multiple=True, help="column=value over family, dataset, variant, task_id.")
+@click.option("--max-params", type=int, default=20_000, show_default=True, help="Skip larger tasks (-1: no limit).")
+@click.option("--max-flops", type=int, default=5_000_000, show_default=True,
+              help="Skip tasks with more FLOPs per step (-1: no limit).")
+@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--trials", default="1,10", show_default=True,
+              help="Per-task trial budgets of Adam8p and opt_list (comma-separated).")
+@click.option("--adamlr-trials", type=click.IntRange(min=1), default=14, show_default=True,
+              help="AdamLR grid size (1e-7 … 10^-0.5).")
+@click.option("--trial-seed", type=int, default=0, show_default=True, help="Seed of the Adam8p random search.")
+@click.option("--baselines", default="adamlr,adam8p,opt_list", show_default=True,
+              help="Comma-separated baselines to run.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Curve spacing (default steps/20).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Ray workers (0 = in this process).")
+@click.option("--address", default=None, help="Existing Ray cluster (default: a local one on 127.0.0.1).")
+@click.option("--resume", is_flag=True, help="Reuse the runs already in --out.")
+@click.option("--no-progress", is_flag=True)
+def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
+             adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, no_progress):
+    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
+    from lopt_trainer.pretrained import resolve_theta_path
+
+    theta_path = resolve_theta_path(theta_path)
+    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
+    from lopt_trainer.evaluation.runs import EvalSettings
+    from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
+    from lopt_trainer.meta.task_sampler import parse_filters
+
+    try:
+        settings = EvalSettings(steps=steps, seeds=seeds, trials=_int_list(trials), adamlr_trials=adamlr_trials,
+                                trial_seed=trial_seed, eval_every=eval_every,
+                                baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
+        flt = parse_filters(filters)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    pool = load_pool(suite, manifest)
+    tasks = select_tasks(pool, n_tasks, task_seed, max_params=None if max_params < 0 else max_params,
+                         max_flops=None if max_flops < 0 else max_flops, filters=flt)
+    if not tasks:
+        raise click.ClickException("no task passes the filters")
+    held = held_out_variants(tasks, pool)
+    click.echo(f"{sum(t.group == 'seen' for t in tasks)} seen + {sum(t.group == 'unseen' for t in tasks)} unseen "
+               f"tasks; held-out variants among the unseen: {', '.join(held) or 'none'}", err=True)
+    try:
+        summary = run_evaluation(load_theta(theta_path), tasks, out_dir, settings, workers=workers, address=address,
+                                 resume=resume, theta_path=theta_path, progress=not no_progress)
+    except EvaluationExists as e:
+        raise click.ClickException(str(e)) from None
+    write_command(out_dir)
+    for r in summary["rows"]:
+        click.echo(f"{r['optimizer']:<22} {r['group']:<7} n={r['n_tasks']:<4} median improvement "
+                   f"{r['final']['median']:+.3f}  learned better on {100 * r['frac_lopt_better']:.0f}%")
+    click.echo(f"wrote {out_dir}/results.arrow, eval_summary.json, boxplot_final.png, boxplot_auc.png")
+
+
+@lopt.command("implicit-reg")
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--adam-lr", type=float, default=0.05, show_default=True)
+@click.option("--start", "starts", multiple=True, help="Start point 'x,y' (repeat; default: 6 fixed points).")
+@click.option("--valid-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
+    """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
+    from lopt_trainer.pretrained import resolve_theta_path
+
+    theta_path = resolve_theta_path(theta_path)
+    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
+
+    pts = DEFAULT_STARTS
+    if starts:
+        try:
+            pts = tuple(tuple(float(v) for v in s.split(",")) for s in starts)
+        except ValueError:
+            raise click.BadParameter("each --start must be 'x,y'") from None
+        if any(len(p) != 2 for p in pts):
+            raise click.BadParameter("each --start must be 'x,y'")
+    write_command(out_dir)
+    r = run_implicit_reg(load_theta(theta_path), out_dir, starts=pts, steps=steps, adam_lr=adam_lr,
+                         valid_every=valid_every, theta_path=theta_path)
+    click.echo(f"mean final distance to the origin: Adam {r['adam']['mean_final_norm']:.4g}, "
+               f"learned {r['lopt']['mean_final_norm']:.4g} (projection onto the line: "
+               f"{r['mean_projection_norm']:.4g})")
+    click.echo(f"wrote {out_dir}/implicit_reg.json, implicit_reg.png")
+
+
+@lopt.command("self-train")
+@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Outer steps per run (default 60).")
+@click.option("--adam-lr", "adam_lrs", multiple=True, type=float, help="Adam outer learning rates "
+              "(repeat; default 3e-4 and 1e-3).")
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False))
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--set", "sets", multiple=True, help="key=value: any meta-train setting (e.g. truncation=20, "
+              "filters='{\"family\": [\"twod\"], \"split\": [\"meta_train\"]}').")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--no-progress", is_flag=True)
+def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
+    """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
+    from lopt_trainer.pretrained import resolve_theta_path
+
+    theta_path = resolve_theta_path(theta_path)
+    from lopt_trainer.evaluation.io import write_command
+    from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
+
+    write_command(out_dir)
+    try:
+        s = run_self_training(theta_path, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
+                              overrides=_set_values(sets), seed=seed, suite=suite, manifest=manifest,
+                              progress=not no_progress)
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    for r in s["runs"]:
+        click.echo(f"{r['name']:<14} meta-loss {r['first_meta_loss']:.4g} -> {r['final_meta_loss']:.4g}")
+    click.echo(f"wrote {out_dir}/self_training.json, self_training.png")
+
+
+# ---------------------------------------------------------------------------------------------------- train
+
+@click.command("train")
+@click.argument("task_id")
+@click.option("--optimizer", type=click.Choice(OPTIMIZER_CHOICES), default="adam", show_default=True,
+              help="adam: one learning rate; adamlr/adam8p/opt_list: N trials in one vmapped run, best reported; "
+                   "lopt: the learned optimizer with --theta.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate for --optimizer adam.")
+@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Trials for adamlr (grid size, default 14), adam8p (random draws, default 10) and opt_list "
+                   "(first N, default 10).")
+@click.option("--trial-seed", type=int, default=0, show_default=True, help="Seed of the Adam8p random search.")
+@click.option("--theta", "theta_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Meta-parameters (.npz, reference layout) for --optimizer lopt.")
+@click.option("--suite", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Spec file or manifest holding TASK_ID (default: the shipped suite).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Init and data-order seed.")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between curve points "
+              "(default steps/20).")
+@click.option("--eval-batches", type=click.IntRange(min=1), default=None, help="Batches averaged per point.")
+@click.option("--valid-every", type=click.IntRange(min=1), default=None,
+              help="Validation-feed period for the learned optimizer (default 10).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="train_runs", show_default=True,
+              help="Directory for the curves (.json, .arrow, .png).")
+@click.option("--plot", is_flag=True, help="Also write a PNG of the curves.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def train(task_id, optimizer, lr, steps, trials, trial_seed, theta_path, suite, seed, eval_every, eval_batches,
+          valid_every, out_dir, plot, as_json):
+    """Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."""
+    import taskgen
+    from lopt_trainer.training import run_training
+
+    if optimizer == "lopt" and not theta_path:
+        raise click.UsageError("--optimizer lopt needs --theta FILE.npz")
+    try:
+        spec = taskgen.resolve_spec(task_id, suite=suite)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from exc
+    task = taskgen.build_task(spec)
+    summary = run_training(task, optimizer, steps, lr=lr, trials=trials, trial_seed=trial_seed, seed=seed,
+                           theta_path=theta_path, eval_every=eval_every, eval_batches=eval_batches,
+                           valid_every=valid_every, out_dir=out_dir, plot=plot, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(summary, sort_keys=True))
+        return
+    click.echo(f"task {summary['task_id']}  optimizer {optimizer}  steps {steps}  seed {seed}")
+    if summary["best_trial"] is not None:
+        click.echo(f"best of {summary['trials']} trials: #{summary['best_trial']} {summary['hparams']}  "
+                   f"({summary['diverged_trials']} diverged)")
+    click.echo(f"{'split':<12} {'final loss':>12} {'normalised':>12}")
+    for s, v in summary["final"].items():
+        n = summary["final_normalized"][s]
+        click.echo(f"{s:<12} {_fmt(v):>12} {_fmt(n):>12}")
+    click.echo(f"diverged: {summary['diverged']}   wall {summary['wall_time_s']:.2f}s "
+               f"(compile {summary['compile_time_s']:.2f}s)")
+    for f in summary["files"]:
+        click.echo(f"wrote {f}")
+
+
+def _fmt(v):
+    return "nan" if v is None else f"{v:.5g}"
+
+
+# --------------------------------------------------------------------------------------------------- report
+
+@click.command("report")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: DIRECTORY/report.html).")
+def report(directory, out):
+    """Write DIRECTORY/report.html: meta-training curves, evaluation box plots and tables, the 2-D trajectories,
+    the self-training curves and the commands that produced them (parts not found are marked "not run")."""
+    from lopt_trainer.report import find_parts, write_report
+
+    path = write_report(directory, out)
+    parts = find_parts(directory)
+    found = ", ".join(f"{k}: {len(v)}" for k, v in parts.items())
+    click.echo(f"wrote {path} ({found})")

@@ -1,0 +1,239 @@
+"""Spec files and manifests read back whatever they are given: the toolkit's own error naming file and line
+(or column), never a crash or a silent acceptance (issue 11, kinds D and F)."""
+
+import json
+import random
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from families.base import Cost, Family
+from families.errors import ConfigError
+from families.space import Struct
+from taskgen.api import default_manifest_path, default_suite_path
+from taskgen.manifest import ManifestError, load_manifest, manifest_bytes, specs_from_manifest
+from taskgen.registry import Registry
+from taskgen.spec import SEED_LIMIT, TaskSpec
+from taskgen.specfile import SpecFileError, read_specs, write_specs
+
+LINES = default_suite_path().read_bytes().split(b"\n")[:-1]
+Q = LINES[0].decode()  # a real quadratic spec line
+
+
+def _read_line(tmp_path, line, name="s.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass"))
+    return path, read_specs(path)
+
+
+def _replace(line: str, old: str, new: str) -> str:
+    assert old in line
+    return line.replace(old, new, 1)
+
+
+def _noid(line: str) -> str:
+    """The line without its (optional) task_id, so that the family's validation is reached."""
+    data = json.loads(line)
+    del data["task_id"]
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda: "[" * 5000 + "]" * 5000, "nested too deeply"),
+    (lambda: _replace(Q, '"dims":60', '"dims":' + "9" * 5000), "4300 digits"),
+    (lambda: _noid(_replace(Q, '"kind":"normal"', '"kind":["normal"]')), "matrix.kind: ['normal'] is not one of"),
+    (lambda: _noid(_replace(Q, '"kind":"normal"', '"kind":{"a":1}')), "matrix.kind"),
+    (lambda: _replace(Q, '"seed":1169926100', '"seed":9223372036854775808'), "seed: 9223372036854775808 is too large"),
+    (lambda: _replace(Q, '"seed":1169926100', f'"seed":{SEED_LIMIT}'), "allowed range [0, 2**32)"),
+    (lambda: _replace(Q, '"dims":60', '"dims":60,"dims":61'), "dims: duplicate key"),
+    (lambda: _replace(Q, '"loss_scale":0.473423', '"loss_scale":1e999'), "out of the range of a float"),
+    (lambda: _replace(Q, '"output":"log"', '"output":"\\ud800"'), "unpaired surrogate"),
+])
+def test_malformed_line_is_a_toolkit_error_naming_file_and_line(tmp_path, make, expected):
+    with pytest.raises(SpecFileError) as err:
+        _read_line(tmp_path, (Q + "\n" + make() + "\n"))
+    assert str(err.value).startswith(f"{tmp_path / 's.jsonl'}:2: ") and expected in str(err.value)
+
+
+def test_non_utf8_byte_names_its_line(tmp_path):
+    data = LINES[0] + b"\n" + LINES[1] + b"\n" + LINES[2].replace(b"quadratic", b"quadr\xfftic", 1) + b"\n"
+    with pytest.raises(SpecFileError, match=r"s\.jsonl:3: not UTF-8 text"):
+        _read_line(tmp_path, data)
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n  \n"])
+def test_empty_file_is_refused(tmp_path, data):
+    with pytest.raises(SpecFileError, match=r"s\.jsonl:1: no spec lines: the file is empty"):
+        _read_line(tmp_path, data)
+
+
+def test_seed_range_is_what_prng_keys_hold():
+    TaskSpec.create("fam", 1, SEED_LIMIT - 1, {})
+    with pytest.raises(ConfigError, match="seed"):
+        TaskSpec.create("fam", 1, SEED_LIMIT, {})
+
+
+class LabelFamily(Family):
+    """A user family with a free-form string field (any Unicode), for the round-trip property."""
+
+    name = "labels"
+    version = 1
+
+    def config_space(self):
+        return Struct({})
+
+    def validate(self, config):
+        if set(config) != {"label"} or not isinstance(config["label"], str):
+            raise ConfigError("label", "must be a string")
+
+    def sample(self, rng):
+        return {"label": "x"}
+
+    def cost(self, config):
+        return Cost(1, 1)
+
+    def build(self, spec):
+        raise NotImplementedError
+
+
+def _label_registry():
+    reg = Registry(builtins={}, use_entry_points=False)
+    reg.register(LabelFamily)
+    return reg
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), min_size=1, max_size=5, unique=True))
+@settings(max_examples=150, deadline=None)
+def test_whatever_write_specs_writes_read_specs_reads(tmp_path_factory, labels):
+    # U+2028, U+2029, U+0085, \r, \x0b, \x0c … inside strings are content, not line ends.
+    path = tmp_path_factory.mktemp("rt") / "s.jsonl"
+    specs = [TaskSpec.create("labels", 1, i, {"label": s}) for i, s in enumerate(labels)]
+    write_specs(path, specs)
+    assert read_specs(path, registry=_label_registry()) == specs
+
+
+def test_line_separators_in_strings_round_trip(tmp_path):
+    specs = [TaskSpec.create("labels", 1, 0, {"label": "a\u2028b\u2029c\u0085d\re\x0bf\x0c"})]
+    write_specs(tmp_path / "s.jsonl", specs)
+    assert read_specs(tmp_path / "s.jsonl", registry=_label_registry()) == specs
+
+
+# ---- manifests -------------------------------------------------------------------------------------------------
+
+def _write_table(path, table):
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as w:
+        w.write_table(table)
+    path.write_bytes(sink.getvalue().to_pybytes())
+    return path
+
+
+def test_foreign_manifest_with_string_views_is_normalised(tmp_path):
+    table = load_manifest(default_manifest_path())
+    foreign = pa.table({name: (col.cast(pa.string_view()) if pa.types.is_string(col.type) else col)
+                        for name, col in zip(table.column_names, table.columns)})  # as polars writes it
+    assert foreign.schema.field("task_id").type == pa.string_view()
+    back = load_manifest(_write_table(tmp_path / "polars.arrow", foreign))
+    assert back.schema.equals(table.schema) and back.equals(table)
+    assert manifest_bytes(back) == default_manifest_path().read_bytes()
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda t: t.drop_columns(["params"]), "column 'params' is missing"),
+    (lambda t: t.set_column(t.schema.get_field_index("seed"), "seed", t.column("seed").cast(pa.float64())),
+     "column 'seed' has type double, expected int64"),
+    (lambda t: t.set_column(t.schema.get_field_index("family"), "family",
+                            pa.array(["nope"] * t.num_rows)), "column 'family': family: unknown family 'nope'"),
+    (lambda t: t.set_column(t.schema.get_field_index("family_version"), "family_version",
+                            pa.array([7] * t.num_rows, pa.int32())), "quadratic version 1"),
+])
+def test_bad_manifest_is_refused_naming_the_column(tmp_path, change, expected):
+    table = load_manifest(default_manifest_path()).slice(0, 20)
+    path = _write_table(tmp_path / "m.arrow", change(table))
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    assert str(err.value).startswith(f"{path}: ") and expected in str(err.value)
+
+
+def test_manifest_rows_are_checked_like_spec_lines(tmp_path):
+    table = load_manifest(default_manifest_path()).slice(0, 3)
+    bad = table.column("spec_json").to_pylist()
+    bad[1] = bad[1].replace('"dims":', '"dims":1000000,"x":', 1)
+    t = table.set_column(table.schema.get_field_index("spec_json"), "spec_json", pa.array(bad))
+    with pytest.raises(SpecFileError, match=r"m\.arrow: row 2: "):
+        specs_from_manifest(t, path=tmp_path / "m.arrow")
+
+
+# ---- fuzzing ---------------------------------------------------------------------------------------------------
+
+def _mutations(rng: random.Random, line: bytes):
+    """One mutated spec line: byte flips, truncation, wrong types, huge numbers, unknown family, id mismatch."""
+    text = line.decode()
+    data = json.loads(text)
+    kind = rng.randrange(8)
+    if kind == 0:
+        b = bytearray(line)
+        for _ in range(rng.randint(1, 3)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        return "flip", bytes(b)
+    if kind == 1:
+        return "truncate", line[: rng.randrange(len(line))]
+    if kind == 2:
+        key = rng.choice(sorted(data["config"]))
+        data["config"][key] = rng.choice([[1], {"a": 1}, "x", None, True, -1, 1.5, [[[[]]]]])
+        return "wrong type", json.dumps(data).encode()
+    if kind == 3:
+        field = rng.choice(["seed", "family_version"])
+        data[field] = rng.choice([2**63, 2**64 + 1, -(2**70), 10**40, 2**32])
+        return "huge number", json.dumps(data).encode()
+    if kind == 4:
+        data["family"] = rng.choice(["nope", "", "QUADRATIC", "mlp"])
+        return "unknown family", json.dumps(data).encode()
+    if kind == 5:
+        data["task_id"] = data["task_id"][:-1] + ("0" if data["task_id"][-1] != "0" else "1")
+        return "id mismatch", json.dumps(data).encode()
+    if kind == 6:
+        return "deep", b'{"config":' + b"[" * rng.randint(60, 20000) + b"]"
+    key = rng.choice(sorted(data["config"]))
+    return "huge literal", text.replace(f'"{key}":', f'"{key}":{"7" * rng.randint(20, 6000)},"{key}x":', 1).encode()
+
+
+def fuzz(tmp_path, n: int, seed: int = 0) -> dict:
+    """Read ``n`` mutated spec files; count outcomes by (mutation kind, accepted|error). Any other exception, or
+    an error that does not name the file and line, fails."""
+    rng = random.Random(seed)
+    counts = {}
+    path = tmp_path / "fuzz.jsonl"
+    for _ in range(n):
+        kind, bad = _mutations(rng, rng.choice(LINES))
+        path.write_bytes(LINES[0] + b"\n" + bad + b"\n")
+        try:
+            specs = read_specs(path)
+        except SpecFileError as e:
+            assert str(e).startswith(f"{path}:2: ") or str(e).startswith(f"{path}:1: "), str(e)
+            outcome = "error"
+        else:
+            assert len(specs) in (1, 2) and all(s.task_id.startswith(s.family + "-") for s in specs)
+            outcome = "accepted"
+        counts[(kind, outcome)] = counts.get((kind, outcome), 0) + 1
+    return counts
+
+
+def test_fuzzed_spec_files_give_a_spec_or_a_named_error(tmp_path):
+    counts = fuzz(tmp_path, 200)
+    assert sum(counts.values()) == 200
+    assert counts.get(("id mismatch", "accepted"), 0) == 0 and counts.get(("deep", "accepted"), 0) == 0
+
+
+if __name__ == "__main__":  # the long run reported in the issue note: python -m tests.test_specfile_robustness
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        result = fuzz(Path(d), int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    for k in sorted(result):
+        print(f"{k[0]:<16} {k[1]:<9} {result[k]}")
+    print("total", sum(result.values()))
