@@ -79,8 +79,8 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
              adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, no_progress):
     """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import load_theta, write_command
-    from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
+    from lopt_trainer.evaluation.records import write_command
+    from lopt_trainer.evaluation.runner import EvaluationExists, load_theta, run_evaluation
     from lopt_trainer.evaluation.runs import EvalSettings
     from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
     from lopt_trainer.meta.task_sampler import parse_filters
@@ -122,7 +122,8 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
 def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
     """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.evaluation.records import write_command
+    from lopt_trainer.evaluation.runner import load_theta
     from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
 
     pts = DEFAULT_STARTS
@@ -157,7 +158,7 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
     """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import write_command
+    from lopt_trainer.evaluation.records import write_command
     from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
 
     write_command(out_dir)
