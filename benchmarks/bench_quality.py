@@ -10,9 +10,9 @@ reports on the unseen tasks the fraction where the learned optimizer's final nor
 * per-task AdamLR with 14 trials (the best of the 14-point grid on each task) — target ≥ 25%;
 
 and that no unseen task diverges. AdamLR runs come from the baseline cache
-(:mod:`lopt_trainer.evaluation.baseline_cache`), so comparing several θ costs the grid once.
+(:mod:`lopt_trainer.evaluation.records`), so comparing several θ costs the grid once.
 
-"Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.metrics`; per task averaged over seeds; a
+"Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.scoring`; per task averaged over seeds; a
 diverged learned-optimizer run counts as the task's worst loss). Only AdamLR is run unless ``--all-baselines``.
 Results: printed table + ``benchmarks/results/<label>.json`` and its box plots (``<label>_boxplot_*.png``;
 ``--label`` defaults to ``quality``); the evaluation folder (``--out``, resumable with ``--resume``) holds the full
@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     from benchmarks.common import save
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
-    from lopt_trainer.evaluation.io import write_command
+    from lopt_trainer.evaluation.records import write_command
     from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
 
     pool = load_pool(args.suite, args.manifest)
@@ -103,7 +103,7 @@ def theta_arg(value):
     import jax
 
     from lopt_trainer import hierarchical
-    from lopt_trainer.evaluation.io import load_theta
+    from lopt_trainer.evaluation.runner import load_theta
 
     if value == "handset":
         return hierarchical.init_handset(jax.random.PRNGKey(0))
@@ -114,7 +114,7 @@ def theta_arg(value):
 
 def unseen_divergences(out_dir) -> int:
     """Learned-optimizer runs on unseen tasks that diverged, from the evaluation's results table."""
-    from lopt_trainer.evaluation.table import read_table
+    from lopt_trainer.evaluation.scoring import read_table
 
     cols = read_table(Path(out_dir) / "results.arrow").select(["optimizer", "group", "diverged"]).to_pydict()
     return int(sum(d for o, g, d in zip(cols["optimizer"], cols["group"], cols["diverged"])

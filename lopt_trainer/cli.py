@@ -193,8 +193,8 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
     from lopt_trainer.pretrained import resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import load_theta, write_command
-    from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
+    from lopt_trainer.evaluation.records import write_command
+    from lopt_trainer.evaluation.runner import EvaluationExists, load_theta, run_evaluation
     from lopt_trainer.evaluation.runs import EvalSettings
     from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
     from lopt_trainer.meta.task_sampler import parse_filters
@@ -238,7 +238,8 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
     from lopt_trainer.pretrained import resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import load_theta, write_command
+    from lopt_trainer.evaluation.records import write_command
+    from lopt_trainer.evaluation.runner import load_theta
     from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
 
     pts = DEFAULT_STARTS
@@ -275,7 +276,7 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
     from lopt_trainer.pretrained import resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.io import write_command
+    from lopt_trainer.evaluation.records import write_command
     from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
 
     write_command(out_dir)

@@ -21,7 +21,7 @@ import math
 import shutil
 from pathlib import Path
 
-from lopt_trainer.evaluation.io import COMMAND_FILE, read_json
+from lopt_trainer.evaluation.records import COMMAND_FILE, read_json
 
 REPORT_FILE, ASSETS_DIR = "report.html", "report_files"
 MAX_DEPTH = 3
@@ -167,7 +167,7 @@ def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
 
 def section_eval(root: Path, dirs, assets: _Assets) -> str:
     """Box plots and the summary table of each evaluation."""
-    from lopt_trainer.evaluation.table import label
+    from lopt_trainer.evaluation.scoring import label
 
     if not dirs:
         return "<h2>Evaluation</h2>" + _missing("evaluation")

@@ -148,7 +148,7 @@ def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
 def record_command(out: Path) -> Path:
     """Write ``out/command.json``: the real command line, folder and UTC time (the report's header), noting
     ``make run`` when make started this process."""
-    from lopt_trainer.evaluation.io import write_command
+    from lopt_trainer.evaluation.records import write_command
 
     return write_command(out, extra={"make_target": "make run"} if os.environ.get("MAKELEVEL") else None)
 

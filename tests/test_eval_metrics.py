@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from lopt_trainer.evaluation import metrics as M
+from lopt_trainer.evaluation import scoring as M
 from lopt_trainer.evaluation.runs import BASELINES, LOPT, EvalSettings
-from lopt_trainer.evaluation.table import baseline_of, build_rows, choose_trials, label, row_names, rows_to_table
+from lopt_trainer.evaluation.scoring import baseline_of, build_rows, choose_trials, label, row_names, rows_to_table
 from lopt_trainer.evaluation.tasks import EvalTask
 
 STEPS = [0, 5, 10]

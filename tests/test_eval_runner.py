@@ -4,9 +4,10 @@ import jax
 import pytest
 
 from lopt_trainer import hierarchical
-from lopt_trainer.evaluation import store
-from lopt_trainer.evaluation.backend import LocalBackend
+from lopt_trainer.evaluation.records import unit_path
 from lopt_trainer.evaluation.runner import RESULTS_FILE, EvaluationExists, run_evaluation
+from lopt_trainer.evaluation.runs import LocalBackend
+from lopt_trainer.evaluation.scoring import read_table
 from tests.test_eval_metrics import SETTINGS, synthetic_tasks
 
 
@@ -31,7 +32,10 @@ def theta():
 def first_run(tmp_path_factory, theta):
     out = tmp_path_factory.mktemp("eval_a")
     backend = CountingBackend()
-    summary = run_evaluation(theta, synthetic_tasks(), out, SETTINGS, progress=False, backend=backend)
+    # a module fixture is set up before conftest's per-test private cache: give it its own
+    cache = tmp_path_factory.mktemp("cache") / "baselines.arrow"
+    summary = run_evaluation(theta, synthetic_tasks(), out, SETTINGS, progress=False, backend=backend,
+                             baselines_from=cache)
     return out, summary, backend
 
 
@@ -42,8 +46,6 @@ def test_outputs(first_run):
         assert (out / name).exists(), name
     groups = {(r["optimizer"], r["group"]) for r in summary["rows"]}
     assert ("global_adamlr", "seen") in groups and ("per_task_opt_list@2", "unseen") in groups
-    from lopt_trainer.evaluation.table import read_table
-
     t = read_table(out / RESULTS_FILE)
     assert t.num_rows == 2 * 9 * 2  # tasks x optimizer rows x seeds
 
@@ -68,8 +70,8 @@ def test_resume_skips_finished_runs(first_run, tmp_path, theta):
     assert (out / RESULTS_FILE).read_bytes() == (src / RESULTS_FILE).read_bytes()
     # an interrupted evaluation: one unit file missing, another with a record missing
     tasks = synthetic_tasks()
-    store.unit_path(out, tasks[1].task_id, "adam8p").unlink()
-    path = store.unit_path(out, tasks[0].task_id, "opt_list")
+    unit_path(out, tasks[1].task_id, "adam8p").unlink()
+    path = unit_path(out, tasks[0].task_id, "opt_list")
     import json
 
     data = json.loads(path.read_text())
@@ -96,8 +98,6 @@ def test_changed_theta_reruns_only_lopt(first_run, tmp_path, theta):
 
 @pytest.mark.slow
 def test_ray_backend_matches_local(first_run, tmp_path, theta):
-    from lopt_trainer.evaluation.table import read_table
-
     src, _, _ = first_run
     run_evaluation(theta, synthetic_tasks(), tmp_path, SETTINGS, progress=False, workers=2)
     a = read_table(src / RESULTS_FILE).to_pydict()

@@ -207,7 +207,8 @@ def test_pretrain_recipe_is_a_valid_config():
 
 
 def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
-    from lopt_trainer.evaluation import baseline_cache, runs
+    from lopt_trainer.evaluation import runs
+    from lopt_trainer.evaluation.records import baseline_cache_path
     from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
 
     calls = collections.Counter()
@@ -224,7 +225,7 @@ def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
     theta = H.init_handset(jax.random.PRNGKey(0))
     first = evaluate_panel(theta, tasks, settings, tmp_path / "a")
     assert calls == {"lopt": 1, "adamlr": 1}
-    assert baseline_cache.default_path().is_file()
+    assert baseline_cache_path().is_file()
     other = H.init_handset(jax.random.PRNGKey(0), scale=3.0)
     second = evaluate_panel(other, tasks, settings, tmp_path / "b")
     assert calls == {"lopt": 2, "adamlr": 1}  # the AdamLR grid was not run again

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from lopt_trainer.evaluation.io import write_command, write_json
+from lopt_trainer.evaluation.records import write_command, write_json
 from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.report import find_parts, write_report

@@ -5,8 +5,8 @@ panel can: the same ``meta_test`` tasks (``per_family`` from each of ``families`
 the size limits), the same seeds and horizon every time, scored with the evaluation pipeline of
 ``taskgen lopt eval`` (:func:`lopt_trainer.evaluation.run_evaluation`). Its AdamLR runs (the 14-point grid, from
 which both Global AdamLR and per-task AdamLR@14 are chosen) come from the baseline cache
-(:mod:`lopt_trainer.evaluation.baseline_cache`): computed once, at the first panel evaluation, then reused by every
-later evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
+(:mod:`lopt_trainer.evaluation.records`): computed once, at the first panel evaluation, then reused by every later
+evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
 
 Figures of one evaluation (:func:`evaluate_panel`): ``beats_global`` / ``beats_per_task`` (fraction of tasks
 where θ's final test loss beats Global AdamLR / per-task AdamLR@14), ``median_improvement`` over Global AdamLR,
@@ -85,7 +85,7 @@ def panel_tasks(settings: PanelSettings, specs=None) -> list:
 
 def panel_figures(summary: dict, table) -> dict:
     """The panel's figures (see the module docstring) from an evaluation's summary and results table."""
-    from lopt_trainer.evaluation.summary import per_task
+    from lopt_trainer.evaluation.scoring import per_task
 
     rows = {r["optimizer"]: r for r in summary["rows"] if r["group"] == "unseen"}
     glob = per_task(table, "improvement_final").get(("global_adamlr", "unseen"), {})
@@ -104,7 +104,7 @@ def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: 
     """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
     :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache."""
     from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
-    from lopt_trainer.evaluation.table import read_table
+    from lopt_trainer.evaluation.scoring import read_table
 
     summary = run_evaluation(theta, tasks, out_dir, settings.eval_settings(), resume=True, progress=progress)
     return panel_figures(summary, read_table(Path(out_dir) / RESULTS_FILE))

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lopt_trainer.evaluation.summary import per_task
-from lopt_trainer.evaluation.table import label
+from lopt_trainer.evaluation.scoring import label, per_task
 
 GROUP_STYLE = {"seen": ("#4C72B0", "seen (meta_train)"), "unseen": ("#DD8452", "unseen (meta_test)")}
 

@@ -1,10 +1,15 @@
 """One evaluation end to end: choose tasks, run (or reuse) every training run, write the table, summary, plots.
 
+:func:`evaluate_theta` loads θ and chooses the tasks (:mod:`~.tasks`); :func:`run_evaluation` plans the missing
+runs from the stored records (:mod:`~.records`: the output folder, then the baseline cache), computes them as
+units in process or on Ray (:mod:`~.runs`), storing each as soon as it finishes, and :func:`finalize` turns the
+records into the results table and summary (:mod:`~.scoring`) and the box plots (:mod:`~.plots`).
+
 Output folder ``OUT``::
 
     OUT/eval.json            settings, θ path and digest, the task list (with groups), files written
     OUT/runs/*.json          one file per task × optimizer (records keyed by trial and seed; resume reads them)
-    OUT/results.arrow        one row per task × optimizer row × seed (lopt_trainer.evaluation.table)
+    OUT/results.arrow        one row per task × optimizer row × seed (lopt_trainer.evaluation.scoring)
     OUT/eval_summary.json    per baseline and group: improvement summaries, fraction of tasks won, speedup
     OUT/boxplot_final.png, OUT/boxplot_auc.png
     OUT/timing.json          wall and compile seconds per unit (kept apart so results stay byte-identical)
@@ -15,13 +20,14 @@ runs already stored for the same settings (and θ) are not redone.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
-from lopt_trainer.evaluation import baseline_cache, store
-from lopt_trainer.evaluation.io import theta_digest, write_json
-from lopt_trainer.evaluation.runs import LOPT, EvalSettings
-from lopt_trainer.evaluation.tasks import EvalTask
+from lopt_trainer.evaluation.records import (RUNS_DIR, add_to_baseline_cache, cached_baselines, load_records,
+                                             load_timing, read_baseline_cache, save_records, write_json)
+from lopt_trainer.evaluation.runs import LOPT, EvalSettings, RunUnit, make_backend
+from lopt_trainer.evaluation.tasks import EvalTask, load_pool, select_tasks
 
 EVAL_FILE = "eval.json"
 RESULTS_FILE = "results.arrow"
@@ -33,26 +39,21 @@ class EvaluationExists(RuntimeError):
     """The output folder already holds runs and ``resume`` was not asked for."""
 
 
-def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str,
-         cache: dict | None = None) -> tuple[dict, list]:
-    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``.
+def evaluate_theta(theta_path, out_dir, *, suite=None, manifest=None, n_tasks: int = 100, task_seed: int = 0,
+                   max_params: int | None = 20_000, max_flops: int | None = 5_000_000, filters=None,
+                   settings: EvalSettings | None = None, workers: int = 0, resume: bool = False,
+                   progress: bool = True) -> dict:
+    """Load θ from ``theta_path`` (.npz or a meta-training run), choose the task set and run the evaluation.
 
-    Records come from ``out_dir`` first, then, for baselines, from ``cache`` (a
-    :func:`lopt_trainer.evaluation.baseline_cache.read` dict)."""
-    records, units = {}, []
-    seeds = settings.seed_list()
-    for t in tasks:
-        for opt in (LOPT, *settings.baselines):
-            hps = settings.trial_hparams(opt)
-            key = settings.run_key(opt, digest)
-            have = store.load_records(out_dir, t.task_id, opt, key, hps)
-            if opt != LOPT and cache:
-                have = {**baseline_cache.lookup(cache, t.task_id, opt, key, hps), **have}
-            records[(t.task_id, opt)] = have
-            unit = store.plan_missing(t.task_id, t.spec.to_json(), opt, len(hps), seeds, have)
-            if unit is not None:
-                units.append(unit)
-    return records, units
+    Returns the summary (also in ``out_dir/eval_summary.json``).
+    """
+    theta = load_theta(theta_path)
+    tasks = select_tasks(load_pool(suite, manifest), n_tasks, task_seed, max_params=max_params,
+                         max_flops=max_flops, filters=filters)
+    if not tasks:
+        raise ValueError("no task passes the filters")
+    return run_evaluation(theta, tasks, out_dir, settings or EvalSettings(), workers=workers, resume=resume,
+                          theta_path=theta_path, progress=progress)
 
 
 def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings = EvalSettings(), *,
@@ -62,15 +63,14 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
 
     ``workers`` > 0 runs the units as Ray tasks (local cluster unless ``address``); ``backend`` overrides
     (an object with ``run(items, tasks)`` and ``close()``). Baseline runs are read from and added to the
-    baseline cache (:mod:`lopt_trainer.evaluation.baseline_cache`; ``baselines_from``: its path, default
-    :func:`~lopt_trainer.evaluation.baseline_cache.default_path`, or ``False`` for none). See the module
+    baseline cache (:mod:`lopt_trainer.evaluation.records`; ``baselines_from``: its path, default
+    :func:`~lopt_trainer.evaluation.records.baseline_cache_path`, or ``False`` for none). See the module
     docstring for the files.
     """
-    from lopt_trainer.evaluation.backend import make_backend
     from lopt_trainer.jax_cache import enable_compilation_cache
 
     out_dir = Path(out_dir)
-    runs_dir = out_dir / store.RUNS_DIR
+    runs_dir = out_dir / RUNS_DIR
     if not resume and runs_dir.exists() and any(runs_dir.iterdir()):
         raise EvaluationExists(f"{out_dir} already holds runs: pass resume=True (--resume) or use another folder")
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -82,12 +82,12 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
         "tasks": [{"task_id": t.task_id, "group": t.group, "variant": t.variant, "family": t.spec.family}
                   for t in tasks]})
     cache_path = None if baselines_from is False else baselines_from
-    cache = {} if baselines_from is False else baseline_cache.read(cache_path)
+    cache = {} if baselines_from is False else read_baseline_cache(cache_path)
     records, units = plan(tasks, settings, out_dir, digest, cache)
     for (tid, opt), have in records.items():  # baselines taken from the cache are stored with the evaluation
-        if opt != LOPT and have and store.load_records(out_dir, tid, opt, settings.run_key(opt, digest),
-                                                       settings.trial_hparams(opt)) != have:
-            store.save_records(out_dir, tid, opt, settings.run_key(opt, digest), have, [])
+        if opt != LOPT and have and load_records(out_dir, tid, opt, settings.run_key(opt, digest),
+                                                 settings.trial_hparams(opt)) != have:
+            save_records(out_dir, tid, opt, settings.run_key(opt, digest), have, [])
     timing = {}
     if units:
         own = backend is None
@@ -104,13 +104,13 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
                 have = records.setdefault(key, {})
                 for r in recs:
                     have[(r["trial"], r["seed"])] = r
-                old = store.load_timing(out_dir, *key) if resume else []
-                store.save_records(out_dir, unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest),
-                                   have, old + [dict(tm, trials=list(unit.trials), seeds=list(unit.seeds))])
+                old = load_timing(out_dir, *key) if resume else []
+                save_records(out_dir, unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest),
+                             have, old + [dict(tm, trials=list(unit.trials), seeds=list(unit.seeds))])
                 timing[f"{unit.task_id}.{unit.optimizer}"] = tm
                 if unit.optimizer != LOPT and baselines_from is not False:  # cached as soon as computed
-                    baseline_cache.add([(unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest), r)
-                                        for r in recs], cache_path)
+                    add_to_baseline_cache([(unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest), r)
+                                           for r in recs], cache_path)
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -121,12 +121,45 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
     return finalize(tasks, records, settings, out_dir, timing, units_run=len(units))
 
 
+def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str,
+         cache: dict | None = None) -> tuple[dict, list]:
+    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``.
+
+    Records come from ``out_dir`` first, then, for baselines, from ``cache`` (a
+    :func:`~.records.read_baseline_cache` dict)."""
+    records, units = {}, []
+    seeds = settings.seed_list()
+    for t in tasks:
+        for opt in (LOPT, *settings.baselines):
+            hps = settings.trial_hparams(opt)
+            key = settings.run_key(opt, digest)
+            have = load_records(out_dir, t.task_id, opt, key, hps)
+            if opt != LOPT and cache:
+                have = {**cached_baselines(cache, t.task_id, opt, key, hps), **have}
+            records[(t.task_id, opt)] = have
+            unit = plan_missing(t.task_id, t.spec.to_json(), opt, len(hps), seeds, have)
+            if unit is not None:
+                units.append(unit)
+    return records, units
+
+
+def plan_missing(task_id: str, spec_json: str, optimizer: str, n_trials: int, seeds: list, have: dict):
+    """The :class:`RunUnit` that computes every missing ``(trial, seed)`` (None when nothing is missing): the
+    rectangle of missing trials × missing seeds of one task × optimizer."""
+    trials = range(1 if optimizer == LOPT else n_trials)
+    missing = [(t, s) for t in trials for s in seeds if (t, s) not in have]
+    if not missing:
+        return None
+    mt = tuple(sorted({t for t, _ in missing}))
+    ms = tuple(sorted({s for _, s in missing}))
+    return RunUnit(task_id, spec_json, optimizer, mt, ms)
+
+
 def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | None = None,
              units_run: int = 0) -> dict:
     """Write ``results.arrow``, ``eval_summary.json``, the box plots and ``timing.json``; return the summary."""
     from lopt_trainer.evaluation.plots import improvement_boxplot
-    from lopt_trainer.evaluation.summary import summarize_table
-    from lopt_trainer.evaluation.table import build_rows, row_names, rows_to_table, table_bytes
+    from lopt_trainer.evaluation.scoring import build_rows, row_names, rows_to_table, summarize_table, table_bytes
     from taskgen.specfile import atomic_write_bytes
 
     out_dir = Path(out_dir)
@@ -146,3 +179,23 @@ def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | Non
     if timing:
         write_json(out_dir / TIMING_FILE, timing)
     return summary
+
+
+def load_theta(path):
+    """θ from a reference-layout ``.npz`` or a meta-training run folder / checkpoint (no pickle)."""
+    from lopt_trainer.meta.trainer import load_theta as _load
+
+    return _load(path)
+
+
+def theta_digest(theta) -> str:
+    """sha256 (first 16 hex digits) of θ's leaves in tree order: identifies a θ in result files."""
+    import jax
+    import numpy as np
+
+    h = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(jax.device_get(theta)):
+        arr = np.asarray(leaf, np.float32)
+        h.update(str(arr.shape).encode())
+        h.update(arr.tobytes())
+    return h.hexdigest()[:16]

@@ -110,7 +110,7 @@ def run_implicit_reg(theta, out_dir=None, *, starts=DEFAULT_STARTS, steps: int =
                         "trajectories": paths[:, idx, :].astype(np.float64).tolist()}
     result["mean_projection_norm"] = float(np.mean([r["projection_norm"] for r in result["adam"]["runs"]]))
     if out_dir is not None:
-        from lopt_trainer.evaluation.io import write_json
+        from lopt_trainer.evaluation.records import write_json
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
         run_dir = out_dir / run_name(outer, lr)
         meta_train(cfg, run_dir, resume=resume, specs=train_specs, eval_specs=[], progress=progress)
         summary["runs"].append(run_summary(run_dir, outer, lr))
-    from lopt_trainer.evaluation.io import write_json
+    from lopt_trainer.evaluation.records import write_json
 
     write_json(out_dir / RESULT_FILE, summary)
     plot_self_training(out_dir, summary, out_dir / PLOT_FILE)
