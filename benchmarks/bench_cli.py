@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import RESULTS_DIR, print_table
+from benchmarks.common import RESULTS_DIR, cpu_model, print_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,17 +38,6 @@ COMMANDS = [
 ]
 BUILDS = [("build quadratic (first loss)", ["build", "quadratic-83941fda3522", "--steps", "100"]),
           ("build mlp (first loss)", ["build", "mlp-0872ef388cec", "--steps", "100"])]
-
-
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo (or ``platform.processor()``)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _children_cpu() -> float:

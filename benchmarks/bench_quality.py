@@ -57,6 +57,7 @@ def main(argv=None) -> int:
 
     from benchmarks.common import save
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
+    from lopt_trainer.evaluation.runner import load_theta
     from lopt_trainer.evaluation.records import write_command
     from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
 
@@ -65,7 +66,7 @@ def main(argv=None) -> int:
     settings = EvalSettings(steps=args.steps, seeds=args.seeds, trials=(1, 10), adamlr_trials=14,
                             baselines=("adamlr", "adam8p", "opt_list") if args.all_baselines else ("adamlr",))
     t0 = time.perf_counter()
-    summary = run_evaluation(theta_arg(args.theta), tasks, args.out, settings, workers=args.workers,
+    summary = run_evaluation(load_theta(args.theta), tasks, args.out, settings, workers=args.workers,
                              resume=args.resume, theta_path=args.theta)
     wall = time.perf_counter() - t0
     write_command(args.out, [sys.executable, *sys.argv])
@@ -96,20 +97,6 @@ def main(argv=None) -> int:
     for k, v in verdict.items():
         print(f"{k} (unseen tasks): {v['measured']} (target {v['target']}{', met' if v['met'] else ', NOT met'})")
     return 0
-
-
-def theta_arg(value):
-    """θ of the ``--theta`` argument: ``handset`` / ``random`` (seed 0, untrained) or a file or run folder."""
-    import jax
-
-    from lopt_trainer import hierarchical
-    from lopt_trainer.evaluation.runner import load_theta
-
-    if value == "handset":
-        return hierarchical.init_handset(jax.random.PRNGKey(0))
-    if value == "random":
-        return hierarchical.init(jax.random.PRNGKey(0))
-    return load_theta(value)
 
 
 def unseen_divergences(out_dir) -> int:

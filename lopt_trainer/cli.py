@@ -226,6 +226,39 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
     click.echo(f"wrote {out_dir}/results.arrow, eval_summary.json, boxplot_final.png, boxplot_auc.png")
 
 
+@lopt.command("panel")
+@click.option("--theta", "theta_spec", default=None,
+              help=THETA_HELP + " Also 'handset' or 'random': the untrained hand-set or random θ (seed 0).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Evaluation folder (reused: only what is missing runs).")
+@click.option("--set", "sets", multiple=True, help="key=value: a PanelSettings field (e.g. per_family=1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.option("--no-progress", is_flag=True)
+def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
+    """Score θ on the quality panel: fixed held-out tasks against cached AdamLR baselines."""
+    from pathlib import Path
+
+    from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
+    from lopt_trainer.evaluation.runner import UNTRAINED_THETAS, load_theta
+    from lopt_trainer.pretrained import resolve_theta_path
+
+    if theta_spec not in UNTRAINED_THETAS:
+        theta_spec = resolve_theta_path(theta_spec)
+        if not Path(theta_spec).exists():
+            raise click.BadParameter(f"{theta_spec} does not exist", param_hint="--theta")
+    try:
+        settings = PanelSettings.from_dict(_set_values(sets))
+    except (TypeError, ValueError) as e:
+        raise click.UsageError(str(e)) from None
+    figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
+                             progress=not no_progress)
+    if as_json:
+        click.echo(json.dumps({"theta": str(theta_spec), **figures}, sort_keys=True))
+    else:
+        for k, v in figures.items():
+            click.echo(f"{k:20s} {_fmt(v)}")
+
+
 @lopt.command("implicit-reg")
 @click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)

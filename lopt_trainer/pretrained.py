@@ -48,7 +48,9 @@ def pretrained_recipe() -> dict:
 def export_run(run_dir, dest_dir=None) -> Path:
     """Copy θ of the meta-training run in ``run_dir`` into the package data (or ``dest_dir``) with its recipe.
 
-    Returns the path of the written ``.npz``. The recipe records the run's config and the step it reached.
+    The θ copied is the run's panel-best (``RUN/best_theta.npz``, see :class:`lopt_trainer.meta.trainer.Panel`)
+    when the run kept one, else its last θ. Returns the path of the written ``.npz``. The recipe records the run's
+    config, the step it reached, and the panel figures of the run and of the θ copied.
     """
     from lopt_trainer.meta.metrics import read_metrics
     from lopt_trainer.meta.trainer import load_theta
@@ -57,15 +59,20 @@ def export_run(run_dir, dest_dir=None) -> Path:
 
     run_dir = Path(run_dir)
     dest = Path(dest_dir) if dest_dir else _data("").parent / "data"
-    theta = load_theta(run_dir)
+    best = run_dir / "best_theta.npz"
+    theta = load_theta(best if best.is_file() else run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    metrics = [m for m in read_metrics(run_dir) if "meta_loss" in m]
+    records = read_metrics(run_dir)
+    metrics = [m for m in records if m.get("kind") == "step"]
     recipe = {
         "config": config,
         "steps_run": metrics[-1]["step"] + 1 if metrics else 0,
         "meta_loss_first": metrics[0]["meta_loss"] if metrics else None,
         "meta_loss_last_mean": (sum(m["meta_loss"] for m in metrics[-20:]) / len(metrics[-20:])) if metrics else None,
         "command": "make pretrain",
+        "theta": "panel-best" if best.is_file() else "last",
+        "panel_best": json.loads((run_dir / "best.json").read_text()) if best.is_file() else None,
+        "panel": [m for m in records if m.get("kind") == "panel"],
     }
     save_reference_npz(theta, dest / THETA_FILE)
     atomic_write_bytes(dest / RECIPE_FILE, (json.dumps(recipe, indent=1, sort_keys=True) + "\n").encode())

@@ -233,3 +233,22 @@ def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
         assert figures["tasks"] == 1 and figures["diverged"] == 0
         assert -3.0 <= figures["score"] <= 3.0
     assert panel_tasks(settings) == tasks  # fixed: the same tasks every time
+
+
+def test_panel_command_scores_an_untrained_theta(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from lopt_trainer.cli import lopt
+
+    out = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "p"), "--json",
+                                    "--no-progress", "--set", 'families=["twod"]', "--set", "per_family=1",
+                                    "--set", "steps=20"])
+    assert out.exit_code == 0, out.output
+    figures = json.loads(out.output.strip().splitlines()[-1])
+    assert figures["theta"] == "handset" and figures["tasks"] == 1
+    assert -3.0 <= figures["score"] <= 3.0
+    bad = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "q"),
+                                    "--set", "per_family=0"])
+    assert bad.exit_code == 2 and "per_family" in bad.output

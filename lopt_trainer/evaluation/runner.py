@@ -181,8 +181,21 @@ def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | Non
     return summary
 
 
+UNTRAINED_THETAS = ("handset", "random")
+"""Names :func:`load_theta` takes besides paths: the untrained hand-set θ
+(:func:`lopt_trainer.hierarchical.init_handset`) and the random θ (:func:`lopt_trainer.hierarchical.init`), seed 0."""
+
+
 def load_theta(path):
-    """θ from a reference-layout ``.npz`` or a meta-training run folder / checkpoint (no pickle)."""
+    """θ from a reference-layout ``.npz``, a meta-training run folder / checkpoint (no pickle), or one of
+    :data:`UNTRAINED_THETAS`."""
+    if str(path) in UNTRAINED_THETAS:
+        import jax
+
+        from lopt_trainer import hierarchical
+
+        init = hierarchical.init_handset if str(path) == "handset" else hierarchical.init
+        return init(jax.random.PRNGKey(0))
     from lopt_trainer.meta.trainer import load_theta as _load
 
     return _load(path)
