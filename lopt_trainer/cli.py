@@ -96,7 +96,8 @@ def lopt():
               "settings: a setting given that differs from the run's is refused (--steps and the worker flags "
               "excepted), as is a changed task list.")
 @click.option("--allow-change", is_flag=True, help="With --resume: allow changing the settings that are safe to "
-              "change mid-run (checkpoint_every, eval_every, eval_tasks, eval_steps, compilation_cache, plugins); "
+              "change mid-run (checkpoint_every, eval_every, eval_tasks, eval_steps, panel_every, compilation_cache, "
+              "plugins); "
               "the estimator, sigma, truncation, horizons, tasks, outer optimizer, seed and θ sizes never change.")
 @click.option("--workers", type=int, help="Ray gradient workers (0 = in process).")
 @click.option("--address", help="Existing Ray cluster (e.g. ray://host:10001); default: a local cluster bound to "
@@ -250,10 +251,13 @@ def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
         settings = PanelSettings.from_dict(_set_values(sets))
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
+    from lopt_trainer.evaluation.records import clean_json, write_command
+
     figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
                              progress=not no_progress)
+    write_command(out_dir)
     if as_json:
-        click.echo(json.dumps({"theta": str(theta_spec), **figures}, sort_keys=True))
+        click.echo(json.dumps(clean_json({"theta": str(theta_spec), **figures}), sort_keys=True, allow_nan=False))
     else:
         for k, v in figures.items():
             click.echo(f"{k:20s} {_fmt(v)}")

@@ -165,7 +165,7 @@ def init_handset(key, config: LOptConfig = DEFAULT_CONFIG, *, scale: float = 1.0
     and meta-training gets gradient signal through all of θ. Raises ``ValueError`` for a config whose MLP has
     fewer than 2 units per hidden layer or whose decays do not contain ``decay``.
     """
-    if min(config.mlp_hidden) < 2:
+    if not config.mlp_hidden or min(config.mlp_hidden) < 2:
         raise ValueError(f"init_handset needs >= 2 units per MLP hidden layer, got {config.mlp_hidden}")
     if decay not in config.decays:
         raise ValueError(f"decay {decay} is not one of the optimizer's decays {config.decays}")

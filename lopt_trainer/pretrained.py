@@ -61,6 +61,13 @@ def export_run(run_dir, dest_dir=None) -> Path:
     dest = Path(dest_dir) if dest_dir else _data("").parent / "data"
     best = run_dir / "best_theta.npz"
     theta = load_theta(best if best.is_file() else run_dir)
+    if best.is_file():
+        from lopt_trainer.evaluation.runner import theta_digest
+
+        want = json.loads((run_dir / "best.json").read_text()).get("theta_digest")
+        if want is not None and want != theta_digest(theta):
+            raise ValueError(f"{best}: does not match {run_dir / 'best.json'} (interrupted while saving?); "
+                             "resume the run to write both again")
     config = json.loads((run_dir / "config.json").read_text())
     records = read_metrics(run_dir)
     metrics = [m for m in records if m.get("kind") == "step"]

@@ -31,6 +31,8 @@ LAZY_COMMANDS = {
 }
 """Subcommand name -> (``module:attribute``, one-line help shown by ``taskgen --help`` without importing it)."""
 
+_OWN_PACKAGES = {"taskgen", "families", "datasets_cache", "lopt_trainer"}
+
 SUITE_HELP = "Spec file or manifest (default: the shipped default suite's frozen manifest)."
 
 
@@ -39,19 +41,25 @@ class LazyGroup(click.Group):
     and whose invocation is wrapped in the toolkit's error boundary."""
 
     def list_commands(self, ctx):
+        """Every command name: the ones added so far and the lazy ones."""
         return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx, name):
+        """The command ``name``, importing its module on first use (a missing third-party package gives a
+        stand-in that says what is missing; a broken module of this project raises)."""
         if name in LAZY_COMMANDS and name not in self.commands:
             module, _, attr = LAZY_COMMANDS[name][0].partition(":")
             try:
                 command = getattr(importlib.import_module(module), attr)
-            except (ImportError, AttributeError) as e:
+            except ModuleNotFoundError as e:
+                if (e.name or "").split(".")[0] in _OWN_PACKAGES:
+                    raise  # our own code is broken: that is a bug to see, not a missing optional package
                 return _unavailable_command(name, str(e))
             self.add_command(command, name)
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx, formatter):
+        """The help's command list, from :data:`LAZY_COMMANDS` for commands not imported yet."""
         rows = []
         for name in self.list_commands(ctx):
             if name in self.commands:
@@ -65,6 +73,7 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx):
+        """Run the command inside the toolkit's error boundary (:mod:`taskgen.errors`)."""
         from taskgen.errors import error_boundary
 
         with error_boundary(debug=ctx.meta.get("taskgen.debug", False)):

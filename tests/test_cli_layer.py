@@ -74,6 +74,7 @@ def test_lazy_commands_resolve():
     for name in cli_mod.LAZY_COMMANDS:
         res = CliRunner().invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output, res.output
+        assert "unavailable" not in res.output
 
 
 def test_build_prints_losses_as_chunks_finish(tmp_path):
@@ -184,7 +185,7 @@ def test_decode_errors_of_damaged_files_are_one_line(tmp_path, kind):
 
 def test_boundary_covers_the_lazy_groups(tmp_path):
     res = _run("lopt", "plot", tmp_path)  # an empty folder: no metrics to plot
-    assert res.exit_code in (0, 1) and "Traceback" not in res.output
+    assert res.exit_code in (0, 1) and "Traceback" not in res.output and "unavailable" not in res.output
 
 
 # ---- a broken family plugin costs only its own family ------------------------------------------------------------
@@ -237,3 +238,12 @@ def test_broken_entry_point_does_not_break_commands(monkeypatch):
         res = _run("show", "quadratic-83941fda3522")
         assert res.exit_code == 0
     assert any("brokenfam" in str(w.message) for w in caught)
+
+
+def test_missing_optional_package_gives_a_stand_in_but_broken_own_code_raises(monkeypatch):
+    monkeypatch.setitem(cli_mod.LAZY_COMMANDS, "fake", ("no_such_package_xyz.cli:cmd", "Needs an extra."))
+    res = CliRunner().invoke(cli, ["fake"])
+    assert res.exit_code != 0 and "no_such_package_xyz" in res.output
+    monkeypatch.setitem(cli_mod.LAZY_COMMANDS, "own", ("taskgen.no_such_module:cmd", "Broken."))
+    with pytest.raises(ModuleNotFoundError, match="taskgen.no_such_module"):
+        cli_mod.cli.get_command(None, "own")

@@ -180,6 +180,7 @@ def test_recipe_settings_are_validated():
         MetaTrainConfig.from_dict({"loss_scale": "median"})
     with pytest.raises(ValueError, match="theta_init"):
         MetaTrainConfig.from_dict({"theta_init": "zeros"})
+    assert MetaTrainConfig().theta_init == "auto"  # the hand-set θ where the optimizer has one (panel: +0.41 vs −2.58)
     cfg = MetaTrainConfig.from_dict({"outer_clip_value": 0.1, "outer_warmup": 5, "outer_clip": 0})
     from lopt_trainer.meta.trainer import build_outer_optimizer
 
@@ -252,3 +253,34 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
     bad = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "q"),
                                     "--set", "per_family=0"])
     assert bad.exit_code == 2 and "per_family" in bad.output
+
+
+def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path, monkeypatch):
+    import json
+
+    from lopt_trainer.evaluation import panel as P
+    from lopt_trainer.meta.protocol import hierarchical_lopt
+    from lopt_trainer.meta.trainer import Panel
+    from lopt_trainer.reference_io import load_reference_npz
+
+    scores = iter([float("nan"), 0.2, 0.1, 0.5, -1.0])
+    monkeypatch.setattr(P, "panel_tasks", lambda settings: [])
+    monkeypatch.setattr(P, "evaluate_panel", lambda theta, tasks, settings, out, progress=False: {
+        "score": next(scores), "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
+        "diverged": 0, "tasks": 16})
+    base = H.init_handset(jax.random.PRNGKey(0))
+    panel = Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=False)
+    best_steps = []
+    for step in range(4):
+        theta = jax.tree_util.tree_map(lambda x: x + step, base)
+        panel.evaluate(TrainerState(step, theta, None, [], SamplerState()))
+        best = json.loads((tmp_path / "best.json").read_text())
+        best_steps.append(best["step"])
+    assert best_steps == [0, 1, 1, 3]  # a NaN first score is replaced by the first finite one
+    kept = load_reference_npz(tmp_path / "best_theta.npz")
+    np.testing.assert_allclose(np.asarray(kept["lstm"]["w"]), np.asarray(base["lstm"]["w"]) + 3, rtol=1e-6)
+    assert Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=True).best["step"] == 3
+    fresh = Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=False)
+    assert fresh.best is None
+    fresh.evaluate(TrainerState(0, base, None, [], SamplerState()))  # score -1.0: still the new run's best
+    assert json.loads((tmp_path / "best.json").read_text())["score"] == -1.0

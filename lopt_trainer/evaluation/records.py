@@ -30,6 +30,7 @@ ignored with a warning (the baselines are recomputed), never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -188,13 +189,13 @@ def read_baseline_cache(path=None) -> dict:
         if missing:
             raise ValueError(f"missing columns {missing}")
         cols = table.select(list(CACHE_COLUMNS)).to_pydict()
-    except (OSError, ValueError, pa.ArrowException) as exc:
+        out: dict = {}
+        for tid, opt, key, trial, seed, hp, rec in zip(*(cols[c] for c in CACHE_COLUMNS)):
+            out.setdefault((tid, opt, key), {})[(int(trial), int(seed))] = (hp, json.loads(rec))
+    except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # JSONDecodeError is a ValueError
         warnings.warn(f"baseline cache {path} is unreadable ({exc}); its baselines will be recomputed",
                       stacklevel=2)
         return {}
-    out: dict = {}
-    for tid, opt, key, trial, seed, hp, rec in zip(*(cols[c] for c in CACHE_COLUMNS)):
-        out.setdefault((tid, opt, key), {})[(int(trial), int(seed))] = (hp, json.loads(rec))
     return out
 
 
@@ -211,12 +212,35 @@ def cached_baselines(cache: dict, task_id: str, optimizer: str, run_key: str, pl
 
 def add_to_baseline_cache(records: list[tuple[str, str, str, dict]], path=None) -> Path:
     """Merge ``[(task_id, optimizer, run_key, record), ...]`` into the table at ``path`` (atomic rewrite; a
-    record replaces one with the same task, optimizer, settings, trial and seed). Returns the path."""
+    record replaces one with the same task, optimizer, settings, trial and seed) under an exclusive lock on
+    ``<path>.lock``. Returns the path."""
+    path = Path(path) if path is not None else baseline_cache_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path):  # evaluations running side by side (a run's panel, make quality) merge, not overwrite
+        return _merge_into_cache(records, path)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on ``<path>.lock`` for the block (POSIX ``flock``; none where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _merge_into_cache(records, path: Path) -> Path:
     import pyarrow as pa
 
     from taskgen.specfile import atomic_write_bytes
 
-    path = Path(path) if path is not None else baseline_cache_path()
     merged = read_baseline_cache(path)
     for tid, opt, key, rec in records:
         merged.setdefault((tid, opt, key), {})[(int(rec["trial"]), int(rec["seed"]))] = (
@@ -230,6 +254,5 @@ def add_to_baseline_cache(records: list[tuple[str, str, str, dict]], path=None) 
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
     return path

@@ -189,7 +189,7 @@ UNTRAINED_THETAS = ("handset", "random")
 def load_theta(path):
     """θ from a reference-layout ``.npz``, a meta-training run folder / checkpoint (no pickle), or one of
     :data:`UNTRAINED_THETAS`."""
-    if str(path) in UNTRAINED_THETAS:
+    if str(path) in UNTRAINED_THETAS and not Path(path).exists():  # a file or folder of that name wins
         import jax
 
         from lopt_trainer import hierarchical

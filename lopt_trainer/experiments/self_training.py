@@ -23,9 +23,11 @@ DEFAULT_ADAM_LRS = (3e-4, 1e-3)
 DEFAULT_META = {
     "filters": {"family": ["quadratic"], "split": ["meta_train"]}, "max_params": 64, "truncation": 10,
     "tasks_per_group": 4, "horizon_min": 50, "horizon_max": 200, "resample_every": 20, "eval_every": 0,
-    "checkpoint_every": 20, "steps": 60,
+    "checkpoint_every": 20, "steps": 60, "theta_init": "random",
 }
-"""Meta-training settings of the small default run (any other field keeps the MetaTrainConfig default)."""
+"""Meta-training settings of the small default run (any other field keeps the MetaTrainConfig default). The fresh θ
+starts from a random init, as in the paper: the question is whether the learned optimizer can train one from
+scratch."""
 
 
 def run_name(outer: str, lr: float | None = None) -> str:

@@ -29,6 +29,7 @@ FORMAT = "lopt-meta-checkpoint"
 VERSION = 1
 FILENAME = "checkpoint.msgpack"
 PREVIOUS = "checkpoint.prev.msgpack"
+DAMAGED = "checkpoint.damaged.msgpack"
 _REQUIRED = ("step", "theta", "outer_state", "estimators", "sampler", "config")
 ADDED_FIELDS = frozenset({"nonfinite_losses"})
 """State fields added after checkpoint version 1; absent in older files, restored from the template."""
@@ -83,7 +84,8 @@ def load_checkpoint(run_dir) -> dict | None:
     """The raw payload of the run's checkpoint, or None if the run has none.
 
     Falls back to ``checkpoint.prev.msgpack`` (with a warning naming both files) when ``checkpoint.msgpack`` is
-    missing or damaged; raises :class:`CheckpointError` naming the file and what to do when neither is usable.
+    missing or damaged (a damaged one is moved to ``checkpoint.damaged.msgpack``, so the next save keeps the good
+    previous checkpoint); raises :class:`CheckpointError` naming the file and what to do when neither is usable.
     """
     run_dir = Path(run_dir)
     path, prev = run_dir / FILENAME, run_dir / PREVIOUS
@@ -104,7 +106,11 @@ def load_checkpoint(run_dir) -> dict | None:
             raw = read_checkpoint(prev)
         except CheckpointError as e2:
             raise CheckpointError(f"{e}; the previous one is damaged too ({e2}): {start_over}") from None
-        warnings.warn(f"{e}; resuming from the previous checkpoint {prev} (step {raw['step']})", stacklevel=2)
+        # Move the damaged file aside, so that the next save does not rotate it over the good previous one.
+        aside = run_dir / DAMAGED
+        os.replace(path, aside)
+        warnings.warn(f"{e}; resuming from the previous checkpoint {prev} (step {raw['step']}); the damaged file "
+                      f"is kept as {aside}", stacklevel=2)
         return raw
 
 

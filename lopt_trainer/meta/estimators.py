@@ -11,7 +11,8 @@ slot draws ``ε ~ N(0, σ² I)`` (θ-shaped) and runs two particles, ``θ + ε``
 * **ES**: both particles start every truncation from one shared state (the ``+`` particle's state is kept); the
   estimate is ``ε (L+ − L−) / (2σ²)`` (biased by truncation, lower variance).
 
-The estimate is the mean over the slots that trained in this truncation. A slot whose estimate has a non-finite entry contributes zero and is counted
+The estimate is the mean over the slots that trained in this truncation. A slot whose estimate has a non-finite
+entry contributes zero and is counted
 (``nan_grads``). Compiled code is keyed on (task functions, optimizer, settings, data layout) and compiled ahead
 of time, so compile time is measured apart from run time.
 
@@ -106,7 +107,8 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
         sum zeroed) before this truncation.
       key: this call's key (perturbations and batches are derived from it per slot).
 
-    ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over the slots that trained), ``done`` (bool ``(n,)``: horizon reached or
+    ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over the slots that trained), ``trained`` (how many slots
+    trained: a draining estimator's ended slots idle), ``done`` (bool ``(n,)``: horizon reached or
     diverged, reset these next time), ``clipped`` (non-finite step losses replaced), ``nan_grads`` (slots zeroed),
     ``active_steps`` (particle steps that trained), ``slot_loss`` ``(n,)``.
     """
@@ -156,8 +158,10 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     accum = jax.vmap(unravel)(accum)
     done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
     slot_loss = jnp.mean(losses, axis=1)
-    stats = {"meta_loss": jnp.sum(jnp.where(counts[:, 0] > 0, slot_loss, 0.0)) / trained, "slot_loss": slot_loss, "done": done,
-             "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite), "active_steps": jnp.sum(counts)}
+    live = counts[:, 0] > 0
+    stats = {"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
+             "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),
+             "active_steps": jnp.sum(counts)}
     return grad, EstimatorState(parts, accum), stats
 
 

@@ -52,10 +52,12 @@ def read_metrics(run_dir) -> list[dict]:
 def truncate_metrics(run_dir, step: int) -> None:
     """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint); a panel record of
     θ after exactly ``step`` outer steps is kept (it scored the checkpointed θ)."""
+    from taskgen.specfile import atomic_write_bytes
+
     records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step
                or (r.get("kind") == "panel" and r.get("step") == step)]
-    path = Path(run_dir) / METRICS_FILE
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    atomic_write_bytes(Path(run_dir) / METRICS_FILE,
+                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
 
 
 def _series(records, kind, key):

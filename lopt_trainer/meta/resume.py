@@ -4,8 +4,8 @@ A resumed run continues from its checkpoint with the settings stored there. Sett
 
 * :data:`FREE` (``steps``, ``workers``, ``address``, ``pin_workers``): where and how long the run goes; always
   taken from the command line.
-* :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``compilation_cache``,
-  ``plugins``): logging, evaluation and caching; they do not change what the meta-gradient estimates, so they may
+* :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``panel_every``,
+  ``compilation_cache``, ``plugins``): logging, evaluation and caching; they do not change what the meta-gradient estimates, so they may
   change mid-run when the caller allows it (``--allow-change``).
 * every other setting (estimator, sigma, truncation, horizons, task selection, outer optimizer, seed, θ sizes,
   ...): changing it mid-run would make the resumed run another experiment; refused, listing each difference.
@@ -22,7 +22,7 @@ import hashlib
 from lopt_trainer.errors import ResumeError
 
 FREE = ("steps", "workers", "address", "pin_workers")
-SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "compilation_cache", "plugins")
+SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "compilation_cache", "plugins")
 
 
 def task_digest(specs) -> str:

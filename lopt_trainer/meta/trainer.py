@@ -134,13 +134,16 @@ def load_specs_for(config: MetaTrainConfig):
 
 
 def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> TrainerState:
-    """θ from ``lopt.init(PRNGKey(seed))`` (``lopt.init_handset`` when ``theta_init="handset"``; or the θ of
+    """θ from ``lopt.init(PRNGKey(seed))`` (``lopt.init_handset`` when ``theta_init`` is "handset", or "auto" and
+    the optimizer has one; or the θ of
     ``config.init_theta``), a fresh outer state, no estimators yet.
 
     Both inits are jitted: one compile each instead of one per eager op (about 1 s less at start, same bits).
     """
     init_fn = ctx.lopt.init
-    if config.theta_init == "handset":
+    if config.theta_init == "auto" and ctx.lopt.init_handset is not None:
+        init_fn = ctx.lopt.init_handset
+    elif config.theta_init == "handset":
         if ctx.lopt.init_handset is None:
             raise ValueError(f"learned optimizer {ctx.lopt.name!r} has no hand-set initialisation "
                              "(theta_init='handset')")
@@ -246,14 +249,19 @@ estimators'."""
 
 
 def _combine(results, works):
-    """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered."""
+    """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered.
+
+    Each estimator's gradient and loss are means over its slots that trained, so it weighs by that count (a
+    draining estimator with one live slot counts as one slot)."""
     grads, weights, losses = [], [], []
     for res, w in zip(results, works):
         if res is None:
             continue
         grads.append(res[0])
-        weights.append(len(w.task_ids))
+        weights.append(int(res[2].get("trained", len(w.task_ids))))
         losses.append(float(res[2]["meta_loss"]))
+    if not sum(weights):
+        weights = [1] * len(weights)
     total = float(sum(weights))
     loss = sum(wt / total * l for wt, l in zip(weights, losses))
     return grads, np.asarray([wt / total for wt in weights], np.float32), loss
@@ -302,7 +310,7 @@ def train_step(ctx: WorkerContext, config: MetaTrainConfig, outer, state: Traine
     gnorm = float(gnorm)
     wall = time.perf_counter() - t0
     compile_s = sum(r[3] for r in results if r is not None)
-    inner = sum(int(len(w.task_ids)) * config.truncation * 2 for w, k in zip(works, ok) if k)
+    inner = sum(int(st["active_steps"]) for st in stats if st is not None)
     run_s = max(wall - compile_s, 1e-9)
     record = {
         "kind": "step", "step": state.step, "meta_loss": meta_loss, "grad_norm": gnorm,
@@ -356,7 +364,7 @@ class Panel:
     into ``RUN/panel/step_NNNNNN/``, appends a ``{"kind": "panel", ...}`` metrics record, and keeps the best θ so
     far by panel score as ``RUN/best_theta.npz`` (reference layout) with ``RUN/best.json`` (step and figures)."""
 
-    def __init__(self, config: MetaTrainConfig, run_dir: Path, lopt):
+    def __init__(self, config: MetaTrainConfig, run_dir: Path, lopt, resumed: bool):
         from lopt_trainer.evaluation.panel import PanelSettings, panel_tasks
 
         self.settings = PanelSettings.from_dict(config.panel)
@@ -364,25 +372,31 @@ class Panel:
         self.run_dir = run_dir
         self.hierarchical = getattr(lopt, "name", "") == "hierarchical"
         best = run_dir / "best.json"
-        self.best = json.loads(best.read_text()) if best.is_file() else None
+        self.best = json.loads(best.read_text()) if resumed and best.is_file() else None
 
     def evaluate(self, state: TrainerState, progress: bool = False) -> dict:
         """Score ``state.theta``; returns the metrics record (also appended to the run's metrics)."""
         from lopt_trainer.evaluation.panel import evaluate_panel
-        from taskgen.specfile import atomic_write_bytes
 
         t0 = time.perf_counter()
         figures = evaluate_panel(state.theta, self.tasks, self.settings,
                                  self.run_dir / "panel" / f"step_{state.step:06d}", progress=progress)
         record = {"kind": "panel", "step": state.step, **figures, "seconds": time.perf_counter() - t0}
         append_metrics(self.run_dir, record)
-        better = self.best is None or (np.isfinite(figures["score"]) and figures["score"] > self.best["score"])
-        if better and self.hierarchical:
+        score = figures["score"]
+        best = None if self.best is None else self.best.get("score")
+        better = score is not None and np.isfinite(score) and (best is None or not np.isfinite(best) or score > best)
+        if (better or self.best is None) and self.hierarchical:
+            from lopt_trainer.evaluation.records import write_json
             from lopt_trainer.reference_io import save_reference_npz
 
+            # θ first, then the record that names it: a crash between the two leaves the older record, which
+            # export_run checks against the file's digest.
             save_reference_npz(jax.device_get(state.theta), self.run_dir / "best_theta.npz")
-            self.best = dict(record)
-            atomic_write_bytes(self.run_dir / "best.json", (json.dumps(self.best, indent=1) + "\n").encode())
+            from lopt_trainer.evaluation.runner import theta_digest
+
+            self.best = dict(record, theta_digest=theta_digest(state.theta))
+            write_json(self.run_dir / "best.json", self.best)
         return record
 
 
@@ -410,7 +424,9 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         from lopt_trainer.jax_cache import enable_compilation_cache
 
         enable_compilation_cache(config.compilation_cache or None)
-    (run_dir / "config.json").write_text(config.to_json() + "\n")
+    from taskgen.specfile import atomic_write_bytes
+
+    atomic_write_bytes(run_dir / "config.json", (config.to_json() + "\n").encode())
     if specs is None:
         specs, default_eval = load_specs_for(config)
         eval_specs = default_eval if eval_specs is None else eval_specs
@@ -425,7 +441,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         state = initial_state(ctx, config, outer)
         truncate_metrics(run_dir, 0)
     eval_tasks = [ctx.sampler.builder(s) for s in (eval_specs or [])]
-    panel = Panel(config, run_dir, ctx.lopt) if config.panel_every > 0 else None
+    panel = Panel(config, run_dir, ctx.lopt, resumed=raw is not None) if config.panel_every > 0 else None
     if panel is not None and state.step == 0:
         panel.evaluate(state, progress)
     own_backend = backend is None and config.workers > 0
