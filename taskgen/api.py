@@ -29,7 +29,13 @@ def is_manifest(path) -> bool:
 
 def load_specs(path=None, registry=None) -> list:
     """Specs from a spec file (JSON Lines), a manifest (Arrow IPC or Parquet, told by its magic bytes), or the
-    default suite. Every spec is checked against its family (name, version, config)."""
+    default suite. Every spec is checked against its family (name, version, config); the default suite is checked
+    once, when frozen: while its bytes and its families' versions match ``default-v1.lock.json``, it is read
+    without re-checking each spec."""
+    if path is None and registry is None:
+        frozen = _frozen_default_suite()
+        if frozen is not None:
+            return frozen
     path = Path(path) if path is not None else default_suite_path()
     if is_manifest(path):
         from taskgen.manifest import load_manifest, specs_from_manifest
@@ -38,6 +44,34 @@ def load_specs(path=None, registry=None) -> list:
     from taskgen.specfile import read_specs
 
     return read_specs(path, registry=registry)
+
+
+def _frozen_default_suite():
+    """The default suite's specs without per-spec validation, when its bytes and its families' versions are
+    exactly those recorded in ``default-v1.lock.json`` (the suite was validated when it was frozen, and a test
+    keeps the record true); None otherwise (then the file is read and every spec checked as usual)."""
+    import hashlib
+    import json
+
+    from taskgen.registry import default_registry
+    from taskgen.specfile import parse_spec_lines
+
+    path = default_suite_path()
+    lock_path = path.with_name(f"{DEFAULT_SUITE_NAME}.lock.json")
+    try:
+        lock = json.loads(lock_path.read_text())
+        data = path.read_bytes()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(data).hexdigest() != lock.get("sha256"):
+        return None
+    registry = default_registry()
+    try:
+        if any(registry.get(name).version != v for name, v in lock.get("family_versions", {}).items()):
+            return None
+    except Exception:  # an unknown or broken family: let the checked path say so
+        return None
+    return parse_spec_lines(data.split(b"\n"), path, registry, validate=False)
 
 
 def load_table(source=None, registry=None):

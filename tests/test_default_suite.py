@@ -30,3 +30,26 @@ def test_frozen_manifest_matches_the_suite():
     specs = read_specs(default_suite_path())
     assert specs_from_manifest(load_manifest(path)) == specs
     assert manifest_bytes(manifest_table(specs)) == path.read_bytes()
+
+
+def test_frozen_suite_record_is_true_and_guards_the_fast_path(monkeypatch):
+    """default-v1.lock.json names the suite's bytes and its families' versions; the unchecked fast path of
+    load_specs() is taken only while both match (refreeze with the suite when a family version changes)."""
+    import hashlib
+    import json
+
+    import taskgen
+    from taskgen import api
+    from taskgen.registry import default_registry
+
+    path = api.default_suite_path()
+    lock = json.loads(path.with_name("default-v1.lock.json").read_text())
+    assert lock["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    reg = default_registry()
+    families = sorted({s.family for s in taskgen.load_specs(path)})  # the checked path
+    assert lock["family_versions"] == {f: reg.get(f).version for f in families}
+    fast = api._frozen_default_suite()
+    assert fast is not None and [s.task_id for s in fast] == [s.task_id for s in taskgen.load_specs(path)]
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda data: real_sha256(data + b"changed"))
+    assert api._frozen_default_suite() is None  # the bytes differ from the record: every spec is checked
