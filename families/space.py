@@ -24,12 +24,14 @@ class Int:
     hi: int
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(path, f"expected an integer in [{self.lo}, {self.hi}], got {value!r}")
         if not self.lo <= value <= self.hi:
             raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "int", "range": [self.lo, self.hi]}
 
 
@@ -41,12 +43,14 @@ class Float:
     hi: float
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, f"expected a number in [{self.lo}, {self.hi}], got {value!r}")
         if not math.isfinite(value) or not self.lo <= value <= self.hi:
             raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "float", "range": [self.lo, self.hi]}
 
 
@@ -60,10 +64,12 @@ class Choice:
         object.__setattr__(self, "_bools", any(isinstance(o, bool) for o in self.options))
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if isinstance(value, bool) != self._bools or value not in self.options:
             raise ConfigError(path, f"{value!r} is not one of {list(self.options)}")
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "choice", "options": list(self.options)}
 
 
@@ -72,10 +78,12 @@ class Bool:
     """``true`` or ``false``."""
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, bool):
             raise ConfigError(path, f"expected true or false, got {value!r}")
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "bool"}
 
 
@@ -88,6 +96,7 @@ class ListOf:
     max_len: int
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, list):
             raise ConfigError(path, f"expected a list of {self.min_len}..{self.max_len} items, got {value!r}")
         if not self.min_len <= len(value) <= self.max_len:
@@ -96,6 +105,7 @@ class ListOf:
             self.item.check(v, f"{path}[{i}]")
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "list", "length": [self.min_len, self.max_len], "item": self.item.describe()}
 
 
@@ -107,6 +117,7 @@ class Struct:
     optional: frozenset = frozenset()
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, (dict, Mapping)):
             raise ConfigError(path, f"expected an object with fields {sorted(self.fields)}, got {value!r}")
         unknown = () if value.keys() <= self.fields.keys() else sorted(set(value) - set(self.fields))
@@ -120,6 +131,7 @@ class Struct:
             schema.check(value[name], _join(path, name))
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "object", "fields": {k: v.describe() for k, v in self.fields.items()},
                 "optional": sorted(self.optional)}
 
@@ -132,6 +144,7 @@ class Tagged:
     variants: Mapping[str, Struct]
 
     def check(self, value, path):
+        """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, (dict, Mapping)) or self.tag not in value:
             raise ConfigError(_join(path, self.tag), f"missing; one of {sorted(self.variants)}")
         kind = value[self.tag]
@@ -141,6 +154,7 @@ class Tagged:
         self.variants[kind].check(rest, path)
 
     def describe(self):
+        """This schema as plain JSON (for ``taskgen families``)."""
         return {"type": "tagged", "tag": self.tag, "variants": {k: v.describe() for k, v in self.variants.items()}}
 
 

@@ -106,6 +106,8 @@ class _Assets:
         self.n = 0
 
     def img(self, path, alt: str) -> str:
+        """An inline (base64) ``<img>`` of ``path``, also copied into the report's assets folder; a note when the
+        file is missing."""
         path = Path(path)
         if not path.exists():
             return f'<p class="missing">figure {_esc(path.name)} missing</p>'

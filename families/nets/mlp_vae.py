@@ -21,6 +21,7 @@ class VAE(nn.Module):
     init_config: tuple
 
     def setup(self):
+        """The encoder (mean and log-std of the latent) and decoder stacks."""
         latent = self.encoder[-1]
         self.enc = DenseStack(features=tuple(self.encoder[:-1]) + (2 * latent,), activation=self.activation,
                               init_config=self.init_config)
