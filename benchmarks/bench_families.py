@@ -28,7 +28,7 @@ def main(argv=None) -> None:
     parser.add_argument("--per-family", type=int, default=4)
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args(argv or [])
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
 
     enable_compilation_cache()
     table = load_manifest(default_suite_path().with_suffix(".arrow"))

@@ -83,7 +83,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.cache:  # time_steps bypasses meta_train(), which is where runs turn the cache on
-        from lopt_trainer.jax_cache import enable_compilation_cache
+        from taskgen.jax_cache import enable_compilation_cache
 
         enable_compilation_cache(args.cache)
     specs = bench_specs(8)

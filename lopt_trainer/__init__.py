@@ -17,7 +17,7 @@ from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig, LOptState, obs
 from lopt_trainer.hierarchical import init as lopt_init
 from lopt_trainer.hierarchical import init_state as lopt_init_state
 from lopt_trainer.inner_loop import DEFAULT_VALID_EVERY, TrainResult, train, train_many
-from lopt_trainer.jax_cache import enable_compilation_cache
+from taskgen.jax_cache import enable_compilation_cache
 from lopt_trainer.opt_list import opt_list_trials
 from lopt_trainer.optax_api import LOptTransformation, optax_lopt
 from lopt_trainer.pretrained import pretrained, pretrained_path, pretrained_recipe

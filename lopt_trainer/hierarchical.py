@@ -173,17 +173,15 @@ def init_handset(key, config: LOptConfig = DEFAULT_CONFIG, *, scale: float = 1.0
     row = _element_blocks(config)["rms_scaled_g"][0] + config.decays.index(decay)
     mlp = dict(theta["mlp"])
     n_layers = len(config.mlp_hidden) + 1
-    w0 = mlp["w0"].at[:, :2].set(0.0)
-    mlp["w0"] = w0.at[row, 0].set(1.0).at[row, 1].set(-1.0)
-    for layer in range(1, n_layers):
+    for layer in range(n_layers):
         w, b = mlp[f"w{layer}"], mlp[f"b{layer}"]
-        if layer < n_layers - 1:  # hidden: units 0 and 1 carry the pair on
+        if layer == 0:  # hidden units 0 and 1: relu(x) and relu(-x)
+            w = w.at[:, :2].set(0.0).at[row, 0].set(1.0).at[row, 1].set(-1.0)
+        elif layer < n_layers - 1:  # later hidden layers: units 0 and 1 carry the pair on
             w = w.at[:, :2].set(0.0).at[0, 0].set(1.0).at[1, 1].set(1.0)
         else:  # output: direction = scale * (relu(x) - relu(-x)) + noise terms, magnitude = 0
             w = w.at[:, 1].set(0.0).at[0, 0].set(scale).at[1, 0].set(-scale)
-        b = b.at[:2].set(0.0)
-        mlp[f"w{layer}"], mlp[f"b{layer}"] = w, b
-    mlp["b0"] = mlp["b0"].at[:2].set(0.0)
+        mlp[f"w{layer}"], mlp[f"b{layer}"] = w, b.at[:2].set(0.0)
     return {**theta, "mlp": mlp}
 
 

@@ -159,7 +159,7 @@ def record_command(out: Path) -> Path:
               help="Outer steps of the short meta-training run.")
 def main(out, meta_steps):
     """Run the default pipeline into OUT and write OUT/report.html."""
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
     from lopt_trainer.pretrained import pretrained_path
     from lopt_trainer.report import write_report
 

@@ -57,7 +57,7 @@ def run_training(
     final_normalized, diverged, wall_time_s, compile_time_s, files.
     """
     from lopt_trainer import baselines, curves, inner_loop
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
 
     if optimizer not in OPTIMIZER_CHOICES:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {OPTIMIZER_CHOICES}")

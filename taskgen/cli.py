@@ -276,10 +276,11 @@ def build(task_id, source, steps, lr, as_json):
 
     Losses are printed as soon as each tenth of the steps is done (the persistent compilation cache is on)."""
     from taskgen.api import build_task, resolve_spec
-    from taskgen.quickstep import adam_chunks, enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
+    from taskgen.quickstep import adam_chunks
 
     spec = _resolve(resolve_spec, task_id, source)
-    enable_compilation_cache()
+    enable_compilation_cache(min_compile_time_s=0.0)  # keep even the small programs: the next build skips them
     task = build_task(spec)
     every = max(1, steps // 10)
     trace = []

@@ -8,35 +8,10 @@ Both draw the same per-step keys, so they give the same losses.
 from __future__ import annotations
 
 import functools
-import os
-import warnings
 
 import jax
 import numpy as np
 import optax
-
-DEFAULT_CACHE_DIR = "~/.cache/taskgen/jax"
-"""JAX's persistent compilation cache (``$TASKGEN_JAX_CACHE`` overrides; the same folder lopt_trainer uses)."""
-
-
-def enable_compilation_cache() -> str | None:
-    """Turn on JAX's persistent compilation cache (every program is stored, so a second ``build`` of the same
-    shape skips compilation). An unusable folder only costs speed: a warning, and the run goes on without it.
-    Returns the folder, or None."""
-    path = os.path.expanduser(os.environ.get("TASKGEN_JAX_CACHE") or DEFAULT_CACHE_DIR)
-    try:
-        os.makedirs(path, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(f"{path} is not writable")
-    except OSError as e:
-        warnings.warn(f"taskgen: JAX compilation cache disabled ({e}); set TASKGEN_JAX_CACHE to a writable "
-                      "folder", RuntimeWarning, stacklevel=2)
-        return None
-    if jax.config.jax_compilation_cache_dir is None:  # respect a cache already set up by the caller
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    return jax.config.jax_compilation_cache_dir
 
 
 @functools.lru_cache(maxsize=64)

@@ -128,8 +128,8 @@ class TaskSpec:
         if cache is None:  # built with the plain constructor: check and serialise once, now
             _check_header(self.family, self.family_version, self.seed, self.split)
             config_json = canonical_json(self.config)
-            cache = _Cache(config_json, f"{self.family}-"
-                                        f"{_hash(_content_json(self.family, self.family_version, self.seed, config_json))}")
+            digest = _hash(_content_json(self.family, self.family_version, self.seed, config_json))
+            cache = _Cache(config_json, f"{self.family}-{digest}")
             object.__setattr__(self, "_cache", cache)
         return cache
 

@@ -6,7 +6,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def pytest_configure(config):
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
 
     enable_compilation_cache()
 

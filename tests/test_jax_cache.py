@@ -7,7 +7,7 @@ import warnings
 import jax
 import pytest
 
-from lopt_trainer import jax_cache
+from taskgen import jax_cache
 
 
 @pytest.fixture(autouse=True)

@@ -67,7 +67,7 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
     :func:`~lopt_trainer.evaluation.records.baseline_cache_path`, or ``False`` for none). See the module
     docstring for the files.
     """
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
 
     out_dir = Path(out_dir)
     runs_dir = out_dir / RUNS_DIR
@@ -83,11 +83,9 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
                   for t in tasks]})
     cache_path = None if baselines_from is False else baselines_from
     cache = {} if baselines_from is False else read_baseline_cache(cache_path)
-    records, units = plan(tasks, settings, out_dir, digest, cache)
-    for (tid, opt), have in records.items():  # baselines taken from the cache are stored with the evaluation
-        if opt != LOPT and have and load_records(out_dir, tid, opt, settings.run_key(opt, digest),
-                                                 settings.trial_hparams(opt)) != have:
-            save_records(out_dir, tid, opt, settings.run_key(opt, digest), have, [])
+    records, units, from_cache = plan(tasks, settings, out_dir, digest, cache)
+    for tid, opt in from_cache:  # baselines taken from the cache are stored with the evaluation
+        save_records(out_dir, tid, opt, settings.run_key(opt, digest), records[(tid, opt)], [])
     timing = {}
     if units:
         own = backend is None
@@ -109,8 +107,8 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
                              have, old + [dict(tm, trials=list(unit.trials), seeds=list(unit.seeds))])
                 timing[f"{unit.task_id}.{unit.optimizer}"] = tm
                 if unit.optimizer != LOPT and baselines_from is not False:  # cached as soon as computed
-                    add_to_baseline_cache([(unit.task_id, unit.optimizer, settings.run_key(unit.optimizer, digest), r)
-                                           for r in recs], cache_path)
+                    run_key = settings.run_key(unit.optimizer, digest)
+                    add_to_baseline_cache([(unit.task_id, unit.optimizer, run_key, r) for r in recs], cache_path)
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -122,12 +120,13 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
 
 
 def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str,
-         cache: dict | None = None) -> tuple[dict, list]:
-    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units)``.
+         cache: dict | None = None) -> tuple[dict, list, list]:
+    """``(stored records {(task_id, optimizer): {(trial, seed): record}}, missing units, the (task_id, optimizer)
+    keys whose records the baseline cache completed)``.
 
     Records come from ``out_dir`` first, then, for baselines, from ``cache`` (a
     :func:`~.records.read_baseline_cache` dict)."""
-    records, units = {}, []
+    records, units, from_cache = {}, [], []
     seeds = settings.seed_list()
     for t in tasks:
         for opt in (LOPT, *settings.baselines):
@@ -135,12 +134,14 @@ def plan(tasks: list[EvalTask], settings: EvalSettings, out_dir, digest: str,
             key = settings.run_key(opt, digest)
             have = load_records(out_dir, t.task_id, opt, key, hps)
             if opt != LOPT and cache:
-                have = {**cached_baselines(cache, t.task_id, opt, key, hps), **have}
+                stored, have = have, {**cached_baselines(cache, t.task_id, opt, key, hps), **have}
+                if len(have) > len(stored):
+                    from_cache.append((t.task_id, opt))
             records[(t.task_id, opt)] = have
             unit = plan_missing(t.task_id, t.spec.to_json(), opt, len(hps), seeds, have)
             if unit is not None:
                 units.append(unit)
-    return records, units
+    return records, units, from_cache
 
 
 def plan_missing(task_id: str, spec_json: str, optimizer: str, n_trials: int, seeds: list, have: dict):

@@ -213,7 +213,7 @@ class LocalBackend:
 
 def _remote_compute(unit_dict: dict, settings_dict: dict, theta):
     """Body of one Ray task: compute a unit from plain data; returns ``(records, timing)``."""
-    from lopt_trainer.jax_cache import enable_compilation_cache
+    from taskgen.jax_cache import enable_compilation_cache
 
     enable_compilation_cache()
     if theta is not None:

@@ -150,7 +150,8 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     per_slot = weights * diff[:, None]
     finite = jnp.all(jnp.isfinite(per_slot), axis=1)
     # Idle slots (a draining estimator's ended problems) have no signal: average over the slots that trained.
-    trained = jnp.maximum(jnp.sum(counts[:, 0] > 0), 1)
+    live = counts[:, 0] > 0
+    trained = jnp.maximum(jnp.sum(live), 1)
     grad = unravel(jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained)
     if settings.kind == "es":
         parts = jax.tree_util.tree_map(lambda x: jnp.stack([x[:, 0], x[:, 0]], axis=1), parts)
@@ -158,7 +159,6 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     accum = jax.vmap(unravel)(accum)
     done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
     slot_loss = jnp.mean(losses, axis=1)
-    live = counts[:, 0] > 0
     stats = {"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
              "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),
              "active_steps": jnp.sum(counts)}
@@ -168,8 +168,9 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
 MAX_PROGRAMS = 40
 """Compiled estimator programs kept in memory (:mod:`lopt_trainer.program_cache`). Each group of tasks needs two,
 so 40 holds the 16 estimators of the pretraining recipe with room for their next draws (each program maps ~1,000
-memory regions; the kernel allows 65,530 per process). Unbounded, the pretraining run died after ~45 groups (LLVM: "Cannot allocate memory", then a segfault). An
-evicted program that comes back is reloaded from the persistent compilation cache (on by default here)."""
+memory regions; the kernel allows 65,530 per process). Unbounded, the pretraining run died after ~45 groups
+(LLVM: "Cannot allocate memory", then a segfault). An evicted program that comes back is reloaded from the
+persistent compilation cache (on by default here)."""
 
 PROGRAMS = ProgramCache(MAX_PROGRAMS)
 

@@ -44,7 +44,7 @@ class GradientWorker:
         config = MetaTrainConfig.from_dict(json.loads(config_json))
         import_plugins(config.plugins)
         if config.compilation_cache != "":
-            from lopt_trainer.jax_cache import enable_compilation_cache
+            from taskgen.jax_cache import enable_compilation_cache
 
             enable_compilation_cache(config.compilation_cache or None)
         self.ctx = make_context(config, [TaskSpec.from_json(s) for s in spec_jsons])

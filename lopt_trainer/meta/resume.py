@@ -5,8 +5,8 @@ A resumed run continues from its checkpoint with the settings stored there. Sett
 * :data:`FREE` (``steps``, ``workers``, ``address``, ``pin_workers``): where and how long the run goes; always
   taken from the command line.
 * :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``panel_every``,
-  ``compilation_cache``, ``plugins``): logging, evaluation and caching; they do not change what the meta-gradient estimates, so they may
-  change mid-run when the caller allows it (``--allow-change``).
+  ``compilation_cache``, ``plugins``): logging, evaluation and caching; they do not change what the
+  meta-gradient estimates, so they may change mid-run when the caller allows it (``--allow-change``).
 * every other setting (estimator, sigma, truncation, horizons, task selection, outer optimizer, seed, θ sizes,
   ...): changing it mid-run would make the resumed run another experiment; refused, listing each difference.
 

@@ -140,15 +140,10 @@ def initial_state(ctx: WorkerContext, config: MetaTrainConfig, outer) -> Trainer
 
     Both inits are jitted: one compile each instead of one per eager op (about 1 s less at start, same bits).
     """
-    init_fn = ctx.lopt.init
-    if config.theta_init == "auto" and ctx.lopt.init_handset is not None:
-        init_fn = ctx.lopt.init_handset
-    elif config.theta_init == "handset":
-        if ctx.lopt.init_handset is None:
-            raise ValueError(f"learned optimizer {ctx.lopt.name!r} has no hand-set initialisation "
-                             "(theta_init='handset')")
-        init_fn = ctx.lopt.init_handset
-    theta = jax.jit(init_fn)(jax.random.PRNGKey(config.seed))
+    if config.theta_init == "handset" and ctx.lopt.init_handset is None:
+        raise ValueError(f"learned optimizer {ctx.lopt.name!r} has no hand-set initialisation (theta_init='handset')")
+    handset = config.theta_init != "random" and ctx.lopt.init_handset is not None
+    theta = jax.jit(ctx.lopt.init_handset if handset else ctx.lopt.init)(jax.random.PRNGKey(config.seed))
     if config.init_theta:
         theta = warm_start_theta(theta, config.init_theta)
     return TrainerState(0, theta, jax.jit(outer.init)(theta), [], SamplerState())
@@ -258,7 +253,7 @@ def _combine(results, works):
         if res is None:
             continue
         grads.append(res[0])
-        weights.append(int(res[2].get("trained", len(w.task_ids))))
+        weights.append(int(res[2]["trained"]))
         losses.append(float(res[2]["meta_loss"]))
     if not sum(weights):
         weights = [1] * len(weights)
@@ -353,10 +348,10 @@ def _install_handlers(flag):
     return old
 
 
-def _save(run_dir, state: TrainerState, config: MetaTrainConfig, specs):
+def _save(run_dir, state: TrainerState, config: MetaTrainConfig, tasks_digest: str, tasks_count: int):
     ckpt.save_checkpoint(run_dir, step=state.step, theta=state.theta, outer_state=state.outer_state,
                          estimators=state.estimators, sampler_json=state.sampler.to_json(),
-                         config_json=config.to_json(), tasks_digest=task_digest(specs), tasks_count=len(specs))
+                         config_json=config.to_json(), tasks_digest=tasks_digest, tasks_count=tasks_count)
 
 
 class Panel:
@@ -388,13 +383,12 @@ class Panel:
         better = score is not None and np.isfinite(score) and (best is None or not np.isfinite(best) or score > best)
         if (better or self.best is None) and self.hierarchical:
             from lopt_trainer.evaluation.records import write_json
+            from lopt_trainer.evaluation.runner import theta_digest
             from lopt_trainer.reference_io import save_reference_npz
 
             # θ first, then the record that names it: a crash between the two leaves the older record, which
             # export_run checks against the file's digest.
             save_reference_npz(jax.device_get(state.theta), self.run_dir / "best_theta.npz")
-            from lopt_trainer.evaluation.runner import theta_digest
-
             self.best = dict(record, theta_digest=theta_digest(state.theta))
             write_json(self.run_dir / "best.json", self.best)
         return record
@@ -421,7 +415,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         stored = MetaTrainConfig.from_dict(json.loads(raw["config"]))
         config = resolve_resumed_config(stored, config, run_dir, given_keys, allow_change)
     if config.compilation_cache != "":
-        from lopt_trainer.jax_cache import enable_compilation_cache
+        from taskgen.jax_cache import enable_compilation_cache
 
         enable_compilation_cache(config.compilation_cache or None)
     from taskgen.specfile import atomic_write_bytes
@@ -432,6 +426,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         eval_specs = default_eval if eval_specs is None else eval_specs
     if raw is not None:
         check_tasks(raw, specs, run_dir, config.manifest or config.suite or "the default suite")
+    digest = task_digest(specs)  # stored with every checkpoint; a resume checks it
     ctx = make_context(config, specs)
     outer = outer_optimizer or build_outer_optimizer(config)
     if raw is not None:
@@ -471,8 +466,8 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
             if panel is not None and state.step % config.panel_every == 0:
                 panel.evaluate(state, progress)
             if config.checkpoint_every > 0 and state.step % config.checkpoint_every == 0:
-                _save(run_dir, state, config, specs)
-        _save(run_dir, state, config, specs)
+                _save(run_dir, state, config, digest, len(specs))
+        _save(run_dir, state, config, digest, len(specs))
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -493,5 +488,6 @@ def is_finite_tree(tree) -> bool:
     return all(bool(np.all(np.isfinite(np.asarray(x)))) for x in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["Panel", "RunResult", "TrainerState", "family_shares", "build_outer_optimizer", "initial_state", "load_specs_for", "load_theta",
-           "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step", "warm_start_theta"]
+__all__ = ["Panel", "RunResult", "TrainerState", "build_outer_optimizer", "family_shares", "initial_state",
+           "load_specs_for", "load_theta", "meta_train", "plan_step", "restore_state", "theta_bytes", "train_step",
+           "warm_start_theta"]

@@ -15,7 +15,8 @@ Meta-loss per step: the task's ``normalizer`` of the training loss (before the u
 of the post-update parameters. With ``loss_scale="initial"`` it is further divided by the problem's own normalised
 training loss at its first step (at least ``scale_floor``), so every task starts at 1 and families whose
 normalised losses live on different scales (a classifier at chance is ~7, a solved 2-D problem ~0) weigh alike in
-the meta-gradient; ``loss_clip`` then caps that ratio (the paper normalises by the initial loss in the same way). Non-finite raw or normalised losses are replaced by ``loss_clip`` (default 20; the
+the meta-gradient; ``loss_clip`` then caps that ratio (the paper normalises by the initial loss in the same way).
+Non-finite raw or normalised losses are replaced by ``loss_clip`` (default 20; the
 built-in normalizers map an untrained model to about 1-10) and every finite value is capped at ``loss_clip``;
 once a particle produced a non-finite loss it is *diverged*: its parameters freeze and each of its remaining
 active steps scores ``loss_clip``. Every replaced step is counted.
@@ -163,7 +164,7 @@ def _train_step(theta, fns: TaskFns, lopt, settings: UnrollSettings, data, carry
     bad = ~(jnp.isfinite(loss) & jnp.isfinite(raw) & jnp.isfinite(norm))
     clip = jnp.float32(settings.loss_clip)
     diverged = ps.diverged | (live & bad)
-    train_norm = fns.normalizer(loss)
+    train_norm = norm if settings.meta_loss == "train" else fns.normalizer(loss)
     init_loss = jnp.where((ps.step == 0) & jnp.isfinite(train_norm), train_norm, ps.init_loss)
     if settings.loss_scale == "initial":
         norm = norm / jnp.maximum(jnp.abs(init_loss), jnp.float32(settings.scale_floor))
