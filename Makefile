@@ -22,7 +22,7 @@ data: $(STAMP)
 # Set up, fetch the data, regenerate + check the suite, build and train a sample of tasks, meta-train briefly,
 # evaluate, and write the report (see README).
 run: $(STAMP)
-	$(PY) -m lopt_trainer.run_default --out $(RUN_DIR)
+	$(PY) -m lopt_trainer.app.run_default --out $(RUN_DIR)
 
 # CI's command: the fast suite (family batteries on 6 specs each; `make test-full` runs 20 plus the slow tests).
 test: $(STAMP)
@@ -42,7 +42,7 @@ PRETRAIN_DIR ?= runs/pretrain
 PRETRAIN_STEPS ?= $(shell $(PYTHON) -c "import json;print(json.load(open('lopt_trainer/data/pretrained_recipe.json'))['steps_run'])")
 pretrain: $(STAMP)
 	$(VENV)/bin/taskgen lopt meta-train --config lopt_trainer/data/pretrain_config.json --steps $(PRETRAIN_STEPS) --out $(PRETRAIN_DIR) --resume
-	$(PY) -c "from lopt_trainer.pretrained import export_run; print(export_run('$(PRETRAIN_DIR)'))"
+	$(PY) -c "from lopt_trainer.meta.export import export_run; print(export_run('$(PRETRAIN_DIR)'))"
 
 # The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: about an hour on 2 CPU
 # cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN.

@@ -4,7 +4,7 @@ Measured side by side in one process, on an MLP 784-128-10 classification task w
 Fashion-MNIST (``--sizes 64,...`` uses the 8×8 digits; other input sizes fall back to random arrays, and the table
 says so):
 
-1. ``scan``: :func:`lopt_trainer.inner_loop.train` with Adam (chunks of ``lax.scan``, evaluation included) vs
+1. ``scan``: :func:`lopt_trainer.inner.loop.train` with Adam (chunks of ``lax.scan``, evaluation included) vs
    ``python``: a Python ``for`` loop over one jitted train step (same batch sampling, loss and update).
 2. ``grid``: the 14-point AdamLR grid as one vmapped :func:`train_many` call vs 14 sequential :func:`train`
    calls (compiled once, reused).
@@ -34,7 +34,7 @@ import optax  # noqa: E402
 
 from benchmarks.common import save  # noqa: E402
 from families.base import SPLITS, Task  # noqa: E402
-from lopt_trainer import baselines, inner_loop  # noqa: E402
+from lopt_trainer.inner import baselines, loop as inner_loop  # noqa: E402
 
 SIZES = (784, 128, 10)  # set from --sizes in main()
 BATCH = 128

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lopt_trainer import hierarchical
-from lopt_trainer.optax_api import optax_lopt
+from lopt_trainer.optimizer import hierarchical
+from lopt_trainer.optimizer.optax_api import optax_lopt
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "lopt_step.json")
 

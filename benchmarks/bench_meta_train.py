@@ -51,21 +51,23 @@ def bench_config(**kw):
 
 def time_steps(config, specs, steps: int, backend=None) -> dict:
     """First-step and steady-state timings of ``steps`` outer steps (after the first)."""
-    from lopt_trainer.meta.trainer import build_outer_optimizer, initial_state, train_step
+    from lopt_trainer.meta.outer import build_outer_optimizer, train_step
+    from lopt_trainer.meta.state import initial_state
     from lopt_trainer.meta.work import make_context
 
-    ctx = make_context(config, specs)
-    outer = build_outer_optimizer(config)
-    state = initial_state(ctx, config, outer)
+    s = config.split()
+    ctx = make_context(s.worker, specs)
+    outer = build_outer_optimizer(s.outer)
+    state = initial_state(ctx, s.init, outer)
     t0 = time.perf_counter()
-    first = train_step(ctx, config, outer, state, backend)
+    first = train_step(ctx, s.plan, outer, state, backend)
     first_s = time.perf_counter() - t0
     # One more untimed step (the outer update's own compile and any lazy work).
-    train_step(ctx, config, outer, state, backend)
+    train_step(ctx, s.plan, outer, state, backend)
     inner, t1 = 0, time.perf_counter()
     losses = []
     for _ in range(steps):
-        rec = train_step(ctx, config, outer, state, backend)
+        rec = train_step(ctx, s.plan, outer, state, backend)
         inner += rec["inner_steps"]
         losses.append(rec["meta_loss"])
     wall = time.perf_counter() - t1
@@ -96,11 +98,11 @@ def main(argv=None):
     result["single_process"] = time_steps(config, specs, args.steps)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if not args.no_ray:
-        from lopt_trainer.meta.ray_backend import RayBackend
+        from lopt_trainer.meta.ray_pool import RayGradientPool
 
         split = bench_config(compilation_cache=args.cache, tasks_per_group=4, num_groups=2)
         for name, workers, pin in (("ray_1_worker", 1, False), ("ray_2_workers_pinned", 2, True)):
-            backend = RayBackend(split, specs, num_workers=workers, pin=pin)
+            backend = RayGradientPool(split.split().worker, specs, num_workers=workers, pin=pin)
             try:
                 result[name] = time_steps(split, specs, args.ray_steps, backend)
             finally:

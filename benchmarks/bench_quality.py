@@ -56,10 +56,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from benchmarks.common import save
+    from lopt_trainer.common.run_files import write_command
+    from lopt_trainer.common.task_pool import load_pool
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
-    from lopt_trainer.evaluation.runner import load_theta
-    from lopt_trainer.evaluation.records import write_command
-    from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
+    from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks
+    from lopt_trainer.theta.load import load_theta
 
     pool = load_pool(args.suite, args.manifest)
     tasks = select_tasks(pool, args.tasks, args.task_seed, max_params=args.max_params, max_flops=args.max_flops)

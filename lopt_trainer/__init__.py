@@ -1,5 +1,5 @@
 """lopt_trainer: the hierarchical learned optimizer (Metz et al. 2020), baselines, the inner training loop,
-meta-training (``lopt_trainer.meta``), evaluation (``lopt_trainer.evaluation``) and the paper's experiments.
+meta-training, evaluation and the paper's experiments.
 
 The learned optimizer is an optax transformation::
 
@@ -8,26 +8,62 @@ The learned optimizer is an optax transformation::
     updates, state = tx.update(grads, state, params, value=loss)
     params = optax.apply_updates(params, updates)
 
-It only sees tasks through ``families.base.Task``.
+The package, from the top down (each part imports only the parts below it):
+
+* :mod:`~lopt_trainer.app` — the command line, ``make run``, the report;
+* :mod:`~lopt_trainer.experiments` — implicit regularisation, a learned optimizer training a learned optimizer;
+* :mod:`~lopt_trainer.meta` — meta-training (config, estimators, the outer loop, checkpoints, the run's panel);
+* :mod:`~lopt_trainer.evaluation` — θ against tuned baselines on seen and unseen tasks, the quality panel;
+* :mod:`~lopt_trainer.inner` — the inner training loop, the baselines, their curves;
+  :mod:`~lopt_trainer.theta` — one loader for every way of naming θ, checks, the reference layout, the shipped θ;
+* :mod:`~lopt_trainer.optimizer` — the optimizer's features and math, its protocol, the optax transformation;
+* :mod:`~lopt_trainer.common` — run files (JSON, ``command.json``), the task pool, checkpoints, compiled
+  programs, local Ray.
+
+It only sees tasks through ``families.base.Task``. The public names below are imported on first use, so
+``import lopt_trainer`` (and the command line) stays fast until one is needed.
 """
 
-from lopt_trainer.baselines import (ADAM_LR_GRID, adam8p, adam_lr_grid, make_optimizer, nadamw,
-                                    optimizer_factory, trial_grid)
-from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig, LOptState, observe_validation, update
-from lopt_trainer.hierarchical import init as lopt_init
-from lopt_trainer.hierarchical import init_state as lopt_init_state
-from lopt_trainer.inner_loop import DEFAULT_VALID_EVERY, TrainResult, train, train_many
-from taskgen.jax_cache import enable_compilation_cache
-from lopt_trainer.opt_list import opt_list_trials
-from lopt_trainer.optax_api import LOptTransformation, optax_lopt
-from lopt_trainer.pretrained import pretrained, pretrained_path, pretrained_recipe
-from lopt_trainer.reference_io import load_reference_npz, save_reference_npz
-from lopt_trainer.selection import apply_global, select_global, select_per_task
+from __future__ import annotations
 
-__all__ = [
-    "ADAM_LR_GRID", "DEFAULT_CONFIG", "DEFAULT_VALID_EVERY", "LOptConfig", "LOptState", "LOptTransformation",
-    "TrainResult", "adam8p", "adam_lr_grid", "apply_global", "enable_compilation_cache", "load_reference_npz",
-    "lopt_init", "lopt_init_state", "make_optimizer", "nadamw", "observe_validation", "opt_list_trials",
-    "optax_lopt", "optimizer_factory", "pretrained", "pretrained_path", "pretrained_recipe", "save_reference_npz",
-    "select_global", "select_per_task", "train", "train_many", "trial_grid", "update",
-]
+import importlib
+
+_EXPORTS = {
+    "ADAM_LR_GRID": "inner.baselines", "adam8p": "inner.baselines", "adam_lr_grid": "inner.baselines",
+    "make_optimizer": "inner.baselines", "nadamw": "inner.baselines", "optimizer_factory": "inner.baselines",
+    "trial_grid": "inner.baselines",
+    "DEFAULT_CONFIG": "optimizer.hierarchical", "LOptConfig": "optimizer.hierarchical",
+    "LOptState": "optimizer.hierarchical", "observe_validation": "optimizer.hierarchical",
+    "update": "optimizer.hierarchical",
+    "DEFAULT_VALID_EVERY": "inner.loop", "TrainResult": "inner.loop", "train": "inner.loop",
+    "train_many": "inner.loop",
+    "enable_compilation_cache": "taskgen.jax_cache",
+    "opt_list_trials": "inner.opt_list",
+    "LOptTransformation": "optimizer.optax_api", "optax_lopt": "optimizer.optax_api",
+    "pretrained": "theta.shipped", "pretrained_path": "theta.shipped", "pretrained_recipe": "theta.shipped",
+    "load_theta": "theta.load", "theta_digest": "theta.load",
+    "load_reference_npz": "theta.reference_io", "save_reference_npz": "theta.reference_io",
+    "apply_global": "inner.selection", "select_global": "inner.selection", "select_per_task": "inner.selection",
+}
+_RENAMED = {"lopt_init": ("optimizer.hierarchical", "init"), "lopt_init_state": ("optimizer.hierarchical", "init_state")}
+
+
+def __getattr__(name: str):
+    """The public names of :data:`__all__`, imported from their module on first use."""
+    if name in _RENAMED:
+        module, attr = _RENAMED[name]
+    elif name in _EXPORTS:
+        module, attr = _EXPORTS[name], name
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    full = module if module.startswith("taskgen") else f"{__name__}.{module}"
+    value = getattr(importlib.import_module(full), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = sorted([*_EXPORTS, *_RENAMED])

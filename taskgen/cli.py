@@ -5,7 +5,7 @@ The command tree is declared here without importing jax, flax, pyarrow or any fa
 groups of the other packages live in one CLI module per package, imported only when their command is used:
 
 * ``data`` — :mod:`datasets_cache.cli`
-* ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.cli`
+* ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.app.cli`
 
 Every command runs inside one error boundary (:mod:`taskgen.errors`): the toolkit's own errors, OS errors on the
 user's paths and damaged files become ``Error: …`` on stderr with exit status 1 (2 for usage errors); the
@@ -22,10 +22,10 @@ import click
 
 LAZY_COMMANDS = {
     "data": ("datasets_cache.cli:data", "Datasets: list, fetch into the cache, verify checksums, show paths."),
-    "train": ("lopt_trainer.cli:train",
+    "train": ("lopt_trainer.app.cli:train",
               "Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."),
-    "lopt": ("lopt_trainer.cli:lopt", "Meta-train learned optimizers and look at the runs."),
-    "report": ("lopt_trainer.cli:report", "Write DIRECTORY/report.html: meta-training curves, evaluation box "
+    "lopt": ("lopt_trainer.app.cli:lopt", "Meta-train learned optimizers and look at the runs."),
+    "report": ("lopt_trainer.app.cli:report", "Write DIRECTORY/report.html: meta-training curves, evaluation box "
                                           "plots and tables, the 2-D trajectories, the self-training curves and "
                                           "the commands that produced them."),
 }

@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from lopt_trainer.meta.protocol import LearnedOptimizer
+from lopt_trainer.optimizer.protocol import LearnedOptimizer
 
 
 def _init(key):

@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from lopt_trainer import baselines, opt_list, selection
+from lopt_trainer.inner import baselines, opt_list, selection
 
 P0 = np.array([0.5, -1.0, 2.0], np.float32)
 

@@ -43,20 +43,22 @@ def test_list_and_show_import_no_jax_nor_pandas():
 
 
 def test_option_defaults_agree_with_the_modules_they_stand_for():
-    from lopt_trainer import training
+    from lopt_trainer.app import train_task as training
     from taskgen import suite
 
     assert cli_mod.DEFAULT_PER_FAMILY == suite.DEFAULT_PER_FAMILY and cli_mod.DEFAULT_SEED == suite.DEFAULT_SEED
     assert cli_mod.DEFAULT_HOLDOUT_FRACTION == suite.DEFAULT_HOLDOUT_FRACTION
     assert cli_mod.DEFAULT_HELD_OUT_VARIANTS == suite.DEFAULT_HELD_OUT_VARIANTS
-    from lopt_trainer import cli as lopt_cli
+    from lopt_trainer.app import cli as lopt_cli
+    from lopt_trainer.inner import baselines
 
-    assert lopt_cli.OPTIMIZER_CHOICES == training.OPTIMIZER_CHOICES
+    assert lopt_cli.OPTIMIZERS is training.OPTIMIZERS  # one tuple of names, shared
+    assert set(baselines._KEYS) == set(training.OPTIMIZERS) - {"lopt"}
 
 
 def test_no_package_cli_imports_upward():
-    # lopt_trainer.cli, datasets_cache.cli: nothing above them; taskgen.cli names them only as lazy strings.
-    for path in ("lopt_trainer/cli.py", "datasets_cache/cli.py"):
+    # lopt_trainer.app.cli, datasets_cache.cli: nothing above them; taskgen.cli names them only as lazy strings.
+    for path in ("lopt_trainer/app/cli.py", "datasets_cache/cli.py"):
         text = (REPO / path).read_text()
         assert "import taskgen.cli" not in text and "from taskgen.cli" not in text
     assert not (REPO / "lopt_trainer" / "meta" / "cli.py").exists()

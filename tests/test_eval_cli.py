@@ -2,14 +2,14 @@
 
 from click.testing import CliRunner
 
-from lopt_trainer.cli import eval_cmd, implicit_reg_cmd, self_train_cmd
+from lopt_trainer.app.cli import eval_cmd, implicit_reg_cmd, self_train_cmd
 
 
 def _theta(tmp_path):
     import jax
 
-    from lopt_trainer import hierarchical
-    from lopt_trainer.reference_io import save_reference_npz
+    from lopt_trainer.optimizer import hierarchical
+    from lopt_trainer.theta.reference_io import save_reference_npz
 
     path = tmp_path / "theta.npz"
     save_reference_npz(hierarchical.init(jax.random.PRNGKey(0)), path)

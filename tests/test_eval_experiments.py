@@ -5,7 +5,7 @@ import json
 import jax
 import numpy as np
 
-from lopt_trainer import hierarchical
+from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
 
 
@@ -29,7 +29,7 @@ def test_implicit_reg_finite_trajectories(tmp_path):
 
 
 def test_self_training_three_curves(tmp_path):
-    from lopt_trainer.reference_io import save_reference_npz
+    from lopt_trainer.theta.reference_io import save_reference_npz
     from lopt_trainer.experiments.self_training import run_self_training
     from tests.meta_helpers import small_quadratic_specs
 

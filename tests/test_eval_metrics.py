@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lopt_trainer.evaluation import scoring as M
-from lopt_trainer.evaluation.runs import BASELINES, LOPT, EvalSettings
+from lopt_trainer.evaluation.settings import EVAL_BASELINES as BASELINES, LOPT, EvalSettings
 from lopt_trainer.evaluation.scoring import baseline_of, build_rows, choose_trials, label, row_names, rows_to_table
 from lopt_trainer.evaluation.tasks import EvalTask
 

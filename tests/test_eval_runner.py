@@ -3,10 +3,10 @@
 import jax
 import pytest
 
-from lopt_trainer import hierarchical
+from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.evaluation.records import unit_path
 from lopt_trainer.evaluation.runner import RESULTS_FILE, EvaluationExists, run_evaluation
-from lopt_trainer.evaluation.runs import LocalBackend
+from lopt_trainer.evaluation.backends import LocalBackend
 from lopt_trainer.evaluation.scoring import read_table
 from tests.test_eval_metrics import SETTINGS, synthetic_tasks
 

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 from families.base import SPLITS, Task
-from lopt_trainer import baselines, inner_loop
+from lopt_trainer.inner import baselines, loop as inner_loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +251,7 @@ def test_run_training_writes_json_arrow_png(tmp_path, monkeypatch):
 
     import pyarrow as pa
 
-    from lopt_trainer import training
+    from lopt_trainer.app import train_task as training
 
     monkeypatch.setenv("TASKGEN_JAX_CACHE", str(tmp_path / "jax"))
     summary = training.run_training(linreg_task(), "adamlr", 60, trials=3, eval_every=20, eval_batches=2,
@@ -276,7 +276,7 @@ def test_train_command_resolves_task_and_prints(tmp_path, monkeypatch):
     import taskgen
     from click.testing import CliRunner
 
-    from lopt_trainer import cli as train_cli
+    from lopt_trainer.app import cli as train_cli
 
     seen = {}
 

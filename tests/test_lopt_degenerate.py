@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lopt_trainer import features as F
-from lopt_trainer import hierarchical as H
-from lopt_trainer.optax_api import optax_lopt
+from lopt_trainer.optimizer import features as F
+from lopt_trainer.optimizer import hierarchical as H
+from lopt_trainer.optimizer.optax_api import optax_lopt
 
 THETA = H.init(jax.random.PRNGKey(0))
 TX = optax_lopt(THETA)

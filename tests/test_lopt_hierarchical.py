@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lopt_trainer import features as F
-from lopt_trainer import hierarchical as H
+from lopt_trainer.optimizer import features as F
+from lopt_trainer.optimizer import hierarchical as H
 
 
 def _params():

@@ -12,8 +12,8 @@ import numpy as np
 import optax
 import pytest
 
-from lopt_trainer import hierarchical as H
-from lopt_trainer.optax_api import optax_lopt
+from lopt_trainer.optimizer import hierarchical as H
+from lopt_trainer.optimizer.optax_api import optax_lopt
 
 
 class _Net(nn.Module):

@@ -9,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from lopt_trainer import hierarchical as H
-from lopt_trainer import reference_io as R
+from lopt_trainer.optimizer import hierarchical as H
+from lopt_trainer.theta import reference_io as R
 
 EXPECTED = {
     "initial_from_lstm": (18,), "initial_from_mlp": (16,),

@@ -17,9 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax
 import numpy as np
 
-from lopt_trainer import features as F
-from lopt_trainer import hierarchical as H
-from lopt_trainer import reference_io as R
+from lopt_trainer.optimizer import features as F
+from lopt_trainer.optimizer import hierarchical as H
+from lopt_trainer.theta import reference_io as R
 
 DECAYS = np.array([0.5, 0.9, 0.99, 0.999, 0.9999])
 TIMESCALES = np.array([1, 3, 10, 30, 100, 300, 1e3, 3e3, 1e4, 3e4, 1e5])

@@ -8,11 +8,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lopt_trainer import hierarchical as H
+from lopt_trainer.optimizer import hierarchical as H
 from lopt_trainer.meta.config import MetaTrainConfig
-from lopt_trainer.meta.protocol import LearnedOptimizer
-from lopt_trainer.meta.trainer import TrainerState, family_shares, plan_step
-from lopt_trainer.meta.task_sampler import SamplerState, filter_specs
+from lopt_trainer.optimizer.protocol import LearnedOptimizer
+from lopt_trainer.meta.outer import family_shares
+from lopt_trainer.meta.plan import plan_step
+from lopt_trainer.meta.state import TrainerState
+from lopt_trainer.common.task_pool import filter_specs
+from lopt_trainer.meta.task_sampler import SamplerState
 from lopt_trainer.meta.truncation import TaskFns, UnrollSettings, fresh_problem, unroll
 from lopt_trainer.meta.work import make_context
 from tests.meta_helpers import tiny_lopt
@@ -30,7 +33,7 @@ def mixed_pool():
 def _ctx(config, specs):
     import dataclasses
 
-    ctx = make_context(dataclasses.replace(config, lopt="tests.meta_helpers:tiny_lopt"), specs)
+    ctx = make_context(dataclasses.replace(config, lopt="tests.meta_helpers:tiny_lopt").split().worker, specs)
     assert ctx.lopt is tiny_lopt()
     return ctx
 
@@ -56,7 +59,7 @@ def test_an_outer_step_sees_many_distinct_tasks_from_several_families(mixed_pool
     config = MetaTrainConfig(num_groups=16, tasks_per_group=2, resample_every=300, seed=3)  # the recipe's shape
     ctx = _ctx(config, mixed_pool)
     state = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
-    works = plan_step(ctx, config, state)
+    works = plan_step(ctx, config.split().plan, state)
     tasks = {t for w in works for t in w.task_ids}
     families = {ctx.sampler.family_of(t) for t in tasks}
     assert len(tasks) >= 16
@@ -68,7 +71,7 @@ def test_an_outer_step_sees_many_distinct_tasks_from_several_families(mixed_pool
     for step in range(1, 6):
         state.step = step
         state.sampler.done[e] = [True] * config.tasks_per_group
-        works = plan_step(ctx, config, state)
+        works = plan_step(ctx, config.split().plan, state)
         assert all(works[e].reset)
         seen |= set(works[e].task_ids)
     assert len(seen) > len(before)
@@ -78,20 +81,20 @@ def test_redraw_waits_for_running_problems(mixed_pool):
     config = MetaTrainConfig(num_groups=2, tasks_per_group=2, resample_every=2, seed=1)
     ctx = _ctx(config, mixed_pool)
     state = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
-    plan_step(ctx, config, state)
+    plan_step(ctx, config.split().plan, state)
     group0 = list(state.sampler.groups)
     s = state.sampler
     for step in (1, 2, 3, 4):  # slot 0 of each estimator ended, slot 1 still running
         state.step = step
         s.done = [[True, False] for _ in range(2)]
-        works = plan_step(ctx, config, state)
+        works = plan_step(ctx, config.split().plan, state)
         assert s.groups == group0  # no redraw while a problem runs ...
         for w in works:
             assert not w.reset[1]  # ... the running problem is never restarted
             assert w.reset[0] == (step < 2)  # after resample_every steps the ended slot waits (drains)
     state.step = 5
     s.done = [[True, True] for _ in range(2)]
-    works = plan_step(ctx, config, state)
+    works = plan_step(ctx, config.split().plan, state)
     assert s.drawn == [5, 5]  # every problem ended: now the estimators draw new groups
     assert all(w.reset.all() for w in works)
 
@@ -183,9 +186,9 @@ def test_recipe_settings_are_validated():
     # the default: the hand-set θ where the optimizer has one (panel: +0.41 against the random θ's −2.58)
     assert MetaTrainConfig().theta_init == "auto"
     cfg = MetaTrainConfig.from_dict({"outer_clip_value": 0.1, "outer_warmup": 5, "outer_clip": 0})
-    from lopt_trainer.meta.trainer import build_outer_optimizer
+    from lopt_trainer.meta.outer import build_outer_optimizer
 
-    tx = build_outer_optimizer(cfg)
+    tx = build_outer_optimizer(cfg.split().outer)
     params = {"x": jnp.zeros(3)}
     st = tx.init(params)
     upd, st = tx.update({"x": jnp.array([5.0, -0.01, 0.0])}, st, params)
@@ -209,7 +212,7 @@ def test_pretrain_recipe_is_a_valid_config():
 
 
 def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
-    from lopt_trainer.evaluation import runs
+    from lopt_trainer.evaluation import backends as runs
     from lopt_trainer.evaluation.records import baseline_cache_path
     from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
 
@@ -242,7 +245,7 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
 
     from click.testing import CliRunner
 
-    from lopt_trainer.cli import lopt
+    from lopt_trainer.app.cli import lopt
 
     out = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "p"), "--json",
                                     "--no-progress", "--set", 'families=["twod"]', "--set", "per_family=1",
@@ -259,10 +262,11 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
 def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path, monkeypatch):
     import json
 
-    from lopt_trainer.evaluation import panel as P
-    from lopt_trainer.meta.protocol import hierarchical_lopt
-    from lopt_trainer.meta.trainer import Panel
-    from lopt_trainer.reference_io import load_reference_npz
+    from lopt_trainer.evaluation.panel import PanelSettings
+    from lopt_trainer.meta import run_panel as P
+    from lopt_trainer.meta.run_panel import Panel
+    from lopt_trainer.optimizer.protocol import hierarchical_lopt
+    from lopt_trainer.theta.reference_io import load_reference_npz
 
     scores = iter([float("nan"), 0.2, 0.1, 0.5, -1.0])
     monkeypatch.setattr(P, "panel_tasks", lambda settings: [])
@@ -270,7 +274,7 @@ def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path,
         "score": next(scores), "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
         "diverged": 0, "tasks": 16})
     base = H.init_handset(jax.random.PRNGKey(0))
-    panel = Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=False)
+    panel = Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=False)
     best_steps = []
     for step in range(4):
         theta = jax.tree_util.tree_map(lambda x: x + step, base)
@@ -280,8 +284,8 @@ def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path,
     assert best_steps == [0, 1, 1, 3]  # a NaN first score is replaced by the first finite one
     kept = load_reference_npz(tmp_path / "best_theta.npz")
     np.testing.assert_allclose(np.asarray(kept["lstm"]["w"]), np.asarray(base["lstm"]["w"]) + 3, rtol=1e-6)
-    assert Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=True).best["step"] == 3
-    fresh = Panel(MetaTrainConfig(panel_every=1), tmp_path, hierarchical_lopt(), resumed=False)
+    assert Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=True).best["step"] == 3
+    fresh = Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=False)
     assert fresh.best is None
     fresh.evaluate(TrainerState(0, base, None, [], SamplerState()))  # score -1.0: still the new run's best
     assert json.loads((tmp_path / "best.json").read_text())["score"] == -1.0

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lopt_trainer import hierarchical as H
+from lopt_trainer.optimizer import hierarchical as H
 from lopt_trainer.errors import CheckpointError, ResumeError, ThetaFileError
 from lopt_trainer.meta import MetaTrainConfig, meta_train
-from lopt_trainer.meta import checkpoint as ckpt
-from lopt_trainer.meta.trainer import load_theta, warm_start_theta
-from lopt_trainer.reference_io import load_reference_npz, save_reference_npz
+from lopt_trainer.common import checkpoint as ckpt
+from lopt_trainer.theta.load import load_theta, warm_start_theta
+from lopt_trainer.theta.reference_io import load_reference_npz, save_reference_npz
 from tests.meta_helpers import small_quadratic_specs
 
 
@@ -71,7 +71,7 @@ def test_safe_settings_change_only_with_allow_change(run, tmp_path):
 def test_cli_resume_compares_only_the_settings_given(run, tmp_path):
     import shutil
 
-    from lopt_trainer.cli import lopt
+    from lopt_trainer.app.cli import lopt
 
     shutil.copytree(run / "run", tmp_path / "run")
     args = ["meta-train", "--suite", str(run / "specs.jsonl"), "--filter", "family=quadratic", "--out",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lopt_trainer.meta import MetaTrainConfig, meta_train, theta_bytes
-from lopt_trainer.meta.checkpoint import load_checkpoint
+from lopt_trainer.common.checkpoint import load_checkpoint
 from lopt_trainer.meta.metrics import plot_run, read_metrics
 from tests.meta_helpers import small_quadratic_specs
 
@@ -29,6 +29,9 @@ def _config(**kw):
 
 
 def test_meta_training_lowers_meta_loss(tmp_path):
+    from lopt_trainer.meta import estimators
+
+    estimators.PROGRAMS.clear()  # a test earlier in this process may have compiled the same programs
     specs = small_quadratic_specs(8)
     result = meta_train(_config(steps=40), tmp_path, specs=specs, eval_specs=specs[:2], progress=False)
     steps = [r for r in read_metrics(tmp_path) if r["kind"] == "step"]
@@ -65,7 +68,7 @@ def test_warm_start_from_a_run_and_a_clear_error_for_a_foreign_theta(tmp_path):
     assert theta_bytes(warm.theta) == theta_bytes(first.theta)
     cold = meta_train(_config(steps=0), tmp_path / "c", specs=specs, eval_specs=[], progress=False)
     assert theta_bytes(cold.theta) != theta_bytes(first.theta)
-    from lopt_trainer.pretrained import pretrained_path
+    from lopt_trainer.theta.shipped import pretrained_path
 
     with pytest.raises(ValueError, match="does not match"):  # the shipped hierarchical θ vs the tiny optimizer
         meta_train(_config(steps=0, init_theta=str(pretrained_path())), tmp_path / "d", specs=specs,
@@ -110,7 +113,7 @@ def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
         assert proc.returncode == 0, err.decode()[-3000:]
     a, b = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "killed")
     assert a["step"] == b["step"] == steps
-    from lopt_trainer.meta.trainer import theta_bytes as tb
+    from lopt_trainer.theta.load import theta_bytes as tb
 
     assert tb(a["theta"]) == tb(b["theta"])
     assert tb(a["outer_state"]) == tb(b["outer_state"])

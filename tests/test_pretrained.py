@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 import lopt_trainer
-from lopt_trainer.inner_loop import train
+from lopt_trainer.inner.loop import train
 from taskgen.api import build_task, default_suite_path
 from taskgen.specfile import read_specs
 

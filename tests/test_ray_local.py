@@ -9,7 +9,7 @@ import pytest
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from lopt_trainer.ray_local import init_ray  # noqa: E402
+from lopt_trainer.common.ray_local import init_ray  # noqa: E402
 
 
 def _listening(pids):

@@ -5,11 +5,11 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from lopt_trainer.evaluation.records import write_command, write_json
+from lopt_trainer.common.run_files import write_command, write_json
 from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
-from lopt_trainer.report import find_parts, write_report
-from lopt_trainer.cli import report
+from lopt_trainer.app.report import find_parts, write_report
+from lopt_trainer.app.cli import report
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 
@@ -83,8 +83,8 @@ def test_report_missing_parts(tmp_path):
 
 
 def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkeypatch):
-    from lopt_trainer.report import _command
-    from lopt_trainer.run_default import record_command
+    from lopt_trainer.app.report import _command
+    from lopt_trainer.app.run_default import record_command
 
     monkeypatch.setenv("MAKELEVEL", "1")
     monkeypatch.chdir(tmp_path)

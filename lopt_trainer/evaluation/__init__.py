@@ -1,11 +1,11 @@
-"""Evaluation of a learned optimizer θ against the baselines (``taskgen lopt eval``).
+"""Evaluation of a learned optimizer θ against the baselines (``taskgen lopt eval``, ``make quality``, the panel).
 
 Modules (one job each), in the order :func:`evaluate_theta` uses them: :mod:`~.runner` (the whole evaluation:
 θ and tasks in, the missing runs planned and run, the results written), :mod:`~.tasks` (choosing the seen/unseen
-task set), :mod:`~.runs` (settings, work units, one vmapped unit, in process or on Ray), :mod:`~.records` (where
-run records live: JSON files, per-unit records and resume, the baseline cache), :mod:`~.scoring` (metrics, baseline
-selection and the Arrow results table, the summary), :mod:`~.plots` (box plots). :mod:`~.panel` is the quality
-panel of meta-training, built on the same pipeline.
+task set), :mod:`~.settings` (settings and work units), :mod:`~.compute` (one vmapped unit), :mod:`~.backends`
+(in process or on Ray), :mod:`~.records` (where run records live: per-unit JSON files and resume, the baseline
+cache), :mod:`~.scoring` (metrics, baseline selection and the Arrow results table, the summary), :mod:`~.plots`
+(box plots). :mod:`~.panel` is the quality panel of meta-training, built on the same pipeline.
 
 Python use::
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"EvalSettings": "runs", "EvalTask": "tasks", "evaluate_theta": "runner", "run_evaluation": "runner",
+_EXPORTS = {"EvalSettings": "settings", "EvalTask": "tasks", "evaluate_theta": "runner", "run_evaluation": "runner",
             "select_tasks": "tasks"}
 
 

@@ -21,6 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lopt_trainer.common.task_pool import load_pool
+from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
+from lopt_trainer.evaluation.scoring import per_task, read_table
+from lopt_trainer.evaluation.settings import EvalSettings
+from lopt_trainer.evaluation.tasks import select_tasks
+
 SCORE_CLIP = 3.0
 
 
@@ -60,8 +66,6 @@ class PanelSettings:
 
     def eval_settings(self):
         """The :class:`~lopt_trainer.evaluation.EvalSettings` of a panel evaluation (AdamLR only)."""
-        from lopt_trainer.evaluation.runs import EvalSettings
-
         return EvalSettings(steps=self.steps, seeds=self.seeds, baselines=("adamlr",), adamlr_trials=14)
 
 
@@ -69,8 +73,6 @@ def panel_tasks(settings: PanelSettings, specs=None) -> list:
     """The panel's :class:`~lopt_trainer.evaluation.tasks.EvalTask` list, all ``unseen``: per family, up to
     ``per_family`` ``meta_test`` specs within the size limits, drawn by variant round robin with ``task_seed``.
     Deterministic in its arguments; ``ValueError`` when no family has a task."""
-    from lopt_trainer.evaluation.tasks import load_pool, select_tasks
-
     specs = specs if specs is not None else load_pool(settings.suite, settings.manifest)
     out = []
     for family in settings.families:
@@ -85,8 +87,6 @@ def panel_tasks(settings: PanelSettings, specs=None) -> list:
 
 def panel_figures(summary: dict, table) -> dict:
     """The panel's figures (see the module docstring) from an evaluation's summary and results table."""
-    from lopt_trainer.evaluation.scoring import per_task
-
     rows = {r["optimizer"]: r for r in summary["rows"] if r["group"] == "unseen"}
     glob = per_task(table, "improvement_final").get(("global_adamlr", "unseen"), {})
     values = np.clip(np.asarray(list(glob.values()), np.float64), -SCORE_CLIP, SCORE_CLIP)
@@ -103,8 +103,5 @@ def panel_figures(summary: dict, table) -> dict:
 def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False) -> dict:
     """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
     :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache."""
-    from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
-    from lopt_trainer.evaluation.scoring import read_table
-
     summary = run_evaluation(theta, tasks, out_dir, settings.eval_settings(), resume=True, progress=progress)
     return panel_figures(summary, read_table(Path(out_dir) / RESULTS_FILE))

@@ -17,7 +17,7 @@ GROUP_STYLE = {"seen": ("#4C72B0", "seen (meta_train)"), "unseen": ("#DD8452", "
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

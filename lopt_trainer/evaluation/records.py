@@ -1,9 +1,5 @@
 """Where run records live: the JSON files of an evaluation folder (per-unit records, resume) and the baseline cache.
 
-**JSON and command files.** Every JSON file is written atomically with sorted keys, NaN/±Inf as null
-(:func:`write_json`); each step of the pipeline and the experiments records the command line that produced its
-folder in ``command.json`` (:func:`write_command`).
-
 **Per-unit files, and resume.** Every finished unit is written atomically to
 ``OUT/runs/<task_id>.<optimizer>.json``::
 
@@ -21,7 +17,7 @@ them — ``taskgen lopt eval``, ``make quality`` and the quality panel of a meta
 table and adds what it had to compute. One row per run record::
 
     task_id: string, optimizer: string, run_key: string, trial: int64, seed: int64, hparams: string (JSON),
-    record: string (the record's JSON, :func:`lopt_trainer.evaluation.runs.compute_unit`)
+    record: string (the record's JSON, :func:`lopt_trainer.evaluation.compute.compute_unit`)
 
 The table lives at ``$TASKGEN_BASELINE_CACHE`` or ``~/.cache/taskgen/baselines.arrow``; it is rewritten
 atomically (Arrow IPC file), so an interrupted writer leaves the previous table. A table that cannot be read is
@@ -31,87 +27,19 @@ ignored with a warning (the baselines are recomputed), never trusted.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
-import math
 import os
-import shlex
-import sys
 import warnings
 from pathlib import Path
 
-COMMAND_FILE = "command.json"
-"""Name of the file in which each step records the command line that produced its folder."""
+import pyarrow as pa
+
+from lopt_trainer.common.run_files import clean_json, read_json, write_json
+from taskgen.specfile import atomic_write_bytes
 
 RUNS_DIR = "runs"
 RUNS_FORMAT, RUNS_VERSION = "lopt-eval-runs", 1
 CACHE_COLUMNS = ("task_id", "optimizer", "run_key", "trial", "seed", "hparams", "record")
-
-
-# ------------------------------------------------------------------------------------ JSON and command files
-
-
-def clean_json(value):
-    """``value`` with NaN/±Inf floats replaced by None and numpy scalars/arrays turned into Python values."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return clean_json(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    return value
-
-
-def write_json(path, value, indent: int | None = 1) -> Path:
-    """Write ``value`` (cleaned by :func:`clean_json`) as sorted-key JSON to ``path`` atomically."""
-    from taskgen.specfile import atomic_write_bytes
-
-    path = Path(path)
-    text = json.dumps(clean_json(value), sort_keys=True, indent=indent, allow_nan=False) + "\n"
-    atomic_write_bytes(path, text.encode())
-    return path
-
-
-def read_json(path, default=None):
-    """The JSON value in ``path``, or ``default`` when the file is missing or unreadable (e.g. torn)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return default
-
-
-def _invocation() -> list[str]:
-    """This process's command line as the user typed it: ``taskgen …`` for the console script, ``PYTHON -m
-    MODULE …`` for ``python -m`` (PYTHON relative to the working directory when inside it)."""
-    argv = list(sys.argv)
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and getattr(spec, "name", None):
-        exe = sys.executable
-        if exe.startswith(os.getcwd() + os.sep):
-            exe = os.path.relpath(exe)
-        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
-        return [exe, "-m", module, *argv[1:]]
-    if argv and os.path.basename(argv[0]) == "taskgen":
-        argv[0] = "taskgen"
-    return argv
-
-
-def write_command(out_dir, argv=None, extra: dict | None = None) -> Path:
-    """Record the command line that produced ``out_dir`` in ``out_dir/command.json`` (argv, a shell-quoted
-    string, working directory, UTC time, and ``extra``)."""
-    argv = list(_invocation() if argv is None else argv)
-    record = {"argv": argv, "command": shlex.join(argv), "cwd": os.getcwd(),
-              "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              **(extra or {})}
-    return write_json(Path(out_dir) / COMMAND_FILE, record)
 
 
 # ------------------------------------------------------------------------------------ per-unit files, resume
@@ -163,8 +91,6 @@ def baseline_cache_path() -> Path:
 
 
 def _cache_schema():
-    import pyarrow as pa
-
     return pa.schema([pa.field("task_id", pa.string()), pa.field("optimizer", pa.string()),
                       pa.field("run_key", pa.string()), pa.field("trial", pa.int64()), pa.field("seed", pa.int64()),
                       pa.field("hparams", pa.string()), pa.field("record", pa.string())])
@@ -177,8 +103,6 @@ def _hp_json(hp) -> str:
 def read_baseline_cache(path=None) -> dict:
     """``{(task_id, optimizer, run_key): {(trial, seed): (hparams_json, record)}}`` of the table at ``path``
     (empty when there is none, or with a warning when it is unreadable)."""
-    import pyarrow as pa
-
     path = Path(path) if path is not None else baseline_cache_path()
     if not path.is_file():
         return {}
@@ -237,10 +161,6 @@ def _locked(path: Path):
 
 
 def _merge_into_cache(records, path: Path) -> Path:
-    import pyarrow as pa
-
-    from taskgen.specfile import atomic_write_bytes
-
     merged = read_baseline_cache(path)
     for tid, opt, key, rec in records:
         merged.setdefault((tid, opt, key), {})[(int(rec["trial"]), int(rec["seed"]))] = (

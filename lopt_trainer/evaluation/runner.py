@@ -2,8 +2,8 @@
 
 :func:`evaluate_theta` loads θ and chooses the tasks (:mod:`~.tasks`); :func:`run_evaluation` plans the missing
 runs from the stored records (:mod:`~.records`: the output folder, then the baseline cache), computes them as
-units in process or on Ray (:mod:`~.runs`), storing each as soon as it finishes, and :func:`finalize` turns the
-records into the results table and summary (:mod:`~.scoring`) and the box plots (:mod:`~.plots`).
+units (:mod:`~.compute`) in process or on Ray (:mod:`~.backends`), storing each as soon as it finishes, and
+:func:`finalize` turns the records into the results table and summary (:mod:`~.scoring`) and the box plots (:mod:`~.plots`).
 
 Output folder ``OUT``::
 
@@ -20,14 +20,23 @@ runs already stored for the same settings (and θ) are not redone.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from lopt_trainer.common.run_files import write_json
+from lopt_trainer.common.task_pool import load_pool
+from lopt_trainer.evaluation.backends import make_backend
+from lopt_trainer.evaluation.plots import improvement_boxplot
 from lopt_trainer.evaluation.records import (RUNS_DIR, add_to_baseline_cache, cached_baselines, load_records,
-                                             load_timing, read_baseline_cache, save_records, write_json)
-from lopt_trainer.evaluation.runs import LOPT, EvalSettings, RunUnit, make_backend
-from lopt_trainer.evaluation.tasks import EvalTask, load_pool, select_tasks
+                                             load_timing, read_baseline_cache, save_records)
+from lopt_trainer.evaluation.scoring import build_rows, row_names, rows_to_table, summarize_table, table_bytes
+from lopt_trainer.evaluation.settings import LOPT, EvalSettings, RunUnit
+from lopt_trainer.evaluation.tasks import EvalTask, select_tasks
+from lopt_trainer.theta.load import load_theta, theta_digest
+from taskgen.jax_cache import enable_compilation_cache
+from taskgen.specfile import atomic_write_bytes
 
 EVAL_FILE = "eval.json"
 RESULTS_FILE = "results.arrow"
@@ -43,7 +52,8 @@ def evaluate_theta(theta_path, out_dir, *, suite=None, manifest=None, n_tasks: i
                    max_params: int | None = 20_000, max_flops: int | None = 5_000_000, filters=None,
                    settings: EvalSettings | None = None, workers: int = 0, resume: bool = False,
                    progress: bool = True) -> dict:
-    """Load θ from ``theta_path`` (.npz or a meta-training run), choose the task set and run the evaluation.
+    """Load θ from ``theta_path`` (any name :func:`~lopt_trainer.theta.load.load_theta` takes), choose the task
+    set and run the evaluation.
 
     Returns the summary (also in ``out_dir/eval_summary.json``).
     """
@@ -67,8 +77,6 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
     :func:`~lopt_trainer.evaluation.records.baseline_cache_path`, or ``False`` for none). See the module
     docstring for the files.
     """
-    from taskgen.jax_cache import enable_compilation_cache
-
     out_dir = Path(out_dir)
     runs_dir = out_dir / RUNS_DIR
     if not resume and runs_dir.exists() and any(runs_dir.iterdir()):
@@ -92,8 +100,6 @@ def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings
         backend = backend or make_backend(workers, address)
         bar = None
         if progress:
-            from tqdm import tqdm
-
             bar = tqdm(total=len(units), desc="eval runs", unit="unit", file=sys.stderr)
         try:
             items = [(u, settings, theta if u.optimizer == LOPT else None) for u in units]
@@ -159,10 +165,6 @@ def plan_missing(task_id: str, spec_json: str, optimizer: str, n_trials: int, se
 def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | None = None,
              units_run: int = 0) -> dict:
     """Write ``results.arrow``, ``eval_summary.json``, the box plots and ``timing.json``; return the summary."""
-    from lopt_trainer.evaluation.plots import improvement_boxplot
-    from lopt_trainer.evaluation.scoring import build_rows, row_names, rows_to_table, summarize_table, table_bytes
-    from taskgen.specfile import atomic_write_bytes
-
     out_dir = Path(out_dir)
     names = row_names(settings)
     table = rows_to_table(build_rows(tasks, records, settings))
@@ -180,36 +182,3 @@ def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | Non
     if timing:
         write_json(out_dir / TIMING_FILE, timing)
     return summary
-
-
-UNTRAINED_THETAS = ("handset", "random")
-"""Names :func:`load_theta` takes besides paths: the untrained hand-set θ
-(:func:`lopt_trainer.hierarchical.init_handset`) and the random θ (:func:`lopt_trainer.hierarchical.init`), seed 0."""
-
-
-def load_theta(path):
-    """θ from a reference-layout ``.npz``, a meta-training run folder / checkpoint (no pickle), or one of
-    :data:`UNTRAINED_THETAS`."""
-    if str(path) in UNTRAINED_THETAS and not Path(path).exists():  # a file or folder of that name wins
-        import jax
-
-        from lopt_trainer import hierarchical
-
-        init = hierarchical.init_handset if str(path) == "handset" else hierarchical.init
-        return init(jax.random.PRNGKey(0))
-    from lopt_trainer.meta.trainer import load_theta as _load
-
-    return _load(path)
-
-
-def theta_digest(theta) -> str:
-    """sha256 (first 16 hex digits) of θ's leaves in tree order: identifies a θ in result files."""
-    import jax
-    import numpy as np
-
-    h = hashlib.sha256()
-    for leaf in jax.tree_util.tree_leaves(jax.device_get(theta)):
-        arr = np.asarray(leaf, np.float32)
-        h.update(str(arr.shape).encode())
-        h.update(arr.tobytes())
-    return h.hexdigest()[:16]

@@ -52,7 +52,8 @@ import math
 import numpy as np
 import pyarrow as pa
 
-from lopt_trainer.evaluation.runs import LOPT, EvalSettings
+from lopt_trainer.evaluation.settings import LOPT, EvalSettings
+from lopt_trainer.inner.selection import fill_diverged, select_global
 
 
 # ------------------------------------------------------------------------------------ metrics
@@ -202,8 +203,6 @@ def _select_final(rec) -> float:
 
 def choose_trials(tasks, records, settings: EvalSettings) -> dict:
     """``{row name: {task_id: trial}}`` for every baseline row (see the module docstring)."""
-    from lopt_trainer.selection import fill_diverged, select_global
-
     seeds = settings.seed_list()
     out = {}
     seen = [t for t in tasks if t.group == "seen"] or list(tasks)

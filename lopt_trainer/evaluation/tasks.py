@@ -14,6 +14,9 @@ import dataclasses
 
 import numpy as np
 
+from lopt_trainer.common.task_pool import filter_specs
+from taskgen import default_registry
+
 SEEN, UNSEEN = "seen", "unseen"
 
 
@@ -29,13 +32,6 @@ class EvalTask:
     def task_id(self) -> str:
         """The spec's task id."""
         return self.spec.task_id
-
-
-def load_pool(suite=None, manifest=None) -> list:
-    """Specs of a spec file (``suite``), a manifest, or the default suite when neither is given."""
-    import taskgen
-
-    return taskgen.load_specs(manifest or suite)
 
 
 def _variant(spec, registry) -> str:
@@ -68,9 +64,6 @@ def select_tasks(specs, n_tasks: int = 100, seed: int = 0, *, max_params: int | 
     this function). When one split has too few specs the other does not fill in: the set is smaller. Returns
     seen tasks first, then unseen, each in draw order.
     """
-    from lopt_trainer.meta.task_sampler import filter_specs
-    from taskgen import default_registry
-
     registry = registry or default_registry()
     other = {k: v for k, v in (filters or {}).items() if k != "split"}
     pool = filter_specs(specs, other, max_params, max_flops, registry)
@@ -88,8 +81,6 @@ def select_tasks(specs, n_tasks: int = 100, seed: int = 0, *, max_params: int | 
 
 def held_out_variants(tasks: list[EvalTask], specs) -> list[str]:
     """The variants of ``tasks`` that have no ``meta_train`` spec in ``specs``."""
-    from taskgen import default_registry
-
     registry = default_registry()
     train = {_variant(s, registry) for s in specs if s.split == "meta_train"}
     return sorted({t.variant for t in tasks if t.group == UNSEEN and t.variant not in train})

@@ -22,6 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lopt_trainer.common.run_files import write_json
+from lopt_trainer.optimizer.optax_api import optax_lopt
+from taskgen import TaskSpec, build_task, get_family
+
 DEFAULT_STARTS = ((4.0, -2.0), (-3.0, 3.0), (5.0, 1.0), (-4.0, -1.0), (2.0, -5.0), (1.0, 4.5))
 """Starting points (all off the line x = y, at various distances from the origin)."""
 
@@ -30,8 +34,6 @@ RESULT_FILE, PLOT_FILE = "implicit_reg.json", "implicit_reg.png"
 
 def line_task():
     """The noiseless ``twod/line_minimum`` task, ``f(x, y) = (x − y)²``."""
-    from taskgen import TaskSpec, build_task, get_family
-
     config = {"problem": "line_minimum", "noise_std": 0.0, "start_box": [[-5.0, 5.0], [-5.0, 5.0]]}
     return build_task(TaskSpec.create("twod", get_family("twod").version, 0, config, "meta_test"))
 
@@ -94,8 +96,6 @@ def run_implicit_reg(theta, out_dir=None, *, starts=DEFAULT_STARTS, steps: int =
     :func:`summarize`), ``mean_final_norm`` and ``trajectories`` (``[n_starts][steps + 1][2]``, subsampled to at
     most 501 points). With ``out_dir``: writes ``implicit_reg.json`` and ``implicit_reg.png`` there.
     """
-    from lopt_trainer.optax_api import optax_lopt
-
     task = line_task()
     result = {"settings": {"steps": int(steps), "adam_lr": float(adam_lr), "valid_every": int(valid_every),
                            "starts": [list(map(float, s)) for s in starts],
@@ -110,8 +110,6 @@ def run_implicit_reg(theta, out_dir=None, *, starts=DEFAULT_STARTS, steps: int =
                         "trajectories": paths[:, idx, :].astype(np.float64).tolist()}
     result["mean_projection_norm"] = float(np.mean([r["projection_norm"] for r in result["adam"]["runs"]]))
     if out_dir is not None:
-        from lopt_trainer.evaluation.records import write_json
-
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / RESULT_FILE, result)
@@ -121,7 +119,7 @@ def run_implicit_reg(theta, out_dir=None, *, starts=DEFAULT_STARTS, steps: int =
 
 def plot_implicit_reg(result: dict, path) -> Path:
     """Trajectories of both optimizers over the contours of ``(x − y)²``, the line of minima and the origin."""
-    import matplotlib
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

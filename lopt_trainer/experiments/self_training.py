@@ -14,9 +14,17 @@ takes any :class:`~lopt_trainer.meta.config.MetaTrainConfig` field).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+
+import taskgen
+from lopt_trainer.common.run_files import write_json
+from lopt_trainer.common.task_pool import filter_specs, load_pool
+from lopt_trainer.meta.config import MetaTrainConfig
+from lopt_trainer.meta.metrics import read_metrics
+from lopt_trainer.meta.trainer import meta_train
 
 RESULT_FILE, PLOT_FILE = "self_training.json", "self_training.png"
 DEFAULT_ADAM_LRS = (3e-4, 1e-3)
@@ -38,8 +46,6 @@ def run_name(outer: str, lr: float | None = None) -> str:
 def default_specs():
     """Specs of the default suite; if it is not installed, 64 quadratics generated with seed 0 (documented
     fallback so the experiment runs on a bare checkout)."""
-    import taskgen
-
     path = taskgen.default_suite_path()
     if path.exists():
         return taskgen.load_specs(path)
@@ -55,12 +61,6 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
     ``suite`` / ``manifest`` choose the task pool (default: :func:`default_specs`). Returns the summary dict
     (per run: outer optimizer, learning rate, steps, first/last-10% mean meta-loss).
     """
-    import dataclasses
-
-    from lopt_trainer.meta.config import MetaTrainConfig
-    from lopt_trainer.meta.task_sampler import filter_specs
-    from lopt_trainer.meta.trainer import meta_train
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {**DEFAULT_META, **(overrides or {}), "seed": int(seed)}
@@ -69,8 +69,6 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
     base = MetaTrainConfig.from_dict(settings)
     if specs is None:
         if suite or manifest:
-            from lopt_trainer.evaluation.tasks import load_pool
-
             specs = load_pool(suite, manifest)
         else:
             specs = default_specs()
@@ -85,8 +83,6 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
         run_dir = out_dir / run_name(outer, lr)
         meta_train(cfg, run_dir, resume=resume, specs=train_specs, eval_specs=[], progress=progress)
         summary["runs"].append(run_summary(run_dir, outer, lr))
-    from lopt_trainer.evaluation.records import write_json
-
     write_json(out_dir / RESULT_FILE, summary)
     plot_self_training(out_dir, summary, out_dir / PLOT_FILE)
     return summary
@@ -94,8 +90,6 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
 
 def meta_loss_series(run_dir) -> tuple[np.ndarray, np.ndarray]:
     """``(outer steps, meta-losses)`` of a run's ``metrics.jsonl`` (step records only)."""
-    from lopt_trainer.meta.metrics import read_metrics
-
     pts = [(r["step"], r["meta_loss"]) for r in read_metrics(run_dir)
            if r.get("kind") == "step" and r.get("meta_loss") is not None]
     return np.asarray([p[0] for p in pts], np.int64), np.asarray([p[1] for p in pts], np.float64)
@@ -121,7 +115,7 @@ def plot_self_training(out_dir, summary: dict, path) -> Path:
     """Left: the three meta-loss curves (raw, faint; running mean, solid). Right: each run's meta-loss minus the
     mean of the runs at the same step — the runs share seed, task draws and perturbations, so this paired
     difference removes the task-to-task noise that dominates short runs."""
-    import matplotlib
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,27 +1,29 @@
 """Meta-training of learned optimizers: truncated PES/ES over the task suite, with exact resume and Ray.
 
-Modules (one job each):
+Modules (one job each), from the run loop down:
 
-* :mod:`~lopt_trainer.meta.protocol` — the learned-optimizer protocol (:class:`LearnedOptimizer`) and the
-  hierarchical optimizer adapter.
-* :mod:`~lopt_trainer.meta.truncation` — inner-problem state, horizons, offsets, resets, one truncated unroll.
-* :mod:`~lopt_trainer.meta.estimators` — antithetic PES (default) and ES over vmapped slots.
-* :mod:`~lopt_trainer.meta.task_sampler` — filtering specs, grouping by compiled shape, drawing tasks.
-* :mod:`~lopt_trainer.meta.work` — one estimator's share of an outer step (shared by local and Ray runs).
-* :mod:`~lopt_trainer.meta.trainer` — the outer loop (:func:`meta_train`).
-* :mod:`~lopt_trainer.meta.checkpoint`, :mod:`~lopt_trainer.meta.metrics`, :mod:`~lopt_trainer.meta.evaluation`.
-* :mod:`~lopt_trainer.meta.ray_backend` — gradient workers as Ray actors (Ray imported lazily).
-* ``taskgen lopt meta-train`` and ``taskgen lopt plot`` are declared in :mod:`lopt_trainer.cli`.
+* :mod:`~.trainer` — :func:`meta_train`: the run, read top to bottom, and the cadences between steps.
+* :mod:`~.config` — :class:`MetaTrainConfig`, :func:`~.config.resolve_config` (defaults < file < ``--set`` <
+  flags) and the narrow settings each part receives (:meth:`MetaTrainConfig.split`).
+* :mod:`~.resume` — what ``--resume`` may change; :mod:`~.state` — the state, fresh, restored, saved.
+* :mod:`~.outer` — one outer step and the outer optimizer; :mod:`~.plan` — which tasks each estimator runs.
+* :mod:`~.work` — one estimator's share of a step (shared by local and Ray runs); :mod:`~.ray_pool` — Ray actors.
+* :mod:`~.estimators` — antithetic PES (default) and ES; :mod:`~.truncation` — one truncated unroll.
+* :mod:`~.task_sampler` — grouping specs by compiled shape, drawing tasks.
+* :mod:`~.run_panel`, :mod:`~.held_out`, :mod:`~.metrics` — how a run is watched; :mod:`~.export` — shipping θ.
 """
 
-from lopt_trainer.meta.config import MetaTrainConfig, load_config
+from lopt_trainer.meta.config import MetaTrainConfig, load_config, resolve_config
 from lopt_trainer.meta.estimators import EstimatorSettings, EstimatorState, estimate, init_estimator_state
-from lopt_trainer.meta.protocol import LearnedOptimizer, hierarchical_lopt, resolve_lopt
-from lopt_trainer.meta.trainer import RunResult, build_outer_optimizer, meta_train, theta_bytes
+from lopt_trainer.meta.outer import build_outer_optimizer
+from lopt_trainer.meta.trainer import RunResult, meta_train
 from lopt_trainer.meta.truncation import HorizonSchedule, ProblemState, TaskFns, UnrollSettings
+from lopt_trainer.optimizer.protocol import LearnedOptimizer, hierarchical_lopt, resolve_lopt
+from lopt_trainer.theta.load import theta_bytes
 
 __all__ = [
     "EstimatorSettings", "EstimatorState", "HorizonSchedule", "LearnedOptimizer", "MetaTrainConfig",
     "ProblemState", "RunResult", "TaskFns", "UnrollSettings", "build_outer_optimizer", "estimate",
-    "hierarchical_lopt", "init_estimator_state", "load_config", "meta_train", "resolve_lopt", "theta_bytes",
+    "hierarchical_lopt", "init_estimator_state", "load_config", "meta_train", "resolve_config", "resolve_lopt",
+    "theta_bytes",
 ]

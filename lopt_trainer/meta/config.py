@@ -1,15 +1,21 @@
-"""Every setting of a meta-training run, as one JSON-able dataclass (written to ``RUN/config.json``).
+"""Every setting of a meta-training run, as one JSON-able dataclass (written to ``RUN/config.json``), and the
+narrow settings objects the run passes down.
 
-Load one from JSON or TOML with :func:`load_config`; unknown keys are errors (so typos do not pass silently).
+The settings of a run are assembled once, here: built-in defaults < a config file < ``--set key=value`` < flags
+(:func:`resolve_config`; unknown keys and values of the wrong type are errors naming the setting, so typos do not
+pass silently). :meth:`MetaTrainConfig.split` then turns the flat config into one small frozen object per part of
+the run (:class:`RunSettings`), and each function of :mod:`lopt_trainer.meta` receives only the part it uses.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
+from lopt_trainer.evaluation.panel import PanelSettings
 from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
 
@@ -33,11 +39,11 @@ class MetaTrainConfig:
     ``loss_clip`` [20.0; the cap of a step's meta-loss, and the score of a diverged step], ``valid_every``
     [10; 0 = never feed validation losses], ``valid_split`` ["inner_valid"].
     Outer optimizer: ``outer_opt`` ["adam" | "sgd" | "lopt:PATH" (a θ checkpoint/npz used through
-    ``lopt_trainer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
+    ``lopt_trainer.optimizer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
     ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
     ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments].
     Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
-    one does), else "random" | "handset": the θ of :func:`lopt_trainer.hierarchical.init_handset`, an untrained
+    one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an untrained
     optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
     "random"].
     Quality panel: ``panel_every`` [0 = never; outer steps between evaluations of θ on the fixed panel of held-out
@@ -109,6 +115,25 @@ class MetaTrainConfig:
         return HorizonSchedule(self.horizon, int(self.horizon_min), int(self.horizon_max),
                                self.horizon_final_min, self.horizon_final_max, int(self.horizon_anneal_steps))
 
+    def split(self) -> "RunSettings":
+        """The narrow settings of each part of the run (see :class:`RunSettings`)."""
+        seed = int(self.seed)
+        return RunSettings(
+            tasks=TaskSource(self.manifest, self.suite, dict(self.filters), self.max_params, self.max_flops,
+                             tuple(self.plugins), int(self.eval_tasks), seed),
+            worker=WorkerSettings(self.lopt, self.estimator_settings(), seed, tuple(self.plugins),
+                                  self.compilation_cache),
+            plan=PlanSettings(int(self.num_groups), int(self.tasks_per_group), int(self.resample_every),
+                              self.horizon_schedule(), bool(self.random_offsets), seed),
+            outer=OuterSettings(self.outer_opt, float(self.outer_lr), float(self.outer_clip),
+                                float(self.outer_clip_value), int(self.outer_warmup)),
+            init=InitSettings(self.theta_init, self.init_theta, seed),
+            cadence=Cadence(int(self.steps), int(self.checkpoint_every), int(self.eval_every),
+                            int(self.eval_steps), int(self.panel_every)),
+            panel=PanelSettings.from_dict(self.panel) if self.panel_every > 0 else None,
+            pool=PoolSettings(int(self.workers), self.address, bool(self.pin_workers)),
+            config_json=self.to_json())
+
     def to_dict(self) -> dict:
         """All settings as a JSON-able dict."""
         return dataclasses.asdict(self)
@@ -131,12 +156,134 @@ class MetaTrainConfig:
         return cfg
 
 
+# ------------------------------------------------------------------------------------ the narrow settings
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSource:
+    """Which specs a run trains on (``manifest`` or ``suite``, ``filters``, cost limits, ``plugins`` to import
+    first) and how many fixed held-out tasks it evaluates (``eval_tasks``, drawn with ``seed``)."""
+
+    manifest: str | None
+    suite: str | None
+    filters: dict
+    max_params: int | None
+    max_flops: int | None
+    plugins: tuple
+    eval_tasks: int
+    seed: int
+
+    @property
+    def path(self) -> str | None:
+        """The spec file or manifest (None: the default suite)."""
+        return self.manifest or self.suite
+
+    def describe(self) -> str:
+        """The source as a message names it."""
+        return self.path or "the default suite"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSettings:
+    """What computing an estimator's work needs (in process or in a Ray worker): the learned optimizer's name,
+    the estimator settings, the run's seed, user modules to import and the compilation cache setting."""
+
+    lopt: str
+    estimator: EstimatorSettings
+    seed: int
+    plugins: tuple = ()
+    compilation_cache: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-able form (sent to Ray workers)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorkerSettings":
+        """Inverse of :meth:`to_dict`."""
+        est = d["estimator"]
+        estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]))
+        return cls(d["lopt"], estimator, int(d["seed"]), tuple(d["plugins"]), d["compilation_cache"])
+
+
+@dataclasses.dataclass(frozen=True)
+class PlanSettings:
+    """How estimators hold tasks: ``num_groups`` estimators of ``tasks_per_group`` slots, groups redrawn after
+    ``resample_every`` outer steps, horizons from ``horizons`` (with random initial offsets), draws from ``seed``."""
+
+    num_groups: int
+    tasks_per_group: int
+    resample_every: int
+    horizons: HorizonSchedule
+    random_offsets: bool
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class OuterSettings:
+    """The outer optimizer: ``name`` ("adam", "sgd" or "lopt:PATH"), learning rate, global-norm clip,
+    element-wise clip and warm-up steps (0 = none for each)."""
+
+    name: str
+    lr: float
+    clip: float
+    clip_value: float
+    warmup: int
+
+
+@dataclasses.dataclass(frozen=True)
+class InitSettings:
+    """Where θ starts: ``theta_init`` ("auto", "handset" or "random") from ``seed``, or the θ at ``init_theta``."""
+
+    theta_init: str
+    init_theta: str | None
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Cadence:
+    """How long the run goes (``steps``) and every how many outer steps it checkpoints, evaluates its held-out
+    tasks (``eval_steps`` inner steps each) and scores θ on the panel (0 = never)."""
+
+    steps: int
+    checkpoint_every: int
+    eval_every: int
+    eval_steps: int
+    panel_every: int
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolSettings:
+    """Ray gradient workers: how many (0 = in process), the cluster (None = a local one) and core pinning."""
+
+    workers: int
+    address: str | None
+    pin: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """A run's settings, one narrow object per part (:meth:`MetaTrainConfig.split`); ``config_json`` is the
+    full config as stored in ``RUN/config.json`` and in checkpoints."""
+
+    tasks: TaskSource
+    worker: WorkerSettings
+    plan: PlanSettings
+    outer: OuterSettings
+    init: InitSettings
+    cadence: Cadence
+    panel: PanelSettings | None
+    pool: PoolSettings
+    config_json: str
+
+
+# ------------------------------------------------------------------------------------ reading settings
+
+
 def read_config_dict(path) -> dict:
     """The settings a config file (``.json`` or ``.toml``) sets, as a dict (not yet validated)."""
     path = Path(path)
     if path.suffix == ".toml":
-        import tomllib
-
         return tomllib.loads(path.read_text())
     return json.loads(path.read_text())
 
@@ -144,3 +291,37 @@ def read_config_dict(path) -> dict:
 def load_config(path) -> MetaTrainConfig:
     """Read a config file (``.json`` or ``.toml``)."""
     return MetaTrainConfig.from_dict(read_config_dict(path))
+
+
+def parse_sets(items) -> dict:
+    """``["sigma=0.03", "filters={\"family\": [\"mlp\"]}"]`` → ``{"sigma": 0.03, "filters": {...}}``: each
+    value parsed as JSON, else kept as text; ``ValueError`` for an item without ``=``."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r} must look like key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def resolve_config(config_file=None, sets=(), flags: dict | None = None) -> tuple[MetaTrainConfig, set]:
+    """The config of a run from its three sources, in rising precedence: the file ``config_file`` (``.json`` /
+    ``.toml``, or None), the ``--set`` items ``sets`` (see :func:`parse_sets`) and ``flags`` (setting → value;
+    None values are not given; ``plugins`` add to the file's). Returns ``(config, the names the user gave)``: a
+    resumed run checks exactly those against its stored settings. ``ValueError`` / ``TypeError`` name a bad key
+    or value."""
+    cfg = load_config(config_file).to_dict() if config_file else MetaTrainConfig().to_dict()
+    given = set(read_config_dict(config_file)) if config_file else set()
+    overrides = parse_sets(sets)
+    cfg.update(overrides)
+    given.update(overrides)
+    for key, value in (flags or {}).items():
+        if value is None or value == () or value == []:
+            continue
+        cfg[key] = list(cfg.get("plugins") or []) + list(value) if key == "plugins" else value
+        given.add(key)
+    return MetaTrainConfig.from_dict(cfg), given

@@ -37,7 +37,7 @@ from jax.flatten_util import ravel_pytree
 
 from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings, fresh_problem, problem_from_params,
                                          tree_where, unroll)
-from lopt_trainer.program_cache import ProgramCache
+from lopt_trainer.common.program_cache import ProgramCache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +166,7 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
 
 
 MAX_PROGRAMS = 40
-"""Compiled estimator programs kept in memory (:mod:`lopt_trainer.program_cache`). Each group of tasks needs two,
+"""Compiled estimator programs kept in memory (:mod:`lopt_trainer.common.program_cache`). Each group of tasks needs two,
 so 40 holds the 16 estimators of the pretraining recipe with room for their next draws (each program maps ~1,000
 memory regions; the kernel allows 65,530 per process). Unbounded, the pretraining run died after ~45 groups
 (LLVM: "Cannot allocate memory", then a segfault). An evicted program that comes back is reloaded from the
@@ -181,7 +181,7 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling).
 
     A new group's two programs compile at the same time: the draws in the background
-    (:meth:`~lopt_trainer.program_cache.ProgramCache.prefetch`), the estimator here, from the draws' output shapes.
+    (:meth:`~lopt_trainer.common.program_cache.ProgramCache.prefetch`), the estimator here, from the draws' output shapes.
     ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))

@@ -12,27 +12,17 @@ task ``mean_loss``, ``final_loss``, ``test_loss``, all normalised) or ``"panel"`
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from lopt_trainer.common.run_files import append_jsonl
+from taskgen.specfile import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def append_metrics(run_dir, record: dict) -> None:
     """Append one record (non-finite floats become null) and flush."""
-    path = Path(run_dir) / METRICS_FILE
-    with open(path, "a") as f:
-        f.write(json.dumps(_clean(record), sort_keys=True) + "\n")
+    append_jsonl(Path(run_dir) / METRICS_FILE, record)
 
 
 def read_metrics(run_dir) -> list[dict]:
@@ -52,8 +42,6 @@ def read_metrics(run_dir) -> list[dict]:
 def truncate_metrics(run_dir, step: int) -> None:
     """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint); a panel record of
     θ after exactly ``step`` outer steps is kept (it scored the checkpointed θ)."""
-    from taskgen.specfile import atomic_write_bytes
-
     records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step
                or (r.get("kind") == "panel" and r.get("step") == step)]
     atomic_write_bytes(Path(run_dir) / METRICS_FILE,
@@ -68,7 +56,7 @@ def _series(records, kind, key):
 def plot_run(run_dir, out_dir=None) -> list[Path]:
     """Write ``meta_loss.png``, ``grad_norm.png``, ``throughput.png`` and (if any) ``eval.png`` and ``panel.png``
     (the quality panel's score and win fractions over outer steps); returns paths."""
-    import matplotlib
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

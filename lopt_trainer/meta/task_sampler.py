@@ -1,8 +1,6 @@
 """Filtered specs → groups of one compiled shape → tasks for estimator slots.
 
-* :func:`parse_filters` / :func:`filter_specs`: ``family=quadratic``, ``split=meta_train``, ``dataset=…``,
-  ``variant=…``, ``task_id=…`` (repeat a column to allow several values) plus ``max_params`` / ``max_flops``
-  from the family's analytic cost.
+* The pool comes filtered (:mod:`lopt_trainer.common.task_pool`).
 * Groups: specs whose family exposes ``static_key(config)`` are grouped by it (equal keys share compiled code);
   a group is drawn by family first (uniformly), then by spec within the family.
   For other families the task is built to read its ``static_key`` when the family has at most ``build_limit``
@@ -20,13 +18,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-FILTER_COLUMNS = ("family", "split", "dataset", "variant", "task_id")
+from taskgen import build_task, default_registry
 
 _PURPOSES = {"group": 1, "slot": 2, "horizon": 3, "eval": 4}
 
@@ -36,55 +34,9 @@ def rng_for(seed: int, step: int, purpose: str, index: int = 0) -> np.random.Gen
     return np.random.default_rng([int(seed), int(step), _PURPOSES[purpose], int(index)])
 
 
-def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
-    """``["family=mlp", "family=quadratic", "split=meta_train"]`` → ``{"family": [...], "split": [...]}``."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"filter {item!r} must look like column=value")
-        col, value = item.split("=", 1)
-        col = col.strip()
-        if col not in FILTER_COLUMNS:
-            raise ValueError(f"unknown filter column {col!r}; use one of {list(FILTER_COLUMNS)}")
-        out.setdefault(col, []).append(value.strip())
-    return out
-
-
-def _column(spec, col: str, registry) -> str:
-    if col in ("family", "split", "task_id"):
-        return getattr(spec, col)
-    family = registry.get(spec.family)
-    if col == "variant":
-        return family.variant(spec.config)
-    return family.describe(spec.config).get("dataset", "")
-
-
-def filter_specs(specs: Sequence, filters: Mapping[str, Sequence[str]] | None = None,
-                 max_params: int | None = None, max_flops: int | None = None, registry=None) -> list:
-    """The specs matching every filter (values of one column are alternatives), in their input order."""
-    from taskgen import default_registry
-
-    registry = registry or default_registry()
-    filters = {k: set(v) for k, v in (filters or {}).items() if v}
-    out = []
-    for spec in specs:
-        if any(_column(spec, col, registry) not in allowed for col, allowed in filters.items()):
-            continue
-        if max_params is not None or max_flops is not None:
-            cost = registry.get(spec.family).cost(spec.config)
-            if max_params is not None and cost.params > max_params:
-                continue
-            if max_flops is not None and cost.flops_per_step > max_flops:
-                continue
-        out.append(spec)
-    return out
-
-
 def group_key(spec, registry=None, task=None) -> str:
     """The grouping key of a spec: ``family.static_key(config)`` when the family has one, else the built
     ``task.static_key`` when ``task`` is given, else its task id."""
-    from taskgen import default_registry
-
     family = (registry or default_registry()).get(spec.family)
     fn = getattr(family, "static_key", None)
     if callable(fn):
@@ -132,15 +84,11 @@ class TaskSampler:
                  build_limit: int = 64):
         if not specs:
             raise ValueError("no task specs left after filtering; loosen the filters")
-        from taskgen import build_task
-
         self.specs = sorted(specs, key=lambda s: s.task_id)
         self.by_id = {s.task_id: s for s in self.specs}
         self.builder = builder or build_task
         self._cache: collections.OrderedDict = collections.OrderedDict()
         self._cache_size = cache_size
-        from taskgen import default_registry
-
         registry = registry or default_registry()
         per_family = collections.Counter(s.family for s in self.specs)
         groups: dict[str, list[str]] = {}

@@ -13,10 +13,11 @@ import importlib
 import jax
 import numpy as np
 
+from lopt_trainer.meta.config import WorkerSettings
 from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state, run_estimator
-from lopt_trainer.meta.protocol import resolve_lopt
 from lopt_trainer.meta.task_sampler import TaskSampler, slot_data
 from lopt_trainer.meta.truncation import TaskFns
+from lopt_trainer.optimizer.protocol import resolve_lopt
 
 
 @dataclasses.dataclass
@@ -72,11 +73,11 @@ def import_plugins(modules) -> None:
         importlib.import_module(name)
 
 
-def make_context(config, specs) -> WorkerContext:
-    """A :class:`WorkerContext` for a config and the (already filtered) training specs."""
-    import_plugins(config.plugins)
-    return WorkerContext(TaskSampler(specs), resolve_lopt(config.lopt), config.estimator_settings(),
-                         int(config.seed))
+def make_context(worker: WorkerSettings, specs) -> WorkerContext:
+    """A :class:`WorkerContext` for a run's worker settings and its (already filtered) training specs; imports
+    the settings' plugins first. ``ValueError`` when ``specs`` is empty."""
+    import_plugins(worker.plugins)
+    return WorkerContext(TaskSampler(specs), resolve_lopt(worker.lopt), worker.estimator, int(worker.seed))
 
 
 def work_keys(seed: int, step: int, index: int, n: int):

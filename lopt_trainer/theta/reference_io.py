@@ -10,17 +10,17 @@ same θ always gives the same file bytes).
 
 from __future__ import annotations
 
-import os
-from taskgen.specfile import atomic_write_bytes
 import io
+import os
 import zipfile
 
 import jax.numpy as jnp
 import numpy as np
 
 from lopt_trainer.errors import ThetaFileError
-from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig
-from lopt_trainer.theta_check import check_finite
+from lopt_trainer.optimizer.hierarchical import DEFAULT_CONFIG, LOptConfig
+from lopt_trainer.theta.check import check_finite
+from taskgen.specfile import atomic_write_bytes
 
 _MLP_PREFIX = "ffmod_params/mlp/~/linear_"
 

@@ -21,7 +21,10 @@ import math
 import shutil
 from pathlib import Path
 
-from lopt_trainer.evaluation.records import COMMAND_FILE, read_json
+from lopt_trainer.common.run_files import COMMAND_FILE, read_json
+from lopt_trainer.evaluation.scoring import label
+from lopt_trainer.meta.metrics import plot_run, read_metrics
+from taskgen.specfile import atomic_write_bytes
 
 REPORT_FILE, ASSETS_DIR = "report.html", "report_files"
 MAX_DEPTH = 3
@@ -141,8 +144,6 @@ def _missing(what: str) -> str:
 
 def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
     """Meta-training curves and a table of each run."""
-    from lopt_trainer.meta.metrics import plot_run, read_metrics
-
     if not dirs:
         return "<h2>Meta-training</h2>" + _missing("meta-training")
     out = ["<h2>Meta-training</h2>"]
@@ -169,8 +170,6 @@ def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
 
 def section_eval(root: Path, dirs, assets: _Assets) -> str:
     """Box plots and the summary table of each evaluation."""
-    from lopt_trainer.evaluation.scoring import label
-
     if not dirs:
         return "<h2>Evaluation</h2>" + _missing("evaluation")
     out = ["<h2>Evaluation: learned optimizer vs baselines</h2>",
@@ -255,8 +254,6 @@ def write_report(root, out=None) -> Path:
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Report: {_esc(root.name)}</title>"
             f"<style>{_CSS}</style></head><body><h1>Learned-optimizer report: {_esc(root.name)}</h1>"
             f'<p class="note">folder {_esc(root)}</p>{top}' + "\n".join(body) + "</body></html>\n")
-    from taskgen.specfile import atomic_write_bytes
-
     path = Path(out) if out else root / REPORT_FILE
     atomic_write_bytes(path, page.encode("utf-8"))
     return path

@@ -20,6 +20,8 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from lopt_trainer.optimizer import hierarchical
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LearnedOptimizer:
@@ -40,43 +42,31 @@ class LearnedOptimizer:
 
 
 def _hier_init_state(config, theta, params, key):
-    from lopt_trainer import hierarchical
-
     del key
     return hierarchical.init_state(theta, params, config)
 
 
 def _hier_update(config, theta, grads, state, params, loss, key):
-    from lopt_trainer import hierarchical
-
     del key
     return hierarchical.update(theta, grads, state, params, loss, config)
 
 
 def _hier_observe(config, state, valid_loss):
-    from lopt_trainer import hierarchical
-
     return hierarchical.observe_validation(state, valid_loss, config)
 
 
 def _hier_init(config, key):
-    from lopt_trainer import hierarchical
-
     return hierarchical.init(key, config)
 
 
 def _hier_init_handset(config, key):
-    from lopt_trainer import hierarchical
-
     return hierarchical.init_handset(key, config)
 
 
 @functools.lru_cache(maxsize=None)
 def hierarchical_lopt(config=None) -> LearnedOptimizer:
-    """The hierarchical optimizer of :mod:`lopt_trainer.hierarchical` (``config``: a ``LOptConfig``; default
+    """The hierarchical optimizer of :mod:`lopt_trainer.optimizer.hierarchical` (``config``: a ``LOptConfig``; default
     sizes when ``None``). Cached: equal configs give the same object."""
-    from lopt_trainer import hierarchical
-
     config = config or hierarchical.DEFAULT_CONFIG
     return LearnedOptimizer(
         name="hierarchical",

@@ -1,4 +1,4 @@
-"""Gradient workers as Ray actors (Ray is an optional extra, imported only here and only when used).
+"""Gradient workers as Ray actors: :class:`RayGradientPool` (Ray is imported only here and only when used).
 
 The learner plans every estimator's :class:`~lopt_trainer.meta.work.Work`, ships θ (once per step, through the
 object store) and each estimator's state to a worker (round robin), and averages what comes back — synchronous
@@ -10,7 +10,7 @@ completes with the gradients that did arrive (``estimators_ok`` in the metrics s
 estimators keep their previous state.
 
 Network and security: without ``address`` a new *local* cluster is started (whatever ``RAY_ADDRESS`` says) with
-the dashboard off and every service bound to the loopback interface (:func:`lopt_trainer.ray_local.init_ray`).
+the dashboard off and every service bound to the loopback interface (:func:`lopt_trainer.common.ray_local.init_ray`).
 Ray itself has no authentication by default (anyone who can reach a cluster's ports can run code on it), and a
 cluster started with ``ray start --head`` listens on all interfaces unless given ``--node-ip-address`` (and, for
 the client server, ``--ray-client-server-port`` behind a firewall). To use an existing cluster pass
@@ -25,36 +25,34 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from lopt_trainer.common.ray_local import init_ray
+from lopt_trainer.meta.config import WorkerSettings
+from lopt_trainer.meta.work import Work, compute_work, make_context
+from taskgen import TaskSpec
+from taskgen.jax_cache import enable_compilation_cache
 
 
 class GradientWorker:
-    """One gradient worker (wrapped with ``ray.remote`` by :class:`RayBackend`).
+    """One gradient worker (wrapped with ``ray.remote`` by :class:`RayGradientPool`), made from the run's
+    :class:`~lopt_trainer.meta.config.WorkerSettings` as JSON and the training specs' JSON.
 
-    ``core``: pin the process to this CPU (``os.sched_setaffinity``) before JAX starts its threads.
+    ``core``: pin the process to this CPU (``os.sched_setaffinity``) before JAX starts its threads (its CPU
+    backend starts them at the first computation, not at import).
     """
 
-    def __init__(self, config_json: str, spec_jsons: list, core: int | None = None):
+    def __init__(self, worker_json: str, spec_jsons: list, core: int | None = None):
         if core is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(0, {core})
-        from lopt_trainer.meta.config import MetaTrainConfig
-        from lopt_trainer.meta.work import import_plugins, make_context
-        from taskgen import TaskSpec
-
-        config = MetaTrainConfig.from_dict(json.loads(config_json))
-        import_plugins(config.plugins)
-        if config.compilation_cache != "":
-            from taskgen.jax_cache import enable_compilation_cache
-
-            enable_compilation_cache(config.compilation_cache or None)
-        self.ctx = make_context(config, [TaskSpec.from_json(s) for s in spec_jsons])
+        worker = WorkerSettings.from_dict(json.loads(worker_json))
+        if worker.compilation_cache != "":
+            enable_compilation_cache(worker.compilation_cache or None)
+        self.ctx = make_context(worker, [TaskSpec.from_json(s) for s in spec_jsons])
 
     def compute(self, theta, work: dict, state):
         """``(grad, state, stats, compile_seconds)`` of one work item, as NumPy trees."""
-        import jax.numpy as jnp
-
-        from lopt_trainer.meta.work import Work, compute_work
-
         theta = jax.tree_util.tree_map(jnp.asarray, theta)
         out = compute_work(self.ctx, theta, state, Work(**work))
         return jax.device_get(out)
@@ -69,17 +67,19 @@ def _work_dict(work) -> dict:
             "task_ids": list(work.task_ids), "reset": np.asarray(work.reset), "horizons": np.asarray(work.horizons)}
 
 
-class RayBackend:
-    """``num_workers`` gradient actors on a local cluster (default) or the cluster at ``address``.
+class RayGradientPool:
+    """``num_workers`` gradient actors on a local cluster (default) or the cluster at ``address``, each made from
+    ``worker`` (the run's :class:`~lopt_trainer.meta.config.WorkerSettings`) and the training ``specs``.
 
     ``pin``: pin worker ``i`` to core ``i mod cores`` and give each one XLA thread (local clusters).
     """
 
-    def __init__(self, config, specs, num_workers: int, address: str | None = None, pin: bool = False):
-        import ray
+    def __init__(self, worker: WorkerSettings, specs, num_workers: int, address: str | None = None,
+                 pin: bool = False):
+        import ray  # optional heavy dependency: imported only when a pool is made
 
         self.ray = ray
-        self.config_json = json.dumps(config.to_dict())
+        self.worker_json = json.dumps(worker.to_dict())
         self.spec_jsons = [s.to_json() for s in specs]
         self.pin = pin
         paths = [p for p in dict.fromkeys([os.getcwd(), *sys.path]) if p and os.path.isdir(p)]
@@ -87,8 +87,6 @@ class RayBackend:
         if pin:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         if not ray.is_initialized():
-            from lopt_trainer.ray_local import init_ray
-
             init_ray(num_workers, address, env)
             self._owns_ray = True
         else:
@@ -99,7 +97,7 @@ class RayBackend:
 
     def _spawn(self, i: int):
         core = i % (os.cpu_count() or 1) if self.pin else None
-        return self.remote_cls.remote(self.config_json, self.spec_jsons, core)
+        return self.remote_cls.remote(self.worker_json, self.spec_jsons, core)
 
     def compute(self, theta, items):
         """Results for ``[(work, state), ...]`` in order; ``None`` for items whose worker died (replaced)."""

@@ -8,7 +8,7 @@ Three baselines, each a family of trials (one hyperparameter dict per trial):
 * **Adam8p** (``"adam8p"``): TaskSet's 8-hyperparameter Adam (lr, β1, β2, ε, linear decay, exponential decay,
   L1, L2) by random search over TaskSet's ranges; see :func:`adam8p` and :func:`sample_adam8p`.
 * **opt_list** (``"opt_list"``): NAdamW with the first N of TaskSet's ordered 1000 configurations; see
-  :func:`nadamw`, :func:`cosine_warmup_schedule` and :mod:`lopt_trainer.opt_list`.
+  :func:`nadamw`, :func:`cosine_warmup_schedule` and :mod:`lopt_trainer.inner.opt_list`.
 
 Plus ``"adam"``: plain Adam at one learning rate (``{"learning_rate": lr}``).
 
@@ -27,7 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lopt_trainer import opt_list as _opt_list
+from lopt_trainer.inner import opt_list as _opt_list
+from lopt_trainer.inner.names import BASELINES
 
 ADAM_LR_GRID = tuple(10.0 ** (-7.0 + 0.5 * i) for i in range(14))
 """AdamLR's default grid: 14 learning rates at half-decade spacing, 1e-7 … 10^-0.5 (≈ 0.316)."""
@@ -49,10 +50,6 @@ ADAM8P_RANGES = {
 """TaskSet's Adam8p search ranges (``adam8p_wide_grid``): lr logU[1e-8, 10]; 1−β1 logU[1e-4, 1];
 1−β2 logU[1e-6, 1]; ε logU[1e-10, 1e3]; linear decay logU[1e-7, 1e-4]; exponential decay logU[1e-6, 1e-3];
 L1, L2 logU[1e-8, 10]."""
-
-OPTIMIZERS = ("adam", "adamlr", "adam8p", "opt_list")
-"""Names accepted by :func:`make_optimizer` and :func:`trial_grid`."""
-
 
 # ----------------------------------------------------------------------------------------------- AdamLR / Adam
 
@@ -282,15 +279,16 @@ _KEYS = {
 
 
 def make_optimizer(name: str, hparams: dict, total_steps: int) -> optax.GradientTransformation:
-    """Build baseline ``name`` (one of :data:`OPTIMIZERS`) with one trial's ``hparams`` for a ``total_steps`` run.
+    """Build baseline ``name`` (one of :data:`~lopt_trainer.inner.names.BASELINES`) with one trial's ``hparams``
+    for a ``total_steps`` run.
 
     ``hparams`` is a dict with exactly the keys of that baseline (``learning_rate`` for adam/adamlr; the keys of
-    :data:`ADAM8P_RANGES` for adam8p; :data:`lopt_trainer.opt_list.OPT_LIST_KEYS` for opt_list); values may
+    :data:`ADAM8P_RANGES` for adam8p; :data:`lopt_trainer.inner.opt_list.OPT_LIST_KEYS` for opt_list); values may
     be floats or arrays. ``total_steps`` sets the schedules (adam8p, opt_list). Returns an optax
     ``GradientTransformation``.
     """
     if name not in _KEYS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {BASELINES}")
     missing = set(_KEYS[name]) - set(hparams)
     extra = set(hparams) - set(_KEYS[name])
     if missing or extra:
@@ -310,7 +308,7 @@ def optimizer_factory(name: str, total_steps: int):
     cache (keyed on the factory) is reused across trials, tasks and calls.
     """
     if name not in _KEYS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {BASELINES}")
     return functools.partial(make_optimizer, name, total_steps=total_steps)
 
 
@@ -334,4 +332,4 @@ def trial_grid(name: str, n: int | None = None, seed: int = 0) -> list[dict]:
         if n not in (None, 1):
             raise ValueError("adam is a single setting; use adamlr for a learning-rate grid")
         return [{"learning_rate": 1e-3}]
-    raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    raise ValueError(f"unknown optimizer {name!r}; expected one of {BASELINES}")

@@ -1,6 +1,6 @@
 """Checks of a θ read from a file: every array finite and, given a template, the template's sizes.
 
-Used by every reader of θ (``reference_io.load_reference_npz``, ``meta.trainer.load_theta`` and the warm start),
+Used by every reader of θ (:func:`~lopt_trainer.theta.reference_io.load_reference_npz`, :func:`~lopt_trainer.theta.load.load_theta` and the warm start),
 so a foreign or damaged file stops at load time with the file and the first bad array named, not as NaN
 updates (or a broadcasting error) many steps later.
 """

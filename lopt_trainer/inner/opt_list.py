@@ -2,7 +2,7 @@
 
 The list (``lopt_trainer/data/opt_list.json``, Apache-2.0, Copyright Google LLC; see the README next to it) is
 ordered so that its first N entries are a good set of N trials for an unknown task. The optimizer they
-configure is :func:`lopt_trainer.baselines.nadamw`.
+configure is :func:`lopt_trainer.inner.baselines.nadamw`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import functools
 import json
 import pathlib
 
-OPT_LIST_PATH = pathlib.Path(__file__).resolve().parent / "data" / "opt_list.json"
+OPT_LIST_PATH = pathlib.Path(__file__).resolve().parent.parent / "data" / "opt_list.json"
 """Location of the shipped list."""
 
 OPT_LIST_KEYS = (

@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lopt_trainer.program_cache import ProgramCache
+from lopt_trainer.common.program_cache import ProgramCache
+from lopt_trainer.common.run_files import clean_json
 
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
 """Evaluated splits, in the order of the curve arrays."""
@@ -282,37 +283,26 @@ def _run_keys(task, seed):
     return jax.random.split(base, 4)
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.ndarray, jax.Array)):
-        return _jsonable(np.asarray(x).tolist()) if np.size(x) <= 64 else f"<array {np.shape(x)}>"
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer, int)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x)
-    return x if isinstance(x, (str, type(None))) else repr(x)
-
-
 # ---------------------------------------------------------------------------------------------- the driver
 
 
-def _run(task, factory, factory_id, hparams, keys, batched, steps, eval_every, settings, progress, meta):
-    t_start = time.perf_counter()
-    compile_time = 0.0
-    if eval_every is None:
-        eval_every = max(1, steps // 20)
-    eval_every = int(eval_every)
+def _checked_eval_every(eval_every, steps: int, settings) -> int:
+    """``eval_every`` (default ``steps // 20``, at least 1) after checking it and the loop settings
+    (``ValueError`` naming the bad one)."""
+    eval_every = max(1, steps // 20) if eval_every is None else int(eval_every)
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if settings.eval_batches < 1 or settings.valid_every < 1:
         raise ValueError("eval_batches and valid_every must be >= 1")
     if settings.valid_split not in SPLITS:
         raise ValueError(f"valid_split must be one of {SPLITS}, got {settings.valid_split!r}")
+    return eval_every
+
+
+def _run(task, factory, factory_id, hparams, keys, batched, steps, eval_every, settings, progress, meta):
+    t_start = time.perf_counter()
+    compile_time = 0.0
+    eval_every = _checked_eval_every(eval_every, steps, settings)
     splits = dict(task.splits)
     base_key = (task.static_key, factory_id, batched, settings)
     init_fn, make_chunk = _make_run_fns(task, factory, settings)
@@ -428,7 +418,7 @@ def train(
     else:
         factory, factory_id, hp = optimizer, ("factory", optimizer), jax.tree_util.tree_map(_as_hparam_leaf, hparams)
     settings = _LoopSettings(int(eval_batches), int(valid_every), valid_split)
-    meta = {"task_id": _task_id(task), "optimizer": name, "seed": int(seed), "hparams": _jsonable(hparams)}
+    meta = {"task_id": _task_id(task), "optimizer": name, "seed": int(seed), "hparams": clean_json(hparams, max_array=64)}
     return _run(task, factory, factory_id, hp, _run_keys(task, seed), False, int(steps), eval_every, settings,
                 progress, meta)
 
@@ -464,7 +454,7 @@ def train_many(
     keys = jnp.tile(keys, (n_t, 1, 1))
     settings = _LoopSettings(int(eval_batches), int(valid_every), valid_split)
     meta = {"task_id": _task_id(task), "optimizer": name, "seeds": [int(s) for s in seeds],
-            "hparams": _jsonable(list(hparams_list))}
+            "hparams": clean_json(list(hparams_list), max_array=64)}
     res = _run(task, optimizer_factory, ("factory", optimizer_factory), hp, keys, True, int(steps), eval_every,
                settings, progress, meta)
     b = (n_t, n_s)

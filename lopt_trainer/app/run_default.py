@@ -14,12 +14,28 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
 import click
+
+import datasets_cache
+from lopt_trainer.app.report import write_report
+from lopt_trainer.common.run_files import write_command, write_json
+from lopt_trainer.evaluation import EvalSettings, evaluate_theta
+from lopt_trainer.experiments.implicit_reg import run_implicit_reg
+from lopt_trainer.experiments.self_training import run_self_training
+from lopt_trainer.inner.baselines import make_optimizer
+from lopt_trainer.inner.loop import train
+from lopt_trainer.meta import MetaTrainConfig, meta_train
+from lopt_trainer.theta.load import load_theta
+from lopt_trainer.theta.shipped import pretrained_path
+from taskgen.api import build_task, default_suite_path
+from taskgen.jax_cache import enable_compilation_cache
+from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest
+from taskgen.specfile import specs_to_jsonl
+from taskgen.suite import generate_suite
 
 META_STEPS = 400
 EVAL_TASKS = 6
@@ -30,32 +46,19 @@ def _done(path: Path) -> bool:
     return path.exists()
 
 
-def _write_json(path: Path, data) -> None:
-    from taskgen.specfile import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True, default=float) + "\n").encode())
-
-
 def step_fetch_data(out: Path) -> None:
     """Fetch every dataset (a no-op for cached ones); record the sources."""
-    import datasets_cache
-
     rows = []
     for info in datasets_cache.list_datasets():
         t0 = time.perf_counter()
         path = datasets_cache.fetch(info.name, progress=False)
         rows.append({"dataset": info.name, "path": str(path), "seconds": round(time.perf_counter() - t0, 2)})
         click.echo(f"  {info.name:<14} {path}")
-    _write_json(out / "data.json", rows)
+    write_json(out / "data.json", rows)
 
 
 def step_suite(out: Path) -> None:
     """Regenerate the default suite, compare with the frozen file, and export the manifest."""
-    from taskgen.api import default_suite_path
-    from taskgen.manifest import write_manifest
-    from taskgen.specfile import specs_to_jsonl
-    from taskgen.suite import generate_suite
-
     t0 = time.perf_counter()
     specs = generate_suite()
     regenerated = specs_to_jsonl(specs)
@@ -67,7 +70,7 @@ def step_suite(out: Path) -> None:
     counts = {}
     for s in specs:
         counts[s.split] = counts.get(s.split, 0) + 1
-    _write_json(out / "suite.json", {"specs": len(specs), "splits": counts, "identical_to_frozen": same,
+    write_json(out / "suite.json", {"specs": len(specs), "splits": counts, "identical_to_frozen": same,
                                      "seconds": seconds, "rows": table.num_rows})
     click.echo(f"  {len(specs)} specs {counts}; identical to the frozen suite: {same} ({seconds:.1f} s)")
     if not same:
@@ -76,11 +79,6 @@ def step_suite(out: Path) -> None:
 
 def step_train_families(out: Path, steps: int = 200) -> None:
     """Train the cheapest meta_train task of every family with Adam and record the loss before and after."""
-    from lopt_trainer.baselines import make_optimizer
-    from lopt_trainer.inner_loop import train
-    from taskgen.api import build_task
-    from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest
-
     table = filter_manifest(load_manifest(out / "manifest.arrow"), split="meta_train")
     rows = []
     for family in sorted(set(table["family"].to_pylist())):
@@ -95,7 +93,7 @@ def step_train_families(out: Path, steps: int = 200) -> None:
         rows.append(row)
         click.echo(f"  {family:<24} {spec.task_id}  train loss {row['train_loss_first']:.4g} -> "
                    f"{row['train_loss_last']:.4g}")
-    _write_json(out / "families.json", rows)
+    write_json(out / "families.json", rows)
 
 
 def step_meta_train(out: Path, steps: int) -> None:
@@ -103,8 +101,6 @@ def step_meta_train(out: Path, steps: int) -> None:
 
     One group for the whole run (no resampling), so the meta-loss curve shows learning rather than task changes.
     """
-    from lopt_trainer.meta import MetaTrainConfig, meta_train
-
     config = MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"], "family": ["mlp"]},
                              max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
                              resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
@@ -114,8 +110,6 @@ def step_meta_train(out: Path, steps: int) -> None:
 
 def step_evaluate(out: Path, theta_path: Path) -> None:
     """Evaluate θ against the baselines on a few seen and unseen tasks."""
-    from lopt_trainer.evaluation import EvalSettings, evaluate_theta
-
     settings = EvalSettings(steps=EVAL_STEPS, seeds=1, trials=(1, 4), adamlr_trials=14)
     evaluate_theta(theta_path, out / "eval", suite=str(out / "suite.jsonl"), n_tasks=EVAL_TASKS,
                    max_params=5000, max_flops=2_000_000, settings=settings, resume=True)
@@ -123,9 +117,6 @@ def step_evaluate(out: Path, theta_path: Path) -> None:
 
 def step_implicit_reg(out: Path, theta_path: Path) -> None:
     """Adam vs the learned optimizer on (x − y)²."""
-    from lopt_trainer.experiments.implicit_reg import run_implicit_reg
-    from lopt_trainer.meta.trainer import load_theta
-
     result = run_implicit_reg(load_theta(theta_path), out / "implicit_reg", theta_path=str(theta_path))
     click.echo(f"  final ‖p‖: Adam {result['adam']['mean_final_norm']:.3f}, "
                f"learned {result['lopt']['mean_final_norm']:.3f}")
@@ -134,8 +125,6 @@ def step_implicit_reg(out: Path, theta_path: Path) -> None:
 def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
     """Meta-train a fresh learned optimizer with θ as the outer optimizer, and with Adam at two learning rates, on
     the same fixed MLP task group as the meta-training step (so the three curves differ only by outer optimizer)."""
-    from lopt_trainer.experiments.self_training import run_self_training
-
     overrides = {"filters": {"split": ["meta_train"], "family": ["mlp"]}, "max_params": 3000, "truncation": 20,
                  "tasks_per_group": 8, "num_groups": 1, "resample_every": 100_000, "horizon_min": 100,
                  "horizon_max": 400}
@@ -148,8 +137,6 @@ def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
 def record_command(out: Path) -> Path:
     """Write ``out/command.json``: the real command line, folder and UTC time (the report's header), noting
     ``make run`` when make started this process."""
-    from lopt_trainer.evaluation.records import write_command
-
     return write_command(out, extra={"make_target": "make run"} if os.environ.get("MAKELEVEL") else None)
 
 
@@ -159,10 +146,6 @@ def record_command(out: Path) -> Path:
               help="Outer steps of the short meta-training run.")
 def main(out, meta_steps):
     """Run the default pipeline into OUT and write OUT/report.html."""
-    from taskgen.jax_cache import enable_compilation_cache
-    from lopt_trainer.pretrained import pretrained_path
-    from lopt_trainer.report import write_report
-
     enable_compilation_cache()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

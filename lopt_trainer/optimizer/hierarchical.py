@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lopt_trainer import features as F
+from lopt_trainer.optimizer import features as F
 
 
 @dataclasses.dataclass(frozen=True)

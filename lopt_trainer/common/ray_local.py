@@ -22,7 +22,7 @@ _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 def init_ray(num_cpus: int, address: str | None = None, env_vars: dict | None = None) -> None:
     """``ray.init`` as described in the module docstring; ``env_vars`` go to the workers' runtime env."""
-    import ray
+    import ray  # optional heavy dependency: imported only when a cluster is started
 
     runtime_env = {"env_vars": dict(env_vars or {})}
     if address:

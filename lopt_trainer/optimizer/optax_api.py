@@ -12,8 +12,8 @@ from __future__ import annotations
 import jax
 import optax
 
-from lopt_trainer import hierarchical
-from lopt_trainer.hierarchical import DEFAULT_CONFIG, LOptConfig
+from lopt_trainer.optimizer import hierarchical
+from lopt_trainer.optimizer.hierarchical import DEFAULT_CONFIG, LOptConfig
 
 
 class LOptTransformation(optax.GradientTransformationExtraArgs):

@@ -1,4 +1,5 @@
-"""Periodic evaluation of θ on a few fixed held-out tasks (one unperturbed inner run each)."""
+"""The run's quick held-out check: θ on a few fixed held-out tasks, one unperturbed inner run each, every
+``eval_every`` outer steps (the quality panel, :mod:`lopt_trainer.meta.run_panel`, is the careful measure)."""
 
 from __future__ import annotations
 

@@ -1,59 +1,52 @@
-"""Saving and plotting the curves of a :class:`lopt_trainer.inner_loop.TrainResult`: JSON, Arrow IPC, PNG.
+"""Saving and plotting the curves of a :class:`lopt_trainer.inner.loop.TrainResult`: JSON, Arrow IPC, PNG.
 
 Every writer is atomic (a temporary file in the target directory, then ``os.replace``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-from taskgen.specfile import atomic_write_bytes
 
 import numpy as np
+import pyarrow as pa
+
+from lopt_trainer.common import run_files
+from taskgen.specfile import atomic_write_bytes
 
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
-
-
-def _clean(x):
-    """JSON-safe nested lists: non-finite floats become None (the result's ``diverged`` says why)."""
-    arr = np.asarray(x)
-    if arr.dtype.kind == "f":
-        return [_clean(v) for v in arr] if arr.ndim else (float(arr) if np.isfinite(arr) else None)
-    return arr.tolist()
 
 
 def result_to_dict(result) -> dict:
     """A JSON-able dict of ``result``: steps, per-split losses and normalised losses, final values, step losses,
     divergence, timings and meta. Arrays keep the result's batch dimensions; NaN/Inf become ``null``."""
-    return {
+    arr = np.asarray
+    return run_files.clean_json({
         "meta": result.meta,
         "batch_shape": list(result.batch_shape),
-        "steps": _clean(result.steps),
-        "losses": {s: _clean(v) for s, v in result.losses.items()},
-        "normalized": {s: _clean(v) for s, v in result.normalized.items()},
-        "final": {s: _clean(v) for s, v in result.final.items()},
-        "final_normalized": {s: _clean(v) for s, v in result.final_normalized.items()},
-        "step_losses": _clean(result.step_losses),
-        "diverged": _clean(result.diverged),
-        "diverged_at": _clean(result.diverged_at),
+        "steps": arr(result.steps),
+        "losses": {s: arr(v) for s, v in result.losses.items()},
+        "normalized": {s: arr(v) for s, v in result.normalized.items()},
+        "final": {s: arr(v) for s, v in result.final.items()},
+        "final_normalized": {s: arr(v) for s, v in result.final_normalized.items()},
+        "step_losses": arr(result.step_losses),
+        "diverged": arr(result.diverged),
+        "diverged_at": arr(result.diverged_at),
         "wall_time_s": float(result.wall_time),
         "compile_time_s": float(result.compile_time),
-    }
+    })
 
 
 def write_json(result, path) -> str:
     """Write :func:`result_to_dict` of ``result`` to ``path`` atomically. Returns the path."""
-    data = json.dumps(result_to_dict(result), indent=1, sort_keys=True, allow_nan=False)
-    atomic_write_bytes(path, (data + "\n").encode())
-    return os.fspath(path)
+    return os.fspath(run_files.write_json(path, result_to_dict(result)))
 
 
 def result_table(result):
     """A ``pyarrow.Table`` with one row per (run, curve point): columns ``trial``, ``seed_index``, ``step``, the
     four split losses and their ``*_normalized`` versions (float32, NaN kept) and ``diverged``. Run metadata goes
     into the schema metadata as JSON (key ``meta``)."""
-    import pyarrow as pa
-
     batch = result.batch_shape
     flat = (1, 1) if batch == () else (batch + (1,) if len(batch) == 1 else batch)
     n_points = len(result.steps)
@@ -80,8 +73,6 @@ def result_table(result):
 
 def write_arrow(result, path) -> str:
     """Write :func:`result_table` to ``path`` as an Arrow IPC file, atomically. Returns the path."""
-    import pyarrow as pa
-
     table = result_table(result)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema) as writer:
@@ -94,9 +85,7 @@ def plot(result, path, title: str | None = None, normalized: bool = False, highl
     """Plot the four loss curves of ``result`` on a log axis to a PNG at ``path`` (matplotlib, Agg backend),
     atomically. For a batch, every run is a thin line and run ``highlight`` (index into the flattened batch,
     e.g. the best trial) a thick one. Returns the path."""
-    import io
-
-    import matplotlib
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,9 +1,10 @@
 """The command line of lopt_trainer, in one place: ``taskgen train``, ``taskgen lopt …`` and ``taskgen report``.
 
 The top-level ``taskgen`` group (:mod:`taskgen.cli`) imports this module only when one of these commands runs;
-each command imports the machinery it needs in its body. The work itself lives elsewhere: :mod:`lopt_trainer.
-training` (train one task), :mod:`lopt_trainer.meta` (meta-training), :mod:`lopt_trainer.evaluation` and
-:mod:`lopt_trainer.experiments`, :mod:`lopt_trainer.report`.
+each command imports the machinery it needs in its body, so that ``--help`` answers without importing JAX. The
+work itself lives elsewhere: :mod:`lopt_trainer.app.train_task` (train one task), :mod:`lopt_trainer.meta`
+(meta-training), :mod:`lopt_trainer.evaluation` and :mod:`lopt_trainer.experiments`,
+:mod:`lopt_trainer.app.report`.
 
     taskgen train TASK_ID --optimizer adam --steps 1000
     taskgen lopt meta-train --manifest M.arrow --filter family=quadratic --filter split=meta_train \\
@@ -17,8 +18,8 @@ training` (train one task), :mod:`lopt_trainer.meta` (meta-training), :mod:`lopt
     taskgen lopt self-train --theta THETA.npz --steps 60 --out runs/self_training [--adam-lr 3e-4 --adam-lr 1e-3]
     taskgen report RUN
 
-meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < explicit flags. The resolved config
-is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
+meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < explicit flags
+(:func:`lopt_trainer.meta.config.resolve_config`). The resolved config is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
 settings (``--steps`` and the worker flags may change).
 
 ``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). The evaluation
@@ -29,11 +30,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-OPTIMIZER_CHOICES = ("adam", "adamlr", "adam8p", "opt_list", "lopt")
-"""``taskgen train --optimizer`` choices (:data:`lopt_trainer.training.OPTIMIZER_CHOICES`)."""
+from lopt_trainer.inner.names import OPTIMIZERS  # plain names, no JAX
 
 THETA_HELP = ("Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint "
               "(default: the pretrained θ shipped with the package).")
@@ -48,33 +49,6 @@ def _int_list(text: str) -> tuple:
     if not out or min(out) < 1:
         raise click.BadParameter("need at least one budget, each >= 1")
     return out
-
-
-def _set_values(items) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--set")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
-
-
-def _parse_value(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _file_keys(path) -> list:
-    """The setting names a ``--config`` file sets."""
-    from lopt_trainer.meta.config import read_config_dict
-
-    return list(read_config_dict(path))
 
 
 @click.group("lopt")
@@ -115,37 +89,23 @@ def lopt():
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, allow_change, workers,
                    address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins, no_progress):
     """Meta-train a learned optimizer with truncated PES/ES."""
-    from lopt_trainer.meta.config import MetaTrainConfig, load_config
-    from lopt_trainer.meta.task_sampler import parse_filters
+    # deferred (as in every command here): `taskgen --help` must not import JAX
+    from lopt_trainer.common.task_pool import parse_filters
+    from lopt_trainer.meta.config import resolve_config
     from lopt_trainer.meta.trainer import meta_train
 
-    cfg = load_config(config_file).to_dict() if config_file else MetaTrainConfig().to_dict()
-    given = set(_file_keys(config_file)) if config_file else set()  # what the user said, checked on --resume
-    for item in sets:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} must look like key=value", param_hint="--set")
-        k, v = item.split("=", 1)
-        cfg[k.strip()] = _parse_value(v)
-        given.add(k.strip())
-    explicit = {"manifest": manifest, "suite": suite, "max_params": max_params, "max_flops": max_flops,
-                "steps": steps, "workers": workers, "address": address, "pin_workers": pin_workers,
-                "seed": seed, "lopt": lopt_name, "init_theta": init_theta}
-    cfg.update({k: v for k, v in explicit.items() if v is not None})
-    given.update(k for k, v in explicit.items() if v is not None)
-    if filters:
-        cfg["filters"] = parse_filters(filters)
-        given.add("filters")
-    if plugins:
-        cfg["plugins"] = list(cfg.get("plugins") or []) + list(plugins)
-        given.add("plugins")
+    flags = {"manifest": manifest, "suite": suite, "max_params": max_params, "max_flops": max_flops,
+             "steps": steps, "workers": workers, "address": address, "pin_workers": pin_workers, "seed": seed,
+             "lopt": lopt_name, "init_theta": init_theta, "plugins": list(plugins)}
     try:
-        config = MetaTrainConfig.from_dict(cfg)
+        flags["filters"] = parse_filters(filters) if filters else None
+        config, given = resolve_config(config_file, sets, flags)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     result = meta_train(config, out, resume=resume, progress=not no_progress, given_keys=given,
                         allow_change=allow_change)
-    state = result.state
-    click.echo(json.dumps({"run": str(result.run_dir), "step": state.step, "interrupted": result.interrupted}))
+    click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
+                           "interrupted": result.interrupted}))
     if result.interrupted:
         sys.exit(130)
 
@@ -155,7 +115,7 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Folder for the PNGs (default: RUN).")
 def plot_cmd(run, out):
     """Write PNG curves (meta-loss, gradient norm, throughput, held-out evaluation) of a run."""
-    from lopt_trainer.meta.metrics import plot_run
+    from lopt_trainer.meta.metrics import plot_run  # deferred: see meta_train_cmd
 
     for path in plot_run(run, out):
         click.echo(str(path))
@@ -191,14 +151,15 @@ def plot_cmd(run, out):
 def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
              adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, no_progress):
     """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
-    from lopt_trainer.pretrained import resolve_theta_path
+    # deferred: see meta_train_cmd
+    from lopt_trainer.common.run_files import write_command
+    from lopt_trainer.common.task_pool import load_pool, parse_filters
+    from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
+    from lopt_trainer.evaluation.settings import EvalSettings
+    from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks
+    from lopt_trainer.theta.load import load_theta, resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.records import write_command
-    from lopt_trainer.evaluation.runner import EvaluationExists, load_theta, run_evaluation
-    from lopt_trainer.evaluation.runs import EvalSettings
-    from lopt_trainer.evaluation.tasks import held_out_variants, load_pool, select_tasks
-    from lopt_trainer.meta.task_sampler import parse_filters
 
     try:
         settings = EvalSettings(steps=steps, seeds=seeds, trials=_int_list(trials), adamlr_trials=adamlr_trials,
@@ -237,22 +198,20 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
 @click.option("--no-progress", is_flag=True)
 def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
     """Score θ on the quality panel: fixed held-out tasks against cached AdamLR baselines."""
-    from pathlib import Path
-
+    # deferred: see meta_train_cmd
+    from lopt_trainer.common.run_files import clean_json, write_command
     from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
-    from lopt_trainer.evaluation.runner import UNTRAINED_THETAS, load_theta
-    from lopt_trainer.pretrained import resolve_theta_path
+    from lopt_trainer.meta.config import parse_sets
+    from lopt_trainer.theta.load import UNTRAINED_THETAS, load_theta, resolve_theta_path
 
     if theta_spec not in UNTRAINED_THETAS:
         theta_spec = resolve_theta_path(theta_spec)
         if not Path(theta_spec).exists():
             raise click.BadParameter(f"{theta_spec} does not exist", param_hint="--theta")
     try:
-        settings = PanelSettings.from_dict(_set_values(sets))
+        settings = PanelSettings.from_dict(parse_sets(sets))
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    from lopt_trainer.evaluation.records import clean_json, write_command
-
     figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
                              progress=not no_progress)
     write_command(out_dir)
@@ -272,12 +231,12 @@ def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
     """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
-    from lopt_trainer.pretrained import resolve_theta_path
+    # deferred: see meta_train_cmd
+    from lopt_trainer.common.run_files import write_command
+    from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
+    from lopt_trainer.theta.load import load_theta, resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.records import write_command
-    from lopt_trainer.evaluation.runner import load_theta
-    from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
 
     pts = DEFAULT_STARTS
     if starts:
@@ -310,16 +269,18 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--no-progress", is_flag=True)
 def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
     """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
-    from lopt_trainer.pretrained import resolve_theta_path
+    # deferred: see meta_train_cmd
+    from lopt_trainer.common.run_files import write_command
+    from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
+    from lopt_trainer.meta.config import parse_sets
+    from lopt_trainer.theta.load import resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-    from lopt_trainer.evaluation.records import write_command
-    from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
 
     write_command(out_dir)
     try:
         s = run_self_training(theta_path, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
-                              overrides=_set_values(sets), seed=seed, suite=suite, manifest=manifest,
+                              overrides=parse_sets(sets), seed=seed, suite=suite, manifest=manifest,
                               progress=not no_progress)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
@@ -332,7 +293,7 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
 
 @click.command("train")
 @click.argument("task_id")
-@click.option("--optimizer", type=click.Choice(OPTIMIZER_CHOICES), default="adam", show_default=True,
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
               help="adam: one learning rate; adamlr/adam8p/opt_list: N trials in one vmapped run, best reported; "
                    "lopt: the learned optimizer with --theta.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate for --optimizer adam.")
@@ -358,8 +319,9 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
 def train(task_id, optimizer, lr, steps, trials, trial_seed, theta_path, suite, seed, eval_every, eval_batches,
           valid_every, out_dir, plot, as_json):
     """Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."""
+    # deferred: see meta_train_cmd
     import taskgen
-    from lopt_trainer.training import run_training
+    from lopt_trainer.app.train_task import run_training
 
     if optimizer == "lopt" and not theta_path:
         raise click.UsageError("--optimizer lopt needs --theta FILE.npz")
@@ -401,7 +363,7 @@ def _fmt(v):
 def report(directory, out):
     """Write DIRECTORY/report.html: meta-training curves, evaluation box plots and tables, the 2-D trajectories,
     the self-training curves and the commands that produced them (parts not found are marked "not run")."""
-    from lopt_trainer.report import find_parts, write_report
+    from lopt_trainer.app.report import find_parts, write_report  # deferred: see meta_train_cmd
 
     path = write_report(directory, out)
     parts = find_parts(directory)

@@ -1,0 +1,98 @@
+"""The files every step of the toolkit writes: JSON values (atomically, NaN/±Inf as null) and ``command.json``.
+
+One cleaner (:func:`clean_json`) turns results into JSON values, and one writer (:func:`write_json`) writes them
+with sorted keys through :func:`taskgen.specfile.atomic_write_bytes`, so an interrupted job never leaves a torn
+file. Each folder a command makes records the command line that made it in ``command.json``
+(:func:`write_command`), which the report shows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from taskgen.specfile import atomic_write_bytes
+
+COMMAND_FILE = "command.json"
+"""Name of the file in which each step records the command line that produced its folder."""
+
+
+def clean_json(value, max_array: int | None = None):
+    """``value`` as plain JSON values: NaN/±Inf floats become None; NumPy/JAX scalars and arrays become Python
+    numbers and lists (an array of more than ``max_array`` elements becomes the text ``"<array SHAPE>"``; None =
+    no limit); dict keys become strings; tuples become lists; anything else is returned unchanged."""
+    if isinstance(value, dict):
+        return {str(k): clean_json(v, max_array) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v, max_array) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if hasattr(value, "__array__") and hasattr(value, "shape"):  # np.ndarray, jax.Array
+        if max_array is not None and np.size(value) > max_array:
+            return f"<array {tuple(np.shape(value))}>"
+        return clean_json(np.asarray(value).tolist(), max_array)
+    return value
+
+
+def json_text(value, indent: int | None = 1) -> str:
+    """The canonical text of a JSON file of the toolkit: :func:`clean_json` of ``value``, sorted keys, the given
+    indent, a final newline."""
+    return json.dumps(clean_json(value), sort_keys=True, indent=indent, allow_nan=False) + "\n"
+
+
+def write_json(path, value, indent: int | None = 1) -> Path:
+    """Write :func:`json_text` of ``value`` to ``path`` atomically; returns the path."""
+    path = Path(path)
+    atomic_write_bytes(path, json_text(value, indent).encode())
+    return path
+
+
+def read_json(path, default=None):
+    """The JSON value in ``path``, or ``default`` when the file is missing or unreadable (e.g. torn)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return default
+
+
+def append_jsonl(path, record: dict) -> None:
+    """Append :func:`clean_json` of ``record`` as one sorted-key line to ``path`` (JSON Lines) and flush."""
+    with open(path, "a") as f:
+        f.write(json.dumps(clean_json(record), sort_keys=True) + "\n")
+
+
+def _invocation() -> list[str]:
+    """This process's command line as the user typed it: ``taskgen …`` for the console script, ``PYTHON -m
+    MODULE …`` for ``python -m`` (PYTHON relative to the working directory when inside it)."""
+    argv = list(sys.argv)
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and getattr(spec, "name", None):
+        exe = sys.executable
+        if exe.startswith(os.getcwd() + os.sep):
+            exe = os.path.relpath(exe)
+        module = spec.name[: -len(".__main__")] if spec.name.endswith(".__main__") else spec.name
+        return [exe, "-m", module, *argv[1:]]
+    if argv and os.path.basename(argv[0]) == "taskgen":
+        argv[0] = "taskgen"
+    return argv
+
+
+def write_command(out_dir, argv=None, extra: dict | None = None) -> Path:
+    """Record the command line that produced ``out_dir`` in ``out_dir/command.json`` (argv, a shell-quoted
+    string, working directory, UTC time, and ``extra``)."""
+    argv = list(_invocation() if argv is None else argv)
+    record = {"argv": argv, "command": shlex.join(argv), "cwd": os.getcwd(),
+              "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              **(extra or {})}
+    return write_json(Path(out_dir) / COMMAND_FILE, record)

@@ -1,0 +1,49 @@
+"""Shipping a run's θ: copy the panel-best (or last) θ of a meta-training run into the package data, with its
+recipe (``make pretrain`` ends with :func:`export_run`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lopt_trainer.common.run_files import json_text
+from lopt_trainer.meta.metrics import read_metrics
+from lopt_trainer.theta.load import load_theta, theta_digest
+from lopt_trainer.theta.reference_io import save_reference_npz
+from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE, data_path
+from taskgen.specfile import atomic_write_bytes
+
+
+def export_run(run_dir, dest_dir=None) -> Path:
+    """Copy θ of the meta-training run in ``run_dir`` into the package data (or ``dest_dir``) with its recipe.
+
+    The θ copied is the run's panel-best (``RUN/best_theta.npz``, see :class:`lopt_trainer.meta.run_panel.Panel`)
+    when the run kept one, else its last θ. Returns the path of the written ``.npz``. The recipe records the run's
+    config, the step it reached, and the panel figures of the run and of the θ copied. ``ValueError`` when the
+    best θ does not match the digest ``best.json`` names (a run interrupted while saving: resume it).
+    """
+    run_dir = Path(run_dir)
+    dest = Path(dest_dir) if dest_dir else data_path()
+    best = run_dir / "best_theta.npz"
+    theta = load_theta(best if best.is_file() else run_dir)
+    if best.is_file():
+        want = json.loads((run_dir / "best.json").read_text()).get("theta_digest")
+        if want is not None and want != theta_digest(theta):
+            raise ValueError(f"{best}: does not match {run_dir / 'best.json'} (interrupted while saving?); "
+                             "resume the run to write both again")
+    config = json.loads((run_dir / "config.json").read_text())
+    records = read_metrics(run_dir)
+    metrics = [m for m in records if m.get("kind") == "step"]
+    recipe = {
+        "config": config,
+        "steps_run": metrics[-1]["step"] + 1 if metrics else 0,
+        "meta_loss_first": metrics[0]["meta_loss"] if metrics else None,
+        "meta_loss_last_mean": (sum(m["meta_loss"] for m in metrics[-20:]) / len(metrics[-20:])) if metrics else None,
+        "command": "make pretrain",
+        "theta": "panel-best" if best.is_file() else "last",
+        "panel_best": json.loads((run_dir / "best.json").read_text()) if best.is_file() else None,
+        "panel": [m for m in records if m.get("kind") == "panel"],
+    }
+    save_reference_npz(theta, dest / THETA_FILE)
+    atomic_write_bytes(dest / RECIPE_FILE, json_text(recipe).encode())
+    return dest / THETA_FILE

@@ -1,0 +1,153 @@
+"""One outer step: plan the estimators' work, compute their meta-gradients (in process or on a Ray pool),
+combine them and update θ with the outer optimizer; returns the step's metrics record."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lopt_trainer.common.program_cache import ProgramCache
+from lopt_trainer.meta.config import OuterSettings, PlanSettings
+from lopt_trainer.meta.plan import plan_step
+from lopt_trainer.meta.state import TrainerState
+from lopt_trainer.meta.work import WorkerContext, compute_work
+from lopt_trainer.optimizer import hierarchical
+from lopt_trainer.optimizer.optax_api import optax_lopt
+from lopt_trainer.theta.load import warm_start_theta
+
+
+def build_outer_optimizer(outer: OuterSettings) -> optax.GradientTransformation:
+    """The outer optimizer: Adam or SGD (with global-norm clipping when ``clip > 0``), or ``lopt:PATH`` — a
+    trained hierarchical θ (any name :func:`~lopt_trainer.theta.load.load_theta` takes) used through its optax
+    drop-in. Element-wise clipping (``clip_value``) comes first, then global-norm clipping, then the learning rate
+    (with a linear warm-up over ``warmup`` steps). ``ValueError`` for another name."""
+    name = outer.name
+    if name.startswith("lopt:"):
+        return optax_lopt(warm_start_theta(jax.eval_shape(hierarchical.init, jax.random.PRNGKey(0)), name[5:]))
+    lr = outer.lr
+    if outer.warmup > 0:
+        lr = optax.linear_schedule(0.0, outer.lr, int(outer.warmup))
+    if name == "adam":
+        base = optax.adam(lr)
+    elif name == "sgd":
+        base = optax.sgd(lr)
+    else:
+        raise ValueError(f"unknown outer optimizer {name!r}; use adam, sgd or lopt:PATH")
+    chain = []
+    if outer.clip_value > 0:  # the paper: every meta-gradient entry clipped, before Adam
+        chain.append(optax.clip(outer.clip_value))
+    if outer.clip > 0:
+        chain.append(optax.clip_by_global_norm(outer.clip))
+    return optax.chain(*chain, base) if chain else base
+
+
+@functools.lru_cache(maxsize=None)
+def _outer_update_fn(tx):
+    """One jitted function for everything after the estimators: combine their gradients (weighted by slot
+    counts), update θ, and the norms the metrics report: of the combined gradient, of θ, and of every estimator's
+    weighted share (no eager op, so no per-op compile on a cold start)."""
+    tx = optax.with_extra_args_support(tx)
+
+    def update(theta, opt_state, grads, weights, loss):
+        grad = jax.tree_util.tree_map(lambda *g: sum(w * x for w, x in zip(weights, g)), *grads)
+        updates, opt_state = tx.update(grad, opt_state, theta, value=loss)
+        theta = optax.apply_updates(theta, updates)
+        parts = jnp.stack([w * optax.global_norm(g) for w, g in zip(weights, grads)])
+        return theta, opt_state, optax.global_norm(grad), optax.global_norm(theta), parts
+
+    return jax.jit(update)
+
+
+_OUTER_PROGRAMS = ProgramCache(4)
+"""The compiled outer update: prefetched at the start of a step, so on the first one its compile overlaps the
+estimators'."""
+
+
+def _combine(results):
+    """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered.
+
+    Each estimator's gradient and loss are means over its slots that trained, so it weighs by that count (a
+    draining estimator with one live slot counts as one slot)."""
+    grads, weights, losses = [], [], []
+    for res in results:
+        if res is None:
+            continue
+        grads.append(res[0])
+        weights.append(int(res[2]["trained"]))
+        losses.append(float(res[2]["meta_loss"]))
+    if not sum(weights):
+        weights = [1] * len(weights)
+    total = float(sum(weights))
+    loss = sum(wt / total * l for wt, l in zip(weights, losses))
+    return grads, np.asarray([wt / total for wt in weights], np.float32), loss
+
+
+def family_shares(families: list[str], norms) -> dict[str, float]:
+    """Each family's share of the meta-gradient: ``Σ_{e ∈ family} ‖w_e g_e‖² / Σ_e ‖w_e g_e‖²`` over the
+    estimators ``e`` (``families[e]`` and the weighted gradient norms ``norms[e]``); sums to 1 (empty when every
+    norm is 0)."""
+    sq = np.square(np.asarray(norms, np.float64))
+    total = float(sq.sum())
+    if not total > 0:
+        return {}
+    out: dict[str, float] = {}
+    for fam, v in zip(families, sq):
+        out[fam] = out.get(fam, 0.0) + float(v) / total
+    return dict(sorted(out.items()))
+
+
+def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerState, pool=None) -> dict:
+    """One outer step (in place on ``state``) with the outer optimizer ``outer``; the estimators' work runs in
+    this process, or on ``pool`` (an object with ``compute(theta, [(work, state), ...])``). Returns the metrics
+    record. ``RuntimeError`` when every estimator failed."""
+    t0 = time.perf_counter()
+    works = plan_step(ctx, plan, state)
+    _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
+        state.theta, state.outer_state, [state.theta] * len(works), jax.ShapeDtypeStruct((len(works),), np.float32),
+        jax.ShapeDtypeStruct((), np.float32)))
+    if pool is None:
+        results = [compute_work(ctx, state.theta, state.estimators[w.index], w) for w in works]
+    else:
+        results = pool.compute(state.theta, [(w, state.estimators[w.index]) for w in works])
+    if not any(r is not None for r in results):
+        raise RuntimeError(f"step {state.step}: every gradient worker failed")
+    stats = [jax.device_get(r[2]) if r is not None else None for r in results]
+    grads, weights, meta_loss = _combine(results)
+    args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
+    update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
+    theta, outer_state, gnorm, tnorm, parts = update(*args)
+    shares = family_shares([ctx.sampler.family_of(w.anchor) for w, r in zip(works, results) if r is not None],
+                           np.asarray(parts))
+    for w, r, st in zip(works, results, stats):
+        if r is not None:
+            state.estimators[w.index] = r[1]
+            state.sampler.done[w.index] = [bool(x) for x in st["done"]]
+    state.theta, state.outer_state = theta, outer_state
+    record = _step_record(ctx, state, works, results, stats, time.perf_counter() - t0)
+    record.update(meta_loss=meta_loss, grad_norm=float(gnorm), theta_norm=float(tnorm), family_grad_share=shares)
+    state.step += 1
+    return record
+
+
+def _step_record(ctx: WorkerContext, state: TrainerState, works, results, stats, wall: float) -> dict:
+    """The metrics record of a step (see :mod:`lopt_trainer.meta.metrics`), without the loss and norms."""
+    ok = [r for r in results if r is not None]
+    live = [st for st in stats if st is not None]
+    compile_s = sum(r[3] for r in ok)
+    inner = sum(int(st["active_steps"]) for st in live)
+    return {
+        "kind": "step", "step": state.step, "inner_steps": inner,
+        "inner_steps_per_s": inner / max(wall - compile_s, 1e-9), "step_seconds": wall, "compile_seconds": compile_s,
+        "clipped_losses": int(sum(int(s["clipped"]) for s in live)),
+        "nan_grads": int(sum(int(s["nan_grads"]) for s in live)),
+        "resets": int(sum(int(np.sum(w.reset)) for w in works)),
+        "groups": sorted(set(w.group for w in works)),
+        "tasks": sorted(set(t for w in works for t in w.task_ids)),
+        "estimators_ok": len(ok), "estimators": len(works),
+        "families": sorted(set(ctx.sampler.family_of(t) for w in works for t in w.task_ids)),
+    }

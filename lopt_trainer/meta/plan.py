@@ -1,0 +1,61 @@
+"""Planning one outer step: which group, slot tasks, resets and horizons every estimator gets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lopt_trainer.meta.config import PlanSettings
+from lopt_trainer.meta.state import TrainerState
+from lopt_trainer.meta.task_sampler import rng_for
+from lopt_trainer.meta.truncation import initial_offsets
+from lopt_trainer.meta.work import Work, WorkerContext
+
+
+def plan_step(ctx: WorkerContext, plan: PlanSettings, state: TrainerState) -> list[Work]:
+    """Decide every estimator's group, slot tasks, resets and horizons for ``state.step`` (updates the sampler
+    state and, for newly drawn groups, the estimator states).
+
+    A slot whose problem ended gets a fresh task of its estimator's group (and a fresh init and horizon). Once an
+    estimator has held its group for ``resample_every`` outer steps it *drains*: ended slots stay idle instead of
+    starting new problems, and when all of its slots have ended it draws a new group. So a redraw never cuts a
+    running problem short, and the long horizons stay in the objective. (Estimators drain at different moments,
+    which also spreads the compiles of new groups over the run.)
+    """
+    step, n = state.step, plan.tasks_per_group
+    s = state.sampler
+    if len(s.groups) != plan.num_groups:  # a fresh run, or another number of estimators: start over
+        s.groups, s.anchors, s.slot_tasks, s.done = [], [], [], []
+        s.drawn = []
+        state.estimators = []
+    if len(s.drawn) != len(s.groups):  # a checkpoint of an older version: its groups count as drawn at 0
+        s.drawn = [0] * len(s.groups)
+    works = []
+    for e in range(plan.num_groups):
+        new = e >= len(s.groups)
+        due = new or (plan.resample_every > 0 and step - s.drawn[e] >= plan.resample_every)
+        drawn_now = new or (due and all(s.done[e]))
+        if drawn_now:
+            _draw_group(ctx, plan, state, e, new)
+        draining = due and not drawn_now
+        reset = np.asarray(s.done[e], bool) & (not draining)
+        slot_rng = rng_for(plan.seed, step, "slot", e)
+        for i in np.flatnonzero(reset):
+            s.slot_tasks[e][i] = ctx.sampler.choose_task(slot_rng, s.groups[e], s.anchors[e], ctx.splits)
+        h_rng = rng_for(plan.seed, step, "horizon", e)
+        horizons = plan.horizons.sample(h_rng, n, step)
+        if drawn_now and plan.random_offsets:
+            horizons = initial_offsets(h_rng, horizons)
+        works.append(Work(e, step, s.groups[e], s.anchors[e], list(s.slot_tasks[e]), reset, horizons))
+    return works
+
+
+def _draw_group(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, e: int, new: bool) -> None:
+    """Give estimator ``e`` a newly drawn group (all slots marked ended, so each gets a task) and a fresh state."""
+    s = state.sampler
+    group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, state.step, "group", e))
+    if new:
+        for column in (s.groups, s.anchors, s.slot_tasks, s.done, s.drawn, state.estimators):
+            column.append(None)
+    s.groups[e], s.anchors[e], s.drawn[e] = group, anchor, state.step
+    s.slot_tasks[e], s.done[e] = [anchor] * plan.tasks_per_group, [True] * plan.tasks_per_group
+    state.estimators[e] = ctx.template(state.theta, anchor, plan.tasks_per_group)

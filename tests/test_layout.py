@@ -1,0 +1,88 @@
+"""The package map of ``lopt_trainer`` holds: arrows one way between its subpackages, imports at module top
+unless deferred for a stated reason, one public class per name."""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent / "lopt_trainer"
+
+# From the top down; a module may import its own subpackage and any subpackage of a lower rank.
+RANK = {"app": 6, "experiments": 5, "meta": 4, "evaluation": 3, "inner": 2, "theta": 2, "common": 1, "optimizer": 1,
+        "errors": 0}
+DEFERRABLE = {"matplotlib", "matplotlib.pyplot", "ray", "ray._private", "fcntl"}
+"""Imports that may sit inside a function anywhere: optional heavy dependencies and a platform module."""
+
+
+def _modules():
+    return sorted(p for p in ROOT.rglob("*.py") if p.name != "__init__.py" or p.parent != ROOT)
+
+
+def _part(path: pathlib.Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _lopt_imports(tree):
+    """``(node, imported subpackage, inside a function)`` for every import of ``lopt_trainer.<part>``."""
+    inner = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] if node.module != "lopt_trainer" else [f"lopt_trainer.{a.name}" for a in node.names]
+        for name in names:
+            yield node, name, id(node) in inner
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_arrows_go_one_way(path):
+    tree = ast.parse(path.read_text())
+    me = _part(path)
+    for node, name, _ in _lopt_imports(tree):
+        parts = name.split(".")
+        if parts[0] != "lopt_trainer":
+            continue
+        assert len(parts) > 1, f"{path}:{node.lineno}: import a module, not the package's lazy re-exports"
+        other = parts[1]
+        assert other in RANK, f"{path}:{node.lineno}: imports {name}, outside the package map"
+        if other != me:
+            assert RANK[other] < RANK[me], f"{path}:{node.lineno}: {me} must not import {other} ({name})"
+            assert {me, other} != {"inner", "theta"}, f"{path}:{node.lineno}: siblings import each other"
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_are_at_module_top_unless_deferred_for_a_reason(path):
+    if path.relative_to(ROOT).as_posix() == "app/cli.py":
+        return  # every command defers its imports so that `taskgen --help` starts without JAX (module docstring)
+    tree = ast.parse(path.read_text())
+    lines = path.read_text().splitlines()
+    for node, name, inside in _lopt_imports(tree):
+        if not inside or name in DEFERRABLE:
+            continue
+        assert "#" in lines[node.lineno - 1], f"{path}:{node.lineno}: {name} imported inside a function without a reason"
+
+
+def test_no_two_public_classes_share_a_name():
+    seen = {}
+    for path in _modules():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                assert node.name not in seen, f"class {node.name} in {path} and {seen[node.name]}"
+                seen[node.name] = path
+
+
+def test_public_names_import_lazily_from_the_package():
+    import lopt_trainer
+
+    for name in lopt_trainer.__all__:
+        assert getattr(lopt_trainer, name) is not None, name
+    from lopt_trainer.optimizer import hierarchical
+    from lopt_trainer.theta.load import load_theta
+
+    assert lopt_trainer.lopt_init is hierarchical.init and lopt_trainer.load_theta is load_theta
+    with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
+        lopt_trainer.nosuch  # noqa: B018
