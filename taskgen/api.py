@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from families.errors import ConfigError
+from families.errors import ConfigError, short_repr
 
 DEFAULT_SUITE_NAME = "default-v1"
 
@@ -127,10 +127,10 @@ def _pick(task_id: str, ids: list[str], where, total: int | None = None) -> int:
     exact = [i for i, t in enumerate(ids) if t == task_id]
     matches = exact or [i for i, t in enumerate(ids) if t.startswith(task_id)]
     if not matches:
-        raise KeyError(f"no task {task_id!r} in {where} ({len(ids) if total is None else total} specs); "
+        raise KeyError(f"no task {short_repr(task_id)} in {where} ({len(ids) if total is None else total} specs); "
                        "`taskgen list` shows the ids")
     if len(matches) > 1:
-        raise KeyError(f"{task_id!r} matches {len(matches)} tasks in {where}: "
+        raise KeyError(f"{short_repr(task_id)} matches {len(matches)} tasks in {where}: "
                        f"{', '.join(ids[i] for i in matches[:5])}...")
     return matches[0]
 

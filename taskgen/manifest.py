@@ -376,7 +376,8 @@ def specs_from_manifest(table: pa.Table, registry: Registry | None = None, valid
         raise ManifestError(path, "column 'spec_json' has empty rows")
     for i, (spec, task_id) in enumerate(zip(specs, table.column("task_id").to_pylist()), start=1):
         if spec.task_id != task_id:
-            raise SpecFileError(path, f"row {i}", f"task_id column says {task_id!r} but spec_json is {spec.task_id!r}")
+            raise SpecFileError(path, f"row {i}", f"task_id column says {short_repr(task_id)} but spec_json is "
+                                                  f"{short_repr(spec.task_id)}")
     return specs
 
 

@@ -125,7 +125,7 @@ class Registry:
         try:
             family = _instantiate(ep.load())
             if family.name != ep.name:
-                raise DuplicateFamilyError(f"entry point {ep.name!r} provides a family named {family.name!r}")
+                raise DuplicateFamilyError(f"entry point {ep.name!r} provides a family named {short_repr(family.name)}")
         except KeyboardInterrupt:  # the user's Ctrl-C stops the command
             raise
         except BaseException as e:  # noqa: B036 -- a third-party module may fail in any way (SystemExit from an

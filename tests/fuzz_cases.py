@@ -254,6 +254,12 @@ def _refusal(e: Exception, path: Path, valid: bool) -> str:
 
 # ---- spec-file mutations ---------------------------------------------------------------------------------------
 
+@lru_cache(maxsize=None)
+def _lines_with_floats() -> tuple[bytes, ...]:
+    """Suite lines whose config holds a float (the targets of the huge-integer-in-a-float-field case)."""
+    return tuple(x for x in suite_lines() if any(type(v) is float for _, v in _leaves(json.loads(x)["config"])))
+
+
 def _leaves(value, path=()):
     if isinstance(value, dict):
         for k, v in value.items():
@@ -276,10 +282,10 @@ def spec_case(seed: int, index: int) -> tuple[str, bytes]:
     """``(kind, spec line)`` of spec case ``index``: byte flips, truncation, wrong types, huge numbers, integers
     written as floats, huge integers in float fields, long strings, unknown families, id mismatches, deep nesting."""
     rng = random.Random(f"spec:{seed}:{index}")
-    line = rng.choice(suite_lines())
+    kind = rng.randrange(13)
+    line = rng.choice(suite_lines() if kind != 9 else _lines_with_floats())
     text = line.decode()
     data = json.loads(text)
-    kind = rng.randrange(13)
     if kind == 0:
         b = bytearray(line)
         for _ in range(rng.randint(1, 3)):
@@ -310,7 +316,8 @@ def spec_case(seed: int, index: int) -> tuple[str, bytes]:
         data["family"] = rng.choice(["nope", "", "QUADRATIC", "mlp", "x" * 100_000])
         return "unknown-family", json.dumps(data).encode()
     if kind == 5:
-        data["task_id"] = text[text.index('"task_id":"') + 11:-2][:-1] + "0"
+        stored = text[text.index('"task_id":"') + 11:-2]
+        data["task_id"] = stored[:-1] + ("0" if stored[-1] != "0" else "1")
         return "id-mismatch", json.dumps(data).encode()
     if kind == 8:  # an integer field written as a float (8.0), or a boolean
         if not ints:
@@ -459,7 +466,8 @@ def tally(results: list[dict]) -> dict:
         by_outcome[r["outcome"]] = by_outcome.get(r["outcome"], 0) + 1
         key = f"{r['kind'].split()[0]}|{r['outcome']}"
         by_kind[key] = by_kind.get(key, 0) + 1
-    return {"cases": len(results), "outcomes": dict(sorted(by_outcome.items())), "by_kind": dict(sorted(by_kind.items()))}
+    return {"cases": len(results), "outcomes": dict(sorted(by_outcome.items())),
+            "by_kind": dict(sorted(by_kind.items()))}
 
 
 if __name__ == "__main__":
