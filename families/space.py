@@ -13,22 +13,43 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from families.errors import ConfigError
+from families.errors import ConfigError, short_repr
+
+
+def json_kind(value) -> str:
+    """The JSON type of a Python value: ``bool``, ``int``, ``float``, ``str``, ``null``, ``list``, ``object`` (or the
+    Python type's name for anything else). ``True`` is not an integer and ``8.0`` is not an integer here."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
 
 
 @dataclasses.dataclass(frozen=True)
 class Int:
-    """An integer in ``[lo, hi]``."""
+    """An integer in ``[lo, hi]``: a JSON integer only (``8.0`` and ``true`` are not integers)."""
 
     lo: int
     hi: int
 
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(path, f"expected an integer in [{self.lo}, {self.hi}], got {value!r}")
+        if json_kind(value) != "int":
+            raise ConfigError(path, f"expected an integer in [{self.lo}, {self.hi}], got {json_kind(value)} "
+                                    f"{short_repr(value)}")
         if not self.lo <= value <= self.hi:
-            raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
+            raise ConfigError(path, f"{short_repr(value)} is outside the allowed range [{self.lo}, {self.hi}]")
 
     def describe(self):
         """This schema as plain JSON (for ``taskgen families``)."""
@@ -37,17 +58,20 @@ class Int:
 
 @dataclasses.dataclass(frozen=True)
 class Float:
-    """A finite float in ``[lo, hi]`` (integers are accepted as floats)."""
+    """A finite float in ``[lo, hi]`` (JSON integers are accepted as floats, of any size: an integer too large
+    for a float is compared exactly and is simply out of range)."""
 
     lo: float
     hi: float
 
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(path, f"expected a number in [{self.lo}, {self.hi}], got {value!r}")
-        if not math.isfinite(value) or not self.lo <= value <= self.hi:
-            raise ConfigError(path, f"{value} is outside the allowed range [{self.lo}, {self.hi}]")
+        kind = json_kind(value)
+        if kind not in ("int", "float"):
+            raise ConfigError(path, f"expected a number in [{self.lo}, {self.hi}], got {kind} {short_repr(value)}")
+        # int <= float compares exactly in Python (no conversion, so no OverflowError); only floats can be NaN/inf.
+        if (kind == "float" and not math.isfinite(value)) or not self.lo <= value <= self.hi:
+            raise ConfigError(path, f"{short_repr(value)} is outside the allowed range [{self.lo}, {self.hi}]")
 
     def describe(self):
         """This schema as plain JSON (for ``taskgen families``)."""
@@ -56,17 +80,21 @@ class Float:
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
-    """One of a fixed list of JSON scalars."""
+    """One of a fixed list of JSON scalars; the value must have an option's JSON type too (``8.0`` is not the
+    option ``8``, ``true`` is not ``1``)."""
 
     options: tuple
 
     def __post_init__(self):
-        object.__setattr__(self, "_bools", any(isinstance(o, bool) for o in self.options))
+        object.__setattr__(self, "_typed", frozenset((json_kind(o), o) for o in self.options))
 
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
-        if isinstance(value, bool) != self._bools or value not in self.options:
-            raise ConfigError(path, f"{value!r} is not one of {list(self.options)}")
+        kind = json_kind(value)
+        if kind not in ("bool", "int", "float", "str", "null") or (kind, value) not in self._typed:
+            same = [o for o in self.options if kind in ("bool", "int", "float") and o == value]
+            hint = f" (it is a JSON {kind}; write {same[0]!r})" if same else ""
+            raise ConfigError(path, f"{short_repr(value)} is not one of {list(self.options)}{hint}")
 
     def describe(self):
         """This schema as plain JSON (for ``taskgen families``)."""
@@ -80,7 +108,7 @@ class Bool:
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}")
+            raise ConfigError(path, f"expected true or false, got {short_repr(value)}")
 
     def describe(self):
         """This schema as plain JSON (for ``taskgen families``)."""
@@ -98,7 +126,8 @@ class ListOf:
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, list):
-            raise ConfigError(path, f"expected a list of {self.min_len}..{self.max_len} items, got {value!r}")
+            raise ConfigError(path, f"expected a list of {self.min_len}..{self.max_len} items, got "
+                                    f"{json_kind(value)} {short_repr(value)}")
         if not self.min_len <= len(value) <= self.max_len:
             raise ConfigError(path, f"has {len(value)} items; allowed {self.min_len}..{self.max_len}")
         for i, v in enumerate(value):
@@ -119,7 +148,8 @@ class Struct:
     def check(self, value, path):
         """Raise :class:`ConfigError` naming ``path`` unless ``value`` belongs to this schema."""
         if not isinstance(value, (dict, Mapping)):
-            raise ConfigError(path, f"expected an object with fields {sorted(self.fields)}, got {value!r}")
+            raise ConfigError(path, f"expected an object with fields {sorted(self.fields)}, got {json_kind(value)} "
+                                    f"{short_repr(value)}")
         unknown = () if value.keys() <= self.fields.keys() else sorted(set(value) - set(self.fields))
         if unknown:
             raise ConfigError(_join(path, unknown[0]), f"unknown field; allowed fields are {sorted(self.fields)}")
@@ -149,7 +179,7 @@ class Tagged:
             raise ConfigError(_join(path, self.tag), f"missing; one of {sorted(self.variants)}")
         kind = value[self.tag]
         if not isinstance(kind, str) or kind not in self.variants:
-            raise ConfigError(_join(path, self.tag), f"{kind!r} is not one of {sorted(self.variants)}")
+            raise ConfigError(_join(path, self.tag), f"{short_repr(kind)} is not one of {sorted(self.variants)}")
         rest = {k: v for k, v in value.items() if k != self.tag}
         self.variants[kind].check(rest, path)
 
@@ -188,7 +218,7 @@ def check_json_types(value: Any, path: str = "", max_depth: int | None = None) -
     if t is dict or isinstance(value, Mapping):
         for k, v in value.items():
             if type(k) is not str:
-                raise ConfigError(path, f"object keys must be strings, got {k!r}")
+                raise ConfigError(path, f"object keys must be strings, got {short_repr(k)}")
             check_json_types(v, _join(path, k) if type(v) in (dict, list) or not _is_leaf(v) else path, depth)
     elif t is list:
         for i, v in enumerate(value):

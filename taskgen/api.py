@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from families.errors import ConfigError
+from families.errors import ConfigError, short_repr
 
 DEFAULT_SUITE_NAME = "default-v1"
 
@@ -38,12 +38,26 @@ def load_specs(path=None, registry=None) -> list:
             return frozen
     path = Path(path) if path is not None else default_suite_path()
     if is_manifest(path):
-        from taskgen.manifest import load_manifest, specs_from_manifest
+        from taskgen.manifest import _read_manifest
 
-        return specs_from_manifest(load_manifest(path, registry), registry, validate=True, path=path)
+        return _read_manifest(path, registry, want_specs=True)[1]  # the rows' specs, checked once
     from taskgen.specfile import read_specs
 
     return read_specs(path, registry=registry)
+
+
+def frozen_record() -> dict | None:
+    """The record of the frozen default suite, ``default-v1.lock.json``: the sha256 of the suite's spec file
+    (``sha256``) and of its manifest (``manifest_sha256``) and its families' versions (``family_versions``);
+    None if it cannot be read. A test keeps it true; the fast paths below trust a file only while it matches."""
+    import json
+
+    lock_path = default_suite_path().with_name(f"{DEFAULT_SUITE_NAME}.lock.json")
+    try:
+        record = json.loads(lock_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def _frozen_default_suite():
@@ -51,27 +65,20 @@ def _frozen_default_suite():
     exactly those recorded in ``default-v1.lock.json`` (the suite was validated when it was frozen, and a test
     keeps the record true); None otherwise (then the file is read and every spec checked as usual)."""
     import hashlib
-    import json
 
+    from taskgen.manifest import _versions_match
     from taskgen.registry import default_registry
     from taskgen.specfile import parse_spec_lines
 
     path = default_suite_path()
-    lock_path = path.with_name(f"{DEFAULT_SUITE_NAME}.lock.json")
+    lock = frozen_record()
     try:
-        lock = json.loads(lock_path.read_text())
         data = path.read_bytes()
-    except (OSError, ValueError):
+    except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() != lock.get("sha256"):
+    if lock is None or hashlib.sha256(data).hexdigest() != lock.get("sha256") or not _versions_match(lock):
         return None
-    registry = default_registry()
-    try:
-        if any(registry.get(name).version != v for name, v in lock.get("family_versions", {}).items()):
-            return None
-    except Exception:  # an unknown or broken family: let the checked path say so
-        return None
-    return parse_spec_lines(data.split(b"\n"), path, registry, validate=False)
+    return parse_spec_lines(data.split(b"\n"), path, default_registry(), validate=False)
 
 
 def load_table(source=None, registry=None):
@@ -120,10 +127,10 @@ def _pick(task_id: str, ids: list[str], where, total: int | None = None) -> int:
     exact = [i for i, t in enumerate(ids) if t == task_id]
     matches = exact or [i for i, t in enumerate(ids) if t.startswith(task_id)]
     if not matches:
-        raise KeyError(f"no task {task_id!r} in {where} ({len(ids) if total is None else total} specs); "
+        raise KeyError(f"no task {short_repr(task_id)} in {where} ({len(ids) if total is None else total} specs); "
                        "`taskgen list` shows the ids")
     if len(matches) > 1:
-        raise KeyError(f"{task_id!r} matches {len(matches)} tasks in {where}: "
+        raise KeyError(f"{short_repr(task_id)} matches {len(matches)} tasks in {where}: "
                        f"{', '.join(ids[i] for i in matches[:5])}...")
     return matches[0]
 

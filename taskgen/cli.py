@@ -20,6 +20,8 @@ import sys
 
 import click
 
+from taskgen.cli_types import NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, UNIT_INTERVAL
+
 LAZY_COMMANDS = {
     "data": ("datasets_cache.cli:data", "Datasets: list, fetch into the cache, verify checksums, show paths."),
     "train": ("lopt_trainer.app.cli:train",
@@ -135,8 +137,8 @@ def _split_families(value: str) -> list[str] | None:
 
     if value in ("", "default"):
         return None
-    if value == "all":
-        return default_registry().names()
+    if value == "all":  # the families that load: a broken plugin is warned about and left out, as in `families`
+        return [family.name for family in default_registry().load_all()]
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -152,12 +154,12 @@ DEFAULT_HELD_OUT_VARIANTS = ("twod/beale", "quadratic/logspace_eigen", "char_lm/
 @click.option("--families", "families_", default="default", show_default=True,
               help="Comma-separated family names; 'default' (the 12 built-ins) or 'all' (plus plugins and "
                    "registered families).")
-@click.option("--per-family", default=DEFAULT_PER_FAMILY, show_default=True, type=click.IntRange(0),
+@click.option("--per-family", default=DEFAULT_PER_FAMILY, show_default=True, type=NON_NEGATIVE_INT64,
               help="Specs sampled per family.")
-@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=click.IntRange(0),
+@click.option("--seed", default=DEFAULT_SEED, show_default=True, type=NON_NEGATIVE_INT64,
               help="Suite seed; every spec seed derives from it.")
 @click.option("--holdout-fraction", default=DEFAULT_HOLDOUT_FRACTION, show_default=True,
-              type=click.FloatRange(0, 1), help="Fraction of specs (by content hash) put in meta_test.")
+              type=UNIT_INTERVAL, help="Fraction of specs (by content hash) put in meta_test.")
 @click.option("--hold-out-variant", "held_out", multiple=True,
               help="A family variant (e.g. twod/beale) put entirely in meta_test. Repeatable; "
                    f"default: {', '.join(DEFAULT_HELD_OUT_VARIANTS)}.")
@@ -216,9 +218,9 @@ def export(suite, output, fmt):
 @click.option("--split", type=click.Choice(["meta_train", "meta_test"]), help="Keep one suite split.")
 @click.option("--dataset", multiple=True, help="Keep tasks on these datasets (repeatable).")
 @click.option("--variant", multiple=True, help="Keep these family variants (repeatable).")
-@click.option("--max-params", type=click.IntRange(0), help="Keep tasks with at most this many parameters.")
-@click.option("--max-flops", type=click.IntRange(0), help="Keep tasks with at most this many FLOPs per step.")
-@click.option("--limit", type=click.IntRange(0), help="Print at most this many rows.")
+@click.option("--max-params", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many parameters.")
+@click.option("--max-flops", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many FLOPs per step.")
+@click.option("--limit", type=NON_NEGATIVE_INT64, help="Print at most this many rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
 def list_(source, family, split, dataset, variant, max_params, max_flops, limit, as_json):
     """List tasks of a suite or manifest, filtered (a manifest is filtered as it is, without parsing specs)."""
@@ -268,8 +270,8 @@ def _resolve(resolve_spec, task_id, source):
 @cli.command()
 @click.argument("task_id")
 @click.option("--suite", "--manifest", "source", type=click.Path(exists=True, dir_okay=False), help=SUITE_HELP)
-@click.option("--steps", default=100, show_default=True, type=click.IntRange(1), help="Adam steps to run.")
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True), help="Adam lr.")
+@click.option("--steps", default=100, show_default=True, type=POSITIVE_INT64, help="Adam steps to run.")
+@click.option("--lr", default=1e-3, show_default=True, type=POSITIVE_FLOAT, help="Adam learning rate (finite, > 0).")
 @click.option("--json", "as_json", is_flag=True, help="Print the loss trace as JSON.")
 def build(task_id, source, steps, lr, as_json):
     """Build a task on its real data and run a few Adam steps, printing the training loss as it goes down.

@@ -4,11 +4,15 @@
 
 * the toolkit's own errors (bad specs, manifests, configs, unknown families, dataset errors, ``ValueError``),
 * OS errors on the user's paths (missing, read-only, permission, no space: the message names the path), and
-* decode errors of damaged files (pyarrow, msgpack, zipfile, JSON, UTF-8)
+* decode errors of damaged files (pyarrow, msgpack, zipfile, JSON, UTF-8): ``cannot read <path>: damaged …``,
+* encode errors, told apart from decode errors by where they were raised (a value that a writer cannot store,
+  e.g. ``json.dumps(nan, allow_nan=False)``): ``cannot write <path>: a value cannot be stored …``
 
-into ``Error: <what> <path>: <reason>`` on stderr with exit status 1. Usage errors keep click's exit status 2.
-With ``taskgen --debug`` or ``TASKGEN_DEBUG=1`` the exception propagates with its traceback. Nothing here imports
-more than the standard library and click.
+into ``Error: <what> <path>: <reason>`` on stderr with exit status 1 (a library's message is cut, so a message
+quoting data stays one readable line). Usage errors keep click's exit status 2. Ctrl-C (``KeyboardInterrupt``)
+ends any command with ``Interrupted`` and exit status 130, the shell's convention for SIGINT. With
+``taskgen --debug`` or ``TASKGEN_DEBUG=1`` the exception propagates with its traceback. Nothing here imports more
+than the standard library, click and :mod:`families.errors`.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 
 import click
+
+from families.errors import short_text
 
 _OS_WHAT = {
     errno.ENOENT: "no such file or folder", errno.EACCES: "no permission for", errno.EPERM: "no permission for",
@@ -28,6 +35,15 @@ _OS_WHAT = {
 
 _DECODE_MODULES = ("pyarrow", "msgpack", "zipfile", "json", "numpy.lib", "flax.serialization")
 _PATH_NAMES = ("path", "filename", "file", "fname", "source", "theta_path", "out_dir", "out")
+# Functions of the codec modules above that write (serialise) rather than read: an error raised inside one is an
+# encode error (a value the format cannot hold), not a damaged file.
+_ENCODE_FUNCTION = re.compile(r"^_*(dumps?|(iter)?encode|packb?|serialize|msgpack_serialize|to_bytes|save|savez"
+                              r"|savez_compressed|write\w*|new_file|to_state_dict)$")
+_ENCODE_MODULES = ("json.encoder",)
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as shells report a process ended by SIGINT."""
+MESSAGE_LIMIT = 2000
+"""Most characters of a library's error message that an ``Error:`` line repeats."""
 
 
 class ToolkitError(click.ClickException):
@@ -42,8 +58,25 @@ def _is_toolkit_error(e: BaseException) -> bool:
                and c is not Exception for c in type(e).__mro__[:-2])
 
 
-def _is_decode_error(e: BaseException) -> bool:
-    if isinstance(e, (UnicodeDecodeError, EOFError)):
+def _is_encode_error(e: BaseException) -> bool:
+    """Whether ``e`` was raised while serialising (a codec module's writing function is on its traceback, or it is
+    one of msgpack's ``Pack…`` errors): a value the format cannot hold, not a damaged file."""
+    if isinstance(e, UnicodeEncodeError) or type(e).__name__.startswith("Pack"):
+        return True
+    tb = e.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        module = str(frame.f_globals.get("__name__", ""))
+        if module.startswith(_ENCODE_MODULES) or (module.startswith(_DECODE_MODULES)
+                                                   and _ENCODE_FUNCTION.match(frame.f_code.co_name)):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _is_codec_error(e: BaseException) -> bool:
+    """Whether ``e`` comes from a file format's codec (reading or writing)."""
+    if isinstance(e, (UnicodeError, EOFError)):
         return True
     if any(c.__module__.startswith(_DECODE_MODULES) for c in type(e).__mro__[:-2]):
         return True
@@ -54,6 +87,10 @@ def _is_decode_error(e: BaseException) -> bool:
                 return True
             tb = tb.tb_next
     return False
+
+
+def _is_decode_error(e: BaseException) -> bool:
+    return _is_codec_error(e) and not _is_encode_error(e)
 
 
 def _path_in_traceback(e: BaseException) -> str | None:
@@ -80,13 +117,17 @@ def describe(e: BaseException) -> str | None:
             return f"{what}: {reason}"
         target = f" -> {e.filename2}" if e.filename2 else ""
         return f"{what} {path}{target}: {reason}"
-    if _is_decode_error(e):
+    if _is_codec_error(e):
         path = _path_in_traceback(e)
         where = f" {path}" if path else ""
-        return f"cannot read{where}: damaged or not the expected format ({type(e).__name__}: {e})"
+        if _is_encode_error(e):
+            return f"cannot write{where}: a value cannot be stored in this format ({type(e).__name__}: " \
+                   f"{short_text(e, MESSAGE_LIMIT)})"
+        return f"cannot read{where}: damaged or not the expected format ({type(e).__name__}: " \
+               f"{short_text(e, MESSAGE_LIMIT)})"
     if _is_toolkit_error(e) or isinstance(e, (ValueError, KeyError)):
         text = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
-        return text or type(e).__name__
+        return short_text(text, MESSAGE_LIMIT) or type(e).__name__
     return None
 
 
@@ -95,10 +136,26 @@ def error_boundary(debug: bool = False):
     """Run a command body; turn the errors a user can act on into :class:`ToolkitError` (see the module doc)."""
     try:
         yield
-    except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+        _interrupted(debug)
+    except click.Abort as e:  # click's prompts turn Ctrl-C into Abort
+        if isinstance(e.__context__, KeyboardInterrupt) or isinstance(e.__cause__, KeyboardInterrupt):
+            _interrupted(debug)
+        raise
+    except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
     except Exception as e:
         message = None if debug else describe(e)
         if message is None:
             raise
         raise ToolkitError(message) from None
+
+
+def _interrupted(debug: bool):
+    """End the command after Ctrl-C: ``Interrupted`` on stderr (the traceback too with ``--debug``), exit 130."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    click.echo("Interrupted", err=True)
+    raise click.exceptions.Exit(EXIT_INTERRUPTED)

@@ -3,8 +3,13 @@ registered explicitly with :func:`register_family`.
 
 Nothing registers itself on import. Built-ins are named here by import path and loaded on first use; plugins are
 discovered from installed packages' entry points when the registry is first consulted, and loaded on first use too.
-A plugin that cannot be loaded (its module does not import, it is not a family, its name is taken) costs only its
-own family: a warning naming the entry point, and :class:`FamilyUnavailableError` when that family is asked for.
+A plugin that cannot be loaded costs only its own family: a warning naming the entry point, and
+:class:`FamilyUnavailableError` when that family is asked for. "Cannot be loaded" means any failure while importing
+and instantiating it: an exception of any kind, including ``SystemExit`` (a module that runs ``argparse`` or calls
+``sys.exit`` at import) and other ``BaseException`` subclasses, but not ``KeyboardInterrupt`` (the user's Ctrl-C
+stops the command); and a loaded object that is not a usable family (not a :class:`Family`, an empty or foreign
+name, a version that is not an integer in ``[0, 2**31)``). Every command sees the same set of families: those that
+load (:meth:`Registry.load_all`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import threading
 import warnings
 
 from families.base import Family
+from families.errors import short_repr, short_text
+from taskgen.spec import FAMILY_VERSION_LIMIT
 
 ENTRY_POINT_GROUP = "taskgen.families"
 
@@ -40,7 +47,7 @@ class UnknownFamilyError(KeyError):
 
     def __init__(self, name: str, known: list[str]):
         self.name = name
-        super().__init__(f"unknown family {name!r}; known families: {', '.join(known)}")
+        super().__init__(f"unknown family {short_repr(name)}; known families: {', '.join(known)}")
 
     def __str__(self):
         return self.args[0]
@@ -66,10 +73,22 @@ def _load_object(path: str):
 def _instantiate(obj) -> Family:
     family = obj() if isinstance(obj, type) else obj
     if not isinstance(family, Family):
-        raise TypeError(f"{obj!r} is not a taskgen Family (subclass families.base.Family)")
-    if not family.name:
-        raise TypeError(f"{obj!r} has an empty name")
+        raise TypeError(f"{short_repr(obj)} is not a taskgen Family (subclass families.base.Family)")
+    if not isinstance(family.name, str) or not family.name:
+        raise TypeError(f"{short_repr(obj)} has no name (a non-empty string)")
+    version = family.version
+    if type(version) is not int or not 0 <= version < FAMILY_VERSION_LIMIT:
+        raise TypeError(f"family {family.name!r} has version {short_repr(version)}; a version is an integer in "
+                        f"[0, 2**31)")
     return family
+
+
+def _failure(e: BaseException) -> str:
+    """``Type: message`` of a plugin's failure, for the warning (``SystemExit: 2`` for an argparse exit)."""
+    text = short_text(e, 300) if str(e) else ""
+    if isinstance(e, SystemExit):
+        text = f"exited with status {short_repr(e.code)} while loading"
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 class Registry:
@@ -106,9 +125,12 @@ class Registry:
         try:
             family = _instantiate(ep.load())
             if family.name != ep.name:
-                raise DuplicateFamilyError(f"entry point {ep.name!r} provides a family named {family.name!r}")
-        except Exception as e:  # a third-party module may fail in any way; it must not take the others down
-            self._mark_broken(ep, f"{type(e).__name__}: {e}")
+                raise DuplicateFamilyError(f"entry point {ep.name!r} provides a family named {short_repr(family.name)}")
+        except KeyboardInterrupt:  # the user's Ctrl-C stops the command
+            raise
+        except BaseException as e:  # noqa: B036 -- a third-party module may fail in any way (SystemExit from an
+            # argparse at import, GeneratorExit, ...); it must not take the others down
+            self._mark_broken(ep, _failure(e))
             return None
         self._families[name] = family
         return family
@@ -142,7 +164,8 @@ class Registry:
             return list(self._lazy) + sorted(others)
 
     def load_all(self) -> list[Family]:
-        """Every family of :meth:`names`, loaded (plugins that fail to load are warned about and skipped)."""
+        """Every family that loads, in the order of :meth:`names` (plugins that fail to load are warned about
+        and skipped). Commands that mean "all families" use this list."""
         with self._lock:
             self._load_plugins()
             return [self.get(n) for n in self.names()]

@@ -22,7 +22,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from families.errors import ConfigError
+from families.errors import ConfigError, short_repr
 from families.space import check_json_types
 
 SCHEMA_VERSION = 1
@@ -162,7 +162,7 @@ class TaskSpec:
     def with_split(self, split: str) -> "TaskSpec":
         """The same task with another suite split."""
         if split not in SUITE_SPLITS:
-            raise ConfigError("split", f"{split!r} is not one of {list(SUITE_SPLITS)}")
+            raise ConfigError("split", f"{_short(split)} is not one of {list(SUITE_SPLITS)}")
         c = self._cached()
         spec = TaskSpec(self.family, self.family_version, self.seed, self.config, split)
         object.__setattr__(spec, "_cache", c)
@@ -188,8 +188,9 @@ class TaskSpec:
         if unknown:
             raise ConfigError(unknown[0], f"unknown spec field; allowed: {sorted(allowed)}")
         schema = data.get("schema_version", SCHEMA_VERSION)
-        if isinstance(schema, bool) or schema != SCHEMA_VERSION:
-            raise ConfigError("schema_version", f"{schema!r} is not supported (this toolkit reads {SCHEMA_VERSION})")
+        if type(schema) is not int or schema != SCHEMA_VERSION:  # a JSON integer, as every integer field
+            raise ConfigError("schema_version", f"{_short(schema)} is not supported (this toolkit reads the "
+                                                f"integer {SCHEMA_VERSION})")
         family, version, seed, config = data["family"], data["family_version"], data["seed"], data["config"]
         split = data.get("split", "meta_train")
         if private and isinstance(config, dict):
@@ -200,8 +201,8 @@ class TaskSpec:
             spec = cls.create(family, version, seed, config, split)
         stored = data.get("task_id")
         if stored is not None and stored != spec.task_id:
-            raise ConfigError("task_id", f"stored id {stored!r} does not match the content (expected {spec.task_id!r});"
-                                         " the spec was edited or corrupted")
+            raise ConfigError("task_id", f"stored id {_short(stored)} does not match the content (expected "
+                                         f"{_short(spec.task_id)}); the spec was edited or corrupted")
         return spec
 
     @classmethod
@@ -225,7 +226,7 @@ class TaskSpec:
 
 def _check_header(family, family_version, seed, split) -> None:
     if not isinstance(family, str) or not family:
-        raise ConfigError("family", f"must be a non-empty string, got {family!r}")
+        raise ConfigError("family", f"must be a non-empty string, got {_short(family)}")
     for name, value, limit in (("family_version", family_version, FAMILY_VERSION_LIMIT), ("seed", seed, SEED_LIMIT)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(name, f"must be a non-negative integer, got {_short(value)}")
@@ -236,11 +237,8 @@ def _check_header(family, family_version, seed, split) -> None:
 
 
 def _short(value, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters (huge integers are described, not converted)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
-        return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
+    """``repr(value)`` cut to ``limit`` characters (:func:`families.errors.short_repr`)."""
+    return short_repr(value, limit)
 
 
 def _unique_keys(pairs):

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from families.base import ConfigError
+from families.errors import short_text
 from taskgen.spec import TaskSpec
 
 
@@ -138,6 +139,6 @@ class _FamilyChecker:
             family.validate(spec.config)
         except ConfigError:
             raise
-        except (TypeError, KeyError, IndexError, AttributeError, ValueError, RecursionError) as e:
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError, ArithmeticError, RecursionError) as e:
             raise ConfigError("config", f"family {spec.family!r} could not check this config "
-                                        f"({type(e).__name__}: {e})") from None
+                                        f"({type(e).__name__}: {short_text(e, 300)})") from None

@@ -249,3 +249,85 @@ def test_missing_optional_package_gives_a_stand_in_but_broken_own_code_raises(mo
     monkeypatch.setitem(cli_mod.LAZY_COMMANDS, "own", ("taskgen.no_such_module:cmd", "Broken."))
     with pytest.raises(ModuleNotFoundError, match="taskgen.no_such_module"):
         cli_mod.cli.get_command(None, "own")
+
+
+# ---- a plugin's failure of any kind is a warning, in every command (issue 17, F) ---------------------------------
+
+def _exits():
+    import argparse
+
+    argparse.ArgumentParser(prog="plugin").parse_args(["--no-such-flag"])  # SystemExit(2), as at import
+
+
+class _Custom(BaseException):
+    pass
+
+
+def _custom():
+    raise _Custom("a BaseException subclass")
+
+
+class _BadVersion:
+    @staticmethod
+    def make():
+        from tests.toy_family import ToyFamily
+
+        class Versioned(ToyFamily):
+            name = "badversion"
+            version = "1"
+
+        return Versioned
+
+
+@pytest.mark.parametrize("target,reason", [
+    (_exits, "SystemExit: exited with status 2 while loading"),
+    (_custom, "_Custom: a BaseException subclass"),
+    (_BadVersion.make, "TypeError: family 'badversion' has version '1'; a version is an integer in [0, 2**31)"),
+])
+def test_any_failure_while_loading_a_plugin_is_a_warning_naming_it(monkeypatch, target, reason):
+    from taskgen.registry import FamilyUnavailableError, Registry
+
+    name = "badversion" if target is _BadVersion.make else "weird"
+    monkeypatch.setattr("importlib.metadata.entry_points",
+                        lambda group: [_EP(name, target)] if group == "taskgen.families" else [])
+    reg = Registry()
+    with pytest.warns(RuntimeWarning) as caught:
+        names = [f.name for f in reg.load_all()]
+    assert name not in names and "quadratic" in names
+    assert str(caught[0].message) == (f"taskgen: skipping family plugin entry point {name!r} "
+                                      f"({name}_pkg.family:Family) of group 'taskgen.families': {reason}")
+    with pytest.raises(FamilyUnavailableError, match=f"family '{name}' is unavailable"):
+        reg.get(name)
+
+
+def test_ctrl_c_while_loading_a_plugin_stops_the_command(monkeypatch):
+    from taskgen.registry import Registry
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("importlib.metadata.entry_points",
+                        lambda group: [_EP("slow", interrupt)] if group == "taskgen.families" else [])
+    with pytest.raises(KeyboardInterrupt):
+        Registry().load_all()
+
+
+def test_all_means_the_families_that_load_in_every_command(monkeypatch, tmp_path):
+    import taskgen.registry as registry_mod
+    from tests.toy_family import ToyFamily
+
+    monkeypatch.setattr("importlib.metadata.entry_points",
+                        lambda group: [_EP("exitfam", _exits), _EP("toy", lambda: ToyFamily)]
+                        if group == "taskgen.families" else [])
+    monkeypatch.setattr(registry_mod, "_DEFAULT", None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        listed = _run("families", "--json")
+        sampled = _run("sample", "--families", "all", "--per-family", "1", "--json", "-o", tmp_path / "s.jsonl")
+    assert listed.exit_code == 0 and sampled.exit_code == 0, sampled.output
+    names = [r["name"] for r in json.loads(listed.stdout)]
+    assert "toy" in names and "exitfam" not in names
+    assert sorted(json.loads(sampled.stdout)["per_family"]) == sorted(names)
+    assert any("'exitfam'" in str(w.message) and "SystemExit" in str(w.message) for w in caught)
+    res = _run("sample", "--families", "exitfam", "--per-family", "1", "-o", tmp_path / "t.jsonl")
+    assert res.exit_code == 1 and res.output.startswith("Error: family 'exitfam' is unavailable: entry point")

@@ -45,6 +45,9 @@ def test_frozen_suite_record_is_true_and_guards_the_fast_path(monkeypatch):
     path = api.default_suite_path()
     lock = json.loads(path.with_name("default-v1.lock.json").read_text())
     assert lock["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest = path.with_name(lock["manifest_file"])
+    assert manifest == api.default_manifest_path()
+    assert lock["manifest_sha256"] == hashlib.sha256(manifest.read_bytes()).hexdigest()  # its fast path's record
     reg = default_registry()
     families = sorted({s.family for s in taskgen.load_specs(path)})  # the checked path
     assert lock["family_versions"] == {f: reg.get(f).version for f in families}

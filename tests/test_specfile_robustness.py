@@ -120,6 +120,108 @@ def test_line_separators_in_strings_round_trip(tmp_path):
     assert read_specs(tmp_path / "s.jsonl", registry=_label_registry()) == specs
 
 
+# ---- spec values: one rule for integers, total config checks, short messages (issue 17, G) ----------------------
+
+M = next(x.decode() for x in LINES if b'"family":"mlp"' in x and b'"image_size":28' in x)  # a real mlp line
+BIG = "1" + "0" * 400  # an integer too large for a float
+
+
+@pytest.mark.parametrize("make,expected", [
+    (lambda: _noid(_replace(Q, '"loss_scale":0.473423', f'"loss_scale":{BIG}')),
+     "loss_scale: <an integer of 1329 bits> is outside the allowed range [1e-05, 1000.0]"),
+    (lambda: _noid(_replace(Q, '"loss_scale":0.473423', f'"loss_scale":-{BIG}')),
+     "loss_scale: <an integer of 1329 bits> is outside the allowed range [1e-05, 1000.0]"),
+    (lambda: _noid(_replace(M, '"image_size":28', '"image_size":28.0')),
+     "data.image_size: 28.0 is not one of [8, 14, 16, 28] (it is a JSON float; write 28)"),
+    (lambda: _noid(_replace(M, '"batch_size":31', '"batch_size":31.0')), "data.batch_size: expected an integer in "),
+    (lambda: _noid(_replace(M, '"layers":[110,', '"layers":[110.0,')),
+     "layers[0]: expected an integer in [16, 128], got float 110.0"),
+    (lambda: _noid(_replace(M, '"center_data":true', '"center_data":1')), "data.center_data: expected true or "
+                                                                          "false, got 1"),
+    (lambda: _replace(Q, '"schema_version":1', '"schema_version":1.0'),
+     "schema_version: 1.0 is not supported (this toolkit reads the integer 1)"),
+    (lambda: _replace(Q, '"schema_version":1', '"schema_version":true'), "schema_version: True is not supported"),
+    (lambda: _replace(Q, '"family_version":1', '"family_version":1.0'), "family_version: must be a non-negative "
+                                                                        "integer, got 1.0"),
+    (lambda: _replace(Q, '"seed":1169926100', '"seed":1169926100.0'), "seed: must be a non-negative integer"),
+])
+def test_integer_fields_take_json_integers_and_float_fields_any_size(tmp_path, make, expected):
+    with pytest.raises(SpecFileError) as err:
+        _read_line(tmp_path, Q + "\n" + make() + "\n")
+    assert str(err.value).startswith(f"{tmp_path / 's.jsonl'}:2: ") and expected in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _noid(_replace(Q, '"output":"log"', '"output":"' + "x" * 4_000_000 + '"')),
+    lambda: _noid(_replace(Q, '"output":"log"', '"output":[' + "1," * 500_000 + '1]')),
+    lambda: _noid(_replace(Q, '"output":"log"', '"output":"log","' + "k" * 100_000 + '":1')),
+    lambda: _replace(Q, '"family":"quadratic"', '"family":"' + "f" * 1_000_000 + '"'),
+    lambda: _replace(Q, '"task_id":"quadratic-83941fda3522"', '"task_id":"' + "t" * 1_000_000 + '"'),
+])
+def test_long_values_are_echoed_cut(tmp_path, make):
+    with pytest.raises(SpecFileError) as err:
+        _read_line(tmp_path, Q + "\n" + make() + "\n")
+    assert len(str(err.value)) < 600, len(str(err.value))
+
+
+def test_short_repr_is_exact_and_total():
+    from families.errors import short_repr
+
+    assert short_repr("abc") == "'abc'" and short_repr(10**400) == "<an integer of 1329 bits>"
+    assert short_repr("x" * 100, 10) == "'xxxxxxxxx... (100 characters)"
+    assert short_repr(list(range(10**6)), 20) == "[0, 1, 2, 3, 4, 5, 6..."
+    assert short_repr({"a": 1}) == "{'a': 1}" and short_repr([1, [2, {"b": None}]]) == "[1, [2, {'b': None}]]"
+    assert short_repr(2**63) == "9223372036854775808" and short_repr(1.5) == "1.5" and short_repr(True) == "True"
+
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no")
+
+    assert short_repr(Unprintable()) == "<Unprintable>"
+
+
+@pytest.mark.parametrize("command", [["export", "{f}", "-o", "{d}/m.arrow"], ["list", "--suite", "{f}"],
+                                     ["show", "quadratic-", "--suite", "{f}"]])
+def test_huge_integer_in_a_float_field_is_one_error_line_in_every_command(tmp_path, command):
+    from click.testing import CliRunner
+
+    from taskgen.cli import cli
+
+    path = tmp_path / "s.jsonl"
+    path.write_text(Q + "\n" + _noid(_replace(Q, '"loss_scale":0.473423', f'"loss_scale":{BIG}')) + "\n")
+    res = CliRunner().invoke(cli, [a.format(f=path, d=tmp_path) for a in command])
+    assert res.exit_code == 1 and res.output == (f"Error: {path}:2: loss_scale: <an integer of 1329 bits> is outside "
+                                                 "the allowed range [1e-05, 1000.0]\n")
+
+
+def test_config_checks_are_total_over_json_values():
+    """Every schema kind checks any JSON value: a ConfigError or nothing, never another exception."""
+    from hypothesis import given as given_
+    from hypothesis import settings as settings_
+
+    from families.space import Bool, Choice, Float, Int, ListOf, Struct, Tagged
+
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**400)
+        | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5),
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=3), kids, max_size=4),
+        max_leaves=12)
+    schemas = [Int(0, 10), Float(-1.0, 1.0), Choice((8, 14)), Choice(("a", "b")), Choice((True,)), Bool(),
+               ListOf(Int(0, 3), 0, 2), Struct({"a": Float(0.0, 1.0)}, frozenset({"a"})),
+               Tagged("kind", {"x": Struct({"n": Int(1, 2)})})]
+
+    @given_(json_values)
+    @settings_(max_examples=300, deadline=None)
+    def check(value):
+        for schema in schemas:
+            try:
+                schema.check(value, "f")
+            except ConfigError as e:
+                assert len(str(e)) < 400
+
+    check()
+
+
 # ---- manifests -------------------------------------------------------------------------------------------------
 
 def _write_table(path, table):
