@@ -124,3 +124,114 @@ def test_compiled_programs_are_bounded_and_rebuilt_identically(task, monkeypatch
     again, _, _ = _estimates(task, "pes", 1, 2, 0.01, theta)
     for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(again)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# ---------------------------------------------------------------- truncated backprop and the hybrid
+
+
+def _one_call(task, theta, state, reset, settings, n_slots=2, key=1):
+    """One jitted :func:`estimate` call (no donation, so ``state`` can be reused)."""
+    from lopt_trainer.meta.estimators import estimate
+
+    lopt, fns = tiny_lopt(), TaskFns.of(task)
+    data, axes = slot_data([task] * n_slots, settings.unroll.splits_needed(True))
+    f = jax.jit(functools.partial(estimate, fns=fns, lopt=lopt, settings=settings, data_axes=axes))
+    keys = jax.random.split(jax.random.PRNGKey(7), n_slots)
+    return f(theta, state, data, jnp.full(n_slots, reset), keys, jnp.full(n_slots, 4 * T, jnp.int32),
+             jax.random.PRNGKey(key))
+
+
+@pytest.mark.parametrize("truncation_index", [0, 1])
+def test_backprop_gradient_matches_finite_differences_of_the_truncated_meta_loss(task, truncation_index):
+    """The backprop estimate is the exact gradient of the truncation's meta-loss, the carried inner state held
+    fixed: compare with central differences of that same meta-loss (same state, same batches)."""
+    settings = EstimatorSettings(kind="backprop", unroll=UnrollSettings(truncation=T, valid_every=0))
+    theta = _theta()
+    lopt, fns = tiny_lopt(), TaskFns.of(task)
+    state = init_estimator_state(theta, fns, lopt, 2)
+    if truncation_index:  # a second truncation: the state carried from the first one
+        _, state, _ = _one_call(task, theta, state, True, settings)
+    reset = truncation_index == 0
+    grad, _, stats = _one_call(task, theta, state, reset, settings)
+    assert int(stats["nan_grads"]) == 0 and int(stats["active_steps"]) == 2 * T
+    h = 1e-2
+    for name in theta:
+        up = _one_call(task, dict(theta, **{name: theta[name] + h}), state, reset, settings)[2]["meta_loss"]
+        dn = _one_call(task, dict(theta, **{name: theta[name] - h}), state, reset, settings)[2]["meta_loss"]
+        fd = float((up - dn) / (2 * h))
+        assert abs(float(grad[name]) - fd) <= 2e-2 * abs(fd) + 1e-5, (name, float(grad[name]), fd)
+
+
+def test_backprop_slot_gradients_are_clipped(task):
+    theta = _theta()
+    lopt, fns = tiny_lopt(), TaskFns.of(task)
+    state = init_estimator_state(theta, fns, lopt, 2)
+    free = EstimatorSettings(kind="backprop", unroll=UnrollSettings(truncation=T, valid_every=0))
+    big = float(jnp.sqrt(sum(jnp.square(x) for x in jax.tree_util.tree_leaves(_one_call(task, theta, state, True,
+                                                                                         free)[0]))))
+    clipped = _one_call(task, theta, state, True, EstimatorSettings(kind="backprop", bp_clip=big / 10,
+                                                                   unroll=free.unroll))[0]
+    norm = float(jnp.sqrt(sum(jnp.square(x) for x in jax.tree_util.tree_leaves(clipped))))
+    # every slot's gradient is cut to norm big/10 before the mean over slots (which can only be shorter)
+    assert big > 0 and 0 < norm <= big / 10 * (1 + 1e-5)
+    from lopt_trainer.meta.estimators import _clip_norm
+
+    np.testing.assert_allclose(np.asarray(_clip_norm(jnp.array([3.0, 4.0]), 1.0)), [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(_clip_norm(jnp.array([3.0, 4.0]), 10.0)), [3.0, 4.0])
+
+
+def test_inverse_variance_weights_follow_the_measured_variances():
+    from lopt_trainer.meta.estimators import inverse_variance_combine
+
+    rng = np.random.default_rng(0)
+    n, segments = 64, np.array([0, 0, 0, 1, 1, 2])
+    truth = np.array([1.0, -2.0, 0.5, 3.0, 1.0, -1.0], np.float32)
+    # block 0: `a` is 10x noisier than `b`; block 1: `b` is 10x noisier; block 2: equally noisy
+    sd_a = np.array([10, 10, 10, 1, 1, 1], np.float32)
+    sd_b = np.array([1, 1, 1, 10, 10, 1], np.float32)
+    a = truth + sd_a * rng.standard_normal((n, 6)).astype(np.float32)
+    b = truth + sd_b * rng.standard_normal((n, 6)).astype(np.float32)
+    combined, w = inverse_variance_combine(jnp.asarray(a), jnp.asarray(b), jnp.ones(n, bool), segments)
+    w = np.asarray(w)
+    # the weight of `a` is v_b / (v_a + v_b) with the measured variances of the slot means, block-averaged
+    def v(x, idx):
+        return np.mean(np.var(x[:, idx], axis=0, ddof=1) / n)
+    for block in range(3):
+        idx = segments == block
+        want = v(b, idx) / (v(a, idx) + v(b, idx))
+        assert w[block] == pytest.approx(want, rel=1e-4)
+    assert w[0] < 0.05 and w[1] > 0.95 and 0.2 < w[2] < 0.8
+    wa = w[segments]
+    np.testing.assert_allclose(np.asarray(combined), wa * a.mean(0) + (1 - wa) * b.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_inverse_variance_combine_skips_rows_that_are_not_ok():
+    from lopt_trainer.meta.estimators import inverse_variance_combine
+
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    segments = np.array([0, 0, 1, 1])
+    ok = np.array([True, True, False, True, True])
+    poisoned = a.copy()
+    poisoned[2] = np.nan
+    got = inverse_variance_combine(jnp.asarray(poisoned), jnp.asarray(b), jnp.asarray(ok), segments)
+    want = inverse_variance_combine(jnp.asarray(a[ok]), jnp.asarray(b[ok]), jnp.ones(4, bool), segments)
+    for x, y in zip(got, want):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6)
+    # fewer than two usable rows: no variance to measure, equal weights
+    _, w = inverse_variance_combine(jnp.asarray(a), jnp.asarray(b), jnp.asarray([True] + [False] * 4), segments)
+    np.testing.assert_array_equal(np.asarray(w), 0.5)
+
+
+def test_hybrid_skips_non_finite_slots_and_counts_them(task):
+    theta = _theta()
+    lopt, fns = tiny_lopt(), TaskFns.of(task)
+    state = init_estimator_state(theta, fns, lopt, 3)
+    settings = EstimatorSettings(kind="hybrid", sigma=1e-30, unroll=UnrollSettings(truncation=T, valid_every=0))
+    grad, _, stats = _one_call(task, theta, state, True, settings, n_slots=3)
+    assert int(stats["nan_grads"]) == 3  # the PES half divides by σ² = 0
+    assert all(float(v) == 0.0 for v in jax.tree_util.tree_leaves(grad))
+    ok = EstimatorSettings(kind="hybrid", sigma=0.01, unroll=settings.unroll)
+    grad, _, stats = _one_call(task, theta, state, True, ok, n_slots=3)
+    assert int(stats["nan_grads"]) == 0 and np.asarray(stats["pes_weight"]).shape == (2,)
+    assert all(np.isfinite(float(v)) for v in jax.tree_util.tree_leaves(grad))

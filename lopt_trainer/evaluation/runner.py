@@ -3,7 +3,8 @@
 :func:`evaluate_theta` loads θ and chooses the tasks (:mod:`~.tasks`); :func:`run_evaluation` plans the missing
 runs from the stored records (:mod:`~.records`: the output folder, then the baseline cache), computes them as
 units (:mod:`~.compute`) in process or on Ray (:mod:`~.backends`), storing each as soon as it finishes, and
-:func:`finalize` turns the records into the results table and summary (:mod:`~.scoring`) and the box plots (:mod:`~.plots`).
+:func:`finalize` turns the records into the results table and summary (:mod:`~.scoring`) and the box plots
+(:mod:`~.plots`).
 
 Output folder ``OUT``::
 

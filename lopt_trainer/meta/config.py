@@ -30,9 +30,11 @@ class MetaTrainConfig:
     Learned optimizer: ``lopt`` ["hierarchical" or "module:factory"], ``init_theta`` [None = ``lopt.init(seed)``;
     else the θ to start from: a run folder, a checkpoint or a reference ``.npz`` — a warm start, e.g. to fine-tune
     the shipped θ on other tasks].
-    Estimator: ``estimator`` ["pes" | "es"], ``sigma`` [0.01], ``truncation`` [50], ``num_groups`` [1] estimators
-    per outer step, ``tasks_per_group`` [8] vmapped problems each, ``resample_every`` [100] outer steps between
-    group draws, ``horizon`` ["log_uniform" | "constant"], ``horizon_min``/``horizon_max`` [100/1000],
+    Estimator: ``estimator`` ["pes" | "es" | "backprop" | "hybrid", see :mod:`lopt_trainer.meta.estimators`],
+    ``sigma`` [0.01], ``bp_clip`` [10.0; global-norm clip of each slot's backpropagated gradient], ``truncation``
+    [50], ``num_groups`` [1] estimators per outer step, ``tasks_per_group`` [8] vmapped problems each,
+    ``resample_every`` [100] outer steps between group draws, ``horizon`` ["log_uniform" | "constant"],
+    ``horizon_min``/``horizon_max`` [100/1000],
     ``horizon_final_min``/``horizon_final_max``/``horizon_anneal_steps`` (linear change of the bounds),
     ``random_offsets`` [True], ``meta_loss`` ["train" | "outer_valid"], ``loss_scale`` ["none" | "initial": each
     problem's meta-loss divided by its own initial normalised loss, at least ``scale_floor`` [0.5]],
@@ -43,8 +45,8 @@ class MetaTrainConfig:
     ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
     ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments].
     Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
-    one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an untrained
-    optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
+    one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an
+    untrained optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
     "random"].
     Quality panel: ``panel_every`` [0 = never; outer steps between evaluations of θ on the fixed panel of held-out
     tasks, :mod:`lopt_trainer.evaluation.panel`; the best θ by panel score is kept as ``RUN/best_theta.npz``],
@@ -65,6 +67,7 @@ class MetaTrainConfig:
     init_theta: str | None = None
     estimator: str = "pes"
     sigma: float = 0.01
+    bp_clip: float = 10.0
     truncation: int = 50
     num_groups: int = 1
     tasks_per_group: int = 8
@@ -104,7 +107,7 @@ class MetaTrainConfig:
     def estimator_settings(self) -> EstimatorSettings:
         """The hashable estimator settings of this config."""
         return EstimatorSettings(
-            kind=self.estimator, sigma=float(self.sigma),
+            kind=self.estimator, sigma=float(self.sigma), bp_clip=float(self.bp_clip),
             unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
                                   loss_clip=float(self.loss_clip), valid_every=int(self.valid_every),
                                   valid_split=self.valid_split, loss_scale=self.loss_scale,
@@ -202,7 +205,7 @@ class WorkerSettings:
     def from_dict(cls, d: dict) -> "WorkerSettings":
         """Inverse of :meth:`to_dict`."""
         est = d["estimator"]
-        estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]))
+        estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]), est["bp_clip"])
         return cls(d["lopt"], estimator, int(d["seed"]), tuple(d["plugins"]), d["compilation_cache"])
 
 

@@ -1,20 +1,32 @@
-"""Truncated gradient estimators over a batch of inner problems: antithetic PES (default) and antithetic ES.
+"""Truncated gradient estimators over a batch of inner problems: antithetic PES (default), antithetic ES,
+truncated backpropagation, and a hybrid of PES and backpropagation.
 
-One estimator call advances ``n`` *slots* (inner problems of one compiled shape, vmapped) by one truncation. Every
-slot draws ``ε ~ N(0, σ² I)`` (θ-shaped) and runs two particles, ``θ + ε`` and ``θ − ε``, on the same batches
-(common random numbers) with ``lax.scan`` over the truncation; ``L±`` is each particle's mean per-step meta-loss
-(:mod:`lopt_trainer.meta.truncation`).
+One estimator call advances ``n`` *slots* (inner problems of one compiled shape, vmapped) by one truncation. For
+the evolution strategies every slot draws ``ε ~ N(0, σ² I)`` (θ-shaped) and runs two particles, ``θ + ε`` and
+``θ − ε``, on the same batches (common random numbers) with ``lax.scan`` over the truncation; ``L±`` is each
+particle's mean per-step meta-loss (:mod:`lopt_trainer.meta.truncation`).
 
 * **PES** (Vicol et al. 2021): the ``±`` particles keep separate inner states across truncations and every slot
   keeps the sum ``A`` of the perturbations since its problem started (``A ← A + ε``, zeroed at a reset). The slot's
   estimate is ``A (L+ − L−) / (2σ²)``: unbiased for the gradient of the smoothed loss of the whole unroll.
 * **ES**: both particles start every truncation from one shared state (the ``+`` particle's state is kept); the
   estimate is ``ε (L+ − L−) / (2σ²)`` (biased by truncation, lower variance).
+* **Backprop** (truncated backpropagation through time): one particle at θ itself; the estimate is the gradient
+  of its truncated meta-loss ``∇θ L`` by differentiating through the unroll (the inner gradients included), the
+  inner state carried across truncations as for PES but treated as a constant (the truncation bias). Its
+  variance does not grow with θ's dimension, but through long unrolls it can explode (Metz et al. 2019, "Understanding
+  and correcting pathologies in the training of learned optimizers", arXiv 1810.10180): each slot's gradient is
+  clipped to global norm ``bp_clip`` and a slot whose gradient is not finite contributes nothing.
+* **Hybrid** (the same paper, §4): the PES particles are also differentiated, so every slot gives both a PES
+  estimate and a reparameterised one, ``∇θ (L+ + L−)/2`` (the gradient of the Gaussian-smoothed truncated loss).
+  Per block of θ (one block per θ tensor) the two slot means are combined by inverse-variance weighting,
+  ``g_B = (v_bp g_pes + v_pes g_bp) / (v_pes + v_bp)``, with ``v`` the variance of each slot mean measured across
+  the call's slots (averaged over the block's entries): whichever estimator is noisier on a block counts less
+  there. ``stats["pes_weight"]`` reports the PES weight of every block.
 
 The estimate is the mean over the slots that trained in this truncation. A slot whose estimate has a non-finite
-entry contributes zero and is counted
-(``nan_grads``). Compiled code is keyed on (task functions, optimizer, settings, data layout) and compiled ahead
-of time, so compile time is measured apart from run time.
+entry contributes zero and is counted (``nan_grads``). Compiled code is keyed on (task functions, optimizer,
+settings, data layout) and compiled ahead of time, so compile time is measured apart from run time.
 
 Compile time is the cost of a new group on this machine, so the estimator is shaped for it: the θ-wide arithmetic
 (perturbations, PES sums, per-slot estimates, finiteness) runs on θ raveled into one vector (one fused loop per
@@ -40,19 +52,26 @@ from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings,
 from lopt_trainer.common.program_cache import ProgramCache
 
 
+KINDS = ("pes", "es", "backprop", "hybrid")
+
+
 @dataclasses.dataclass(frozen=True)
 class EstimatorSettings:
-    """Estimator kind (``"pes"`` or ``"es"``), σ and the unroll settings (hashable)."""
+    """Estimator kind (one of :data:`KINDS`), σ (ES/PES/hybrid), ``bp_clip`` (the global-norm clip of each slot's
+    backpropagated gradient; backprop and hybrid) and the unroll settings (hashable)."""
 
     kind: str = "pes"
     sigma: float = 0.01
     unroll: UnrollSettings = UnrollSettings()
+    bp_clip: float = 10.0
 
     def __post_init__(self):
-        if self.kind not in ("pes", "es"):
-            raise ValueError(f"unknown estimator {self.kind!r}; use 'pes' or 'es'")
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown estimator {self.kind!r}; use one of {', '.join(KINDS)}")
         if not self.sigma > 0:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
+        if not self.bp_clip > 0:
+            raise ValueError(f"bp_clip must be > 0, got {self.bp_clip}")
 
 
 class EstimatorState(NamedTuple):
@@ -122,47 +141,118 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     """:func:`estimate` given the outputs of :func:`draws` (pure; jit it); returns ``(grad, new_state, stats)``."""
     n = reset.shape[0]
     sigma = settings.sigma
-    slot_ids = jnp.arange(n)
+    kind = settings.kind
     flat_theta, unravel = ravel_pytree(theta)
     flat_accum = jax.vmap(lambda a: ravel_pytree(a)[0])(state.accum)
     accum = jnp.where(reset[:, None], 0.0, flat_accum) + eps
-    signs = jnp.array([1.0, -1.0], jnp.float32)
+    # backprop runs one particle at θ itself (ε unused); the others run the antithetic pair θ ± ε
+    signs = jnp.array([0.0] if kind == "backprop" else [1.0, -1.0], jnp.float32)
+    particles = state.particles
+    if kind == "backprop":
+        particles = jax.tree_util.tree_map(lambda x: x[:, :1], particles)
 
     def slot(eps_s, parts_s, data_s, reset_s, params_s, init_key_s, horizon_s, i):
         ukey = jax.random.fold_in(unroll_key, i)
 
-        def particle(sign, ps):
-            theta_p = unravel(flat_theta + sign.astype(eps_s.dtype) * eps_s)
+        def particle(sign, ps, flat_t):
+            theta_p = unravel(flat_t + sign.astype(eps_s.dtype) * eps_s)
             fresh = problem_from_params(theta_p, params_s, lopt, init_key_s, horizon_s)
             ps = tree_where(reset_s, fresh, ps)
             ps, meta, active, clipped = unroll(theta_p, ps, data_s, ukey, fns, lopt, settings.unroll)
             count = jnp.sum(active)
-            mean = jnp.sum(meta) / jnp.maximum(count, 1)
-            return ps, mean, count, jnp.sum(clipped)
+            return jnp.sum(meta) / jnp.maximum(count, 1), (ps, count, jnp.sum(clipped))
 
-        return jax.vmap(particle)(signs, parts_s)
+        def pair(flat_t):
+            means, aux = jax.vmap(particle, in_axes=(0, 0, None))(signs, parts_s, flat_t)
+            return jnp.mean(means), (means, aux)
+
+        if kind in ("backprop", "hybrid"):
+            (_, (means, aux)), g = jax.value_and_grad(pair, has_aux=True)(flat_theta)
+            g = _clip_norm(g, settings.bp_clip)
+        else:
+            _, (means, aux) = pair(flat_theta)
+            g = jnp.zeros_like(flat_theta)
+        return (means, *aux, g)
 
     axes = {s: data_axes[s] for s in data}
-    parts, losses, counts, clipped = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
-        eps, state.particles, data, reset, fresh_params, init_keys, horizons, slot_ids)
-    diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
-    weights = accum if settings.kind == "pes" else eps
-    per_slot = weights * diff[:, None]
-    finite = jnp.all(jnp.isfinite(per_slot), axis=1)
+    losses, parts, counts, clipped, bp = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
+        eps, particles, data, reset, fresh_params, init_keys, horizons, jnp.arange(n))
     # Idle slots (a draining estimator's ended problems) have no signal: average over the slots that trained.
     live = counts[:, 0] > 0
     trained = jnp.maximum(jnp.sum(live), 1)
-    grad = unravel(jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained)
-    if settings.kind == "es":
-        parts = jax.tree_util.tree_map(lambda x: jnp.stack([x[:, 0], x[:, 0]], axis=1), parts)
+    stats = {}
+    if kind == "backprop":
+        per_slot = bp
+    else:
+        diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
+        per_slot = (accum if kind in ("pes", "hybrid") else eps) * diff[:, None]
+    finite = jnp.all(jnp.isfinite(per_slot), axis=1)
+    if kind == "hybrid":
+        finite = finite & jnp.all(jnp.isfinite(bp), axis=1)
+        flat_grad, stats["pes_weight"] = inverse_variance_combine(per_slot, bp, finite & live, _segments(theta))
+    else:
+        flat_grad = jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained
+    grad = unravel(flat_grad)
+    if kind in ("es", "backprop"):  # one shared state for the next truncation; no perturbation sums
+        parts = jax.tree_util.tree_map(lambda x: jnp.concatenate([x[:, :1], x[:, :1]], axis=1), parts)
         accum = jnp.zeros_like(accum)
+        losses = jnp.concatenate([losses[:, :1], losses[:, :1]], axis=1)
     accum = jax.vmap(unravel)(accum)
     done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
     slot_loss = jnp.mean(losses, axis=1)
-    stats = {"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
-             "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),
-             "active_steps": jnp.sum(counts)}
+    stats.update({"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
+                  "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),
+                  "active_steps": jnp.sum(counts)})
     return grad, EstimatorState(parts, accum), stats
+
+
+def _clip_norm(g, max_norm: float):
+    """``g`` scaled down to global norm ``max_norm`` when longer (NaN/inf pass through, to be counted)."""
+    norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+    return g * jnp.where(norm > max_norm, max_norm / norm, 1.0)
+
+
+def _segments(theta) -> np.ndarray:
+    """The block (θ tensor) index of every entry of raveled θ (static: from shapes only)."""
+    sizes = [int(np.prod(np.shape(x))) for x in jax.tree_util.tree_leaves(theta)]
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
+def inverse_variance_combine(a, b, ok, segments):
+    """Combine two per-slot estimates of one gradient by inverse-variance weighting per block.
+
+    Args:
+      a, b: ``(n, d)`` per-slot estimates (PES and backprop in the hybrid); rows where ``ok`` is false are
+        ignored (a non-finite or idle slot).
+      ok: bool ``(n,)``.
+      segments: int ``(d,)``, the block of every entry (static NumPy array; blocks ``0 … max``).
+
+    For each estimator the mean over the ``k`` usable slots ``ḡ`` and the variance of that mean, ``Var_slots / k``
+    per entry (unbiased, ``k − 1`` in the denominator), averaged over the block's entries, ``v``. The block's
+    weight of ``a`` is ``w = v_b / (v_a + v_b)`` (0.5 when both are 0; 1 for ``a`` when ``b``'s variance is not
+    finite) and the result ``w ḡ_a + (1 − w) ḡ_b``. With fewer than 2 usable slots no variance can be measured:
+    the weights are 0.5. Returns ``(combined (d,), weight of a per block (n_blocks,))``.
+    """
+    okf = ok.astype(a.dtype)[:, None]
+    k = jnp.sum(okf)
+    a = jnp.where(okf > 0, a, 0.0)
+    b = jnp.where(okf > 0, b, 0.0)
+    mean_a, mean_b = jnp.sum(a, 0) / jnp.maximum(k, 1), jnp.sum(b, 0) / jnp.maximum(k, 1)
+    seg = jnp.asarray(segments)
+    n_blocks = int(np.max(segments)) + 1
+    sizes = jax.ops.segment_sum(jnp.ones_like(mean_a), seg, n_blocks)
+
+    def block_var(x, mean):
+        per_entry = jnp.sum(okf * jnp.square(x - mean), 0) / jnp.maximum(k - 1, 1) / jnp.maximum(k, 1)
+        return jax.ops.segment_sum(per_entry, seg, n_blocks) / sizes
+
+    va, vb = block_var(a, mean_a), block_var(b, mean_b)
+    total = va + vb
+    w = jnp.where(total > 0, vb / jnp.where(total > 0, total, 1.0), 0.5)
+    w = jnp.where(jnp.isfinite(vb), w, 1.0)
+    w = jnp.where(k >= 2, w, 0.5)
+    wa = w[seg]
+    return wa * mean_a + (1.0 - wa) * mean_b, w
 
 
 MAX_PROGRAMS = 40
@@ -181,7 +271,8 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling).
 
     A new group's two programs compile at the same time: the draws in the background
-    (:meth:`~lopt_trainer.common.program_cache.ProgramCache.prefetch`), the estimator here, from the draws' output shapes.
+    (:meth:`~lopt_trainer.common.program_cache.ProgramCache.prefetch`), the estimator here, from the draws'
+    output shapes.
     ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
