@@ -222,6 +222,51 @@ def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
             click.echo(f"{k:20s} {_fmt(v)}")
 
 
+@lopt.command("grad-quality")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Meta-train settings (.json/.toml; default: the pretraining recipe).")
+@click.option("--theta", "thetas", multiple=True, help="θ to measure at (repeat; default: handset): a .npz, a run "
+              "folder or checkpoint, pretrained, handset or random.")
+@click.option("--estimators", default="pes", show_default=True, help="Comma-separated: pes, es, backprop, hybrid.")
+@click.option("--groups", default="16", show_default=True, help="Estimators per outer step (comma-separated).")
+@click.option("--slots", default="2", show_default=True, help="Slots (antithetic pairs) per estimator.")
+@click.option("-k", "k", type=click.IntRange(min=2), default=4, show_default=True, help="Independent estimates.")
+@click.option("--burn-in", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Outer steps the problems advance (θ fixed) before the measured step.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in, as_json):
+    """How much signal one outer step's meta-gradient carries: cosine similarity of K independent estimates and
+    signal-to-noise ratio per block of θ, by estimator, number of estimators and slots."""
+    # deferred: see meta_train_cmd
+    from lopt_trainer.common.run_files import clean_json
+    from lopt_trainer.meta.config import load_config
+    from lopt_trainer.meta.grad_quality import format_row, run_grid
+    from lopt_trainer.meta.trainer import load_specs_for
+    from lopt_trainer.theta.load import load_theta
+    from lopt_trainer.theta.shipped import data_path
+
+    try:
+        base = load_config(config_file or data_path("pretrain_config.json"))
+        grid = {"estimators": [e.strip() for e in estimators.split(",") if e.strip()],
+                "groups": [int(x) for x in groups.split(",")], "slots": [int(x) for x in slots.split(",")]}
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    specs = load_specs_for(base.split().tasks)[0]
+    loaded = {name: load_theta(name) for name in (thetas or ("handset",))}
+    header = []
+
+    def echo(row):
+        if not as_json:
+            if not header:
+                click.echo(format_row(row, header=True))
+                header.append(True)
+            click.echo(format_row(row))
+
+    rows = run_grid(base, loaded, specs, k=k, burn_in=burn_in, echo=echo, **grid)
+    if as_json:
+        click.echo(json.dumps(clean_json(rows), sort_keys=True))
+
+
 @lopt.command("implicit-reg")
 @click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)

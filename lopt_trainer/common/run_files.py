@@ -66,10 +66,15 @@ def read_json(path, default=None):
         return default
 
 
+def jsonl_line(record: dict) -> str:
+    """One line of a JSON Lines file of the toolkit: :func:`clean_json` of ``record``, sorted keys, newline."""
+    return json.dumps(clean_json(record), sort_keys=True) + "\n"
+
+
 def append_jsonl(path, record: dict) -> None:
-    """Append :func:`clean_json` of ``record`` as one sorted-key line to ``path`` (JSON Lines) and flush."""
+    """Append :func:`jsonl_line` of ``record`` to ``path`` and flush."""
     with open(path, "a") as f:
-        f.write(json.dumps(clean_json(record), sort_keys=True) + "\n")
+        f.write(jsonl_line(record))
 
 
 def _invocation() -> list[str]:

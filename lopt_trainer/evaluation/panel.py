@@ -100,6 +100,29 @@ def panel_figures(summary: dict, table) -> dict:
     }
 
 
+def task_scores(table) -> dict[str, float]:
+    """``{task_id: improvement over Global AdamLR clipped to ±SCORE_CLIP}`` of a panel's results table: the terms
+    whose mean is the panel ``score``."""
+    glob = per_task(table, "improvement_final").get(("global_adamlr", "unseen"), {})
+    return {tid: float(np.clip(v, -SCORE_CLIP, SCORE_CLIP)) for tid, v in glob.items()}
+
+
+def paired_bootstrap(a: dict, b: dict, *, n_boot: int = 5000, level: float = 0.9, seed: int = 0) -> dict:
+    """The mean over tasks of ``a[t] − b[t]`` (two θ's per-task scores, :func:`task_scores`, on the tasks both
+    have) with a paired percentile-bootstrap interval at ``level`` (tasks resampled with replacement,
+    ``n_boot`` times, from ``seed``). Returns ``{"mean", "low", "high", "tasks"}``; NaN figures when no task is
+    shared. An interval above 0 says ``a`` is better on this panel beyond the task-to-task noise."""
+    shared = sorted(set(a) & set(b))
+    d = np.asarray([a[t] - b[t] for t in shared], np.float64)
+    if not d.size:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "tasks": 0}
+    idx = np.random.default_rng(seed).integers(0, d.size, size=(n_boot, d.size))
+    boots = d[idx].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return {"mean": float(d.mean()), "low": float(np.quantile(boots, tail)),
+            "high": float(np.quantile(boots, 1.0 - tail)), "tasks": int(d.size)}
+
+
 def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False) -> dict:
     """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
     :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lopt_trainer.common.run_files import append_jsonl
+from lopt_trainer.common.run_files import append_jsonl, jsonl_line
 from taskgen.specfile import atomic_write_bytes
 
 METRICS_FILE = "metrics.jsonl"
@@ -45,7 +45,7 @@ def truncate_metrics(run_dir, step: int) -> None:
     records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step
                or (r.get("kind") == "panel" and r.get("step") == step)]
     atomic_write_bytes(Path(run_dir) / METRICS_FILE,
-                       "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+                       "".join(jsonl_line(r) for r in records).encode())
 
 
 def _series(records, kind, key):

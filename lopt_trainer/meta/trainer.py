@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import taskgen
 from lopt_trainer.common import checkpoint as ckpt
+from lopt_trainer.common.run_files import write_json
 from lopt_trainer.common.task_pool import filter_specs
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
 from lopt_trainer.meta.held_out import evaluate
@@ -40,7 +41,6 @@ from lopt_trainer.meta.state import TrainerState, initial_state, restore_state, 
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
 from taskgen.jax_cache import enable_compilation_cache
-from taskgen.specfile import atomic_write_bytes
 
 
 @dataclasses.dataclass
@@ -80,7 +80,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     s = config.split()
     if s.worker.compilation_cache != "":
         enable_compilation_cache(s.worker.compilation_cache or None)
-    atomic_write_bytes(run_dir / "config.json", (s.config_json + "\n").encode())
+    write_json(run_dir / "config.json", config.to_dict())
     if specs is None:
         specs, default_eval = load_specs_for(s.tasks)
         eval_specs = default_eval if eval_specs is None else eval_specs

@@ -80,17 +80,23 @@ def make_context(worker: WorkerSettings, specs) -> WorkerContext:
     return WorkerContext(TaskSampler(specs), resolve_lopt(worker.lopt), worker.estimator, int(worker.seed))
 
 
-def work_keys(seed: int, step: int, index: int, n: int):
-    """``(init_keys (n, 2), estimator key)`` of one work item (derived from seed, step and estimator index)."""
+def work_keys(seed: int, step: int, index: int, n: int, redraw: int = 0):
+    """``(init_keys (n, 2), estimator key)`` of one work item (derived from seed, step and estimator index).
+
+    ``redraw`` > 0 gives another estimator key (other perturbations and batches) with the same init keys: an
+    independent estimate of the same step, for :mod:`lopt_trainer.meta.grad_quality`."""
     base = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), step), index)
     k_init, k_est = jax.random.split(base)
+    if redraw:
+        k_est = jax.random.fold_in(k_est, redraw)
     return jax.random.split(k_init, n), k_est
 
 
-def compute_work(ctx: WorkerContext, theta, state, work: Work):
-    """Run one estimator call; returns ``(grad, new_state, stats, compile_seconds)`` (``state`` is consumed)."""
+def compute_work(ctx: WorkerContext, theta, state, work: Work, redraw: int = 0):
+    """Run one estimator call; returns ``(grad, new_state, stats, compile_seconds)`` (``state`` is consumed).
+    ``redraw``: see :func:`work_keys`."""
     data, axes = ctx.data(work.index, work.task_ids)
-    init_keys, key = work_keys(ctx.seed, work.step, work.index, len(work.task_ids))
+    init_keys, key = work_keys(ctx.seed, work.step, work.index, len(work.task_ids), redraw)
     state = jax.device_put(state)
     return run_estimator(theta, state, data, axes, np.asarray(work.reset, bool), init_keys,
                          np.asarray(work.horizons, np.int32), key, fns=ctx.fns(work.anchor), lopt=ctx.lopt,

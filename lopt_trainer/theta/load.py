@@ -1,7 +1,8 @@
 """One way to get a θ, whatever names it: :func:`load_theta`; and how θ is identified and compared.
 
 ``load_theta`` takes a reference-layout ``.npz`` file, a meta-training run folder (its checkpoint), a checkpoint
-file, or one of :data:`UNTRAINED_THETAS` (a file or folder of that name wins). Every θ read from disk is checked
+file, ``pretrained`` (the θ shipped with the package) or one of :data:`UNTRAINED_THETAS` (a file or folder of
+that name wins). Every θ read from disk is checked
 (:mod:`lopt_trainer.theta.check`): a damaged file or one holding NaN/inf stops here, naming the file and the
 first bad array. :func:`warm_start_theta` additionally checks θ against the structure of the optimizer it will
 drive.
@@ -20,7 +21,7 @@ from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.theta.check import check_finite, check_like
 from lopt_trainer.theta.reference_io import load_reference_npz
-from lopt_trainer.theta.shipped import pretrained_path
+from lopt_trainer.theta.shipped import pretrained, pretrained_path
 
 UNTRAINED_THETAS = ("handset", "random")
 """Names :func:`load_theta` takes besides paths: the untrained hand-set θ
@@ -35,11 +36,13 @@ def resolve_theta_path(theta_path=None) -> str:
 
 def load_theta(path):
     """θ (a pytree of jnp arrays) from a reference-layout ``.npz``, a meta-training run folder or checkpoint file
-    (msgpack, no pickle), or one of :data:`UNTRAINED_THETAS`.
+    (msgpack, no pickle), ``pretrained`` (the shipped θ), or one of :data:`UNTRAINED_THETAS`.
 
     Raises ``ThetaFileError`` / ``CheckpointError`` naming the file when it is damaged or an array of θ holds NaN
     or inf; ``FileNotFoundError`` when there is no θ at ``path``.
     """
+    if str(path) == "pretrained" and not Path(path).exists():
+        return pretrained()
     if str(path) in UNTRAINED_THETAS and not Path(path).exists():
         init = hierarchical.init_handset if str(path) == "handset" else hierarchical.init
         return init(jax.random.PRNGKey(0))
