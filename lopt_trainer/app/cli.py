@@ -22,8 +22,10 @@ meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < expli
 (:func:`lopt_trainer.meta.config.resolve_config`). The resolved config is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
 settings (``--steps`` and the worker flags may change).
 
-``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). The evaluation
-commands record their command line in ``OUT/command.json`` (shown by ``taskgen report``).
+``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). Every command that
+writes a folder records its command line in ``OUT/command.json`` (shown by ``taskgen report``) and holds the
+folder's lock while it writes (:mod:`lopt_trainer.common.folder_lock`); a folder that holds a run needs
+``--resume`` or ``--overwrite``. Numeric options take the types of :mod:`taskgen.cli_types` with their real ranges.
 """
 
 from __future__ import annotations
