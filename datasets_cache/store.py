@@ -130,6 +130,8 @@ def load_raw(
 _IN_MEMORY: dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]] = {}
 """Datasets fetched by this process that could not be written to the cache, by cache directory (kept so they
 are fetched once)."""
+_WARNED_DERIVED: set[str] = set()
+"""Derived-entry directories whose failed write has been warned about (once each)."""
 
 
 def _keep_in_memory(name, directory, arrays, meta, error):
@@ -190,8 +192,12 @@ def cached_derived(
     try:
         cache.write_entry(directory, stem, result, {"name": name, "kind": kind, "params": dict(params)})
     except OSError as e:  # a read-only cache still serves results, just not fast ones
-        warnings.warn(f"could not cache {stem} of {name!r}: {e}", stacklevel=2)
+        if str(directory) not in _WARNED_DERIVED:
+            _WARNED_DERIVED.add(str(directory))
+            warnings.warn(f"could not cache {stem} of {name!r} in {directory} ({e.strerror or e}); computing it "
+                          f"in memory (set {cache.ENV_VAR} to a writable directory to keep it)", stacklevel=2)
     return result
+
 
 
 def _progress_bar(name: str, total: int, enabled: bool):

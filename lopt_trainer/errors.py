@@ -21,3 +21,11 @@ class CheckpointError(LOptError):
 
 class ResumeError(LOptError):
     """``--resume`` was asked for with a task list or settings other than the run's."""
+
+
+class FolderInUseError(LOptError):
+    """Another process holds the lock of a run or evaluation folder (:mod:`lopt_trainer.common.folder_lock`)."""
+
+
+class RunExistsError(LOptError):
+    """A folder already holds a finished or interrupted run, and neither resume nor overwrite was asked for."""

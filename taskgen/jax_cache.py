@@ -14,8 +14,9 @@ _enabled: str | None = None
 _warned: set[str] = set()
 
 
-def _usable(path: str) -> str | None:
-    """None when ``path`` is (or can be made) a writable directory, else the reason it cannot."""
+def directory_problem(path: str) -> str | None:
+    """None when ``path`` is (or can be made) a writable directory, else the reason it cannot (also used for the
+    other optional directories of the toolkit, e.g. Ray's session directory)."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as e:
@@ -48,7 +49,7 @@ def enable_compilation_cache(cache_dir: str | os.PathLike | None = None,
     path = str(pathlib.Path(path).expanduser().resolve())
     if _enabled == path:
         return path
-    reason = _usable(path)
+    reason = directory_problem(path)
     if reason is not None:
         if path not in _warned:
             _warned.add(path)

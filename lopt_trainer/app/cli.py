@@ -22,8 +22,10 @@ meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < expli
 (:func:`lopt_trainer.meta.config.resolve_config`). The resolved config is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
 settings (``--steps`` and the worker flags may change).
 
-``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). The evaluation
-commands record their command line in ``OUT/command.json`` (shown by ``taskgen report``).
+``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). Every command that
+writes a folder records its command line in ``OUT/command.json`` (shown by ``taskgen report``) and holds the
+folder's lock while it writes (:mod:`lopt_trainer.common.folder_lock`); a folder that holds a run needs
+``--resume`` or ``--overwrite``. Numeric options take the types of :mod:`taskgen.cli_types` with their real ranges.
 """
 
 from __future__ import annotations
@@ -35,20 +37,36 @@ from pathlib import Path
 import click
 
 from lopt_trainer.inner.names import OPTIMIZERS  # plain names, no JAX
+from taskgen.cli_types import (FINITE_FLOAT, NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, SEED,
+                               Int64)  # click types, no JAX
 
 THETA_HELP = ("Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint "
               "(default: the pretrained θ shipped with the package).")
 
 
 
-def _int_list(text: str) -> tuple:
-    try:
-        out = tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers") from None
-    if not out or min(out) < 1:
-        raise click.BadParameter("need at least one budget, each >= 1")
+def _int_list(ctx, param, text: str) -> tuple:
+    """Click callback: ``"1,10"`` → ``(1, 10)``, each item a :data:`~taskgen.cli_types.POSITIVE_INT64`."""
+    out = tuple(POSITIVE_INT64.convert(x.strip(), param, ctx) for x in text.split(",") if x.strip())
+    if not out:
+        raise click.BadParameter("need at least one budget", ctx, param)
     return out
+
+
+def _points(ctx, param, values) -> tuple:
+    """Click callback: each ``"x,y"`` → ``(x, y)``, each coordinate a finite float."""
+    out = []
+    for text in values:
+        parts = text.split(",")
+        if len(parts) != 2:
+            raise click.BadParameter(f"each --start must be 'x,y', got {text!r}", ctx, param)
+        out.append(tuple(FINITE_FLOAT.convert(v.strip(), param, ctx) for v in parts))
+    return tuple(out)
+
+
+def _exclusive(resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other: continue the run or start it again")
 
 
 @click.group("lopt")
@@ -62,38 +80,43 @@ def lopt():
               "neither --manifest nor --suite is given.")
 @click.option("--filter", "filters", multiple=True, help="column=value (family, split, dataset, variant, task_id);"
               " repeat a column for alternatives. Default: split=meta_train.")
-@click.option("--max-params", type=int, help="Keep tasks with at most this many parameters.")
-@click.option("--max-flops", type=int, help="Keep tasks with at most this many FLOPs per step.")
-@click.option("--steps", type=int, help="Outer steps in all (a resumed run continues up to this).")
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--max-params", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many parameters.")
+@click.option("--max-flops", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many FLOPs per step.")
+@click.option("--steps", type=POSITIVE_INT64, help="Outer steps in all (a resumed run continues up to this).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder (locked while "
+              "the run writes it; a folder holding a run needs --resume or --overwrite).")
 @click.option("--resume", is_flag=True, help="Continue from RUN/checkpoint.msgpack if present, with the run's "
               "settings: a setting given that differs from the run's is refused (--steps and the worker flags "
               "excepted), as is a changed task list.")
+@click.option("--overwrite", is_flag=True, help="Start again in a folder that holds a run: its files (checkpoints, "
+              "metrics, config, panel, plots) are removed first; other files stay.")
 @click.option("--allow-change", is_flag=True, help="With --resume: allow changing the settings that are safe to "
               "change mid-run (checkpoint_every, eval_every, eval_tasks, eval_steps, panel_every, compilation_cache, "
               "plugins); "
               "the estimator, sigma, truncation, horizons, tasks, outer optimizer, seed and θ sizes never change.")
-@click.option("--workers", type=int, help="Ray gradient workers (0 = in process).")
+@click.option("--workers", type=NON_NEGATIVE_INT64, help="Ray gradient workers (0 = in process).")
 @click.option("--address", help="Existing Ray cluster (e.g. ray://host:10001); default: a local cluster bound to "
               "127.0.0.1.")
 @click.option("--pin-workers", is_flag=True, default=None, help="Pin local Ray workers one per core.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="Settings file (.json or .toml) with MetaTrainConfig fields.")
 @click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
-@click.option("--seed", type=int)
+@click.option("--seed", type=SEED)
 @click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
 @click.option("--init-theta", type=click.Path(exists=True),
               help="Start from this θ (run folder, checkpoint or reference .npz) instead of a random one.")
 @click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, allow_change, workers,
-                   address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins, no_progress):
-    """Meta-train a learned optimizer with truncated PES/ES."""
+def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, overwrite, allow_change,
+                   workers, address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins,
+                   no_progress):
+    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json)."""
     # deferred (as in every command here): `taskgen --help` must not import JAX
     from lopt_trainer.common.task_pool import parse_filters
     from lopt_trainer.meta.config import resolve_config
     from lopt_trainer.meta.trainer import meta_train
 
+    _exclusive(resume, overwrite)
     flags = {"manifest": manifest, "suite": suite, "max_params": max_params, "max_flops": max_flops,
              "steps": steps, "workers": workers, "address": address, "pin_workers": pin_workers, "seed": seed,
              "lopt": lopt_name, "init_theta": init_theta, "plugins": list(plugins)}
@@ -102,8 +125,8 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
         config, given = resolve_config(config_file, sets, flags)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    result = meta_train(config, out, resume=resume, progress=not no_progress, given_keys=given,
-                        allow_change=allow_change)
+    result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
+                        allow_change=allow_change, record_command=True)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
                            "interrupted": result.interrupted}))
     if result.interrupted:
@@ -125,63 +148,74 @@ def plot_cmd(run, out):
 @click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (default: the shipped suite).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest instead.")
-@click.option("--tasks", "n_tasks", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--tasks", "n_tasks", type=POSITIVE_INT64, default=100, show_default=True,
               help="Tasks in all: half seen (meta_train), half unseen (meta_test).")
-@click.option("--task-seed", type=int, default=0, show_default=True, help="Seed of the task selection.")
+@click.option("--task-seed", type=SEED, default=0, show_default=True, help="Seed of the task selection.")
 @click.option("--filter", "filters", multiple=True, help="column=value over family, dataset, variant, task_id.")
-@click.option("--max-params", type=int, default=20_000, show_default=True, help="Skip larger tasks (-1: no limit).")
-@click.option("--max-flops", type=int, default=5_000_000, show_default=True,
+@click.option("--max-params", type=Int64(min=-1), default=20_000, show_default=True,
+              help="Skip larger tasks (-1: no limit).")
+@click.option("--max-flops", type=Int64(min=-1), default=5_000_000, show_default=True,
               help="Skip tasks with more FLOPs per step (-1: no limit).")
-@click.option("--seeds", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--trials", default="1,10", show_default=True,
-              help="Per-task trial budgets of Adam8p and opt_list (comma-separated).")
-@click.option("--adamlr-trials", type=click.IntRange(min=1), default=14, show_default=True,
+@click.option("--seeds", type=POSITIVE_INT64, default=2, show_default=True)
+@click.option("--steps", type=POSITIVE_INT64, default=1000, show_default=True)
+@click.option("--trials", default="1,10", show_default=True, callback=_int_list,
+              help="Per-task trial budgets of Adam8p and opt_list (comma-separated, each >= 1).")
+@click.option("--adamlr-trials", type=POSITIVE_INT64, default=14, show_default=True,
               help="AdamLR grid size (1e-7 … 10^-0.5).")
-@click.option("--trial-seed", type=int, default=0, show_default=True, help="Seed of the Adam8p random search.")
+@click.option("--trial-seed", type=SEED, default=0, show_default=True, help="Seed of the Adam8p random search.")
 @click.option("--baselines", default="adamlr,adam8p,opt_list", show_default=True,
               help="Comma-separated baselines to run.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Curve spacing (default steps/20).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--eval-every", type=POSITIVE_INT64, default=None, help="Curve spacing (default steps/20).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Evaluation folder (locked while the evaluation writes it).")
+@click.option("--workers", type=NON_NEGATIVE_INT64, default=0, show_default=True,
               help="Ray workers (0 = in this process).")
 @click.option("--address", default=None, help="Existing Ray cluster (default: a local one on 127.0.0.1).")
 @click.option("--resume", is_flag=True, help="Reuse the runs already in --out.")
+@click.option("--overwrite", is_flag=True, help="Start again in a folder that holds an evaluation: its files are "
+              "removed first; other files stay.")
 @click.option("--no-progress", is_flag=True)
 def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
-             adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, no_progress):
+             adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, overwrite,
+             no_progress):
     """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
     # deferred: see meta_train_cmd
+    from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.common.task_pool import load_pool, parse_filters
-    from lopt_trainer.evaluation.runner import EvaluationExists, run_evaluation
+    from lopt_trainer.evaluation.runner import run_evaluation
     from lopt_trainer.evaluation.settings import EvalSettings
-    from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks
+    from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks, split_pools
     from lopt_trainer.theta.load import load_theta, resolve_theta_path
 
+    _exclusive(resume, overwrite)
     theta_path = resolve_theta_path(theta_path)
 
     try:
-        settings = EvalSettings(steps=steps, seeds=seeds, trials=_int_list(trials), adamlr_trials=adamlr_trials,
+        settings = EvalSettings(steps=steps, seeds=seeds, trials=trials, adamlr_trials=adamlr_trials,
                                 trial_seed=trial_seed, eval_every=eval_every,
                                 baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()))
         flt = parse_filters(filters)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     pool = load_pool(suite, manifest)
-    tasks = select_tasks(pool, n_tasks, task_seed, max_params=None if max_params < 0 else max_params,
-                         max_flops=None if max_flops < 0 else max_flops, filters=flt)
+    limits = {"max_params": None if max_params < 0 else max_params,
+              "max_flops": None if max_flops < 0 else max_flops, "filters": flt}
+    tasks = select_tasks(pool, n_tasks, task_seed, **limits)
     if not tasks:
         raise click.ClickException("no task passes the filters")
+    if len(tasks) < n_tasks:
+        seen, unseen = split_pools(pool, **limits)
+        click.echo(f"asked for {n_tasks} tasks; the pool has {len(seen)} seen + {len(unseen)} unseen within the "
+                   f"limits{' and filters' if flt else ''} (half of the tasks are drawn from each)", err=True)
     held = held_out_variants(tasks, pool)
     click.echo(f"{sum(t.group == 'seen' for t in tasks)} seen + {sum(t.group == 'unseen' for t in tasks)} unseen "
                f"tasks; held-out variants among the unseen: {', '.join(held) or 'none'}", err=True)
-    try:
+    with folder_lock(out_dir, "evaluation folder"):
         summary = run_evaluation(load_theta(theta_path), tasks, out_dir, settings, workers=workers, address=address,
-                                 resume=resume, theta_path=theta_path, progress=not no_progress)
-    except EvaluationExists as e:
-        raise click.ClickException(str(e)) from None
-    write_command(out_dir)
+                                 resume=resume, overwrite=overwrite, theta_path=theta_path,
+                                 progress=not no_progress)
+        write_command(out_dir)
     for r in summary["rows"]:
         click.echo(f"{r['optimizer']:<22} {r['group']:<7} n={r['n_tasks']:<4} median improvement "
                    f"{r['final']['median']:+.3f}  learned better on {100 * r['frac_lopt_better']:.0f}%")
@@ -199,6 +233,7 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
 def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
     """Score θ on the quality panel: fixed held-out tasks against cached AdamLR baselines."""
     # deferred: see meta_train_cmd
+    from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import clean_json, write_command
     from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
     from lopt_trainer.meta.config import parse_sets
@@ -212,9 +247,10 @@ def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
         settings = PanelSettings.from_dict(parse_sets(sets))
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
-    figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
-                             progress=not no_progress)
-    write_command(out_dir)
+    with folder_lock(out_dir, "evaluation folder"):
+        figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
+                                 progress=not no_progress)
+        write_command(out_dir)
     if as_json:
         click.echo(json.dumps(clean_json({"theta": str(theta_spec), **figures}), sort_keys=True, allow_nan=False))
     else:
@@ -269,31 +305,25 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
 
 @lopt.command("implicit-reg")
 @click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
-@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--adam-lr", type=float, default=0.05, show_default=True)
-@click.option("--start", "starts", multiple=True, help="Start point 'x,y' (repeat; default: 6 fixed points).")
-@click.option("--valid-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--steps", type=POSITIVE_INT64, default=1000, show_default=True)
+@click.option("--adam-lr", type=POSITIVE_FLOAT, default=0.05, show_default=True)
+@click.option("--start", "starts", multiple=True, callback=_points,
+              help="Start point 'x,y' (repeat; default: 6 fixed points).")
+@click.option("--valid-every", type=POSITIVE_INT64, default=10, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
     """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
     # deferred: see meta_train_cmd
+    from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
     from lopt_trainer.theta.load import load_theta, resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-
-    pts = DEFAULT_STARTS
-    if starts:
-        try:
-            pts = tuple(tuple(float(v) for v in s.split(",")) for s in starts)
-        except ValueError:
-            raise click.BadParameter("each --start must be 'x,y'") from None
-        if any(len(p) != 2 for p in pts):
-            raise click.BadParameter("each --start must be 'x,y'")
-    write_command(out_dir)
-    r = run_implicit_reg(load_theta(theta_path), out_dir, starts=pts, steps=steps, adam_lr=adam_lr,
-                         valid_every=valid_every, theta_path=theta_path)
+    with folder_lock(out_dir):
+        write_command(out_dir)
+        r = run_implicit_reg(load_theta(theta_path), out_dir, starts=starts or DEFAULT_STARTS, steps=steps,
+                             adam_lr=adam_lr, valid_every=valid_every, theta_path=theta_path)
     click.echo(f"mean final distance to the origin: Adam {r['adam']['mean_final_norm']:.4g}, "
                f"learned {r['lopt']['mean_final_norm']:.4g} (projection onto the line: "
                f"{r['mean_projection_norm']:.4g})")
@@ -302,33 +332,36 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 
 @lopt.command("self-train")
 @click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Outer steps per run (default 60).")
-@click.option("--adam-lr", "adam_lrs", multiple=True, type=float, help="Adam outer learning rates "
+@click.option("--steps", type=POSITIVE_INT64, default=None, help="Outer steps per run (default 60).")
+@click.option("--adam-lr", "adam_lrs", multiple=True, type=POSITIVE_FLOAT, help="Adam outer learning rates "
               "(repeat; default 3e-4 and 1e-3).")
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False))
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "sets", multiple=True, help="key=value: any meta-train setting (e.g. truncation=20, "
               "filters='{\"family\": [\"twod\"], \"split\": [\"meta_train\"]}').")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
     """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
     # deferred: see meta_train_cmd
+    from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
-    from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, run_self_training
+    from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, base_config, run_self_training
     from lopt_trainer.meta.config import parse_sets
     from lopt_trainer.theta.load import resolve_theta_path
 
     theta_path = resolve_theta_path(theta_path)
-
-    write_command(out_dir)
     try:
-        s = run_self_training(theta_path, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
-                              overrides=parse_sets(sets), seed=seed, suite=suite, manifest=manifest,
-                              progress=not no_progress)
+        overrides = parse_sets(sets)
+        base_config(overrides, steps, seed)  # settings checked before any work, as usage errors
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
+    with folder_lock(out_dir):
+        write_command(out_dir)
+        s = run_self_training(theta_path, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
+                              overrides=overrides, seed=seed, suite=suite, manifest=manifest,
+                              progress=not no_progress)
     for r in s["runs"]:
         click.echo(f"{r['name']:<14} meta-loss {r['first_meta_loss']:.4g} -> {r['final_meta_loss']:.4g}")
     click.echo(f"wrote {out_dir}/self_training.json, self_training.png")
@@ -341,21 +374,22 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="adam", show_default=True,
               help="adam: one learning rate; adamlr/adam8p/opt_list: N trials in one vmapped run, best reported; "
                    "lopt: the learned optimizer with --theta.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate for --optimizer adam.")
-@click.option("--steps", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--trials", type=click.IntRange(min=1), default=None,
+@click.option("--lr", type=POSITIVE_FLOAT, default=1e-3, show_default=True,
+              help="Learning rate for --optimizer adam.")
+@click.option("--steps", type=NON_NEGATIVE_INT64, default=1000, show_default=True)
+@click.option("--trials", type=POSITIVE_INT64, default=None,
               help="Trials for adamlr (grid size, default 14), adam8p (random draws, default 10) and opt_list "
                    "(first N, default 10).")
-@click.option("--trial-seed", type=int, default=0, show_default=True, help="Seed of the Adam8p random search.")
+@click.option("--trial-seed", type=SEED, default=0, show_default=True, help="Seed of the Adam8p random search.")
 @click.option("--theta", "theta_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Meta-parameters (.npz, reference layout) for --optimizer lopt.")
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Spec file or manifest holding TASK_ID (default: the shipped suite).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Init and data-order seed.")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between curve points "
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Init and data-order seed.")
+@click.option("--eval-every", type=POSITIVE_INT64, default=None, help="Steps between curve points "
               "(default steps/20).")
-@click.option("--eval-batches", type=click.IntRange(min=1), default=None, help="Batches averaged per point.")
-@click.option("--valid-every", type=click.IntRange(min=1), default=None,
+@click.option("--eval-batches", type=POSITIVE_INT64, default=None, help="Batches averaged per point.")
+@click.option("--valid-every", type=POSITIVE_INT64, default=None,
               help="Validation-feed period for the learned optimizer (default 10).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="train_runs", show_default=True,
               help="Directory for the curves (.json, .arrow, .png).")

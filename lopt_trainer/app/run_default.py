@@ -22,6 +22,7 @@ import click
 
 import datasets_cache
 from lopt_trainer.app.report import write_report
+from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_command, write_json
 from lopt_trainer.evaluation import EvalSettings, evaluate_theta
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
@@ -32,6 +33,7 @@ from lopt_trainer.meta import MetaTrainConfig, meta_train
 from lopt_trainer.theta.load import load_theta
 from lopt_trainer.theta.shipped import pretrained_path
 from taskgen.api import build_task, default_suite_path
+from taskgen.errors import error_boundary
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest
 from taskgen.specfile import specs_to_jsonl
@@ -148,7 +150,12 @@ def main(out, meta_steps):
     """Run the default pipeline into OUT and write OUT/report.html."""
     enable_compilation_cache()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with error_boundary(), folder_lock(out):  # one `make run` per folder (its steps lock their subfolders too)
+        _run_steps(out, meta_steps)
+
+
+def _run_steps(out: Path, meta_steps: int) -> None:
+    """The body of :func:`main` once ``out`` is locked."""
     record_command(out)
     theta_path = pretrained_path()
     steps = [

@@ -11,13 +11,56 @@ follow one rule:
   then keep it.
 * ``address`` (e.g. ``ray://host:10001`` or ``auto``): connect to that cluster, without resource arguments
   (Ray refuses ``num_cpus``/``num_gpus`` when connecting).
+
+Workers only save time (results are the same in process), so a local cluster that cannot start because Ray's
+session directory (``$RAY_TMPDIR``, else ``$TMPDIR``, else ``/tmp``, plus ``/ray``) is not writable is optional
+machinery: :func:`local_ray_usable` says so with one warning naming ``RAY_TMPDIR``, and the caller runs in process.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+
+from taskgen.jax_cache import directory_problem
 
 _LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+RAY_TMPDIR_ENV = "RAY_TMPDIR"
+"""The setting that places Ray's session directory."""
+_warned: set[str] = set()
+
+
+def ray_session_root() -> str:
+    """The folder in which a new local Ray cluster makes its session directory (Ray's own rule)."""
+    try:
+        from ray._common.utils import get_default_ray_temp_dir  # optional heavy dependency: only with workers
+    except ImportError:  # pragma: no cover - private module moved: Ray's documented rule
+        base = os.environ.get(RAY_TMPDIR_ENV) or os.environ.get("TMPDIR") or "/tmp"
+        return os.path.join(base, "ray")
+    return get_default_ray_temp_dir()
+
+
+def local_ray_usable(address: str | None = None) -> bool:
+    """Whether Ray workers can run: True with ``address`` (a given cluster) or when Ray is already started; else
+    whether a local cluster's session directory is writable. When it is not, warns once per directory (naming
+    ``RAY_TMPDIR``) and returns False: the caller runs in process."""
+    if address:
+        return True
+    import ray  # optional heavy dependency: imported only when workers are asked for
+
+    if ray.is_initialized():
+        return True
+    root = ray_session_root()
+    reason = directory_problem(root)
+    if reason is None:
+        return True
+    if root not in _warned:
+        _warned.add(root)
+        warnings.warn(f"Ray session directory {root}: {reason}; running the workers' work in this process (set "
+                      f"{RAY_TMPDIR_ENV} to a writable directory to use Ray workers)", RuntimeWarning, stacklevel=2)
+    return False
 
 
 def init_ray(num_cpus: int, address: str | None = None, env_vars: dict | None = None) -> None:

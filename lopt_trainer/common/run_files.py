@@ -3,7 +3,8 @@
 One cleaner (:func:`clean_json`) turns results into JSON values, and one writer (:func:`write_json`) writes them
 with sorted keys through :func:`taskgen.specfile.atomic_write_bytes`, so an interrupted job never leaves a torn
 file. Each folder a command makes records the command line that made it in ``command.json``
-(:func:`write_command`), which the report shows.
+(:func:`write_command`), which the report shows. :func:`remove_files` clears a run's own files for
+``--overwrite``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -77,7 +79,7 @@ def append_jsonl(path, record: dict) -> None:
         f.write(jsonl_line(record))
 
 
-def _invocation() -> list[str]:
+def invocation() -> list[str]:
     """This process's command line as the user typed it: ``taskgen …`` for the console script, ``PYTHON -m
     MODULE …`` for ``python -m`` (PYTHON relative to the working directory when inside it)."""
     argv = list(sys.argv)
@@ -96,8 +98,24 @@ def _invocation() -> list[str]:
 def write_command(out_dir, argv=None, extra: dict | None = None) -> Path:
     """Record the command line that produced ``out_dir`` in ``out_dir/command.json`` (argv, a shell-quoted
     string, working directory, UTC time, and ``extra``)."""
-    argv = list(_invocation() if argv is None else argv)
+    argv = list(invocation() if argv is None else argv)
     record = {"argv": argv, "command": shlex.join(argv), "cwd": os.getcwd(),
               "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               **(extra or {})}
     return write_json(Path(out_dir) / COMMAND_FILE, record)
+
+
+def remove_files(folder, names) -> list[str]:
+    """Remove the files and folders ``names`` (a run's own outputs) from ``folder``, leaving anything else there;
+    returns the names that were present."""
+    removed = []
+    for name in names:
+        path = Path(folder) / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(name)
+    return removed

@@ -19,7 +19,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from lopt_trainer.common.ray_local import init_ray
+from lopt_trainer.common.ray_local import init_ray, local_ray_usable
 from lopt_trainer.evaluation.compute import compute_unit
 from lopt_trainer.evaluation.settings import EvalSettings, RunUnit
 from taskgen import TaskSpec, build_task
@@ -109,7 +109,9 @@ class RayBackend:
 
 
 def make_backend(workers: int, address: str | None = None):
-    """:class:`LocalBackend` for ``workers`` ≤ 0 (in process), else :class:`RayBackend`."""
-    if workers and workers > 0:
+    """:class:`LocalBackend` for ``workers`` ≤ 0 (in process) or when a local Ray cluster cannot start (its
+    session directory is unwritable: one warning, :func:`~lopt_trainer.common.ray_local.local_ray_usable`), else
+    :class:`RayBackend`."""
+    if workers and workers > 0 and local_ray_usable(address):
         return RayBackend(workers, address)
     return LocalBackend()

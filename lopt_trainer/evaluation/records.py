@@ -20,8 +20,10 @@ table and adds what it had to compute. One row per run record::
     record: string (the record's JSON, :func:`lopt_trainer.evaluation.compute.compute_unit`)
 
 The table lives at ``$TASKGEN_BASELINE_CACHE`` or ``~/.cache/taskgen/baselines.arrow``; it is rewritten
-atomically (Arrow IPC file), so an interrupted writer leaves the previous table. A table that cannot be read is
-ignored with a warning (the baselines are recomputed), never trusted.
+atomically (Arrow IPC file), so an interrupted writer leaves the previous table. The cache only saves time: a
+table that cannot be read is ignored with a warning (the baselines are recomputed), never trusted, and a cache
+that cannot be written (read-only, full, no permission) costs one warning per path, naming
+``TASKGEN_BASELINE_CACHE``, and the evaluation goes on without it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ from taskgen.specfile import atomic_write_bytes
 RUNS_DIR = "runs"
 RUNS_FORMAT, RUNS_VERSION = "lopt-eval-runs", 1
 CACHE_COLUMNS = ("task_id", "optimizer", "run_key", "trial", "seed", "hparams", "record")
+CACHE_ENV = "TASKGEN_BASELINE_CACHE"
+"""The setting that places the baseline cache."""
+_warned_unwritable: set[str] = set()
 
 
 # ------------------------------------------------------------------------------------ per-unit files, resume
@@ -86,7 +91,7 @@ def load_timing(out_dir, task_id: str, optimizer: str) -> list:
 
 def baseline_cache_path() -> Path:
     """``$TASKGEN_BASELINE_CACHE`` or ``~/.cache/taskgen/baselines.arrow``."""
-    env = os.environ.get("TASKGEN_BASELINE_CACHE")
+    env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "taskgen" / "baselines.arrow"
 
 
@@ -117,8 +122,8 @@ def read_baseline_cache(path=None) -> dict:
         for tid, opt, key, trial, seed, hp, rec in zip(*(cols[c] for c in CACHE_COLUMNS)):
             out.setdefault((tid, opt, key), {})[(int(trial), int(seed))] = (hp, json.loads(rec))
     except (OSError, ValueError, TypeError, pa.ArrowException) as exc:  # JSONDecodeError is a ValueError
-        warnings.warn(f"baseline cache {path} is unreadable ({exc}); its baselines will be recomputed",
-                      stacklevel=2)
+        warnings.warn(f"baseline cache {path} is unreadable ({exc}); its baselines will be recomputed (set "
+                      f"{CACHE_ENV} to use another file)", RuntimeWarning, stacklevel=2)
         return {}
     return out
 
@@ -134,14 +139,24 @@ def cached_baselines(cache: dict, task_id: str, optimizer: str, run_key: str, pl
     return out
 
 
-def add_to_baseline_cache(records: list[tuple[str, str, str, dict]], path=None) -> Path:
+def add_to_baseline_cache(records: list[tuple[str, str, str, dict]], path=None) -> Path | None:
     """Merge ``[(task_id, optimizer, run_key, record), ...]`` into the table at ``path`` (atomic rewrite; a
     record replaces one with the same task, optimizer, settings, trial and seed) under an exclusive lock on
-    ``<path>.lock``. Returns the path."""
+    ``<path>.lock``. Returns the path, or None when the cache cannot be written (an ``OSError``: read-only, full,
+    no permission), which warns once per path and is otherwise ignored: the cache is optional."""
     path = Path(path) if path is not None else baseline_cache_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path):  # evaluations running side by side (a run's panel, make quality) merge, not overwrite
-        return _merge_into_cache(records, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(path):  # evaluations running side by side (a run's panel, make quality) merge, not overwrite
+            return _merge_into_cache(records, path)
+    except OSError as exc:
+        if str(path) not in _warned_unwritable:
+            _warned_unwritable.add(str(path))
+            where = f" at {exc.filename}" if exc.filename and str(exc.filename) != str(path) else ""
+            warnings.warn(f"baseline cache {path} cannot be written ({exc.strerror or exc}{where}); going on "
+                          f"without caching baselines (set {CACHE_ENV} to a writable file path)", RuntimeWarning,
+                          stacklevel=2)
+        return None
 
 
 @contextlib.contextmanager

@@ -16,7 +16,9 @@ Output folder ``OUT``::
     OUT/timing.json          wall and compile seconds per unit (kept apart so results stay byte-identical)
 
 Without ``resume`` an ``OUT`` that already holds runs is refused (so nothing is mixed by accident); with it,
-runs already stored for the same settings (and θ) are not redone.
+runs already stored for the same settings (and θ) are not redone; with ``overwrite`` the evaluation's own files
+(:data:`EVAL_FILES`) are removed first. ``OUT`` is locked while the evaluation runs
+(:mod:`lopt_trainer.common.folder_lock`), so a second process writing there is refused.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lopt_trainer.common.run_files import write_json
+from lopt_trainer.common.folder_lock import folder_lock
+from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_json
 from lopt_trainer.common.task_pool import load_pool
 from lopt_trainer.evaluation.backends import make_backend
 from lopt_trainer.evaluation.plots import improvement_boxplot
@@ -35,6 +38,7 @@ from lopt_trainer.evaluation.records import (RUNS_DIR, add_to_baseline_cache, ca
 from lopt_trainer.evaluation.scoring import build_rows, row_names, rows_to_table, summarize_table, table_bytes
 from lopt_trainer.evaluation.settings import LOPT, EvalSettings, RunUnit
 from lopt_trainer.evaluation.tasks import EvalTask, select_tasks
+from lopt_trainer.errors import RunExistsError
 from lopt_trainer.theta.load import load_theta, theta_digest
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.specfile import atomic_write_bytes
@@ -45,14 +49,19 @@ SUMMARY_FILE = "eval_summary.json"
 TIMING_FILE = "timing.json"
 
 
-class EvaluationExists(RuntimeError):
-    """The output folder already holds runs and ``resume`` was not asked for."""
+PLOT_FILES = ("boxplot_final.png", "boxplot_auc.png")
+EVAL_FILES = (EVAL_FILE, RUNS_DIR, RESULTS_FILE, SUMMARY_FILE, TIMING_FILE, *PLOT_FILES, COMMAND_FILE)
+"""An evaluation folder's own files (what ``overwrite`` removes)."""
+
+
+class EvaluationExists(RunExistsError):
+    """The output folder already holds runs and neither ``resume`` nor ``overwrite`` was asked for."""
 
 
 def evaluate_theta(theta_path, out_dir, *, suite=None, manifest=None, n_tasks: int = 100, task_seed: int = 0,
                    max_params: int | None = 20_000, max_flops: int | None = 5_000_000, filters=None,
                    settings: EvalSettings | None = None, workers: int = 0, resume: bool = False,
-                   progress: bool = True) -> dict:
+                   overwrite: bool = False, progress: bool = True) -> dict:
     """Load θ from ``theta_path`` (any name :func:`~lopt_trainer.theta.load.load_theta` takes), choose the task
     set and run the evaluation.
 
@@ -64,25 +73,38 @@ def evaluate_theta(theta_path, out_dir, *, suite=None, manifest=None, n_tasks: i
     if not tasks:
         raise ValueError("no task passes the filters")
     return run_evaluation(theta, tasks, out_dir, settings or EvalSettings(), workers=workers, resume=resume,
-                          theta_path=theta_path, progress=progress)
+                          overwrite=overwrite, theta_path=theta_path, progress=progress)
 
 
 def run_evaluation(theta, tasks: list[EvalTask], out_dir, settings: EvalSettings = EvalSettings(), *,
-                   workers: int = 0, address: str | None = None, resume: bool = False, theta_path=None,
-                   progress: bool = True, backend=None, baselines_from=None) -> dict:
+                   workers: int = 0, address: str | None = None, resume: bool = False, overwrite: bool = False,
+                   theta_path=None, progress: bool = True, backend=None, baselines_from=None) -> dict:
     """Evaluate θ on ``tasks`` against the baselines into ``out_dir``; returns the summary dict.
 
     ``workers`` > 0 runs the units as Ray tasks (local cluster unless ``address``); ``backend`` overrides
     (an object with ``run(items, tasks)`` and ``close()``). Baseline runs are read from and added to the
     baseline cache (:mod:`lopt_trainer.evaluation.records`; ``baselines_from``: its path, default
     :func:`~lopt_trainer.evaluation.records.baseline_cache_path`, or ``False`` for none). See the module
-    docstring for the files.
+    docstring for the files, ``resume`` and ``overwrite``.
     """
     out_dir = Path(out_dir)
-    runs_dir = out_dir / RUNS_DIR
-    if not resume and runs_dir.exists() and any(runs_dir.iterdir()):
-        raise EvaluationExists(f"{out_dir} already holds runs: pass resume=True (--resume) or use another folder")
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: reuse the runs or start again")
+    with folder_lock(out_dir, "evaluation folder"):
+        runs_dir = out_dir / RUNS_DIR
+        if overwrite:
+            remove_files(out_dir, EVAL_FILES)
+        elif not resume and runs_dir.exists() and any(runs_dir.iterdir()):
+            raise EvaluationExists(f"{out_dir} already holds an evaluation ({RUNS_DIR}/); reuse its runs with "
+                                   "--resume (resume=True) or start it again with --overwrite (overwrite=True)")
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        return _evaluate(theta, tasks, out_dir, settings, workers, address, resume, theta_path, progress, backend,
+                         baselines_from)
+
+
+def _evaluate(theta, tasks, out_dir: Path, settings: EvalSettings, workers, address, resume: bool, theta_path,
+              progress: bool, backend, baselines_from) -> dict:
+    """The body of :func:`run_evaluation` once the folder is claimed."""
     enable_compilation_cache()
     digest = theta_digest(theta)
     write_json(out_dir / EVAL_FILE, {
@@ -175,7 +197,7 @@ def finalize(tasks, records, settings: EvalSettings, out_dir, timing: dict | Non
                                                               for g in ("seen", "unseen")},
                     "units_run": units_run})
     plots = []
-    for measure, fname in (("improvement_final", "boxplot_final.png"), ("improvement_auc", "boxplot_auc.png")):
+    for measure, fname in zip(("improvement_final", "improvement_auc"), PLOT_FILES):
         if improvement_boxplot(table, names, measure, out_dir / fname) is not None:
             plots.append(fname)
     summary["plots"] = plots

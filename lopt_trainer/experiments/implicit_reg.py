@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_json
 from lopt_trainer.optimizer.optax_api import optax_lopt
 from taskgen import TaskSpec, build_task, get_family
@@ -110,10 +111,9 @@ def run_implicit_reg(theta, out_dir=None, *, starts=DEFAULT_STARTS, steps: int =
                         "trajectories": paths[:, idx, :].astype(np.float64).tolist()}
     result["mean_projection_norm"] = float(np.mean([r["projection_norm"] for r in result["adam"]["runs"]]))
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / RESULT_FILE, result)
-        plot_implicit_reg(result, out_dir / PLOT_FILE)
+        with folder_lock(out_dir):  # one writer per folder (lopt_trainer.common.folder_lock)
+            write_json(Path(out_dir) / RESULT_FILE, result)
+            plot_implicit_reg(result, Path(out_dir) / PLOT_FILE)
     return result
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import taskgen
+from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_json
 from lopt_trainer.common.task_pool import filter_specs, load_pool
 from lopt_trainer.meta.config import MetaTrainConfig
@@ -59,14 +60,27 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
 
     ``theta_path``: the trained θ (reference ``.npz`` or a meta-training run folder). ``specs`` (Python) or
     ``suite`` / ``manifest`` choose the task pool (default: :func:`default_specs`). Returns the summary dict
-    (per run: outer optimizer, learning rate, steps, first/last-10% mean meta-loss).
+    (per run: outer optimizer, learning rate, steps, first/last-10% mean meta-loss). ``out_dir`` is locked
+    while the experiment runs (:mod:`lopt_trainer.common.folder_lock`).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = {**DEFAULT_META, **(overrides or {}), "seed": int(seed)}
+    with folder_lock(out_dir):
+        return _self_training(theta_path, out_dir, adam_lrs, base_config(overrides, steps, seed), specs, suite,
+                              manifest, resume, progress)
+
+
+def base_config(overrides: dict | None = None, steps: int | None = None, seed: int = 0) -> MetaTrainConfig:
+    """The meta-training settings shared by the three runs: :data:`DEFAULT_META` < ``overrides`` < ``steps`` and
+    ``seed``; ``ValueError`` / ``TypeError`` name a bad setting."""
+    settings = {**DEFAULT_META, **(overrides or {}), "seed": seed}
     if steps is not None:
-        settings["steps"] = int(steps)
-    base = MetaTrainConfig.from_dict(settings)
+        settings["steps"] = steps
+    return MetaTrainConfig.from_dict(settings)
+
+
+def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, specs, suite, manifest,
+                   resume: bool, progress: bool) -> dict:
+    """The body of :func:`run_self_training` once ``out_dir`` is locked."""
     if specs is None:
         if suite or manifest:
             specs = load_pool(suite, manifest)

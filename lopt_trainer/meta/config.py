@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from families.errors import short_repr
 from lopt_trainer.evaluation.panel import PanelSettings
 from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
+from taskgen.cli_types import INT64_MAX, INT64_MIN, SEED_LIMIT
 
 
 @dataclasses.dataclass
@@ -147,16 +150,64 @@ class MetaTrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "MetaTrainConfig":
-        """A config from a dict; unknown keys raise ``ValueError`` naming them."""
+        """A config from a dict (a config file, ``--set`` items, a checkpoint's config). Unknown keys, values of the
+        wrong type and values out of range raise ``ValueError`` naming the setting, its type and the value
+        (:func:`check_setting`)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown meta-train settings {unknown}; known: {sorted(names)}")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for name, value in data.items():
+            check_setting(name, types[name], value)
         cfg = cls(**data)
         cfg.estimator_settings()  # validates estimator kind, sigma and the unroll settings
         if cfg.theta_init not in ("auto", "random", "handset"):
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
         return cfg
+
+
+SETTING_MINIMUM = {
+    "max_params": 0, "max_flops": 0, "sigma": ">0", "truncation": 1, "num_groups": 1, "tasks_per_group": 1,
+    "resample_every": 1, "horizon_min": 1, "horizon_max": 1, "horizon_final_min": 1, "horizon_final_max": 1,
+    "horizon_anneal_steps": 0, "scale_floor": ">0", "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
+    "outer_clip": 0, "outer_clip_value": 0, "outer_warmup": 0, "panel_every": 0, "seed": 0, "steps": 1,
+    "checkpoint_every": 0, "eval_every": 0, "eval_tasks": 0, "eval_steps": 0, "workers": 0,
+}
+"""The least value of each numeric setting (``">0"``: strictly positive); integers also fit int64, seeds 32 bits."""
+
+_TYPE_TEXT = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false",
+              "dict": "an object ({...})", "list": "a list ([...])", "None": "null"}
+
+
+def check_setting(name: str, annotation: str, value) -> None:
+    """Raise ``ValueError`` unless ``value`` fits the setting ``name`` of type ``annotation`` (the field's
+    annotation text, e.g. ``"int | None"``): integers are JSON integers only (not ``8.0``, not ``true``) that fit
+    int64 (seeds: ``0 <= seed < 2**32``), floats finite numbers, strings, booleans, objects and lists their JSON
+    kinds, and numbers at least their :data:`SETTING_MINIMUM`. The message names the setting, its type and the
+    value."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    expected = " or ".join(_TYPE_TEXT.get(k, k) for k in kinds)
+    if value is None and "None" in kinds:
+        return
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    ok = (("int" in kinds and is_int) or ("str" in kinds and isinstance(value, str))
+          or ("float" in kinds and (is_int or (isinstance(value, float) and math.isfinite(value))))
+          or ("bool" in kinds and isinstance(value, bool)) or ("dict" in kinds and isinstance(value, dict))
+          or ("list" in kinds and isinstance(value, (list, tuple))))
+    if not ok:
+        raise ValueError(f"meta-train setting {name} must be {expected}, got {short_repr(value)}")
+    if not (is_int or isinstance(value, float)):
+        return
+    if is_int and not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"meta-train setting {name} must be {expected} that fits 64 bits, got {short_repr(value)}")
+    if name == "seed" and value >= SEED_LIMIT:
+        raise ValueError(f"meta-train setting seed must be below 2**32, got {short_repr(value)}")
+    least = SETTING_MINIMUM.get(name)
+    if least == ">0" and not value > 0:
+        raise ValueError(f"meta-train setting {name} must be {expected} > 0, got {short_repr(value)}")
+    if isinstance(least, int) and value < least:
+        raise ValueError(f"meta-train setting {name} must be {expected} >= {least}, got {short_repr(value)}")
 
 
 # ------------------------------------------------------------------------------------ the narrow settings
@@ -298,17 +349,34 @@ def load_config(path) -> MetaTrainConfig:
 
 def parse_sets(items) -> dict:
     """``["sigma=0.03", "filters={\"family\": [\"mlp\"]}"]`` → ``{"sigma": 0.03, "filters": {...}}``: each
-    value parsed as JSON, else kept as text; ``ValueError`` for an item without ``=``."""
+    value parsed as JSON, else kept as text; ``ValueError`` for an item without ``=`` and for ``NaN`` /
+    ``Infinity`` anywhere in a value (JSON has no such numbers; Python's reader would take them)."""
     out = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set {item!r} must look like key=value")
         key, value = item.split("=", 1)
         try:
-            out[key.strip()] = json.loads(value)
+            out[key.strip()] = json.loads(value, parse_constant=_refuse_constant)
+        except _NonFinite as e:
+            try:
+                json.loads(value)  # JSON but for the constant (refused), or text that starts like one (kept)?
+            except json.JSONDecodeError:
+                out[key.strip()] = value
+                continue
+            raise ValueError(f"--set {short_repr(item)}: {e} is not a finite number (NaN and Infinity are "
+                             "refused)") from None
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+class _NonFinite(Exception):
+    """``NaN`` / ``Infinity`` / ``-Infinity`` met while reading a ``--set`` value."""
+
+
+def _refuse_constant(name: str):
+    raise _NonFinite(name)
 
 
 def resolve_config(config_file=None, sets=(), flags: dict | None = None) -> tuple[MetaTrainConfig, set]:

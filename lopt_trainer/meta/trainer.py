@@ -28,11 +28,14 @@ from tqdm import tqdm
 
 import taskgen
 from lopt_trainer.common import checkpoint as ckpt
-from lopt_trainer.common.run_files import write_json
+from lopt_trainer.common.folder_lock import folder_lock
+from lopt_trainer.common.ray_local import local_ray_usable
+from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
 from lopt_trainer.common.task_pool import filter_specs
+from lopt_trainer.errors import RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
 from lopt_trainer.meta.held_out import evaluate
-from lopt_trainer.meta.metrics import append_metrics, truncate_metrics
+from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
 from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
@@ -41,6 +44,13 @@ from lopt_trainer.meta.state import TrainerState, initial_state, restore_state, 
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
 from taskgen.jax_cache import enable_compilation_cache
+
+
+RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED,
+             "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
+             "panel.png")
+"""A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the panel's
+evaluations and best θ, and the plots of ``taskgen lopt plot``."""
 
 
 @dataclasses.dataclass
@@ -59,7 +69,8 @@ class RunResult:
 
 def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=None, eval_specs=None,
                outer_optimizer: optax.GradientTransformation | None = None, progress: bool = True,
-               backend=None, given_keys=None, allow_change: bool = False) -> RunResult:
+               backend=None, given_keys=None, allow_change: bool = False, overwrite: bool = False,
+               record_command: bool = False) -> RunResult:
     """Meta-train θ for ``config.steps`` outer steps into ``run_dir``.
 
     ``specs``/``eval_specs`` override the spec loading of the config (Python use); ``outer_optimizer`` overrides
@@ -68,11 +79,45 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     ``workers``, ``address`` and ``pin_workers``, which are taken from ``config``; any other setting of
     ``config`` named in ``given_keys`` (None = all) that differs from the stored one raises ``ResumeError``,
     unless ``allow_change`` and it is safe to change (see :mod:`lopt_trainer.meta.resume`); a changed training
-    task list raises ``ResumeError`` too. ``backend`` overrides the Ray/in-process choice (an object with
+    task list raises ``ResumeError`` too. Without ``resume``, a folder that already holds a run (a checkpoint or
+    metrics) raises :class:`~lopt_trainer.errors.RunExistsError` unless ``overwrite``, which first removes the
+    run's own files (:data:`RUN_FILES`; other files in the folder stay). The folder is locked for the whole run
+    (:mod:`lopt_trainer.common.folder_lock`: a second process gets
+    :class:`~lopt_trainer.errors.FolderInUseError`). ``record_command``: write ``RUN/command.json`` (the
+    command line) once the folder is claimed. ``backend`` overrides the Ray/in-process choice (an object with
     ``compute(theta, items)`` and ``close()``, like :class:`~lopt_trainer.meta.ray_pool.RayGradientPool`).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue the run or start it again")
+    with folder_lock(run_dir):
+        claim_run_folder(run_dir, resume, overwrite)
+        if record_command:
+            write_command(run_dir)
+        return _train(config, run_dir, resume, specs, eval_specs, outer_optimizer, progress, backend, given_keys,
+                      allow_change)
+
+
+def claim_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Make ``run_dir`` ready for a run (its lock held): with ``overwrite`` clear the run's own files
+    (:data:`RUN_FILES`, nothing else), without ``resume`` refuse a folder that holds a run
+    (:class:`~lopt_trainer.errors.RunExistsError`)."""
+    if overwrite:
+        remove_files(run_dir, RUN_FILES)
+        return
+    if resume:
+        return
+    metrics = run_dir / METRICS_FILE
+    found = [n for n in (ckpt.FILENAME, ckpt.PREVIOUS) if (run_dir / n).is_file()]
+    found += [METRICS_FILE] if metrics.is_file() and metrics.stat().st_size > 0 else []
+    if found:
+        raise RunExistsError(f"{run_dir} already holds a meta-training run ({', '.join(found)}); continue it with "
+                             "--resume (resume=True) or start it again with --overwrite (overwrite=True)")
+
+
+def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_specs, outer_optimizer, progress: bool,
+           backend, given_keys, allow_change: bool) -> RunResult:
+    """The body of :func:`meta_train` once the run folder is claimed."""
     raw = ckpt.load_checkpoint(run_dir) if resume else None
     if raw is not None:
         stored = MetaTrainConfig.from_dict(json.loads(raw["config"]))
@@ -94,7 +139,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     if cadences.panel is not None and state.step == 0:
         cadences.panel.evaluate(state, progress)
     pool = backend
-    if backend is None and s.pool.workers > 0:
+    if backend is None and s.pool.workers > 0 and local_ray_usable(s.pool.address):
         pool = RayGradientPool(s.worker, specs, s.pool.workers, address=s.pool.address, pin=s.pool.pin)
     try:
         interrupted = run_loop(ctx, s, outer, state, pool, cadences, progress)
