@@ -235,3 +235,21 @@ def test_hybrid_skips_non_finite_slots_and_counts_them(task):
     grad, _, stats = _one_call(task, theta, state, True, ok, n_slots=3)
     assert int(stats["nan_grads"]) == 0 and np.asarray(stats["pes_weight"]).shape == (2,)
     assert all(np.isfinite(float(v)) for v in jax.tree_util.tree_leaves(grad))
+
+
+def test_program_caches_stay_within_the_memory_map_budget(monkeypatch):
+    """Programs are weighed by the memory mappings their compile added; past the process-wide budget the least
+    recently used go (the kernel's vm.max_map_count otherwise kills a long run: backprop programs map ~2,500)."""
+    from lopt_trainer.common import program_cache as pc
+
+    counts = iter(range(0, 10_000, 300))  # every compile appears to add 300 mappings
+    monkeypatch.setattr(pc, "map_count", lambda: next(counts))
+    monkeypatch.setattr(pc, "MAP_BUDGET", sum(c.maps for c in pc._CACHES) + 1000)
+    cache = pc.ProgramCache(100)
+    f = lambda: jax.jit(lambda x: x + 1)  # noqa: E731
+    for n in range(1, 8):
+        cache.get(("p", n), f, (jnp.zeros(n),))
+    assert len(cache) == 3 and cache.maps == 900  # 3 × 300 ≤ the 1000 left in the budget
+    assert cache.lookup(("p", 7), (jnp.zeros(7),)) is not None  # the newest stays
+    assert cache.lookup(("p", 1), (jnp.zeros(1),)) is None
+    pc._CACHES.remove(cache)

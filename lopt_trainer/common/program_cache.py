@@ -5,10 +5,13 @@ is measured apart from run time, and keep the executables here. A program can al
 thread (:meth:`ProgramCache.prefetch`) while the caller compiles or runs something else: XLA compiles without
 the GIL, so on a multi-core machine independent compiles overlap.
 
-The cache is an LRU with a size limit: every program holds hundreds of memory mappings of generated code, and a
-long job that visits hundreds of task shapes would otherwise run into the kernel's limit (65,530 mappings: LLVM
-then fails with "Cannot allocate memory"). An evicted program that comes back is recompiled, or reloaded from
-the persistent compilation cache when that is on.
+The cache is an LRU with two limits: a number of programs, and a budget of memory mappings shared by every
+cache of the process. Every program holds memory mappings of generated code — about 1,000 for a PES estimator,
+2,500 for a truncated-backprop one — and a long job that visits many task shapes would otherwise run into the
+kernel's limit (``vm.max_map_count``, 65,530 by default: LLVM then fails with "Cannot allocate memory" and the
+process dies). Each program's mappings are measured when it is compiled (``/proc/self/maps`` before and after);
+when the process's programs together pass :data:`MAP_BUDGET`, least recently used ones are dropped. An evicted
+program that comes back is recompiled, or reloaded from the persistent compilation cache when that is on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,30 @@ import jax.numpy as jnp
 import numpy as np
 
 _BACKGROUND = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xla-compile")
+
+
+def _max_map_count() -> int:
+    try:
+        return int(open("/proc/sys/vm/max_map_count").read())
+    except (OSError, ValueError):  # not Linux: no such limit to respect
+        return 1 << 30
+
+
+def map_count() -> int:
+    """Memory mappings this process holds now (0 where ``/proc/self/maps`` does not exist)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return 0
+
+
+MAP_BUDGET = int(0.6 * _max_map_count())
+"""Memory mappings all cached programs of the process may hold together (60% of the kernel's limit; the rest is
+left to the interpreter, libraries, data and programs outside the caches)."""
+MIN_PROGRAM_MAPS = 100
+"""The weight of a program whose compile measured fewer mappings (a concurrent compile or free can hide some)."""
+_CACHES: "list[ProgramCache]" = []
 
 
 def shape_signature(args) -> tuple:
@@ -54,6 +81,13 @@ class ProgramCache:
         self._programs: collections.OrderedDict = collections.OrderedDict()
         self._in_flight: dict = {}
         self._lock = threading.Lock()
+        _CACHES.append(self)
+
+    @property
+    def maps(self) -> int:
+        """The memory mappings measured for the programs this cache holds."""
+        with self._lock:
+            return sum(entry[2] for entry in self._programs.values())
 
     def __len__(self) -> int:
         return len(self._programs)
@@ -96,13 +130,25 @@ class ProgramCache:
 
     def _compile(self, sig, make_jitted, args):
         try:
+            before = map_count()
             exe = make_jitted().lower(*args).compile()
+            weight = max(map_count() - before, MIN_PROGRAM_MAPS)
             with self._lock:
                 # make_jitted is kept with the program: it holds the objects whose ids the key may use.
-                self._programs[sig] = (exe, make_jitted)
+                self._programs[sig] = (exe, make_jitted, weight)
                 while len(self._programs) > self.size:
                     self._programs.popitem(last=False)
+            self._keep_within_map_budget()
             return exe
         finally:
             with self._lock:
                 self._in_flight.pop(sig, None)
+
+    def _keep_within_map_budget(self) -> None:
+        """Drop this cache's least recently used programs while all caches together pass :data:`MAP_BUDGET`
+        (the newest program always stays)."""
+        while sum(c.maps for c in _CACHES) > MAP_BUDGET:
+            with self._lock:
+                if len(self._programs) <= 1:
+                    return
+                self._programs.popitem(last=False)
