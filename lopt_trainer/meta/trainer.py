@@ -23,6 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
+import jax
 import optax
 from tqdm import tqdm
 
@@ -43,14 +44,19 @@ from lopt_trainer.meta.run_panel import Panel
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
+from lopt_trainer.optimizer.protocol import hierarchical_lopt
+from lopt_trainer.theta.reference_io import save_reference_npz
 from taskgen.jax_cache import enable_compilation_cache
 
 
-RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED,
+THETA_FILE = "theta.npz"
+"""θ of the latest checkpoint in the reference layout (hierarchical optimizer only): ``RUN/theta.npz``."""
+
+RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
              "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
              "panel.png")
-"""A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the panel's
-evaluations and best θ, and the plots of ``taskgen lopt plot``."""
+"""A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
+as ``.npz``, the panel's evaluations and best θ, and the plots of ``taskgen lopt plot``."""
 
 
 @dataclasses.dataclass
@@ -173,6 +179,7 @@ class Cadences:
         self.eval_tasks = [ctx.sampler.builder(spec) for spec in eval_specs]
         self.eval_seed = s.worker.seed
         self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed) if s.panel is not None else None
+        self.write_npz = ctx.lopt is hierarchical_lopt()  # the reference layout fits its default sizes only
 
     def after_step(self, state: TrainerState, progress: bool) -> None:
         """Run what is due after ``state.step`` outer steps."""
@@ -187,8 +194,11 @@ class Cadences:
             self.save(state)
 
     def save(self, state: TrainerState) -> None:
-        """Checkpoint ``state``."""
+        """Checkpoint ``state``; for the hierarchical optimizer also write its θ as ``RUN/theta.npz`` (reference
+        layout, atomic), the file any other tool reads."""
         save_state(self.run_dir, state, self.config_json, self.tasks_digest, self.tasks_count)
+        if self.write_npz:
+            save_reference_npz(jax.device_get(state.theta), self.run_dir / THETA_FILE)
 
 
 def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, pool, cadences: Cadences,
