@@ -146,10 +146,11 @@ def test_meta_train_refuses_a_folder_in_use(held, finished_run):
 def test_cli_meta_train_records_its_command_and_refuses_a_second_run(finished_run, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     out = tmp_path / "cli_run"
-    args = ["lopt", "meta-train", "--suite", str(finished_run / "specs.jsonl"), "--filter", "family=quadratic",
-            "--set", "lopt=\"tests.meta_helpers:tiny_lopt\"", "--set", "truncation=10", "--set",
-            "tasks_per_group=4", "--set", "horizon=\"constant\"", "--set", "horizon_min=40", "--set",
-            "horizon_max=40", "--set", "eval_every=0", "--set", "compilation_cache=\"\"", "--steps", "1", "--out",
+    args = ["lopt", "meta-train", "--preset", "quick", "--suite", str(finished_run / "specs.jsonl"),
+            "--filter", "family=quadratic", "--set", "lopt=\"tests.meta_helpers:tiny_lopt\"", "--set",
+            "truncation=10", "--set", "tasks_per_group=4", "--set", "horizon=\"constant\"", "--set",
+            "horizon_min=40", "--set", "horizon_max=40", "--set", "eval_every=0", "--set",
+            "compilation_cache=\"\"", "--steps", "1", "--out",
             str(out), "--no-progress"]
     monkeypatch.setattr(sys, "argv", ["taskgen", *args])
     ok = CliRunner().invoke(cli, args)

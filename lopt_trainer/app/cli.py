@@ -58,6 +58,10 @@ class ThetaType(click.ParamType):
         return str(value)
 
 
+PRESET_NAMES = ("recipe", "quick")
+"""The presets of ``meta-train --preset`` (:data:`lopt_trainer.meta.config.PRESETS`, listed here so that
+``--help`` needs no JAX; a test checks they agree)."""
+
 THETA = ThetaType()
 THETA_HELP = f"The learned optimizer's θ: {THETA_GRAMMAR}."
 
@@ -124,8 +128,13 @@ def lopt():
 @click.option("--address", help="Existing Ray cluster (e.g. ray://host:10001); default: a local cluster bound to "
               "127.0.0.1.")
 @click.option("--pin-workers", is_flag=True, default=None, help="Pin local Ray workers one per core.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+              help="Where the settings start: 'recipe' (the pretraining recipe of the shipped θ: 16 estimators × 2 "
+              "tasks of 8 families, outer-valid meta-loss, loss scaling, quality panel every 150 steps) or 'quick' "
+              "(one group of 8 tasks, train meta-loss, no panel). Default: recipe, or quick under --config. Every "
+              "setting, its default and range: `taskgen lopt settings`.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="Settings file (.json or .toml) with MetaTrainConfig fields.")
+              help="Settings file (.json or .toml) with MetaTrainConfig fields, over the preset.")
 @click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
 @click.option("--seed", type=SEED)
 @click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
@@ -133,12 +142,15 @@ def lopt():
 @click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, overwrite, allow_change,
-                   workers, address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins,
+                   workers, address, pin_workers, preset, config_file, sets, seed, lopt_name, init_theta, plugins,
                    no_progress):
-    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json)."""
+    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json).
+
+    Settings, in rising precedence: the preset, --config, --set, the flags. The resolved settings that differ from
+    the 'quick' defaults are printed at the start."""
     # deferred (as in every command here): `taskgen --help` must not import JAX
     from lopt_trainer.common.task_pool import parse_filters
-    from lopt_trainer.meta.config import resolve_config
+    from lopt_trainer.meta.config import differences, resolve_config
     from lopt_trainer.meta.trainer import meta_train
 
     _exclusive(resume, overwrite)
@@ -147,18 +159,59 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
              "lopt": lopt_name, "init_theta": init_theta, "plugins": list(plugins)}
     try:
         flags["filters"] = parse_filters(filters) if filters else None
-        config, given = resolve_config(config_file, sets, flags)
+        preset = preset or ("quick" if config_file else "recipe")
+        config, given = resolve_config(config_file, sets, flags, preset=preset)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     if config.outer_opt.startswith("lopt:") and theta_problem(config.outer_opt[5:]):
         raise click.UsageError(f"outer_opt {config.outer_opt!r}: {theta_problem(config.outer_opt[5:])}; "
                                f"a θ is {THETA_GRAMMAR}")
+    _echo_settings(preset, config_file, differences(config), resume)
     result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
                         allow_change=allow_change, record_command=True)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
                            "interrupted": result.interrupted}))
     if result.interrupted:
         sys.exit(130)
+
+
+def _echo_settings(preset: str, config_file, changed: dict, resume: bool) -> None:
+    """The resolved settings on stderr, one screen: what differs from the 'quick' defaults."""
+    source = f"preset {preset}" + (f" + {config_file}" if config_file else "")
+    click.echo(f"meta-train settings ({source}; --set/flags on top; `taskgen lopt settings` lists all); "
+               f"differing from the defaults:", err=True)
+    for key, value in changed.items():
+        click.echo(f"  {key:<18} {json.dumps(value, sort_keys=True)}", err=True)
+    if resume:
+        click.echo("  (--resume: a run that has a checkpoint continues with its stored settings)", err=True)
+
+
+@lopt.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def settings_cmd(as_json):
+    """Every meta-train setting: type, default, value in each preset, and range or choices."""
+    from lopt_trainer.meta.config import describe_settings  # deferred: see meta_train_cmd
+
+    rows = describe_settings()
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True, indent=1))
+        return
+    presets = [k[len("preset_"):] for k in rows[0] if k.startswith("preset_")]
+    click.echo(f"{'setting':<21} {'type':<12} {'default (quick)':<22} {'recipe':<22} range / choices")
+    for r in rows:
+        recipe = r["preset_recipe"] if "recipe" in presets else ""
+        rng = (" | ".join(r["choices"]) if r["choices"]
+               else {None: "", ">0": "> 0"}.get(r["minimum"], f">= {r['minimum']}"))
+        rng += f", <= {r['maximum']}" if r["maximum"] is not None else ""
+        click.echo(f"{r['name']:<21} {r['type']:<12} {_cell(r['default']):<22} "
+                   f"{_cell(recipe) if recipe != r['default'] else '=':<22} {rng}")
+    click.echo("Set with --config FILE (.json/.toml), --set key=value (JSON value) or the flags; "
+               "'=' under recipe: same as the default. Meanings: help(lopt_trainer.meta.MetaTrainConfig).")
+
+
+def _cell(value, width: int = 22) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @lopt.command("plot")
@@ -203,16 +256,21 @@ def plot_cmd(run, out):
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds an evaluation: its files are "
               "removed first; other files stay.")
 @click.option("--no-progress", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (rows, tasks, legend) as JSON.")
 def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
              adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, overwrite,
-             no_progress):
-    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
+             no_progress, as_json):
+    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list: per task the
+    improvement of its final normalised test loss over each baseline's (> 0: learned better), summarised over
+    the seen (meta_train) and unseen (meta_test) tasks."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
-    from lopt_trainer.common.task_pool import load_pool, parse_filters
+    from lopt_trainer.common.run_files import clean_json
+    from lopt_trainer.common.task_pool import load_pool, no_specs_message, parse_filters
     from lopt_trainer.evaluation.runner import run_evaluation
     from lopt_trainer.evaluation.settings import EvalSettings
+    from lopt_trainer.evaluation.summary_text import legend, summary_json, summary_lines, task_lines
     from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks, split_pools
     from lopt_trainer.theta.load import load_theta
 
@@ -230,7 +288,8 @@ def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, ma
               "max_flops": None if max_flops < 0 else max_flops, "filters": flt}
     tasks = select_tasks(pool, n_tasks, task_seed, **limits)
     if not tasks:
-        raise click.ClickException("no task passes the filters")
+        raise click.ClickException(no_specs_message(suite or manifest or "the default suite", pool, flt,
+                                                    limits["max_params"], limits["max_flops"]))
     if len(tasks) < n_tasks:
         seen, unseen = split_pools(pool, **limits)
         click.echo(f"asked for {n_tasks} tasks; the pool has {len(seen)} seen + {len(unseen)} unseen within the "
@@ -243,9 +302,14 @@ def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, ma
                                  resume=resume, overwrite=overwrite, theta_path=theta_label(theta),
                                  progress=not no_progress)
         write_command(out_dir)
-    for r in summary["rows"]:
-        click.echo(f"{r['optimizer']:<22} {r['group']:<7} n={r['n_tasks']:<4} median improvement "
-                   f"{r['final']['median']:+.3f}  learned better on {100 * r['frac_lopt_better']:.0f}%")
+    if as_json:
+        click.echo(json.dumps(clean_json(summary_json(summary, tasks, theta_label(theta))), sort_keys=True))
+        return
+    click.echo(f"θ {theta_label(theta)} on {len(tasks)} tasks:")
+    for line in task_lines(tasks):
+        click.echo(line)
+    for line in ["", *legend(settings.to_dict()), "", *summary_lines(summary)]:
+        click.echo(line)
     click.echo(f"wrote {out_dir}/results.arrow, eval_summary.json, boxplot_final.png, boxplot_auc.png")
 
 
