@@ -470,7 +470,8 @@ def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, out_dir,
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Init and data-order seed.")
 @click.option("--eval-every", type=POSITIVE_INT64, default=None, help="Steps between curve points "
               "(default steps/20).")
-@click.option("--eval-batches", type=POSITIVE_INT64, default=None, help="Batches averaged per point.")
+@click.option("--eval-batches", type=POSITIVE_INT64, default=None, help="Random batches of a split averaged per "
+              "curve point and for the final losses (default 4).")
 @click.option("--valid-every", type=POSITIVE_INT64, default=None,
               help="Validation-feed period for the learned optimizer (default 10).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="train_runs", show_default=True,
@@ -503,6 +504,12 @@ def train(task_id, optimizer, lr, steps, trials, trial_seed, theta, suite, seed,
     for s, v in summary["final"].items():
         n = summary["final_normalized"][s]
         click.echo(f"{s:<12} {_fmt(v):>12} {_fmt(n):>12}")
+    from lopt_trainer.inner.loop import DEFAULT_EVAL_BATCHES  # deferred: see meta_train_cmd
+
+    click.echo(f"each loss: the mean over {eval_batches or DEFAULT_EVAL_BATCHES} random batches of {task.batch_size} "
+               f"example(s) of its split after step {steps} (--eval-batches); normalised: the family's normaliser "
+               "(lower is better, comparable across families: an untrained model ~1-10, a perfect classifier "
+               "below 0)")
     click.echo(f"diverged: {summary['diverged']}   wall {summary['wall_time_s']:.2f}s "
                f"(compile {summary['compile_time_s']:.2f}s)")
     for f in summary["files"]:
