@@ -8,6 +8,8 @@ The learned optimizer is an optax transformation::
     updates, state = tx.update(grads, state, params, value=loss)
     params = optax.apply_updates(params, updates)
 
+and, in Flax, :class:`~lopt_trainer.optimizer.flax_state.LOptTrainState` (``apply_gradients(grads=g, value=loss)``).
+
 The package, from the top down (each part imports only the parts below it):
 
 * :mod:`~lopt_trainer.app` — the command line, ``make run``, the report;
@@ -40,6 +42,7 @@ _EXPORTS = {
     "enable_compilation_cache": "taskgen.jax_cache",
     "opt_list_trials": "inner.opt_list",
     "LOptTransformation": "optimizer.optax_api", "optax_lopt": "optimizer.optax_api",
+    "LOptTrainState": "optimizer.flax_state",
     "pretrained": "theta.shipped", "pretrained_path": "theta.shipped", "pretrained_recipe": "theta.shipped",
     "load_theta": "theta.load", "theta_digest": "theta.load",
     "load_reference_npz": "theta.reference_io", "save_reference_npz": "theta.reference_io",

@@ -296,5 +296,6 @@ def test_train_command_resolves_task_and_prints(tmp_path, monkeypatch):
     assert seen["args"] == ("linreg", None)
     assert summary["optimizer"] == "adam" and summary["hparams"] == {"learning_rate": 0.03}
     assert summary["final"]["train"] < 1.0
-    bad = runner.invoke(train_cli.train, ["linreg", "--optimizer", "lopt"])
-    assert bad.exit_code != 0 and "--theta" in bad.output
+    bad = runner.invoke(train_cli.train, ["linreg", "--optimizer", "lopt", "--theta", "nosuch.npz"])
+    assert bad.exit_code == 2 and "Invalid value for '--theta': 'nosuch.npz' is neither" in bad.output
+    # without --theta the learned optimizer runs with the shipped θ (issue 16: one θ grammar, default pretrained)

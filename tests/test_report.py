@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from lopt_trainer.common.run_files import write_command, write_json
@@ -10,6 +11,7 @@ from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.app.report import find_parts, write_report
 from lopt_trainer.app.cli import report
+from taskgen.cli import cli
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 
@@ -70,16 +72,40 @@ def test_report_all_parts(tmp_path):
     for text in ("Meta-training", "Evaluation", "Implicit regularisation", "Training itself", "Global AdamLR",
                  "taskgen lopt eval --theta t.npz --out eval", "taskgen lopt implicit-reg", "adam_lr3e-04"):
         assert text in page, text
-    assert any((tmp_path / "report_files").iterdir())
+    assert not (tmp_path / "report_files").exists()  # the page is self-contained: nothing beside it
+    # the summary table and the verdict come first, then the contents, whose links reach every section
+    assert page.index('<h2 id="summary">') < page.index('class="verdict"') < page.index("<nav>") < page.index(
+        '<h2 id="meta-training">')
+    for anchor in ("meta-training", "evaluation", "implicit-regularisation", "training-itself"):
+        assert f'<a href="#{anchor}">' in page and f'<h2 id="{anchor}">' in page
+    summary = page[page.index('<h2 id="summary">'):page.index("<nav>")]
+    for text in ("meta-training", "evaluation", "implicit regularisation", "training itself",
+                 "vs Global AdamLR on", "mean final ‖p‖: Adam"):
+        assert text in summary, text
+    assert "img{width:100%" in page
 
 
-def test_report_missing_parts(tmp_path):
-    path = write_report(tmp_path)
-    page = path.read_text()
-    assert page.count("not run") == 4
+def test_report_missing_parts_and_an_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match="holds no run outputs to report"):
+        write_report(tmp_path)
+    res = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert res.exit_code == 1 and res.output.startswith(f"Error: {tmp_path} holds no run outputs to report")
+    assert not (tmp_path / "report.html").exists()
     _implicit_reg(tmp_path / "ir")
     page = write_report(tmp_path, tmp_path / "r.html").read_text()
-    assert page.count("not run") == 3 and "Implicit regularisation on" in page
+    assert page.count('class="missing"') == 3 and "Implicit regularisation on" in page
+    assert page.count("(not run)</li>") == 3
+    assert "No evaluation in this folder" in page
+
+
+def test_a_step_shows_the_command_of_the_run_it_belongs_to(tmp_path):
+    write_command(tmp_path, ["python", "-m", "lopt_trainer.app.run_default", "--out", "x"])
+    _implicit_reg(tmp_path / "implicit_reg")
+    (tmp_path / "implicit_reg" / "command.json").unlink()  # a step run in process records no command of its own
+    page = write_report(tmp_path).read_text()
+    section = page[page.index('<h2 id="implicit-regularisation">'):]
+    assert "command (a step of the command that wrote" in section
+    assert "python -m lopt_trainer.app.run_default --out x" in section and "not recorded" not in page
 
 
 def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkeypatch):

@@ -146,10 +146,11 @@ def test_meta_train_refuses_a_folder_in_use(held, finished_run):
 def test_cli_meta_train_records_its_command_and_refuses_a_second_run(finished_run, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     out = tmp_path / "cli_run"
-    args = ["lopt", "meta-train", "--suite", str(finished_run / "specs.jsonl"), "--filter", "family=quadratic",
-            "--set", "lopt=\"tests.meta_helpers:tiny_lopt\"", "--set", "truncation=10", "--set",
-            "tasks_per_group=4", "--set", "horizon=\"constant\"", "--set", "horizon_min=40", "--set",
-            "horizon_max=40", "--set", "eval_every=0", "--set", "compilation_cache=\"\"", "--steps", "1", "--out",
+    args = ["lopt", "meta-train", "--preset", "quick", "--suite", str(finished_run / "specs.jsonl"),
+            "--filter", "family=quadratic", "--set", "lopt=\"tests.meta_helpers:tiny_lopt\"", "--set",
+            "truncation=10", "--set", "tasks_per_group=4", "--set", "horizon=\"constant\"", "--set",
+            "horizon_min=40", "--set", "horizon_max=40", "--set", "eval_every=0", "--set",
+            "compilation_cache=\"\"", "--steps", "1", "--out",
             str(out), "--no-progress"]
     monkeypatch.setattr(sys, "argv", ["taskgen", *args])
     ok = CliRunner().invoke(cli, args)
@@ -158,9 +159,10 @@ def test_cli_meta_train_records_its_command_and_refuses_a_second_run(finished_ru
     assert command["argv"][-5:] == ["--steps", "1", "--out", str(out), "--no-progress"]
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 1
-    assert again.output == (f"Error: {out} already holds a meta-training run (checkpoint.msgpack, metrics.jsonl); "
-                            "continue it with --resume (resume=True) or start it again with --overwrite "
-                            "(overwrite=True)\n")
+    assert again.stderr.splitlines()[0].startswith("meta-train settings (preset quick;")  # then the one error line
+    assert again.stderr.splitlines()[-1] == (f"Error: {out} already holds a meta-training run (checkpoint.msgpack, "
+                                             "metrics.jsonl); continue it with --resume (resume=True) or start it "
+                                             "again with --overwrite (overwrite=True)")
     both = CliRunner().invoke(cli, args + ["--resume", "--overwrite"])
     assert both.exit_code == 2 and both.output.endswith(
         "Error: --resume and --overwrite exclude each other: continue the run or start it again\n")

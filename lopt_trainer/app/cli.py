@@ -22,7 +22,9 @@ meta-train precedence: built-in defaults < ``--config`` file < ``--set`` < expli
 (:func:`lopt_trainer.meta.config.resolve_config`). The resolved config is written to ``RUN/config.json``. ``--resume`` continues from ``RUN/checkpoint.msgpack`` with the stored
 settings (``--steps`` and the worker flags may change).
 
-``--theta`` takes a reference-layout ``.npz`` or a meta-training run folder (its checkpoint). Every command that
+Every ``--theta`` (and ``--init-theta``, and self-train's θ) takes one grammar, :data:`THETA` (see
+:mod:`lopt_trainer.theta.names`): a reference-layout ``.npz``, a meta-training run folder, a checkpoint file,
+``pretrained`` (the default), ``handset`` or ``random``. Every command that
 writes a folder records its command line in ``OUT/command.json`` (shown by ``taskgen report``) and holds the
 folder's lock while it writes (:mod:`lopt_trainer.common.folder_lock`); a folder that holds a run needs
 ``--resume`` or ``--overwrite``. Numeric options take the types of :mod:`taskgen.cli_types` with their real ranges.
@@ -32,16 +34,44 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
 from lopt_trainer.inner.names import OPTIMIZERS  # plain names, no JAX
+from lopt_trainer.theta.names import PRETRAINED, THETA_GRAMMAR, theta_label, theta_problem  # plain names, no JAX
 from taskgen.cli_types import (FINITE_FLOAT, NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, SEED,
                                Int64)  # click types, no JAX
 
-THETA_HELP = ("Learned-optimizer θ: a reference-layout .npz, or a meta-training run folder / checkpoint "
-              "(default: the pretrained θ shipped with the package).")
+
+class ThetaType(click.ParamType):
+    """The click type of every option that names a θ: a value of the one θ grammar
+    (:mod:`lopt_trainer.theta.names`), else a usage error that lists the grammar. The value stays a string;
+    :func:`lopt_trainer.theta.load.load_theta` reads it."""
+
+    name = "THETA"
+
+    def convert(self, value, param, ctx):
+        """``value`` as a string when it names a θ; a usage error naming the problem and the grammar otherwise."""
+        problem = theta_problem(value)
+        if problem:
+            self.fail(f"{problem}; a θ is {THETA_GRAMMAR}", param, ctx)
+        return str(value)
+
+
+PRESET_NAMES = ("recipe", "quick")
+"""The presets of ``meta-train --preset`` (:data:`lopt_trainer.meta.config.PRESETS`, listed here so that
+``--help`` needs no JAX; a test checks they agree)."""
+
+THETA = ThetaType()
+THETA_HELP = f"The learned optimizer's θ: {THETA_GRAMMAR}."
+
+
+def theta_option(*decls, **kw):
+    """A ``--theta`` option of the one grammar (:data:`THETA`), default ``pretrained``, with the shared help."""
+    kw.setdefault("default", PRETRAINED)
+    kw.setdefault("show_default", kw["default"] is not None)
+    kw["help"] = THETA_HELP + (" " + kw["help"] if kw.get("help") else "")
+    return click.option(*(decls or ("--theta", "theta")), type=THETA, **kw)
 
 
 
@@ -98,22 +128,29 @@ def lopt():
 @click.option("--address", help="Existing Ray cluster (e.g. ray://host:10001); default: a local cluster bound to "
               "127.0.0.1.")
 @click.option("--pin-workers", is_flag=True, default=None, help="Pin local Ray workers one per core.")
+@click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
+              help="Where the settings start: 'recipe' (the pretraining recipe of the shipped θ: 16 estimators × 2 "
+              "tasks of 8 families, outer-valid meta-loss, loss scaling, quality panel every 150 steps) or 'quick' "
+              "(one group of 8 tasks, train meta-loss, no panel). Default: recipe, or quick under --config. Every "
+              "setting, its default and range: `taskgen lopt settings`.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="Settings file (.json or .toml) with MetaTrainConfig fields.")
+              help="Settings file (.json or .toml) with MetaTrainConfig fields, over the preset.")
 @click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
 @click.option("--seed", type=SEED)
 @click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
-@click.option("--init-theta", type=click.Path(exists=True),
-              help="Start from this θ (run folder, checkpoint or reference .npz) instead of a random one.")
+@theta_option("--init-theta", "init_theta", default=None, help="Start from this θ instead of the hand-set one.")
 @click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, overwrite, allow_change,
-                   workers, address, pin_workers, config_file, sets, seed, lopt_name, init_theta, plugins,
+                   workers, address, pin_workers, preset, config_file, sets, seed, lopt_name, init_theta, plugins,
                    no_progress):
-    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json)."""
+    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json).
+
+    Settings, in rising precedence: the preset, --config, --set, the flags. The resolved settings that differ from
+    the 'quick' defaults are printed at the start."""
     # deferred (as in every command here): `taskgen --help` must not import JAX
     from lopt_trainer.common.task_pool import parse_filters
-    from lopt_trainer.meta.config import resolve_config
+    from lopt_trainer.meta.config import differences, resolve_config
     from lopt_trainer.meta.trainer import meta_train
 
     _exclusive(resume, overwrite)
@@ -122,15 +159,59 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
              "lopt": lopt_name, "init_theta": init_theta, "plugins": list(plugins)}
     try:
         flags["filters"] = parse_filters(filters) if filters else None
-        config, given = resolve_config(config_file, sets, flags)
+        preset = preset or ("quick" if config_file else "recipe")
+        config, given = resolve_config(config_file, sets, flags, preset=preset)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
+    if config.outer_opt.startswith("lopt:") and theta_problem(config.outer_opt[5:]):
+        raise click.UsageError(f"outer_opt {config.outer_opt!r}: {theta_problem(config.outer_opt[5:])}; "
+                               f"a θ is {THETA_GRAMMAR}")
+    _echo_settings(preset, config_file, differences(config), resume)
     result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
                         allow_change=allow_change, record_command=True)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
                            "interrupted": result.interrupted}))
     if result.interrupted:
         sys.exit(130)
+
+
+def _echo_settings(preset: str, config_file, changed: dict, resume: bool) -> None:
+    """The resolved settings on stderr, one screen: what differs from the 'quick' defaults."""
+    source = f"preset {preset}" + (f" + {config_file}" if config_file else "")
+    click.echo(f"meta-train settings ({source}; --set/flags on top; `taskgen lopt settings` lists all); "
+               f"differing from the defaults:", err=True)
+    for key, value in changed.items():
+        click.echo(f"  {key:<18} {json.dumps(value, sort_keys=True)}", err=True)
+    if resume:
+        click.echo("  (--resume: a run that has a checkpoint continues with its stored settings)", err=True)
+
+
+@lopt.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def settings_cmd(as_json):
+    """Every meta-train setting: type, default, value in each preset, and range or choices."""
+    from lopt_trainer.meta.config import describe_settings  # deferred: see meta_train_cmd
+
+    rows = describe_settings()
+    if as_json:
+        click.echo(json.dumps(rows, sort_keys=True, indent=1))
+        return
+    presets = [k[len("preset_"):] for k in rows[0] if k.startswith("preset_")]
+    click.echo(f"{'setting':<21} {'type':<12} {'default (quick)':<22} {'recipe':<22} range / choices")
+    for r in rows:
+        recipe = r["preset_recipe"] if "recipe" in presets else ""
+        rng = (" | ".join(r["choices"]) if r["choices"]
+               else {None: "", ">0": "> 0"}.get(r["minimum"], f">= {r['minimum']}"))
+        rng += f", <= {r['maximum']}" if r["maximum"] is not None else ""
+        click.echo(f"{r['name']:<21} {r['type']:<12} {_cell(r['default']):<22} "
+                   f"{_cell(recipe) if recipe != r['default'] else '=':<22} {rng}")
+    click.echo("Set with --config FILE (.json/.toml), --set key=value (JSON value) or the flags; "
+               "'=' under recipe: same as the default. Meanings: help(lopt_trainer.meta.MetaTrainConfig).")
+
+
+def _cell(value, width: int = 22) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 @lopt.command("plot")
@@ -145,7 +226,7 @@ def plot_cmd(run, out):
 
 
 @lopt.command("eval")
-@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@theta_option()
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (default: the shipped suite).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest instead.")
 @click.option("--tasks", "n_tasks", type=POSITIVE_INT64, default=100, show_default=True,
@@ -175,21 +256,25 @@ def plot_cmd(run, out):
 @click.option("--overwrite", is_flag=True, help="Start again in a folder that holds an evaluation: its files are "
               "removed first; other files stay.")
 @click.option("--no-progress", is_flag=True)
-def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
+@click.option("--json", "as_json", is_flag=True, help="Print the summary (rows, tasks, legend) as JSON.")
+def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
              adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, overwrite,
-             no_progress):
-    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list."""
+             no_progress, as_json):
+    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list: per task the
+    improvement of its final normalised test loss over each baseline's (> 0: learned better), summarised over
+    the seen (meta_train) and unseen (meta_test) tasks."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
-    from lopt_trainer.common.task_pool import load_pool, parse_filters
+    from lopt_trainer.common.run_files import clean_json
+    from lopt_trainer.common.task_pool import load_pool, no_specs_message, parse_filters
     from lopt_trainer.evaluation.runner import run_evaluation
     from lopt_trainer.evaluation.settings import EvalSettings
+    from lopt_trainer.evaluation.summary_text import legend, summary_json, summary_lines, task_lines
     from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks, split_pools
-    from lopt_trainer.theta.load import load_theta, resolve_theta_path
+    from lopt_trainer.theta.load import load_theta
 
     _exclusive(resume, overwrite)
-    theta_path = resolve_theta_path(theta_path)
 
     try:
         settings = EvalSettings(steps=steps, seeds=seeds, trials=trials, adamlr_trials=adamlr_trials,
@@ -203,7 +288,8 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
               "max_flops": None if max_flops < 0 else max_flops, "filters": flt}
     tasks = select_tasks(pool, n_tasks, task_seed, **limits)
     if not tasks:
-        raise click.ClickException("no task passes the filters")
+        raise click.ClickException(no_specs_message(suite or manifest or "the default suite", pool, flt,
+                                                    limits["max_params"], limits["max_flops"]))
     if len(tasks) < n_tasks:
         seen, unseen = split_pools(pool, **limits)
         click.echo(f"asked for {n_tasks} tasks; the pool has {len(seen)} seen + {len(unseen)} unseen within the "
@@ -212,47 +298,47 @@ def eval_cmd(theta_path, suite, manifest, n_tasks, task_seed, filters, max_param
     click.echo(f"{sum(t.group == 'seen' for t in tasks)} seen + {sum(t.group == 'unseen' for t in tasks)} unseen "
                f"tasks; held-out variants among the unseen: {', '.join(held) or 'none'}", err=True)
     with folder_lock(out_dir, "evaluation folder"):
-        summary = run_evaluation(load_theta(theta_path), tasks, out_dir, settings, workers=workers, address=address,
-                                 resume=resume, overwrite=overwrite, theta_path=theta_path,
+        summary = run_evaluation(load_theta(theta), tasks, out_dir, settings, workers=workers, address=address,
+                                 resume=resume, overwrite=overwrite, theta_path=theta_label(theta),
                                  progress=not no_progress)
         write_command(out_dir)
-    for r in summary["rows"]:
-        click.echo(f"{r['optimizer']:<22} {r['group']:<7} n={r['n_tasks']:<4} median improvement "
-                   f"{r['final']['median']:+.3f}  learned better on {100 * r['frac_lopt_better']:.0f}%")
+    if as_json:
+        click.echo(json.dumps(clean_json(summary_json(summary, tasks, theta_label(theta))), sort_keys=True))
+        return
+    click.echo(f"θ {theta_label(theta)} on {len(tasks)} tasks:")
+    for line in task_lines(tasks):
+        click.echo(line)
+    for line in ["", *legend(settings.to_dict()), "", *summary_lines(summary)]:
+        click.echo(line)
     click.echo(f"wrote {out_dir}/results.arrow, eval_summary.json, boxplot_final.png, boxplot_auc.png")
 
 
 @lopt.command("panel")
-@click.option("--theta", "theta_spec", default=None,
-              help=THETA_HELP + " Also 'handset' or 'random': the untrained hand-set or random θ (seed 0).")
+@theta_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Evaluation folder (reused: only what is missing runs).")
 @click.option("--set", "sets", multiple=True, help="key=value: a PanelSettings field (e.g. per_family=1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.option("--no-progress", is_flag=True)
-def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
+def panel_cmd(theta, out_dir, sets, as_json, no_progress):
     """Score θ on the quality panel: fixed held-out tasks against cached AdamLR baselines."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import clean_json, write_command
     from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
     from lopt_trainer.meta.config import parse_sets
-    from lopt_trainer.theta.load import UNTRAINED_THETAS, load_theta, resolve_theta_path
+    from lopt_trainer.theta.load import load_theta
 
-    if theta_spec not in UNTRAINED_THETAS:
-        theta_spec = resolve_theta_path(theta_spec)
-        if not Path(theta_spec).exists():
-            raise click.BadParameter(f"{theta_spec} does not exist", param_hint="--theta")
     try:
         settings = PanelSettings.from_dict(parse_sets(sets))
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     with folder_lock(out_dir, "evaluation folder"):
-        figures = evaluate_panel(load_theta(theta_spec), panel_tasks(settings), settings, out_dir,
+        figures = evaluate_panel(load_theta(theta), panel_tasks(settings), settings, out_dir,
                                  progress=not no_progress)
         write_command(out_dir)
     if as_json:
-        click.echo(json.dumps(clean_json({"theta": str(theta_spec), **figures}), sort_keys=True, allow_nan=False))
+        click.echo(json.dumps(clean_json({"theta": theta_label(theta), **figures}), sort_keys=True, allow_nan=False))
     else:
         for k, v in figures.items():
             click.echo(f"{k:20s} {_fmt(v)}")
@@ -261,8 +347,8 @@ def panel_cmd(theta_spec, out_dir, sets, as_json, no_progress):
 @lopt.command("grad-quality")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Meta-train settings (.json/.toml; default: the pretraining recipe).")
-@click.option("--theta", "thetas", multiple=True, help="θ to measure at (repeat; default: handset): a .npz, a run "
-              "folder or checkpoint, pretrained, handset or random.")
+@theta_option("--theta", "thetas", multiple=True, default=("handset",), show_default=True,
+              help="Repeat to measure at several.")
 @click.option("--estimators", default="pes", show_default=True, help="Comma-separated: pes, es, backprop, hybrid.")
 @click.option("--groups", default="16", show_default=True, help="Estimators per outer step (comma-separated).")
 @click.option("--slots", default="2", show_default=True, help="Slots (antithetic pairs) per estimator.")
@@ -288,7 +374,7 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     specs = load_specs_for(base.split().tasks)[0]
-    loaded = {name: load_theta(name) for name in (thetas or ("handset",))}
+    loaded = {name: load_theta(name) for name in thetas}
     header = []
 
     def echo(row):
@@ -304,26 +390,25 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
 
 
 @lopt.command("implicit-reg")
-@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@theta_option()
 @click.option("--steps", type=POSITIVE_INT64, default=1000, show_default=True)
 @click.option("--adam-lr", type=POSITIVE_FLOAT, default=0.05, show_default=True)
 @click.option("--start", "starts", multiple=True, callback=_points,
               help="Start point 'x,y' (repeat; default: 6 fixed points).")
 @click.option("--valid-every", type=POSITIVE_INT64, default=10, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
+def implicit_reg_cmd(theta, steps, adam_lr, starts, valid_every, out_dir):
     """Trajectories of Adam and the learned optimizer on (x − y)²; final distances to the origin."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.experiments.implicit_reg import DEFAULT_STARTS, run_implicit_reg
-    from lopt_trainer.theta.load import load_theta, resolve_theta_path
+    from lopt_trainer.theta.load import load_theta
 
-    theta_path = resolve_theta_path(theta_path)
     with folder_lock(out_dir):
         write_command(out_dir)
-        r = run_implicit_reg(load_theta(theta_path), out_dir, starts=starts or DEFAULT_STARTS, steps=steps,
-                             adam_lr=adam_lr, valid_every=valid_every, theta_path=theta_path)
+        r = run_implicit_reg(load_theta(theta), out_dir, starts=starts or DEFAULT_STARTS, steps=steps,
+                             adam_lr=adam_lr, valid_every=valid_every, theta_path=theta_label(theta))
     click.echo(f"mean final distance to the origin: Adam {r['adam']['mean_final_norm']:.4g}, "
                f"learned {r['lopt']['mean_final_norm']:.4g} (projection onto the line: "
                f"{r['mean_projection_norm']:.4g})")
@@ -331,7 +416,7 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 
 
 @lopt.command("self-train")
-@click.option("--theta", "theta_path", default=None, type=click.Path(exists=True), help=THETA_HELP)
+@theta_option(help="It is the outer optimizer of the first run (outer_opt='lopt:THETA').")
 @click.option("--steps", type=POSITIVE_INT64, default=None, help="Outer steps per run (default 60).")
 @click.option("--adam-lr", "adam_lrs", multiple=True, type=POSITIVE_FLOAT, help="Adam outer learning rates "
               "(repeat; default 3e-4 and 1e-3).")
@@ -342,16 +427,14 @@ def implicit_reg_cmd(theta_path, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
-def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
+def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
     """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.experiments.self_training import DEFAULT_ADAM_LRS, base_config, run_self_training
     from lopt_trainer.meta.config import parse_sets
-    from lopt_trainer.theta.load import resolve_theta_path
 
-    theta_path = resolve_theta_path(theta_path)
     try:
         overrides = parse_sets(sets)
         base_config(overrides, steps, seed)  # settings checked before any work, as usage errors
@@ -359,7 +442,7 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
         raise click.UsageError(str(e)) from None
     with folder_lock(out_dir):
         write_command(out_dir)
-        s = run_self_training(theta_path, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
+        s = run_self_training(theta, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
                               overrides=overrides, seed=seed, suite=suite, manifest=manifest,
                               progress=not no_progress)
     for r in s["runs"]:
@@ -381,36 +464,34 @@ def self_train_cmd(theta_path, steps, adam_lrs, suite, manifest, sets, seed, out
               help="Trials for adamlr (grid size, default 14), adam8p (random draws, default 10) and opt_list "
                    "(first N, default 10).")
 @click.option("--trial-seed", type=SEED, default=0, show_default=True, help="Seed of the Adam8p random search.")
-@click.option("--theta", "theta_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Meta-parameters (.npz, reference layout) for --optimizer lopt.")
+@theta_option(help="For --optimizer lopt.")
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Spec file or manifest holding TASK_ID (default: the shipped suite).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Init and data-order seed.")
 @click.option("--eval-every", type=POSITIVE_INT64, default=None, help="Steps between curve points "
               "(default steps/20).")
-@click.option("--eval-batches", type=POSITIVE_INT64, default=None, help="Batches averaged per point.")
+@click.option("--eval-batches", type=POSITIVE_INT64, default=None, help="Random batches of a split averaged per "
+              "curve point and for the final losses (default 4).")
 @click.option("--valid-every", type=POSITIVE_INT64, default=None,
               help="Validation-feed period for the learned optimizer (default 10).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="train_runs", show_default=True,
               help="Directory for the curves (.json, .arrow, .png).")
 @click.option("--plot", is_flag=True, help="Also write a PNG of the curves.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train(task_id, optimizer, lr, steps, trials, trial_seed, theta_path, suite, seed, eval_every, eval_batches,
+def train(task_id, optimizer, lr, steps, trials, trial_seed, theta, suite, seed, eval_every, eval_batches,
           valid_every, out_dir, plot, as_json):
     """Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."""
     # deferred: see meta_train_cmd
     import taskgen
     from lopt_trainer.app.train_task import run_training
 
-    if optimizer == "lopt" and not theta_path:
-        raise click.UsageError("--optimizer lopt needs --theta FILE.npz")
     try:
         spec = taskgen.resolve_spec(task_id, suite=suite)
     except KeyError as exc:
         raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from exc
     task = taskgen.build_task(spec)
     summary = run_training(task, optimizer, steps, lr=lr, trials=trials, trial_seed=trial_seed, seed=seed,
-                           theta_path=theta_path, eval_every=eval_every, eval_batches=eval_batches,
+                           theta_path=theta, eval_every=eval_every, eval_batches=eval_batches,
                            valid_every=valid_every, out_dir=out_dir, plot=plot, progress=not as_json)
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
@@ -423,6 +504,12 @@ def train(task_id, optimizer, lr, steps, trials, trial_seed, theta_path, suite, 
     for s, v in summary["final"].items():
         n = summary["final_normalized"][s]
         click.echo(f"{s:<12} {_fmt(v):>12} {_fmt(n):>12}")
+    from lopt_trainer.inner.loop import DEFAULT_EVAL_BATCHES  # deferred: see meta_train_cmd
+
+    click.echo(f"each loss: the mean over {eval_batches or DEFAULT_EVAL_BATCHES} random batches of {task.batch_size} "
+               f"example(s) of its split after step {steps} (--eval-batches); normalised: the family's normaliser "
+               "(lower is better, comparable across families: an untrained model ~1-10, a perfect classifier "
+               "below 0)")
     click.echo(f"diverged: {summary['diverged']}   wall {summary['wall_time_s']:.2f}s "
                f"(compile {summary['compile_time_s']:.2f}s)")
     for f in summary["files"]:

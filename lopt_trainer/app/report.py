@@ -1,8 +1,9 @@
 """The HTML report of a run or evaluation folder (``taskgen report DIR``).
 
 :func:`write_report` looks in ``DIR`` (and its sub-folders, up to three levels down) for the outputs of each step
-and writes ``DIR/report.html`` — one self-contained page, every figure embedded as base64 PNG — plus copies of
-the figures in ``DIR/report_files/``. Sections, each saying "not run" when its output is absent:
+and writes ``DIR/report.html`` — one self-contained page, every figure embedded as base64 PNG at page width, no
+folder beside it. The page opens with a summary table (one line per part, its key numbers) and a verdict, then a
+table of contents. Sections, each saying "not run" when its output is absent:
 
 * meta-training — a folder with ``metrics.jsonl`` and ``config.json`` (curves drawn with
   :func:`lopt_trainer.meta.metrics.plot_run`), excluding the runs inside a self-training experiment;
@@ -10,7 +11,9 @@ the figures in ``DIR/report_files/``. Sections, each saying "not run" when its o
 * implicit regularisation — ``implicit_reg.json`` (+ ``.png``);
 * training itself — ``self_training.json`` (+ ``.png``).
 
-Each section shows the exact command recorded in its folder's ``command.json``.
+Each section shows the exact command recorded in its folder's ``command.json``, or the command of the nearest
+folder above it that recorded one (``make run`` records its own; its steps run inside it). A folder with none of
+these outputs is an error, not an empty report.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import base64
 import html
 import math
-import shutil
+import tempfile
 from pathlib import Path
 
 from lopt_trainer.common.run_files import COMMAND_FILE, read_json
@@ -27,13 +30,16 @@ from lopt_trainer.meta.metrics import plot_run, read_metrics
 from taskgen.specfile import atomic_write_bytes
 
 REPORT_FILE, ASSETS_DIR = "report.html", "report_files"
+"""The report, and the figures folder earlier versions wrote beside it (skipped when looking for outputs)."""
 MAX_DEPTH = 3
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
 table{border-collapse:collapse;margin:.5em 0;font-size:.9em}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #ddd}
+text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}
+img{width:100%;height:auto;border:1px solid #ddd}nav ol{columns:2}.verdict{font-size:1.1em;background:#eef5ee;
+padding:.6em;border-left:4px solid #4a4}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}.missing{color:#a33;font-style:italic}
 .note{color:#555;font-size:.9em}
 """
@@ -101,38 +107,47 @@ def _table(headers, rows, left: int = 1) -> str:
 
 
 class _Assets:
-    """Collects figures: embeds them as base64 and copies them to ``report_files/``."""
+    """Embeds figures in the page as base64 PNGs; the figures drawn for the report go to a temporary folder."""
 
-    def __init__(self, root: Path):
-        self.root = root
-        self.dir = root / ASSETS_DIR
+    def __init__(self, scratch: Path):
+        self.dir = scratch
         self.n = 0
 
     def img(self, path, alt: str) -> str:
-        """An inline (base64) ``<img>`` of ``path``, also copied into the report's assets folder; a note when the
-        file is missing."""
+        """An inline (base64) ``<img>`` of ``path``; a note when the file is missing."""
         path = Path(path)
         if not path.exists():
             return f'<p class="missing">figure {_esc(path.name)} missing</p>'
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.n += 1
-        if self.dir not in path.resolve().parents:  # figures drawn for the report already live there
-            rel = path.relative_to(self.root) if self.root in path.parents else Path(path.name)
-            shutil.copyfile(path, self.dir / "_".join(rel.parts))
         data = base64.b64encode(path.read_bytes()).decode()
         return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def _command(d: Path) -> str:
-    rec = read_json(d / COMMAND_FILE)
+def _command(d: Path, root: Path | None = None) -> str:
+    """The command recorded in ``d/command.json``, else the one of the nearest folder above ``d`` (up to
+    ``root``) that ran it as one of its steps."""
+    rec, where = read_json(d / COMMAND_FILE), d
+    if not rec and root is not None:
+        for parent in d.parents:
+            if root != parent and root not in parent.parents:
+                break
+            rec, where = read_json(parent / COMMAND_FILE), parent
+            if rec:
+                break
     if not rec:
-        return '<p class="note">command: not recorded (no command.json in this folder)</p>'
-    return f'<p class="note">command (run in {_esc(rec.get("cwd", "?"))} at {_esc(rec.get("time_utc", "?"))}):</p>' \
-           f'<pre>{_esc(rec.get("command", ""))}</pre>'
+        return '<p class="note">command: not recorded (no command.json in this folder or above it)</p>'
+    part = "" if where == d else f" (a step of the command that wrote {_esc(where.name or where)})"
+    return f'<p class="note">command{part}, run in {_esc(rec.get("cwd", "?"))} at {_esc(rec.get("time_utc", "?"))}:' \
+           f'</p><pre>{_esc(rec.get("command", ""))}</pre>'
 
 
 def _rel(root: Path, d: Path) -> str:
     return "." if d == root else str(d.relative_to(root))
+
+
+def _h2(anchor: str, title: str) -> str:
+    """A section heading that the table of contents links to (``#anchor``)."""
+    return f'<h2 id="{anchor}">{_esc(title)}</h2>'
 
 
 def _missing(what: str) -> str:
@@ -145,8 +160,8 @@ def _missing(what: str) -> str:
 def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
     """Meta-training curves and a table of each run."""
     if not dirs:
-        return "<h2>Meta-training</h2>" + _missing("meta-training")
-    out = ["<h2>Meta-training</h2>"]
+        return _h2("meta-training", "Meta-training") + _missing("meta-training")
+    out = [_h2("meta-training", "Meta-training")]
     for d in dirs:
         recs = [r for r in read_metrics(d) if r.get("kind") == "step"]
         cfg = read_json(d / "config.json") or {}
@@ -164,15 +179,15 @@ def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
         fig_dir = assets.dir / ("meta_" + "_".join(Path(_rel(root, d)).parts).replace(".", "root"))
         for p in plot_run(d, fig_dir):
             out.append(assets.img(p, p.stem))
-        out.append(_command(d))
+        out.append(_command(d, root))
     return "\n".join(out)
 
 
 def section_eval(root: Path, dirs, assets: _Assets) -> str:
     """Box plots and the summary table of each evaluation."""
     if not dirs:
-        return "<h2>Evaluation</h2>" + _missing("evaluation")
-    out = ["<h2>Evaluation: learned optimizer vs baselines</h2>",
+        return _h2("evaluation", "Evaluation") + _missing("evaluation")
+    out = [_h2("evaluation", "Evaluation: learned optimizer vs baselines"),
            '<p class="note">Improvement = log(baseline − best + ε) − log(learned − best + ε) on normalised '
            "losses, best = the lowest loss any run reached on the task, ε = 1e-3, diverged runs = the task's worst "
            "loss; per task averaged over seeds. &gt; 0: the learned optimizer is better. Speedup = steps the "
@@ -195,15 +210,16 @@ def section_eval(root: Path, dirs, assets: _Assets) -> str:
                  r["speedup_median"]] for r in s.get("rows", [])]
         out.append(_table(["baseline", "tasks", "n", "median impr. (final)", "q25", "q75", "learned better (final)",
                            "median impr. (AUC)", "learned better (AUC)", "median speedup"], rows, left=2))
-        out.append(_command(d))
+        out.append(_command(d, root))
     return "\n".join(out)
 
 
 def section_implicit_reg(root: Path, dirs, assets: _Assets) -> str:
     """Trajectories on (x − y)² and the final distances to the origin."""
     if not dirs:
-        return "<h2>Implicit regularisation</h2>" + _missing("implicit-regularisation experiment")
-    out = ["<h2>Implicit regularisation on (x − y)²</h2>"]
+        return (_h2("implicit-regularisation", "Implicit regularisation")
+                + _missing("implicit-regularisation experiment"))
+    out = [_h2("implicit-regularisation", "Implicit regularisation on (x − y)²")]
     for d in dirs:
         r = read_json(d / "implicit_reg.json") or {}
         out.append(f"<h3>{_esc(_rel(root, d))}</h3>")
@@ -218,15 +234,15 @@ def section_implicit_reg(root: Path, dirs, assets: _Assets) -> str:
         out.append(_table(["start (x, y)", "‖projection‖", "Adam final ‖p‖", "learned final ‖p‖",
                            "Adam final loss", "learned final loss"], rows))
         out.append(f'<p class="note">settings: {_esc(r.get("settings", {}))}</p>')
-        out.append(_command(d))
+        out.append(_command(d, root))
     return "\n".join(out)
 
 
 def section_self_training(root: Path, dirs, assets: _Assets) -> str:
     """The three meta-training curves of the self-training experiment."""
     if not dirs:
-        return "<h2>Training itself</h2>" + _missing("self-training experiment")
-    out = ["<h2>Training itself: the learned optimizer as outer optimizer</h2>"]
+        return _h2("training-itself", "Training itself") + _missing("self-training experiment")
+    out = [_h2("training-itself", "Training itself: the learned optimizer as outer optimizer")]
     for d in dirs:
         s = read_json(d / "self_training.json") or {}
         out.append(f"<h3>{_esc(_rel(root, d))}</h3>")
@@ -235,24 +251,96 @@ def section_self_training(root: Path, dirs, assets: _Assets) -> str:
                  r["min_meta_loss"]] for r in s.get("runs", [])]
         out.append(_table(["run", "outer", "lr", "steps", "meta-loss first 10%", "meta-loss last 10%", "min"], rows))
         out.append(f'<p class="note">trained θ: {_esc(s.get("theta_path"))}</p>')
-        out.append(_command(d))
+        out.append(_command(d, root))
     return "\n".join(out)
 
 
+SECTIONS = (("meta_train", "meta-training", "Meta-training"), ("eval", "evaluation", "Evaluation"),
+            ("implicit_reg", "implicit-regularisation", "Implicit regularisation"),
+            ("self_training", "training-itself", "Training itself"))
+"""``(part, anchor, title)`` of each section, in page order."""
+
+
+def summary_rows(root: Path, parts: dict) -> list[list]:
+    """One row per part found: ``[part, folder, what it shows]`` with the key numbers."""
+    rows = []
+    for d in parts["meta_train"]:
+        loss = [r["meta_loss"] for r in read_metrics(d) if r.get("kind") == "step" and r.get("meta_loss") is not None]
+        k = max(1, len(loss) // 10)
+        what = (f"{len(loss)} outer steps; meta-loss {sum(loss[:k]) / k:.4g} → {sum(loss[-k:]) / k:.4g} "
+                f"(first → last 10%)" if loss else "no outer step yet")
+        rows.append(["meta-training", _rel(root, d), what])
+    for d in parts["eval"]:
+        s = read_json(d / "eval_summary.json") or {}
+        best = {(r["optimizer"], r["group"]): r for r in s.get("rows", [])}
+        texts = []
+        for group in ("unseen", "seen"):
+            r = best.get(("global_adamlr", group))
+            if r:
+                texts.append(f"vs Global AdamLR on {r['n_tasks']} {group} tasks: learned better on "
+                             f"{_pct(r['frac_lopt_better'])}, median improvement {_fmt(r['final']['median'], 3)}")
+        rows.append(["evaluation", _rel(root, d), "; ".join(texts) or "no Global AdamLR row"])
+    for d in parts["implicit_reg"]:
+        r = read_json(d / "implicit_reg.json") or {}
+        rows.append(["implicit regularisation", _rel(root, d),
+                     f"mean final ‖p‖: Adam {_fmt(r.get('adam', {}).get('mean_final_norm'), 3)}, learned "
+                     f"{_fmt(r.get('lopt', {}).get('mean_final_norm'), 3)} (smaller: stronger implicit "
+                     "regularisation)"])
+    for d in parts["self_training"]:
+        s = read_json(d / "self_training.json") or {}
+        runs = ", ".join(f"{r['name']} {_fmt(r['first_meta_loss'], 3)} → {_fmt(r['final_meta_loss'], 3)}"
+                         for r in s.get("runs", []))
+        rows.append(["training itself", _rel(root, d), f"meta-loss (first → last 10%): {runs}"])
+    return rows
+
+
+def verdict(root: Path, parts: dict) -> str:
+    """One sentence on whether the learned optimizer beat the baseline, from the first evaluation found."""
+    for d in parts["eval"]:
+        s = read_json(d / "eval_summary.json") or {}
+        rows = {(r["optimizer"], r["group"]): r for r in s.get("rows", [])}
+        r = rows.get(("global_adamlr", "unseen")) or rows.get(("global_adamlr", "seen"))
+        if r:
+            frac, med = r["frac_lopt_better"], r["final"]["median"]
+            ok = frac is not None and not math.isnan(frac) and frac >= 0.5 and med > 0
+            return (f"On {r['n_tasks']} {r['group']} tasks the learned optimizer beats Global AdamLR on {_pct(frac)}"
+                    f" of them (median improvement {_fmt(med, 3)}): "
+                    + ("it is ahead of the tuned baseline." if ok else "it does not beat the tuned baseline."))
+    return "No evaluation in this folder: no verdict on the learned optimizer against the baselines."
+
+
+def _pct(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.0f}%"
+
+
 def write_report(root, out=None) -> Path:
-    """Write the report of folder ``root`` to ``out`` (default ``root/report.html``); returns its path."""
+    """Write the report of folder ``root`` to ``out`` (default ``root/report.html``); returns its path.
+    ``FileNotFoundError`` when ``root`` is not a folder, ``ValueError`` when it holds none of the outputs a report
+    shows."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
     parts = find_parts(root)
-    assets = _Assets(root)
-    body = [section_meta_train(root, parts["meta_train"], assets),
-            section_eval(root, parts["eval"], assets),
-            section_implicit_reg(root, parts["implicit_reg"], assets),
-            section_self_training(root, parts["self_training"], assets)]
+    if not any(parts.values()):
+        raise ValueError(
+            f"{root} holds no run outputs to report (looked up to {MAX_DEPTH} folders down for a meta-training run "
+            "(metrics.jsonl + config.json), eval_summary.json, implicit_reg.json, self_training.json)")
+    with tempfile.TemporaryDirectory(prefix="report-") as scratch:
+        assets = _Assets(Path(scratch))
+        body = [section_meta_train(root, parts["meta_train"], assets),
+                section_eval(root, parts["eval"], assets),
+                section_implicit_reg(root, parts["implicit_reg"], assets),
+                section_self_training(root, parts["self_training"], assets)]
     top = _command(root) if (root / COMMAND_FILE).exists() else ""
+    summary = (_h2("summary", "Summary") + _table(["part", "folder", "result"], summary_rows(root, parts),
+                                                         left=3)
+               + f'<p class="verdict">{_esc(verdict(root, parts))}</p>')
+    toc = "<nav><h2>Contents</h2><ol>" + "".join(
+        f'<li><a href="#{anchor}">{_esc(title)}</a>{"" if parts[part] else " (not run)"}</li>'
+        for part, anchor, title in SECTIONS) + "</ol></nav>"
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Report: {_esc(root.name)}</title>"
             f"<style>{_CSS}</style></head><body><h1>Learned-optimizer report: {_esc(root.name)}</h1>"
+            f"{summary}{toc}"
             f'<p class="note">folder {_esc(root)}</p>{top}' + "\n".join(body) + "</body></html>\n")
     path = Path(out) if out else root / REPORT_FILE
     atomic_write_bytes(path, page.encode("utf-8"))

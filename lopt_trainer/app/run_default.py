@@ -29,7 +29,10 @@ from lopt_trainer.experiments.implicit_reg import run_implicit_reg
 from lopt_trainer.experiments.self_training import run_self_training
 from lopt_trainer.inner.baselines import make_optimizer
 from lopt_trainer.inner.loop import train
+from lopt_trainer.evaluation.summary_text import summary_lines
 from lopt_trainer.meta import MetaTrainConfig, meta_train
+from lopt_trainer.meta.metrics import read_metrics
+from lopt_trainer.meta.trainer import THETA_FILE
 from lopt_trainer.theta.load import load_theta
 from lopt_trainer.theta.shipped import pretrained_path
 from taskgen.api import build_task, default_suite_path
@@ -107,14 +110,21 @@ def step_meta_train(out: Path, steps: int) -> None:
                              max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
                              resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
                              eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25)
-    meta_train(config, out / "meta_train", resume=True)
+    result = meta_train(config, out / "meta_train", resume=True)
+    losses = [r["meta_loss"] for r in read_metrics(result.run_dir) if r.get("kind") == "step"]
+    k = max(1, len(losses) // 10)
+    click.echo(f"  θ after {result.state.step} outer steps: meta-loss {sum(losses[:k]) / k:.3f} (first {k}) -> "
+               f"{sum(losses[-k:]) / k:.3f} (last {k}); {result.run_dir / THETA_FILE}")
 
 
 def step_evaluate(out: Path, theta_path: Path) -> None:
     """Evaluate θ against the baselines on a few seen and unseen tasks."""
     settings = EvalSettings(steps=EVAL_STEPS, seeds=1, trials=(1, 4), adamlr_trials=14)
-    evaluate_theta(theta_path, out / "eval", suite=str(out / "suite.jsonl"), n_tasks=EVAL_TASKS,
-                   max_params=5000, max_flops=2_000_000, settings=settings, resume=True)
+    summary = evaluate_theta(theta_path, out / "eval", suite=str(out / "suite.jsonl"), n_tasks=EVAL_TASKS,
+                             max_params=5000, max_flops=2_000_000, settings=settings, resume=True)
+    for line in summary_lines(summary):
+        click.echo(f"  {line}")
+    click.echo("  (median improvement of the final normalised test loss over each baseline; > 0: learned better)")
 
 
 def step_implicit_reg(out: Path, theta_path: Path) -> None:

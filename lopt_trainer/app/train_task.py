@@ -17,7 +17,8 @@ from lopt_trainer.inner import baselines, curves, loop
 from lopt_trainer.inner.names import LOPT, OPTIMIZERS
 from lopt_trainer.inner.selection import select_per_task
 from lopt_trainer.optimizer.optax_api import optax_lopt
-from lopt_trainer.theta.load import load_theta, resolve_theta_path
+from lopt_trainer.theta.load import load_theta
+from lopt_trainer.theta.names import PRETRAINED, theta_label
 from taskgen.jax_cache import enable_compilation_cache
 
 
@@ -52,9 +53,9 @@ def run_training(
 
     ``optimizer``: ``adam`` (one run at ``lr``), ``adamlr`` / ``adam8p`` / ``opt_list`` (``trials`` trials as one
     vmapped run — AdamLR's grid, Adam8p draws seeded by ``trial_seed``, opt_list's first N — and the best by
-    final normalised ``select_split`` loss is reported), or ``lopt`` (θ from the reference-layout ``.npz`` at
-    ``theta_path``). Curves go to ``out_dir`` as ``<task>.<optimizer>.seed<S>.json`` and ``.arrow`` (and ``.png``
-    with ``plot``). Returns a summary dict: task_id, optimizer, steps, seed, best_trial, hparams, final,
+    final normalised ``select_split`` loss is reported), or ``lopt`` (θ named by ``theta_path``, any name
+    :func:`~lopt_trainer.theta.load.load_theta` takes; default ``pretrained``). Curves go to ``out_dir`` as
+    ``<task>.<optimizer>.seed<S>.json`` and ``.arrow`` (and ``.png`` with ``plot``). Returns a summary dict: task_id, optimizer, steps, seed, best_trial, hparams, final,
     final_normalized, diverged, wall_time_s, compile_time_s, files.
     """
     if optimizer not in OPTIMIZERS:
@@ -71,11 +72,11 @@ def run_training(
 
     try:
         if optimizer == LOPT:
-            theta_path = resolve_theta_path(theta_path)
+            theta_path = theta_path or PRETRAINED
             # the factory form keeps θ a jit argument: no recompilation for another θ
             result = loop.train(task, optax_lopt, steps, hparams=load_theta(theta_path), seed=seed,
                                 progress=on_progress, name=LOPT, **loop_kw)
-            result.meta["theta"] = os.path.abspath(theta_path)
+            result.meta["theta"] = theta_label(theta_path)
             single, best, hparams = result, None, None
         elif optimizer == "adam":
             hparams = {"learning_rate": float(lr)}

@@ -61,3 +61,36 @@ def filter_specs(specs: Sequence, filters: Mapping[str, Sequence[str]] | None = 
                 continue
         out.append(spec)
     return out
+
+
+def filter_steps(specs: Sequence, filters: Mapping[str, Sequence[str]] | None = None,
+                 max_params: int | None = None, max_flops: int | None = None, registry=None) -> list[tuple[str, int]]:
+    """How many specs are left after each filter, applied one after the other in a fixed order (the columns of
+    :data:`FILTER_COLUMNS` given in ``filters``, then ``max_params``, then ``max_flops``): ``[(label, count)]``,
+    starting with ``("source", len(specs))``. Labels read like the command line: ``family=mlp|quadratic``,
+    ``max_params<=20000``."""
+    registry = registry or default_registry()
+    steps = [("source", len(specs))]
+    left = list(specs)
+    for col in FILTER_COLUMNS:
+        values = list((filters or {}).get(col) or ())
+        if values:
+            left = filter_specs(left, {col: values}, registry=registry)
+            steps.append((f"{col}={'|'.join(values)}", len(left)))
+    for name, limit in (("max_params", max_params), ("max_flops", max_flops)):
+        if limit is not None:
+            left = filter_specs(left, max_params=limit if name == "max_params" else None,
+                                max_flops=limit if name == "max_flops" else None, registry=registry)
+            steps.append((f"{name}<={limit}", len(left)))
+    return steps
+
+
+def no_specs_message(source: str, specs: Sequence, filters=None, max_params=None, max_flops=None) -> str:
+    """The error when no spec of ``source`` passes the filters: each filter with the count it left, and the one
+    that removed the last specs, e.g. ``no task specs left after filtering the default suite: 6000 specs ->
+    split=meta_train 4800 -> family=mlp 0 (family=mlp removed the last 4800)``."""
+    steps = filter_steps(specs, filters, max_params, max_flops)
+    chain = " -> ".join([f"{steps[0][1]} specs"] + [f"{label} {n}" for label, n in steps[1:]])
+    culprit = next(((label, prev) for (label, n), (_, prev) in zip(steps[1:], steps) if n == 0 and prev > 0), None)
+    why = f" ({culprit[0]} removed the last {culprit[1]}; loosen it)" if culprit else ""
+    return f"no task specs left after filtering {source}: {chain}{why}"

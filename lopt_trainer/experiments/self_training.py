@@ -26,6 +26,7 @@ from lopt_trainer.common.task_pool import filter_specs, load_pool
 from lopt_trainer.meta.config import MetaTrainConfig
 from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.meta.trainer import meta_train
+from lopt_trainer.theta.names import theta_label
 
 RESULT_FILE, PLOT_FILE = "self_training.json", "self_training.png"
 DEFAULT_ADAM_LRS = (3e-4, 1e-3)
@@ -58,7 +59,8 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
                       resume: bool = True, progress: bool = True) -> dict:
     """Run the three meta-trainings into ``out_dir`` and write ``self_training.json`` / ``.png``.
 
-    ``theta_path``: the trained θ (reference ``.npz`` or a meta-training run folder). ``specs`` (Python) or
+    ``theta_path``: the trained θ (any name of :mod:`lopt_trainer.theta.names`: a ``.npz``, a run folder, a
+    checkpoint, ``pretrained``, ``handset``, ``random``). ``specs`` (Python) or
     ``suite`` / ``manifest`` choose the task pool (default: :func:`default_specs`). Returns the summary dict
     (per run: outer optimizer, learning rate, steps, first/last-10% mean meta-loss). ``out_dir`` is locked
     while the experiment runs (:mod:`lopt_trainer.common.folder_lock`).
@@ -89,9 +91,9 @@ def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, s
     train_specs = filter_specs(specs, base.filters, base.max_params, base.max_flops)
     if not train_specs:
         raise ValueError(f"no spec passes filters {base.filters} (max_params {base.max_params})")
-    runs = [("lopt", None, f"lopt:{Path(theta_path).resolve()}")]
+    runs = [("lopt", None, f"lopt:{theta_label(theta_path)}")]
     runs += [("adam", float(lr), "adam") for lr in adam_lrs]
-    summary = {"settings": base.to_dict(), "theta_path": str(theta_path), "runs": []}
+    summary = {"settings": base.to_dict(), "theta_path": theta_label(theta_path), "runs": []}
     for outer, lr, outer_opt in runs:
         cfg = dataclasses.replace(base, outer_opt=outer_opt, outer_lr=lr if lr is not None else base.outer_lr)
         run_dir = out_dir / run_name(outer, lr)

@@ -20,6 +20,7 @@ from families.errors import short_repr
 from lopt_trainer.evaluation.panel import PanelSettings
 from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
+from lopt_trainer.theta.shipped import data_path
 from taskgen.cli_types import INT64_MAX, INT64_MIN, SEED_LIMIT
 
 
@@ -166,6 +167,15 @@ class MetaTrainConfig:
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
         return cfg
 
+
+SETTING_CHOICES = {
+    "estimator": ("pes", "es", "backprop", "hybrid"), "horizon": ("log_uniform", "constant"),
+    "meta_loss": ("train", "outer_valid"), "loss_scale": ("none", "initial"),
+    "valid_split": ("inner_valid", "outer_valid"), "theta_init": ("auto", "handset", "random"),
+    "outer_opt": ("adam", "sgd", "lopt:THETA"), "lopt": ("hierarchical", "module:factory"),
+}
+"""The values of each setting that takes one of a few (``THETA``: any name of :mod:`lopt_trainer.theta.names`;
+``module:factory``: a user's learned optimizer)."""
 
 SETTING_MINIMUM = {
     "max_params": 0, "max_flops": 0, "sigma": ">0", "truncation": 1, "num_groups": 1, "tasks_per_group": 1,
@@ -379,13 +389,54 @@ def _refuse_constant(name: str):
     raise _NonFinite(name)
 
 
-def resolve_config(config_file=None, sets=(), flags: dict | None = None) -> tuple[MetaTrainConfig, set]:
-    """The config of a run from its three sources, in rising precedence: the file ``config_file`` (``.json`` /
-    ``.toml``, or None), the ``--set`` items ``sets`` (see :func:`parse_sets`) and ``flags`` (setting → value;
-    None values are not given; ``plugins`` add to the file's). Returns ``(config, the names the user gave)``: a
-    resumed run checks exactly those against its stored settings. ``ValueError`` / ``TypeError`` name a bad key
-    or value."""
-    cfg = load_config(config_file).to_dict() if config_file else MetaTrainConfig().to_dict()
+PRESETS = {"recipe": "pretrain_config.json", "quick": None}
+"""Named starting points of a run's settings: ``recipe`` — the pretraining recipe of the shipped θ
+(``lopt_trainer/data/pretrain_config.json``: 16 estimators × 2 tasks of 8 families, outer-valid meta-loss,
+initial-loss scaling, the quality panel every 150 steps); ``quick`` — the :class:`MetaTrainConfig` defaults (one
+group of 8 slots, train meta-loss, no scaling, no panel: a small, fast run)."""
+
+
+def preset_dict(name: str) -> dict:
+    """The settings of preset ``name`` (see :data:`PRESETS`) as a full dict; ``ValueError`` for another name."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; use one of {sorted(PRESETS)}")
+    base = MetaTrainConfig().to_dict()
+    if PRESETS[name]:
+        base.update(read_config_dict(data_path(PRESETS[name])))
+    return MetaTrainConfig.from_dict(base).to_dict()
+
+
+def describe_settings() -> list[dict]:
+    """Every setting of :class:`MetaTrainConfig`: ``name``, ``type`` (annotation text), ``default`` (the Python
+    default), one entry per preset (its value), ``minimum`` (:data:`SETTING_MINIMUM`; ``">0"``: strictly positive),
+    ``maximum`` (seeds: 32 bits; other integers fit int64) and ``choices`` (:data:`SETTING_CHOICES`); what
+    ``taskgen lopt settings`` prints."""
+    presets = {name: preset_dict(name) for name in PRESETS}
+    default = MetaTrainConfig().to_dict()
+    return [{"name": f.name, "type": str(f.type), "default": default[f.name],
+             **{f"preset_{p}": values[f.name] for p, values in presets.items()},
+             "minimum": SETTING_MINIMUM.get(f.name), "maximum": SEED_LIMIT - 1 if f.name == "seed" else None,
+             "choices": list(SETTING_CHOICES.get(f.name, ()))}
+            for f in dataclasses.fields(MetaTrainConfig)]
+
+
+def differences(config: MetaTrainConfig, reference: MetaTrainConfig | None = None) -> dict:
+    """The settings of ``config`` that differ from ``reference`` (default: the Python defaults), in field order."""
+    ref = (reference or MetaTrainConfig()).to_dict()
+    return {k: v for k, v in config.to_dict().items() if v != ref[k]}
+
+
+def resolve_config(config_file=None, sets=(), flags: dict | None = None,
+                   preset: str | None = None) -> tuple[MetaTrainConfig, set]:
+    """The config of a run from its sources, in rising precedence: the preset ``preset`` (:data:`PRESETS`; None:
+    the Python defaults), the file ``config_file`` (``.json`` / ``.toml``, or None), the ``--set`` items ``sets``
+    (see :func:`parse_sets`) and ``flags`` (setting → value; None values are not given; ``plugins`` add to the
+    file's). Returns ``(config, the names the user gave)``: a resumed run checks exactly those against its stored
+    settings (a preset's values are not given). ``ValueError`` / ``TypeError`` name a bad key or value."""
+    cfg = preset_dict(preset) if preset else MetaTrainConfig().to_dict()
+    if config_file:
+        cfg.update(read_config_dict(config_file))
+        cfg = MetaTrainConfig.from_dict(cfg).to_dict()
     given = set(read_config_dict(config_file)) if config_file else set()
     overrides = parse_sets(sets)
     cfg.update(overrides)

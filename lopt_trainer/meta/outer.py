@@ -101,17 +101,23 @@ def family_shares(families: list[str], norms) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
-def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerState, pool=None) -> dict:
+def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerState, pool=None,
+               on_work=None) -> dict:
     """One outer step (in place on ``state``) with the outer optimizer ``outer``; the estimators' work runs in
     this process, or on ``pool`` (an object with ``compute(theta, [(work, state), ...])``). Returns the metrics
-    record. ``RuntimeError`` when every estimator failed."""
+    record. ``RuntimeError`` when every estimator failed. ``on_work(i, n, work)``: called before the ``i``-th of
+    ``n`` estimators runs in process (a progress display: the first work of a group compiles its program)."""
     t0 = time.perf_counter()
     works = plan_step(ctx, plan, state)
     _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
         state.theta, state.outer_state, [state.theta] * len(works), jax.ShapeDtypeStruct((len(works),), np.float32),
         jax.ShapeDtypeStruct((), np.float32)))
     if pool is None:
-        results = [compute_work(ctx, state.theta, state.estimators[w.index], w) for w in works]
+        results = []
+        for i, w in enumerate(works):
+            if on_work is not None:
+                on_work(i, len(works), w)
+            results.append(compute_work(ctx, state.theta, state.estimators[w.index], w))
     else:
         results = pool.compute(state.theta, [(w, state.estimators[w.index]) for w in works])
     if not any(r is not None for r in results):

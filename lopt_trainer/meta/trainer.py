@@ -23,6 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
+import jax
 import optax
 from tqdm import tqdm
 
@@ -31,7 +32,7 @@ from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.ray_local import local_ray_usable
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
-from lopt_trainer.common.task_pool import filter_specs
+from lopt_trainer.common.task_pool import filter_specs, no_specs_message
 from lopt_trainer.errors import RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
 from lopt_trainer.meta.held_out import evaluate
@@ -43,14 +44,19 @@ from lopt_trainer.meta.run_panel import Panel
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
+from lopt_trainer.optimizer.protocol import hierarchical_lopt
+from lopt_trainer.theta.reference_io import save_reference_npz
 from taskgen.jax_cache import enable_compilation_cache
 
 
-RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED,
+THETA_FILE = "theta.npz"
+"""θ of the latest checkpoint in the reference layout (hierarchical optimizer only): ``RUN/theta.npz``."""
+
+RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
              "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
              "panel.png")
-"""A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the panel's
-evaluations and best θ, and the plots of ``taskgen lopt plot``."""
+"""A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
+as ``.npz``, the panel's evaluations and best θ, and the plots of ``taskgen lopt plot``."""
 
 
 @dataclasses.dataclass
@@ -155,6 +161,9 @@ def load_specs_for(tasks: TaskSource):
     import_plugins(tasks.plugins)
     specs = taskgen.load_specs(tasks.path)
     train = filter_specs(specs, tasks.filters, tasks.max_params, tasks.max_flops)
+    if not train:
+        raise ValueError(no_specs_message(tasks.describe(), specs, tasks.filters, tasks.max_params,
+                                          tasks.max_flops))
     other = {k: v for k, v in tasks.filters.items() if k != "split"}
     held = filter_specs(specs, {**other, "split": ["meta_test"]}, tasks.max_params, tasks.max_flops)
     pool = sorted(held or train, key=lambda s: s.task_id)
@@ -173,6 +182,7 @@ class Cadences:
         self.eval_tasks = [ctx.sampler.builder(spec) for spec in eval_specs]
         self.eval_seed = s.worker.seed
         self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed) if s.panel is not None else None
+        self.write_npz = ctx.lopt is hierarchical_lopt()  # the reference layout fits its default sizes only
 
     def after_step(self, state: TrainerState, progress: bool) -> None:
         """Run what is due after ``state.step`` outer steps."""
@@ -187,8 +197,11 @@ class Cadences:
             self.save(state)
 
     def save(self, state: TrainerState) -> None:
-        """Checkpoint ``state``."""
+        """Checkpoint ``state``; for the hierarchical optimizer also write its θ as ``RUN/theta.npz`` (reference
+        layout, atomic), the file any other tool reads."""
         save_state(self.run_dir, state, self.config_json, self.tasks_digest, self.tasks_count)
+        if self.write_npz:
+            save_reference_npz(jax.device_get(state.theta), self.run_dir / THETA_FILE)
 
 
 def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, pool, cadences: Cadences,
@@ -198,11 +211,13 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
     flag = _StopFlag()
     old = _install_handlers(flag)
     bar = tqdm(total=s.cadence.steps, initial=state.step, desc="meta-train", file=sys.stderr) if progress else None
+    on_work = WorkDisplay(bar) if bar is not None else None
     try:
         while state.step < s.cadence.steps and flag.signum is None:
-            record = train_step(ctx, s.plan, outer, state, pool)
+            record = train_step(ctx, s.plan, outer, state, pool, on_work=on_work)
             append_metrics(cadences.run_dir, record)
             if bar is not None:
+                bar.set_description("meta-train", refresh=False)
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['meta_loss']:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
             cadences.after_step(state, progress)
@@ -213,6 +228,24 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
         if bar is not None:
             bar.close()
     return flag.signum is not None
+
+
+class WorkDisplay:
+    """Shows on the progress bar which estimator of the step runs, and that a group seen for the first time in
+    this process compiles its program (a cold first step compiles for a minute): ``compiling mlp:… (3/16)``."""
+
+    def __init__(self, bar):
+        self.bar, self.seen = bar, set()
+
+    def __call__(self, i: int, n: int, work) -> None:
+        key = (work.group, len(work.task_ids))
+        doing = "compiling" if key not in self.seen else "estimator"
+        self.seen.add(key)
+        self.bar.set_description(f"meta-train: {doing} {_short_group(work.group)} ({i + 1}/{n})")
+
+
+def _short_group(group: str, limit: int = 28) -> str:
+    return group if len(group) <= limit else group[:limit - 1] + "…"
 
 
 class _StopFlag:

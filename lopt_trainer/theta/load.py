@@ -1,8 +1,8 @@
 """One way to get a θ, whatever names it: :func:`load_theta`; and how θ is identified and compared.
 
-``load_theta`` takes a reference-layout ``.npz`` file, a meta-training run folder (its checkpoint), a checkpoint
-file, ``pretrained`` (the θ shipped with the package) or one of :data:`UNTRAINED_THETAS` (a file or folder of
-that name wins). Every θ read from disk is checked
+``load_theta`` takes every name of the one θ grammar (:mod:`lopt_trainer.theta.names`): a reference-layout
+``.npz`` file, a meta-training run folder (its checkpoint), a checkpoint file, ``pretrained`` (the θ shipped with
+the package) or one of :data:`UNTRAINED_THETAS` (a file or folder of that name wins). Every θ read from disk is checked
 (:mod:`lopt_trainer.theta.check`): a damaged file or one holding NaN/inf stops here, naming the file and the
 first bad array. :func:`warm_start_theta` additionally checks θ against the structure of the optimizer it will
 drive.
@@ -20,18 +20,11 @@ import numpy as np
 from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.theta.check import check_finite, check_like
+from lopt_trainer.theta.names import PRETRAINED, UNTRAINED_THETAS, is_theta_name
 from lopt_trainer.theta.reference_io import load_reference_npz
-from lopt_trainer.theta.shipped import pretrained, pretrained_path
+from lopt_trainer.theta.shipped import pretrained
 
-UNTRAINED_THETAS = ("handset", "random")
-"""Names :func:`load_theta` takes besides paths: the untrained hand-set θ
-(:func:`lopt_trainer.optimizer.hierarchical.init_handset`) and the random θ
-(:func:`lopt_trainer.optimizer.hierarchical.init`), seed 0."""
-
-
-def resolve_theta_path(theta_path=None) -> str:
-    """``theta_path`` as given, or the shipped θ's path when it is empty (the CLI's default θ)."""
-    return str(theta_path) if theta_path else str(pretrained_path())
+__all__ = ["UNTRAINED_THETAS", "load_theta", "theta_bytes", "theta_digest", "warm_start_theta"]
 
 
 def load_theta(path):
@@ -41,12 +34,12 @@ def load_theta(path):
     Raises ``ThetaFileError`` / ``CheckpointError`` naming the file when it is damaged or an array of θ holds NaN
     or inf; ``FileNotFoundError`` when there is no θ at ``path``.
     """
-    if str(path) == "pretrained" and not Path(path).exists():
-        return pretrained()
-    if str(path) in UNTRAINED_THETAS and not Path(path).exists():
+    if is_theta_name(path):
+        if str(path) == PRETRAINED:
+            return pretrained()
         init = hierarchical.init_handset if str(path) == "handset" else hierarchical.init
         return init(jax.random.PRNGKey(0))
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.suffix == ".npz":
         return load_reference_npz(path)
     if path.is_dir():
