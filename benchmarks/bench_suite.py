@@ -25,7 +25,7 @@ def main(total: int = 6000, repeats: int = 3) -> None:
             t0 = time.perf_counter()
             specs = generate_suite(names, per_family)
             t1 = time.perf_counter()
-            write_specs(Path(tmp) / "suite.jsonl", specs)
+            write_specs(specs, Path(tmp) / "suite.jsonl")
             t2 = time.perf_counter()
             write_manifest(specs, Path(tmp) / "manifest.arrow")
             t3 = time.perf_counter()

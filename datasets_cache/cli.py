@@ -94,8 +94,9 @@ def verify_cmd(names: tuple[str, ...], all_: bool, as_json: bool) -> None:
 @data.command("path")
 @click.argument("name")
 def path_cmd(name: str) -> None:
-    """Print the cache directory of NAME (which may not exist yet)."""
+    """Print the cache directory of NAME (which may not exist yet); an unknown NAME is a usage error."""
     try:
+        registry.get_info(name)  # a name the toolkit does not know has no place in the cache
         click.echo(str(cache.dataset_path(name)))
     except DatasetError as e:
         raise click.BadParameter(str(e), param_hint="NAME") from None

@@ -3,7 +3,7 @@
 Public API: :class:`TaskSpec`, the family registry (:func:`register_family`, :func:`get_family`,
 :func:`family_names`), suite generation (:func:`generate_suite`), spec files (:func:`write_specs`,
 :func:`read_specs`, :func:`load_specs`), the Arrow manifest (:func:`write_manifest`, :func:`load_manifest`) and
-:func:`build_task`. The family contract (:class:`Family`, :class:`Task`, :class:`Cost`) is re-exported from
+:func:`build_task`, plugins (:func:`load_plugins`, ``TASKGEN_PLUGINS``) and :func:`check_family`. The family contract (:class:`Family`, :class:`Task`, :class:`Cost`) is re-exported from
 ``families.base``.
 
 Importing ``taskgen`` is cheap: each name is imported from its module on first use (so the command line and
@@ -15,8 +15,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SPLITS": "families.base", "ConfigError": "families.errors", "Cost": "families.base",
     "Family": "families.base", "Task": "families.base",
-    "build_task": "taskgen.api", "default_suite_path": "taskgen.api", "load_specs": "taskgen.api",
-    "resolve_spec": "taskgen.api",
+    "build_task": "taskgen.api", "default_manifest_path": "taskgen.api", "default_suite_path": "taskgen.api",
+    "load_specs": "taskgen.api", "resolve_spec": "taskgen.api", "ArgumentTypeError": "taskgen.arguments",
+    "FamilyCheckError": "taskgen.family_check", "FamilyCheckReport": "taskgen.family_check",
+    "check_family": "taskgen.family_check", "PluginError": "taskgen.plugins", "load_plugins": "taskgen.plugins",
     "filter_manifest": "taskgen.manifest", "load_manifest": "taskgen.manifest",
     "specs_from_manifest": "taskgen.manifest", "write_manifest": "taskgen.manifest",
     "DuplicateFamilyError": "taskgen.registry", "Registry": "taskgen.registry",

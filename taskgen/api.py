@@ -135,10 +135,25 @@ def _pick(task_id: str, ids: list[str], where, total: int | None = None) -> int:
     return matches[0]
 
 
-def build_task(spec, registry=None):
-    """Validate ``spec`` against its family (name and version) and build it into a :class:`Task`."""
-    from taskgen.registry import default_registry
+def build_task(spec, registry=None, suite=None):
+    """Validate ``spec`` against its family (name and version) and build it into a :class:`Task`.
 
+    ``spec`` is a :class:`TaskSpec` or a task id (``"mlp-0872ef388cec"``, or a unique prefix of one), looked up
+    in ``suite`` (a spec file or manifest; default: the shipped default suite) as :func:`resolve_spec` does.
+    Another type is an :class:`taskgen.arguments.ArgumentTypeError` (a ``TypeError``) naming the argument."""
+    from taskgen.arguments import ArgumentTypeError, check_path
+    from taskgen.registry import default_registry
+    from taskgen.spec import TaskSpec
+
+    if isinstance(spec, str):
+        if suite is not None:
+            check_path("build_task", "suite", suite)
+        spec = resolve_spec(spec, suite, registry)
+    elif not isinstance(spec, TaskSpec):
+        raise ArgumentTypeError(f"build_task(): spec must be a TaskSpec or a task id (str), got "
+                                f"{type(spec).__name__} {short_repr(spec)}")
+    elif suite is not None:
+        raise ArgumentTypeError("build_task(): suite is only used to look up a task id; a TaskSpec needs none")
     registry = registry or default_registry()
     family = registry.get(spec.family)
     if spec.family_version != family.version:

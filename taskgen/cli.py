@@ -7,6 +7,10 @@ groups of the other packages live in one CLI module per package, imported only w
 * ``data`` — :mod:`datasets_cache.cli`
 * ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.app.cli`
 
+User families: ``taskgen --plugin MODULE …`` (repeatable) and the ``TASKGEN_PLUGINS`` variable (comma-separated
+modules) import modules that register families before any command runs (:mod:`taskgen.plugins`); ``--plugin``
+adds its modules to ``TASKGEN_PLUGINS`` so that child processes (Ray workers) load them too.
+
 Every command runs inside one error boundary (:mod:`taskgen.errors`): the toolkit's own errors, OS errors on the
 user's paths and damaged files become ``Error: …`` on stderr with exit status 1 (2 for usage errors); the
 traceback is shown only with ``taskgen --debug …`` or ``TASKGEN_DEBUG=1``.
@@ -20,7 +24,7 @@ import sys
 
 import click
 
-from taskgen.cli_types import NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, UNIT_INTERVAL
+from taskgen.cli_types import NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, SEED, UNIT_INTERVAL
 
 LAZY_COMMANDS = {
     "data": ("datasets_cache.cli:data", "Datasets: list, fetch into the cache, verify checksums, show paths."),
@@ -111,8 +115,20 @@ def _set_debug(ctx, _param, value):
 @click.version_option(package_name="taskgen", prog_name="taskgen", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, is_eager=True, expose_value=False, callback=_set_debug,
               help="Show the full traceback of an error (also: TASKGEN_DEBUG=1).")
-def cli():
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+              help="Import MODULE first: a module that registers your families with taskgen.register_family "
+                   "(or MODULE:CLASS, a Family to register). Repeatable; also: TASKGEN_PLUGINS=mod1,mod2. Every "
+                   "command and every worker process sees the families.")
+def cli(plugins):
     """Sample, freeze, query and build training tasks; train and meta-train optimizers on them."""
+    import os
+
+    from taskgen.plugins import PLUGINS_ENV
+
+    if plugins or os.environ.get(PLUGINS_ENV, "").strip():
+        from taskgen.plugins import use_plugins
+
+        use_plugins(plugins)
 
 
 @cli.command()
@@ -128,8 +144,60 @@ def families(as_json):
         _echo_json(rows)
         return
     for row in rows:
-        fields = ", ".join(row["config_space"].get("fields", {}))
-        click.echo(f"{row['name']:<26} v{row['version']}  fields: {fields}")
+        click.echo(f"{row['name']} v{row['version']}")
+        lines = _space_lines(row["config_space"], "")
+        width = max((len(path) for path, _ in lines), default=0)
+        for path, text in lines:
+            click.echo(f"  {path:<{width}}  {text}")
+
+
+def _space_lines(desc: dict, path: str) -> list[tuple[str, str]]:
+    """``(field path, what it takes)`` rows of a described config space (``families.space``'s ``describe()``):
+    nested objects as dotted paths, list items as ``path[]``, a tagged union's fields with the tags they belong
+    to (variants with the same field share one row)."""
+    kind = desc.get("type")
+    if kind == "object":
+        rows = []
+        for name, sub in desc.get("fields", {}).items():
+            child = f"{path}.{name}" if path else name
+            sub_rows = _space_lines(sub, child)
+            if name in desc.get("optional", []) and sub_rows:
+                sub_rows[0] = (sub_rows[0][0], sub_rows[0][1] + " (optional)")
+            rows.extend(sub_rows)
+        return rows
+    if kind == "tagged":
+        tag = desc["tag"]
+        rows = [(f"{path}.{tag}", "one of " + ", ".join(desc["variants"]))]
+        shared: dict[str, list[str]] = {}
+        for variant, sub in desc["variants"].items():
+            for field_path, text in _space_lines(sub, path):
+                shared.setdefault(f"{field_path}\0{text}", []).append(variant)
+        for key, variants in shared.items():
+            field_path, text = key.split("\0")
+            rows.append((field_path, f"{text} (when {tag} is {' or '.join(variants)})"))
+        return rows
+    if kind == "list":
+        lo, hi = desc["length"]
+        item = desc["item"]
+        if item.get("type") in ("object", "tagged"):
+            return [(path, f"list of {lo}..{hi} items")] + _space_lines(item, f"{path}[]")
+        return [(path, f"list of {lo}..{hi}: {_scalar_text(item)}")]
+    return [(path, _scalar_text(desc))]
+
+
+def _scalar_text(desc: dict) -> str:
+    kind = desc.get("type")
+    if kind in ("int", "float"):
+        lo, hi = desc["range"]
+        return f"{kind} in [{lo:g}, {hi:g}]" if kind == "float" else f"int in [{lo}, {hi}]"
+    if kind == "choice":
+        return "one of " + ", ".join(json.dumps(o) if not isinstance(o, str) else o for o in desc["options"])
+    if kind == "bool":
+        return "true or false"
+    if kind == "list":
+        lo, hi = desc["length"]
+        return f"list of {lo}..{hi}: {_scalar_text(desc['item'])}"
+    return json.dumps(desc, sort_keys=True)
 
 
 def _split_families(value: str) -> list[str] | None:
@@ -187,7 +255,7 @@ def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_h
     specs = suite_mod.generate_suite(names, per_family, seed, holdout_fraction, held, progress=progress)
     if progress is not None:
         bar.close()
-    write_specs(output, specs)
+    write_specs(specs, output)
     counts = {}
     for s in specs:
         counts.setdefault(s.family, {"meta_train": 0, "meta_test": 0})[s.split] += 1
@@ -201,14 +269,25 @@ def sample(families_, per_family, seed, holdout_fraction, held_out, no_default_h
 
 @cli.command()
 @click.argument("suite", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Manifest file to write.")
-@click.option("--format", "fmt", type=click.Choice(["arrow", "parquet"]), default="arrow", show_default=True)
-def export(suite, output, fmt):
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Manifest file to write: *.arrow (Arrow IPC file) or *.parquet.")
+@click.option("--format", "fmt", type=click.Choice(["arrow", "parquet"]), default=None,
+              help="Format to write [default: from the file's ending: .parquet/.pq Parquet, else Arrow]; a "
+                   "format that contradicts the ending is refused.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def export(suite, output, fmt, as_json):
     """Export a spec file as an Arrow (IPC file) or Parquet manifest, one row per task."""
-    from taskgen.manifest import write_manifest
+    from taskgen.manifest import manifest_format, write_manifest
     from taskgen.specfile import read_specs
 
+    try:
+        fmt = manifest_format(output, fmt)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--format'") from None
     table = write_manifest(read_specs(suite), output, fmt)
+    if as_json:
+        _echo_json({"output": output, "format": fmt, "rows": table.num_rows})
+        return
     click.echo(f"wrote {table.num_rows} rows to {output} ({fmt})")
 
 
@@ -218,16 +297,35 @@ def export(suite, output, fmt):
 @click.option("--split", type=click.Choice(["meta_train", "meta_test"]), help="Keep one suite split.")
 @click.option("--dataset", multiple=True, help="Keep tasks on these datasets (repeatable).")
 @click.option("--variant", multiple=True, help="Keep these family variants (repeatable).")
+@click.option("--min-params", type=NON_NEGATIVE_INT64, help="Keep tasks with at least this many parameters.")
 @click.option("--max-params", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many parameters.")
 @click.option("--max-flops", type=NON_NEGATIVE_INT64, help="Keep tasks with at most this many FLOPs per step.")
-@click.option("--limit", type=NON_NEGATIVE_INT64, help="Print at most this many rows.")
+@click.option("--sample", "sample_n", type=NON_NEGATIVE_INT64,
+              help="Keep a random subsample of this many of the matching tasks (seeded by --seed; in suite order "
+                   "unless --sort).")
+@click.option("--seed", type=SEED, default=None, help="Seed of --sample [default: 0].")
+@click.option("--sort", "sort_by", metavar="COLUMN",
+              help="Sort by a manifest column, ascending; -COLUMN sorts descending (e.g. --sort -params). Ties keep "
+                   "suite order.")
+@click.option("--limit", type=NON_NEGATIVE_INT64, help="Print at most this many rows (after --sample and --sort).")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
-def list_(source, family, split, dataset, variant, max_params, max_flops, limit, as_json):
+def list_(source, family, split, dataset, variant, min_params, max_params, max_flops, sample_n, seed, sort_by, limit,
+          as_json):
     """List tasks of a suite or manifest, filtered (a manifest is filtered as it is, without parsing specs)."""
     from taskgen.api import load_table
-    from taskgen.manifest import filter_manifest, row_summary
+    from taskgen.manifest import filter_manifest, row_summary, sample_manifest, sort_manifest
 
-    table = filter_manifest(load_table(source), family, split, max_params, max_flops, dataset, variant)
+    if seed is not None and sample_n is None:
+        raise click.UsageError("--seed only seeds --sample; give --sample N too")
+    table = filter_manifest(load_table(source), family, split, max_params, max_flops, dataset, variant,
+                            min_params=min_params)
+    if sample_n is not None:
+        table = sample_manifest(table, sample_n, 0 if seed is None else seed)
+    if sort_by is not None:
+        try:
+            table = sort_manifest(table, sort_by)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="'--sort'") from None
     shown = table.slice(0, limit) if limit is not None else table
     rows = row_summary(shown)
     if as_json:
@@ -256,8 +354,13 @@ def show(task_id, source, as_json):
     if as_json:
         _echo_json(out)
         return
-    click.echo(json.dumps(out["spec"], indent=2, sort_keys=True))
-    click.echo(f"variant {out['variant']}  params {cost.params}  flops/step {cost.flops_per_step}")
+    click.echo(f"task           {spec.task_id}")
+    click.echo(f"family         {spec.family} v{spec.family_version}  variant {out['variant']}")
+    click.echo(f"seed           {spec.seed}  split {spec.split}")
+    click.echo(f"params         {cost.params}  flops/step {cost.flops_per_step}")
+    for k, v in family.describe(spec.config).items():
+        click.echo(f"{k:<14} {json.dumps(v) if not isinstance(v, str) else v or '-'}")
+    click.echo(f"config         {spec.config_json}")
 
 
 def _resolve(resolve_spec, task_id, source):
@@ -295,6 +398,33 @@ def build(task_id, source, steps, lr, as_json):
         _echo_json({"task_id": spec.task_id, "steps": steps, "lr": lr, "loss": trace})
         return
     click.echo(f"step {steps - 1:>6}  train loss {trace[-1]:.6g}")
+
+
+@cli.command("check-family")
+@click.argument("name")
+@click.option("--specs", "n_specs", default=3, show_default=True, type=POSITIVE_INT64,
+              help="Specs to sample (from fixed seeds), build on real data and check.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed the spec seeds derive from.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check_family_cmd(name, n_specs, seed, as_json):
+    """Check that family NAME keeps the family contract: deterministic sampling, validation, spec round trip,
+    manifest columns, a build on real data, a finite loss at init, cost() against the built model (exact
+    parameter count, FLOPs within a factor of 20 of XLA's count) and compiled-code sharing by static key.
+
+    Prints one line per check; exits with status 1 and one Error line if any failed. A plugin family needs
+    --plugin MODULE (or TASKGEN_PLUGINS) like every command."""
+    from taskgen.family_check import FamilyCheckError, check_family
+    from taskgen.jax_cache import enable_compilation_cache
+
+    enable_compilation_cache()
+    report = check_family(name, n_specs, seed, strict=False)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    if not report.ok:
+        raise FamilyCheckError(report)
 
 
 def main():

@@ -80,8 +80,36 @@ def manifest_bytes(table: pa.Table, fmt: str = "arrow") -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def write_manifest(specs: Sequence[TaskSpec], path, fmt: str = "arrow", registry: Registry | None = None) -> pa.Table:
-    """Atomically write the manifest of ``specs`` to ``path``; returns the table."""
+FORMAT_SUFFIXES = {".arrow": "arrow", ".ipc": "arrow", ".feather": "arrow", ".parquet": "parquet", ".pq": "parquet"}
+"""File name endings that say a manifest's format."""
+
+
+def manifest_format(path, fmt: str | None = None) -> str:
+    """The format to write ``path`` in: ``fmt`` if given, else the one its ending names (:data:`FORMAT_SUFFIXES`;
+    another ending gets ``arrow``). A ``fmt`` that contradicts the ending (``x.parquet`` as ``arrow``) is a
+    ``ValueError``: readers trust the name, and an Arrow file called ``.parquet`` fails in every one of them."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown manifest format {short_repr(fmt)}; choose one of {list(FORMATS)}")
+    suffix = Path(path).suffix.lower()
+    named = FORMAT_SUFFIXES.get(suffix)
+    if fmt is not None and named is not None and fmt != named:
+        raise ValueError(f"{path}: the name ends in {suffix} ({named}) but the format asked for is {fmt}; "
+                         f"name the file *.{'parquet' if fmt == 'parquet' else 'arrow'} or leave the format out")
+    return fmt or named or "arrow"
+
+
+def write_manifest(specs: Sequence[TaskSpec], path, fmt: str | None = None,
+                   registry: Registry | None = None) -> pa.Table:
+    """Atomically write the manifest of ``specs`` to ``path``; returns the table.
+
+    ``fmt`` is ``"arrow"`` (an Arrow IPC file) or ``"parquet"``; by default the file's ending decides
+    (:func:`manifest_format`: ``.parquet``/``.pq`` Parquet, anything else Arrow), and a ``fmt`` that contradicts
+    the ending is refused. A wrong argument type is an :class:`taskgen.arguments.ArgumentTypeError`."""
+    from taskgen.arguments import check_path, spec_list
+
+    specs = spec_list("write_manifest", specs)
+    check_path("write_manifest", "path", path)
+    fmt = manifest_format(path, fmt)
     table = manifest_table(specs, registry)
     atomic_write_bytes(path, manifest_bytes(table, fmt))
     return table
@@ -383,8 +411,10 @@ def specs_from_manifest(table: pa.Table, registry: Registry | None = None, valid
 
 def filter_manifest(table: pa.Table, family: Sequence[str] = (), split: str | None = None,
                     max_params: int | None = None, max_flops: int | None = None,
-                    dataset: Sequence[str] = (), variant: Sequence[str] = ()) -> pa.Table:
-    """Rows of ``table`` matching every given filter (empty filters match everything)."""
+                    dataset: Sequence[str] = (), variant: Sequence[str] = (), *,
+                    min_params: int | None = None) -> pa.Table:
+    """Rows of ``table`` matching every given filter (empty filters match everything); the cost bounds are
+    inclusive."""
     import pyarrow.compute as pc
 
     from taskgen.arrow_values import int64_scalar, string_array, string_scalar
@@ -398,6 +428,8 @@ def filter_manifest(table: pa.Table, family: Sequence[str] = (), split: str | No
         masks.append(pc.is_in(table["variant"], value_set=string_array(variant)))
     if split:
         masks.append(pc.equal(table["split"], string_scalar(split)))
+    if min_params is not None:
+        masks.append(pc.greater_equal(table["params"], int64_scalar(min_params)))
     if max_params is not None:
         masks.append(pc.less_equal(table["params"], int64_scalar(max_params)))
     if max_flops is not None:
@@ -408,6 +440,36 @@ def filter_manifest(table: pa.Table, family: Sequence[str] = (), split: str | No
     for m in masks[1:]:
         mask = pc.and_(mask, m)
     return table.filter(mask)
+
+
+def sample_manifest(table: pa.Table, n: int, seed: int = 0) -> pa.Table:
+    """``n`` rows of ``table`` drawn without replacement with ``random.Random(seed)`` (whose stream Python
+    guarantees: the same rows on every machine), kept in table order; all rows if there are at most ``n``."""
+    import random
+
+    if n >= table.num_rows:
+        return table
+    rows = sorted(random.Random(seed).sample(range(table.num_rows), n))
+    return table.take(pa.array(rows, pa.int64()))
+
+
+SORTABLE = tuple(f.name for f in SCHEMA if f.name not in ("input_shape", "spec_json"))
+"""Manifest columns :func:`sort_manifest` sorts by."""
+
+
+def sort_manifest(table: pa.Table, column: str) -> pa.Table:
+    """``table`` sorted by ``column`` ascending, or descending when written ``-column``; ties keep table order. An
+    unknown column is a ``ValueError`` listing the sortable ones (:data:`SORTABLE`)."""
+    import pyarrow.compute as pc
+
+    name, order = (column[1:], "descending") if column.startswith("-") else (column, "ascending")
+    if name not in SORTABLE:
+        raise ValueError(f"cannot sort by {short_repr(column)}; columns: {', '.join(SORTABLE)} "
+                         f"(prefix - for descending)")
+    position = pa.array(range(table.num_rows), pa.int64())  # the tie-breaker: a stable sort either way
+    keyed = table.select([name]).append_column("__position", position)
+    order_ = pc.sort_indices(keyed, sort_keys=[(name, order), ("__position", "ascending")])
+    return table.take(order_)
 
 
 def manifest_metadata(table: pa.Table) -> dict:

@@ -2,8 +2,11 @@
 registered explicitly with :func:`register_family`.
 
 Nothing registers itself on import. Built-ins are named here by import path and loaded on first use; plugins are
-discovered from installed packages' entry points when the registry is first consulted, and loaded on first use too.
-A plugin that cannot be loaded costs only its own family: a warning naming the entry point, and
+discovered from installed packages' entry points when the registry is first consulted, and loaded on first use too;
+the process-wide registry also imports the modules named by ``TASKGEN_PLUGINS`` / ``taskgen --plugin`` when it is
+first made (:mod:`taskgen.plugins`; one of those that cannot be imported is an error naming it and the setting).
+
+An entry-point plugin that cannot be loaded costs only its own family: a warning naming the entry point, and
 :class:`FamilyUnavailableError` when that family is asked for. "Cannot be loaded" means any failure while importing
 and instantiating it: an exception of any kind, including ``SystemExit`` (a module that runs ``argparse`` or calls
 ``sys.exit`` at import) and other ``BaseException`` subclasses, but not ``KeyboardInterrupt`` (the user's Ctrl-C
@@ -42,12 +45,17 @@ BUILTIN_FAMILIES = {
 """Name -> ``module:Class`` of every built-in family, in the suite's canonical order."""
 
 
+PLUGIN_HINT = ("load a plugin family with --plugin MODULE or TASKGEN_PLUGINS, or install a package exposing the "
+               f"entry point {ENTRY_POINT_GROUP}")
+"""How to make a family known, as the unknown-family error says it."""
+
+
 class UnknownFamilyError(KeyError):
     """A family name that no built-in, plugin or registered family has."""
 
     def __init__(self, name: str, known: list[str]):
         self.name = name
-        super().__init__(f"unknown family {short_repr(name)}; known families: {', '.join(known)}")
+        super().__init__(f"unknown family {short_repr(name)}; known families: {', '.join(known)}; {PLUGIN_HINT}")
 
     def __str__(self):
         return self.args[0]
@@ -194,10 +202,24 @@ _DEFAULT: Registry | None = None
 
 
 def default_registry() -> Registry:
-    """The process-wide registry (built-ins + entry points + whatever :func:`register_family` added)."""
+    """The process-wide registry (built-ins + entry points + whatever :func:`register_family` added).
+
+    When it is first made in a process it loads the plugins named by ``TASKGEN_PLUGINS``
+    (:mod:`taskgen.plugins`), so that a process started by the toolkit (a Ray worker, a subprocess) knows the
+    families its parent loaded; a plugin that cannot be loaded is a :class:`taskgen.plugins.PluginError` (and the
+    next use tries again)."""
     global _DEFAULT
     if _DEFAULT is None:
-        _DEFAULT = Registry()
+        from taskgen.plugins import PLUGINS_ENV, env_plugins, load_plugins
+
+        registry = _DEFAULT = Registry()
+        try:
+            load_plugins(env_plugins(), PLUGINS_ENV, registry)
+        except BaseException:
+            if _DEFAULT is registry:
+                _DEFAULT = None
+            raise
+        return registry
     return _DEFAULT
 
 

@@ -56,9 +56,17 @@ def specs_to_jsonl(specs: Iterable[TaskSpec]) -> bytes:
     return "".join(s.to_json() + "\n" for s in specs).encode()
 
 
-def write_specs(path, specs: Iterable[TaskSpec]) -> int:
-    """Atomically write ``specs`` to ``path``; returns the number written. Duplicate task ids are an error."""
-    specs = list(specs)
+def write_specs(specs: Iterable[TaskSpec], path) -> int:
+    """Atomically write ``specs`` to the spec file ``path`` (JSON Lines); returns the number written. Duplicate task
+    ids are an error.
+
+    The order is that of :func:`taskgen.write_manifest` and ``pyarrow.parquet.write_table``: data first, then
+    where. The order of earlier releases, ``write_specs(path, specs)``, still works for this release with a
+    ``DeprecationWarning`` (told apart by the arguments' types). A wrong type is an
+    :class:`taskgen.arguments.ArgumentTypeError` (a ``TypeError``) naming the argument."""
+    from taskgen.arguments import specs_then_path
+
+    specs, path = specs_then_path("write_specs", specs, path)
     seen = set()
     for s in specs:
         if s.task_id in seen:

@@ -111,15 +111,17 @@ def test_seed_limit_is_the_specs():
 
 
 def test_every_numeric_option_of_taskgens_commands_has_a_ranged_type():
-    own = ["families", "sample", "export", "list", "show", "build"]
+    own = ["families", "sample", "export", "list", "show", "build", "check-family"]
     found = []
     for name in own:
         for param in cli.commands[name].params:
             if isinstance(param.type, (click.types.IntParamType, click.types.FloatParamType)):
                 assert isinstance(param.type, (Int64, FiniteFloat)), (name, param.name, param.type)
                 found.append(f"{name} --{param.name}")
-    assert sorted(found) == ["build --lr", "build --steps", "list --limit", "list --max_flops", "list --max_params",
-                             "sample --holdout_fraction", "sample --per_family", "sample --seed"]
+    assert sorted(found) == ["build --lr", "build --steps", "check-family --n_specs", "check-family --seed",
+                             "list --limit", "list --max_flops", "list --max_params", "list --min_params",
+                             "list --sample_n", "list --seed", "sample --holdout_fraction", "sample --per_family",
+                             "sample --seed"]
 
 
 # ---- on the command line -----------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_haiku_family_through_the_public_registry_api(tmp_path):
     registry = taskgen.Registry(use_entry_points=False)
     registry.register(HaikuLinearRegressionFamily)
     specs = taskgen.generate_suite(["haiku_linear_regression"], per_family=3, seed=1, registry=registry)
-    taskgen.write_specs(tmp_path / "s.jsonl", specs)
+    taskgen.write_specs(specs, tmp_path / "s.jsonl")
     assert taskgen.read_specs(tmp_path / "s.jsonl", registry=registry) == specs
     table = taskgen.write_manifest(specs, tmp_path / "m.arrow", registry=registry)
     assert table["family"].to_pylist() == ["haiku_linear_regression"] * 3

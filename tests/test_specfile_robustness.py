@@ -110,13 +110,13 @@ def test_whatever_write_specs_writes_read_specs_reads(tmp_path_factory, labels):
     # U+2028, U+2029, U+0085, \r, \x0b, \x0c … inside strings are content, not line ends.
     path = tmp_path_factory.mktemp("rt") / "s.jsonl"
     specs = [TaskSpec.create("labels", 1, i, {"label": s}) for i, s in enumerate(labels)]
-    write_specs(path, specs)
+    write_specs(specs, path)
     assert read_specs(path, registry=_label_registry()) == specs
 
 
 def test_line_separators_in_strings_round_trip(tmp_path):
     specs = [TaskSpec.create("labels", 1, 0, {"label": "a\u2028b\u2029c\u0085d\re\x0bf\x0c"})]
-    write_specs(tmp_path / "s.jsonl", specs)
+    write_specs(specs, tmp_path / "s.jsonl")
     assert read_specs(tmp_path / "s.jsonl", registry=_label_registry()) == specs
 
 

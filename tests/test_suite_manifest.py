@@ -28,10 +28,10 @@ def _suite(registry, **kw):
 
 def test_suite_is_deterministic_and_seed_dependent(registry, tmp_path):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    write_specs(a, _suite(registry))
-    write_specs(b, _suite(registry))
+    write_specs(_suite(registry), a)
+    write_specs(_suite(registry), b)
     assert a.read_bytes() == b.read_bytes()
-    write_specs(b, _suite(registry, seed=8))
+    write_specs(_suite(registry, seed=8), b)
     assert a.read_bytes() != b.read_bytes()
 
 
@@ -46,7 +46,7 @@ def test_split_fraction_and_held_out_variants(registry):
 
 def test_suite_manifest_specs_round_trip(registry, tmp_path):
     specs = _suite(registry)
-    write_specs(tmp_path / "s.jsonl", specs)
+    write_specs(specs, tmp_path / "s.jsonl")
     assert read_specs(tmp_path / "s.jsonl", registry=registry) == specs
     for fmt in ("arrow", "parquet"):
         path = tmp_path / f"m.{fmt}"
@@ -136,6 +136,6 @@ def test_failed_write_leaves_nothing_partial(registry, tmp_path):
     path.write_text("old\n")
     specs = _suite(registry, n=5)
     with pytest.raises(ValueError, match="duplicate"):
-        write_specs(path, specs + specs[:1])
+        write_specs(specs + specs[:1], path)
     assert path.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]

@@ -1,0 +1,1 @@
+"""Task families for taskgen (a template: rename the package and the family)."""
