@@ -46,6 +46,8 @@ def optax_lopt(theta: dict, config: LOptConfig = DEFAULT_CONFIG) -> LOptTransfor
     in `state.nonfinite_losses` (see `hierarchical.update`).
     """
 
+    hierarchical.check_theta(theta, config)
+
     def init_fn(params):
         return hierarchical.init_state(theta, params, config)
 
