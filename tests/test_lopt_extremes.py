@@ -180,8 +180,9 @@ def test_theta_missing_or_extra_array_is_refused():
                                          r"LOptConfig; pass the config θ was made with$"):
         H.check_theta(missing)
     extra = {**THETA, "mlp": {**THETA["mlp"], "w3": jnp.ones((2, 2)), "b3": jnp.ones((2,))}}
-    with pytest.raises(ValueError, match=r"^theta\['mlp'\]\['b3'\] is not an array of this optimizer: θ was made "
-                                         r"for another LOptConfig \(mlp_hidden: θ \(32, 32, 18\), config \(32, 32\)\)"):
+    with pytest.raises(ValueError, match=r"^theta\['mlp'\]\['b3'\] is not an array of this optimizer: θ was "
+                                         r"made for another LOptConfig \(mlp_hidden: θ \(32, 32, 18\), config "
+                                         r"\(32, 32\)\)"):
         H.check_theta(extra)
 
 
