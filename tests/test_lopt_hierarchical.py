@@ -84,8 +84,7 @@ def test_hand_worked_features_on_tiny_tensor():
     # the LSTM statistics come from the row moments of the MLP's element columns
     cols = H._element_columns(jnp.asarray(p, jnp.float32), jnp.asarray(g, jnp.float32),
                               jnp.asarray(m, jnp.float32), jnp.asarray(v, jnp.float32))
-    mean, second = H._row_moments(cols)
-    stats = H._tensor_stats(mean, second, 2, H.DEFAULT_CONFIG)
+    stats = H._tensor_stats(H._row_moments(cols), 2, H.DEFAULT_CONFIG)
     # Reference names: `v` is the parameter, `rms` the second-moment accumulator, `ms` the momentum.
     # mean of p = -0.5 -> log(0.5), sign -1; var of p = 2.25; ||p|| = sqrt(5); ||g|| = sqrt(1.25)
     np.testing.assert_allclose(stats["mean_v_mag"], math.log(0.5 + 1e-8), rtol=1e-6)

@@ -9,8 +9,8 @@ several starting points and report the final distance to the origin, the distanc
 gradient flow would give) and the final loss.
 
 The task is built from a spec and used only through the ``Task`` interface (``loss``, ``sample_batch``,
-``splits``); the start points are set directly as the parameters ``{"xy": …}``. The learned optimizer gets the
-validation loss every ``valid_every`` steps, as in evaluation.
+``splits``); the start points are set directly as the parameters ``{"xy": …}``. The learned optimizer (bare or
+inside optax wrappers) gets the validation loss every ``valid_every`` steps, as in evaluation.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import optax
 
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_json
-from lopt_trainer.optimizer.optax_api import optax_lopt
+from lopt_trainer.optimizer.optax_api import optax_lopt, validation_feed
 from taskgen import TaskSpec, build_task, get_family
 
 DEFAULT_STARTS = ((4.0, -2.0), (-3.0, 3.0), (5.0, 1.0), (-4.0, -1.0), (2.0, -5.0), (1.0, 4.5))
@@ -45,19 +45,20 @@ def _scalar(out):
 
 def trajectories(task, tx, starts, steps: int, valid_every: int = 10, seed: int = 0) -> np.ndarray:
     """Positions ``[n_starts, steps + 1, 2]`` of ``tx`` (an optax transformation, updated with ``value=loss``)
-    from each start; a learned optimizer (``observe_validation``) is fed the ``inner_valid`` loss every
-    ``valid_every`` steps."""
-    observe = getattr(tx, "observe_validation", None)
-    if not isinstance(tx, optax.GradientTransformationExtraArgs) and observe is None:
+    from each start; a transformation that takes validation losses (the learned optimizer, bare or inside any
+    optax wrapper: ``optax_api.validation_feed``) is fed the ``inner_valid`` loss every ``valid_every`` steps."""
+    if not isinstance(tx, optax.GradientTransformationExtraArgs) and not hasattr(tx, "observe_validation"):
         tx = optax.with_extra_args_support(tx)
-    return np.asarray(_run(task.loss, task.sample_batch, tx, observe, int(steps), int(valid_every))(
+    return np.asarray(_run(task.loss, task.sample_batch, tx, int(steps), int(valid_every))(
         jnp.asarray(starts, jnp.float32), task.splits["train"], task.splits["inner_valid"],
         jax.random.PRNGKey(seed)))
 
 
-def _run(loss_fn, sample_batch, tx, observe, steps, valid_every):
+def _run(loss_fn, sample_batch, tx, steps, valid_every):
     def one(start, train, valid, key):
         params = {"xy": start}
+        state0 = tx.init(params)
+        observe = validation_feed(tx, state0)
 
         def step(carry, t):
             params, state = carry
@@ -71,7 +72,7 @@ def _run(loss_fn, sample_batch, tx, observe, steps, valid_every):
                 state = jax.lax.cond((t + 1) % valid_every == 0, lambda s: observe(s, vloss), lambda s: s, state)
             return (params, state), params["xy"]
 
-        _, path = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
+        _, path = jax.lax.scan(step, (params, state0), jnp.arange(steps))
         return jnp.concatenate([start[None], path], axis=0)
 
     return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))

@@ -13,8 +13,10 @@ How a run goes:
   ``static_key`` (and equal array shapes) reuse one compiled chunk. Call :func:`enable_compilation_cache` for
   the on-disk cache across processes (the CLI does).
 * Optimizers are optax transformations, always updated with ``value=loss`` (plain ones are wrapped with
-  ``optax.with_extra_args_support``). If the transformation has an ``observe_validation(state, valid_loss) ->
-  state`` attribute (the learned optimizer's validation path), then after every ``valid_every``-th update
+  ``optax.with_extra_args_support``). If the transformation takes validation losses — it has an
+  ``observe_validation(state, valid_loss) -> state`` attribute, or its state holds a learned-optimizer state
+  anywhere (e.g. ``optax.chain(clip, optax_lopt(θ))``, ``optax.MultiSteps(optax_lopt(θ), k)``; see
+  :func:`lopt_trainer.optimizer.optax_api.validation_feed`) — then after every ``valid_every``-th update
   (steps k, 2k, …; default k = :data:`DEFAULT_VALID_EVERY` = 10) the loss of one ``valid_split`` batch
   (default ``inner_valid``) at the updated parameters is fed to it.
 * Divergence: a non-finite training loss, non-finite parameters after an update, or a non-finite evaluation
@@ -41,12 +43,13 @@ import optax
 
 from lopt_trainer.common.program_cache import ProgramCache
 from lopt_trainer.common.run_files import clean_json
+from lopt_trainer.optimizer.optax_api import validation_feed
 
 SPLITS = ("train", "inner_valid", "outer_valid", "test")
 """Evaluated splits, in the order of the curve arrays."""
 
 DEFAULT_VALID_EVERY = 10
-"""Default period k (in steps) of the validation feed to optimizers with ``observe_validation``."""
+"""Default period k (in steps) of the validation feed to optimizers that take validation losses."""
 
 DEFAULT_EVAL_BATCHES = 4
 """Default number of batches averaged per split and evaluation point."""
@@ -222,7 +225,7 @@ def _make_run_fns(task, factory, settings: _LoopSettings):
             _trace_counts["chunk"] += 1
             train_key, valid_key = keys[1], keys[2]
             raw_tx = factory(hparams)
-            observe = getattr(raw_tx, "observe_validation", None)
+            observe = validation_feed(raw_tx, carry[1])  # decided at trace time from the state's structure
             tx = _with_extra_args(raw_tx)
 
             def step(c, t):
@@ -408,8 +411,8 @@ def train(
     ``seed`` picks parameter init and data order (keys derive from ``fold_in(task.init_key(), seed)``);
     ``eval_every`` (default ``max(1, steps // 20)``) is the spacing of curve points and the chunk length;
     ``eval_batches`` batches are averaged per split and point; ``valid_every``/``valid_split`` set the
-    validation feed to optimizers with ``observe_validation``; ``progress(done, total)`` is called after every
-    chunk; ``name`` is recorded in ``meta["optimizer"]``.
+    validation feed to optimizers that take one (see the module docstring); ``progress(done, total)`` is called
+    after every chunk; ``name`` is recorded in ``meta["optimizer"]``.
     """
     if hparams is None:
         tx = optimizer

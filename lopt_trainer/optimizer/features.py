@@ -96,6 +96,13 @@ def layout_size(layout) -> int:
 
 # ---------------------------------------------------------------- arithmetic
 
+F32_MAX = float(jnp.finfo(jnp.float32).max)
+"""The largest finite float32 (3.4e38): trackers saturate here instead of overflowing to inf."""
+
+MAX_CLIP = 2.0 ** 63
+"""Ceiling of the dynamic gradient clip (9.2e18): a clipped gradient's square, 2**126, stays a finite float32,
+and so do the second-moment accumulators."""
+
 
 def clip_log_abs(x):
     """`clip(log(1e-8 + |x|), -5, 5)` elementwise; returns an array like `x`."""
@@ -144,12 +151,16 @@ def tracker_update(tracker: LossTracker, loss, decay: float) -> LossTracker:
     `mean <- d*mean + (1-d)*loss`, `var <- d*var + (1-d)*(mean_new - loss)**2`,
     `count <- count + 1`.  A NaN or infinite `loss` is skipped (the tracker
     is returned unchanged), so one bad loss cannot poison every later step.
+    A finite loss too large for these formulas in float32 (|loss| above
+    about 1e19 makes the squared deviation overflow) saturates them at
+    `F32_MAX` instead of inf: the variance then decays back (by `d` per
+    step) like the exact one would, and the tracker stays finite.
     """
     loss = jnp.asarray(loss, jnp.float32)
     ok = jnp.isfinite(loss)
     safe = jnp.where(ok, loss, tracker.mean)
-    mean = decay * tracker.mean + (1.0 - decay) * safe
-    var = decay * tracker.var + (1.0 - decay) * jnp.square(mean - safe)
+    mean = jnp.clip(decay * tracker.mean + (1.0 - decay) * safe, -F32_MAX, F32_MAX)
+    var = jnp.minimum(decay * tracker.var + (1.0 - decay) * jnp.square(mean - safe), F32_MAX)
     return LossTracker(jnp.where(ok, mean, tracker.mean), jnp.where(ok, var, tracker.var),
                        tracker.count + ok.astype(tracker.count.dtype))
 
@@ -159,16 +170,42 @@ def tracker_correction(tracker: LossTracker, decay: float):
     return 1.0 / (one_minus_pow(decay, tracker.count) + 1e-8)
 
 
+_SCALE = 2.0 ** -64
+"""Exact (power-of-two) scale of `standardize_loss`'s overflow-free branch."""
+
+_PLAIN_LIMIT = 2.0 ** 60
+"""Below this |loss| and |mean| (and var below its square) the plain standardisation cannot overflow."""
+
+
 def standardize_loss(train: LossTracker, decay: float, loss):
     """`clip((loss - c*mean) / sqrt(c*var + 1e-8), -5, 5)` with the train
-    tracker's bias-corrected statistics; returns a float32 scalar."""
+    tracker's bias-corrected statistics; returns a float32 scalar.
+
+    `loss` may be any float32 value but NaN (an infinite one gives +-5).
+    Where the plain formula could overflow (|loss| or |mean| from 2**60
+    (1.2e18) up, var from 2**120; inf/inf would be NaN and finite/inf a
+    wrong 0), the same ratio is computed with every term scaled by 2**-64
+    (exact), in which nothing overflows; below those limits the result is
+    the plain formula's.
+    """
     c = tracker_correction(train, decay)
-    z = (jnp.asarray(loss, jnp.float32) - c * train.mean) / jnp.sqrt(c * train.var + 1e-8)
-    return jnp.clip(z, -5.0, 5.0)
+    loss = jnp.asarray(loss, jnp.float32)
+    z = (loss - c * train.mean) / jnp.sqrt(c * train.var + 1e-8)
+    # Scaled, 1e-8 * 2**-128 would underflow to 0; 2**-100 (< 1e-30) keeps 0/0 out. This branch is used only
+    # when |loss|, |mean| or var is huge, where either term is negligible.
+    z_scaled = ((loss * _SCALE - c * (train.mean * _SCALE))
+                / jnp.sqrt(c * ((train.var * _SCALE) * _SCALE) + 2.0 ** -100))  # 2**-128 is subnormal
+    plain = ((jnp.abs(loss) < _PLAIN_LIMIT) & (jnp.abs(train.mean) < _PLAIN_LIMIT)
+             & (train.var < _PLAIN_LIMIT * _PLAIN_LIMIT))
+    return jnp.clip(jnp.where(plain, z, z_scaled), -5.0, 5.0)
 
 
 def corrected_mean(tracker: LossTracker, decay: float):
-    """Bias-corrected mean of a tracker (0 for a tracker never updated)."""
+    """Bias-corrected mean of a tracker (0 for a tracker never updated).
+
+    Within the range of the losses fed; should rounding push it past
+    float32's range (+-inf), `standardize_loss` still takes it.
+    """
     return tracker.mean * tracker_correction(tracker, decay)
 
 
@@ -188,13 +225,15 @@ def clip_init() -> ClipState:
 
 
 def clip_value(state: ClipState, config):
-    """Current clip bound `mult * s / (1 - decay**t)` (float32 scalar)."""
-    return config.clip_mult * state.s / one_minus_pow(config.clip_decay, state.t)
+    """Current clip bound `min(mult * s / (1 - decay**t), MAX_CLIP)` (float32
+    scalar; the ceiling keeps squared gradients finite, see `MAX_CLIP`)."""
+    return jnp.minimum(config.clip_mult * state.s / one_minus_pow(config.clip_decay, state.t), MAX_CLIP)
 
 
-def clip_advance(state: ClipState, mean_sq, config) -> ClipState:
-    """Advances the clipper given `mean over tensors of mean(g_clipped**2)`."""
-    s = config.clip_decay * state.s + (1.0 - config.clip_decay) * jnp.sqrt(1e-8 + mean_sq)
+def clip_advance(state: ClipState, rms, config) -> ClipState:
+    """Advances the clipper given `rms = sqrt(1e-8 + mean over tensors of
+    mean(g_clipped**2))` (computed by the caller without overflow)."""
+    s = config.clip_decay * state.s + (1.0 - config.clip_decay) * rms
     return ClipState(state.t + 1, s)
 
 
@@ -202,11 +241,12 @@ def clip_advance(state: ClipState, mean_sq, config) -> ClipState:
 
 
 def shape_features(shape, max_rank: int) -> list[float]:
-    """`log(dim) - 1` for the first `max_rank` dims (missing dims count as 1)."""
+    """`log(dim) - 1` for the first `max_rank` dims (missing dims count as 1).
+
+    Raises ValueError for a shape of rank > `max_rank` (`hierarchical.check_params` names the tensor first).
+    """
     if len(shape) > max_rank:
-        raise ValueError(
-            f"tensor of shape {shape} has rank {len(shape)} > max_rank={max_rank}; "
-            "raise LOptConfig.max_rank (this changes the LSTM input size)")
+        raise ValueError(f"tensor of shape {shape} has rank {len(shape)} > max_rank={max_rank}")
     dims = tuple(shape) + (1,) * (max_rank - len(shape))
     return [math.log(d) - 1.0 if d > 0 else -1.0 for d in dims]
 

@@ -12,9 +12,14 @@ Public pieces:
 * `LOptConfig` - frozen dataclass of sizes, decays and constants.
 * `init(key, config) -> theta` - meta-parameters, a nested dict of arrays
   laid out exactly like the reference (rows in reference order).
-* `init_state(theta, params, config) -> LOptState` - inner state (a pytree).
+* `init_state(theta, params, config) -> LOptState` - inner state (a pytree);
+  checks θ (`check_theta`) and the parameter shapes (`check_params`) first.
 * `update(theta, grads, state, params, loss, config) -> (updates, state)`.
 * `observe_validation(state, valid_loss, config) -> state`.
+* `state_type(config)` - the `LOptState` class of a config: a state knows the
+  config it was made for (`type(state).config`), so code that holds only
+  the state (an optax wrapper's, see `optax_api.observe_validation`) can
+  feed it.
 
 How the per-parameter MLP is evaluated (same math, fewer FLOPs than the
 reference, which evaluates the full 54 -> 32 -> 32 -> 18 MLP per scalar):
@@ -43,11 +48,27 @@ Deliberate differences from the reference:
   standard deviation; the LSTM sees these variances through
   `clip(log(1e-8 + var), -5, 5)`, which is -5 for every var below 6.7e-3,
   so the feature differs only for tensors with |mean| above about 80.
+* nothing overflows for finite inputs (issue 17, B): where a plain row sum
+  of a tensor's columns is not finite (e.g. parameters of 1e20, or a
+  1000 x 1000 weight at 1e17), the rows are summed again scaled by a power
+  of two near their largest magnitude (`_row_moments`), and every
+  statistic that was not finite is formed from the scaled sums instead, so
+  `E[x**2] - E[x]**2` is never inf - inf and `log ||p||` never log(inf).
+  The plain formulas are computed as before and used wherever they are
+  finite; on ordinary inputs the results are those of before up to
+  float32 rounding (the extra ops change how XLA fuses and contracts the
+  surrounding arithmetic, so some values differ in the last bit).  A statistic
+  that is itself beyond float32 (a variance above 3.4e38) is inf only
+  where it goes through `clip(log(.), -5, 5)`, which gives 5.
+  Gradients are clipped to at most `features.MAX_CLIP` (9.2e18), so the
+  second-moment accumulators stay finite; the loss trackers saturate at
+  the largest float32 (see `features.tracker_update`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -203,6 +224,12 @@ class LOptState(NamedTuple):
 
     Zero-element leaves of `params` take no part in anything shared across
     tensors: T counts only the leaves with at least one element.
+
+    `config` (a class attribute, not a field) is the `LOptConfig` the state
+    was made for: `LOptState` itself for the default config, one subclass
+    per other config (`state_type`), so the config travels with the state
+    through any pytree code (jit, scan, optax wrappers, flax serialization,
+    pickle) without adding a leaf.
     """
 
     m: Any
@@ -217,17 +244,130 @@ class LOptState(NamedTuple):
     clip: F.ClipState
     nonfinite_losses: jax.Array
 
+    config = DEFAULT_CONFIG
+
+    def __reduce__(self):
+        # Pickle (Ray, copy) by config, so that an unpickled state of a non-default config gets this process's
+        # class for that config (one per config: tree structures compare equal), not a copy of the class.
+        return _rebuild_state, (self.config, tuple(self))
+
+
+@functools.lru_cache(maxsize=None)
+def state_type(config: LOptConfig) -> type:
+    """The `LOptState` class whose states were made for `config`.
+
+    `LOptState` for configs equal to `DEFAULT_CONFIG`, else a subclass (same
+    fields, same name) whose `config` attribute is `config`; equal configs
+    give the same class.
+    """
+    if config == DEFAULT_CONFIG:
+        return LOptState
+    return type("LOptState", (LOptState,), {
+        "__slots__": (), "config": config, "__module__": __name__, "__qualname__": "LOptState",
+        "__doc__": f"`LOptState` of {config!r}."})
+
+
+def _rebuild_state(config, fields):
+    """The state of `config` holding `fields` (see `LOptState.__reduce__`)."""
+    return state_type(config)(*fields)
+
+
+@functools.lru_cache(maxsize=None)
+def _theta_shapes(config: LOptConfig) -> dict:
+    """`{path: shape}` of the θ `init` makes for `config` (computed abstractly, once per config)."""
+    abstract = jax.eval_shape(functools.partial(init, config=config),
+                              jax.ShapeDtypeStruct((2,), jnp.uint32))
+    return {jax.tree_util.keystr(path): tuple(x.shape)
+            for path, x in jax.tree_util.tree_flatten_with_path(abstract)[0]}
+
+
+def _theta_sizes(theta) -> dict:
+    """The config sizes that θ's shapes reveal, as far as they can be read (for error messages)."""
+    sizes = {}
+    try:
+        sizes["lstm_hidden"] = int(jnp.shape(theta["lstm"]["init_hidden"])[-1])
+        sizes["from_mlp_size"] = int(jnp.shape(theta["initial_from_mlp"])[-1])
+        sizes["from_lstm_size"] = int(jnp.shape(theta["initial_from_lstm"])[-1])
+        sizes["to_mlp_size"] = int(jnp.shape(theta["to_mlp"]["b"])[-1])
+        n_mlp = sum(1 for k in theta["mlp"] if k.startswith("b"))
+        sizes["mlp_hidden"] = tuple(int(jnp.shape(theta["mlp"][f"b{i}"])[-1]) for i in range(n_mlp - 1))
+    except (KeyError, IndexError, TypeError):
+        pass
+    return sizes
+
+
+def check_theta(theta, config: LOptConfig = DEFAULT_CONFIG) -> None:
+    """Checks that θ has the arrays and shapes `config` needs (`init(key, config)`'s).
+
+    Raises ValueError naming the first array (`theta['lstm']['w']`, in tree
+    order) that is missing, unexpected or of another shape, and the sizes
+    in which θ's config and `config` differ where θ's shapes tell them
+    (e.g. `lstm_hidden: θ 32, config 64`).  Shapes only: the values (and
+    whether they are finite) are not looked at, so tracers pass.
+    """
+    if not isinstance(theta, dict):
+        raise ValueError(f"theta: expected the dict of arrays made by hierarchical.init or a θ loader, got "
+                         f"{type(theta).__name__}")
+    want = _theta_shapes(config)
+    have = {jax.tree_util.keystr(path): tuple(jnp.shape(x))
+            for path, x in jax.tree_util.tree_flatten_with_path(theta)[0]}
+    problem = None
+    for name, shape in want.items():
+        if name not in have:
+            problem = f"theta{name} is missing"
+        elif have[name] != shape:
+            problem = f"theta{name} has shape {have[name]}, the config needs {shape}"
+        if problem:
+            break
+    else:
+        extra = [name for name in have if name not in want]
+        if extra:
+            problem = f"theta{extra[0]} is not an array of this optimizer"
+    if problem is None:
+        return
+    mine = {name: getattr(config, name) for name in ("lstm_hidden", "from_mlp_size", "from_lstm_size",
+                                                      "to_mlp_size", "mlp_hidden")}
+    differ = [f"{name}: θ {value}, config {mine[name]}" for name, value in _theta_sizes(theta).items()
+              if value != mine[name]]
+    hint = f" ({'; '.join(differ)})" if differ else ""
+    raise ValueError(f"{problem}: θ was made for another LOptConfig{hint}; pass the config θ was made with")
+
+
+def check_params(params, config: LOptConfig = DEFAULT_CONFIG) -> None:
+    """Checks that every parameter tensor can be optimized with `config`.
+
+    Raises ValueError naming the first tensor (tree order, as
+    `params['dense']['kernel']`) of rank above `config.max_rank` that has at
+    least one element (zero-element leaves take no part, whatever their
+    rank).  `max_rank` is the number of shape features of the LSTM's input,
+    fixed by θ, so the way out is to reshape the tensor, or to give it to
+    another optimizer (`optax.partition`).
+    """
+    for path, p in jax.tree_util.tree_flatten_with_path(params)[0]:
+        shape = tuple(jnp.shape(p))
+        if len(shape) > config.max_rank and math.prod(shape) > 0:
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path)}: a tensor of shape {shape} has rank {len(shape)}; the "
+                f"learned optimizer takes tensors of rank <= {config.max_rank} (LOptConfig.max_rank, fixed by "
+                f"θ: one LSTM input per dimension). Reshape it to rank {config.max_rank} or less (e.g. merge "
+                "leading dimensions), or give it to another optimizer (optax.partition)")
+
 
 def init_state(theta: dict, params, config: LOptConfig = DEFAULT_CONFIG) -> LOptState:
     """Fresh inner state for `params` (any pytree of arrays).
 
-    Takes θ, the parameter pytree and the config; returns an `LOptState`
-    with zero accumulators and θ's learned initial LSTM state and messages.
+    Takes θ, the parameter pytree and the config; returns a `state_type(config)`
+    (an `LOptState`) with zero accumulators and θ's learned initial LSTM
+    state and messages.  Raises ValueError when θ does not fit `config`
+    (`check_theta`) or a tensor's rank exceeds `config.max_rank`
+    (`check_params`), naming the array or tensor by its path.
     """
+    check_theta(theta, config)
+    check_params(params, config)
     k = len(config.decays)
     t = len(_live_indices(jax.tree_util.tree_leaves(params)))
     acc = jax.tree_util.tree_map(lambda p: jnp.zeros((k,) + jnp.shape(p), jnp.float32), params)
-    return LOptState(
+    return state_type(config)(
         m=acc,
         v=jax.tree_util.tree_map(jnp.zeros_like, acc),
         iteration=jnp.zeros((), jnp.int32),
@@ -242,15 +382,19 @@ def init_state(theta: dict, params, config: LOptConfig = DEFAULT_CONFIG) -> LOpt
     )
 
 
-def observe_validation(state: LOptState, valid_loss, config: LOptConfig = DEFAULT_CONFIG) -> LOptState:
+def observe_validation(state: LOptState, valid_loss, config: LOptConfig | None = None) -> LOptState:
     """Feeds one validation loss; returns the new state.
 
     Only `state.valid_loss` changes (and `state.iteration` when
     `config.valid_advances_iteration`; the reference advances it, we do not
     by default so that the step features count training updates whatever
     the validation cadence).  The reference never calls this during
-    training; we do every `config.valid_every` steps.
+    training; we do every `config.valid_every` steps.  `config` defaults to
+    the one the state was made for (`type(state).config`).  `state` is one
+    `LOptState`; for the state of an optax wrapper use
+    `optax_api.observe_validation`.
     """
+    config = type(state).config if config is None else config
     valid_loss = scalar_loss(valid_loss, "valid_loss")
     state = state._replace(
         valid_loss=F.tracker_update(state.valid_loss, valid_loss, config.valid_loss_decay),
@@ -306,12 +450,6 @@ def lstm_cell(w, b, x, h, c):
     return h_new, c_new
 
 
-def _row_moments(x):
-    """Per-row mean and second moment of x (C, N): two plain row sums."""
-    n = x.shape[1]
-    return jnp.sum(x, axis=1) / n, jnp.sum(x * x, axis=1) / n
-
-
 def _element_blocks(config) -> dict[str, tuple[int, int]]:
     """Row ranges [start, stop) of each named block of the element columns."""
     ranges, start = {}, 0
@@ -321,26 +459,117 @@ def _element_blocks(config) -> dict[str, tuple[int, int]]:
     return ranges
 
 
-def _tensor_stats(mean, second, n, config):
+class RowMoments(NamedTuple):
+    """Moments of the rows of x (C, N), plain and (where those overflow) scaled.
+
+    `mean`, `second` (C,): the plain `sum(x_row) / N` and `sum(x_row**2) / N`
+    (the reduction the optimizer has always used; inf or NaN where a sum
+    exceeds float32).  `scale`, `scaled_mean`, `scaled_second` (C,): the
+    same moments of `x_row / scale` for a power of two `scale` with
+    `scale <= max|x_row| < 2 * scale` (clamped to [2**-126, 2**126]), so
+    `scaled_second` is at most 4 (16 beyond 2**127) and nothing overflows:
+    the moments are `scale * scaled_mean` and `scale**2 * scaled_second`.
+    """
+
+    mean: jax.Array
+    second: jax.Array
+    scale: jax.Array
+    scaled_mean: jax.Array
+    scaled_second: jax.Array
+
+
+def _pow2_floor(a):
+    """The power of two `s` with `s <= a < 2s` for positive normal float32 `a` (exponent bits only),
+    clamped to [2**-126, 2**126] (so 1/s is normal too, and 0 gives 2**-126)."""
+    bits = jax.lax.bitcast_convert_type(a, jnp.int32) & jnp.int32(0x7F800000)
+    bits = jnp.clip(bits, jnp.int32(1 << 23), jnp.int32(253 << 23))
+    return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def _scaled_moments(x):
+    """`(scale, mean(x / scale), mean((x / scale)**2))` per row of finite x (C, N), none overflowing; see
+    `RowMoments`."""
+    n = x.shape[1]
+    scale = _pow2_floor(jnp.max(jnp.abs(x), axis=1))
+    xs = x * (1.0 / scale)[:, None]  # exact: a power of two
+    return scale, jnp.sum(xs, axis=1) / n, jnp.sum(xs * xs, axis=1) / n
+
+
+def _row_moments(x) -> RowMoments:
+    """`RowMoments` of x (C, N) (finite).
+
+    The plain row sums are computed as they always were, and every statistic
+    made from them is used where it is finite, so ordinary inputs take the
+    old formulas; the scaled sums (one more pass for the row maxima, one for
+    the sums) serve only where a plain one is not finite.
+    """
+    n = x.shape[1]
+    mean, second = jnp.sum(x, axis=1) / n, jnp.sum(x * x, axis=1) / n
+    return RowMoments(mean, second, *_scaled_moments(x))
+
+
+def _column_scale(mo: RowMoments):
+    """The MLP columns' normalisers `rsqrt(1e-5 + E[x**2])` (C,): the plain formula's where the plain second
+    moment is finite, else the same from the scaled one, `rsqrt(1e-5 / s**2 + q) / s`."""
+    plain = jax.lax.rsqrt(1e-5 + mo.second)
+    s = mo.scale
+    return jnp.where(jnp.isfinite(plain) & jnp.isfinite(mo.second),
+                     plain, jax.lax.rsqrt(1e-5 / s / s + mo.scaled_second) / s)
+
+
+def _times_square(s, x):
+    """`s**2 * x` as `s * (s * x)`: inf (not NaN) beyond float32 for finite x >= 0, and 0 for x = 0."""
+    return s * (s * x)
+
+
+def _pooled_scaled(scales, means, seconds):
+    """Mean over rows (R,) of scaled moments, brought to their largest scale `s`: returns
+    `(s, mean, second)`, the pooled moments being `s * mean` and `s**2 * second` (never overflowing)."""
+    s = jnp.max(scales)
+    ratio = scales / s  # a power of two <= 1
+    return s, jnp.mean(ratio * means), jnp.mean(ratio * (ratio * seconds))
+
+
+def _grad_rms(moments: list[RowMoments], g_row: int):
+    """`sqrt(1e-8 + mean over tensors of mean(g**2))` (the clipper's input), the plain formula's bits
+    where it is finite, else from the scaled moments."""
+    plain = jnp.sqrt(1e-8 + sum(mo.second[g_row] for mo in moments) / len(moments))
+    s, _, q = _pooled_scaled(*(jnp.stack([getattr(mo, f)[g_row] for mo in moments])
+                               for f in ("scale", "scaled_mean", "scaled_second")))
+    return jnp.where(jnp.isfinite(plain), plain, s * jnp.sqrt(1e-8 / s / s + q))
+
+
+def _tensor_stats(mo: RowMoments, n, config):
     """Per-tensor LSTM statistics from the element columns' row moments.
 
-    Takes the per-row means and second moments (C,) of one tensor's element
-    columns and its element count n; returns the named LSTM features plus
-    `_log_norm` (log ||p|| + 1e-8, an MLP input).  A block of rows (the K
-    decays of m or v) pools its rows: mean of means, mean of second moments.
+    Takes the `RowMoments` (C,) of one tensor's element columns and its
+    element count n; returns the named LSTM features plus `_log_norm`
+    (log(||p|| + 1e-8), an MLP input).  A block of rows (the K decays of m
+    or v) pools its rows: mean of means, mean of second moments.  Each
+    statistic is the plain formula's where that is finite; else it comes
+    from the scaled moments, where a variance or norm beyond float32 is inf
+    only inside `clip_log_abs` (giving 5): finite for every finite input.
     """
     blocks = _element_blocks(config)
 
     def pooled(name):
         a, b = blocks[name]
-        mu = jnp.mean(mean[a:b])
-        return mu, jnp.maximum(jnp.mean(second[a:b]) - mu * mu, 0.0)
+        mu = jnp.mean(mo.mean[a:b])
+        var = jnp.maximum(jnp.mean(mo.second[a:b]) - mu * mu, 0.0)
+        s, mu_s, sec_s = _pooled_scaled(mo.scale[a:b], mo.scaled_mean[a:b], mo.scaled_second[a:b])
+        return (jnp.where(jnp.isfinite(mu), mu, s * mu_s),
+                jnp.where(jnp.isfinite(var), var, _times_square(s, jnp.maximum(sec_s - mu_s * mu_s, 0.0))))
 
     m_mean, m_var = pooled("m")
     v_mean, v_var = pooled("rms")
     p_mean, p_var = pooled("flat_v")
-    p_norm = jnp.sqrt(n * second[blocks["flat_v"][0]])
-    g_norm = jnp.sqrt(n * second[blocks["flat_g"][0]])
+    p_row, g_row = blocks["flat_v"][0], blocks["flat_g"][0]
+    p_norm = jnp.sqrt(n * mo.second[p_row])  # inf (not NaN) when the plain sum overflowed
+    g_norm = jnp.sqrt(n * mo.second[g_row])
+    # Beyond float32, log ||p|| = log(s) + log(n q) / 2 (the 1e-8 is then far below its resolution).
+    log_norm = jnp.where(jnp.isfinite(p_norm), jnp.log(p_norm + 1e-8),
+                         jnp.log(mo.scale[p_row]) + 0.5 * jnp.log(n * mo.scaled_second[p_row]))
+
     return {
         "mean_ms_mag": F.clip_log_abs(m_mean), "mean_ms_sign": jnp.sign(m_mean),
         "var_ms": F.clip_log_abs(m_var),
@@ -352,7 +581,7 @@ def _tensor_stats(mean, second, n, config):
         "var_v": F.clip_log_abs(p_var),
         "norm_weight": F.clip_log_abs(p_norm),
         "g_norm": F.clip_log_abs(g_norm),
-        "_log_norm": jnp.log(p_norm + 1e-8),
+        "_log_norm": log_norm,
     }
 
 
@@ -392,7 +621,7 @@ def _per_element_mlp(x, w0, b0, hidden_w, hidden_b, w_out, b_out):
 
 
 def update(theta: dict, grads, state: LOptState, params, loss,
-           config: LOptConfig = DEFAULT_CONFIG):
+           config: LOptConfig | None = None):
     """One optimizer step.
 
     Takes θ, the gradient pytree, the inner state, the current parameters
@@ -406,9 +635,15 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     empty tree gets empty updates (only the iteration and the train-loss
     tracker advance).  A NaN or infinite `loss` is skipped by the train-loss
     tracker, counted in `nonfinite_losses`, and its loss feature is 0, so
-    the step stays finite.  A non-scalar `loss` raises ValueError.
+    the step stays finite.  A non-scalar `loss` raises ValueError, and so
+    does a tensor of rank above `config.max_rank` (`check_params`).  Finite
+    inputs of any magnitude give finite updates and state (see the module
+    docstring).  `config` defaults to the state's (`type(state).config`);
+    the new state is of the same class as `state`.
     """
+    config = type(state).config if config is None else config
     loss = scalar_loss(loss, "loss")
+    check_params(params, config)
     all_p, treedef = jax.tree_util.tree_flatten(params)
     all_g = treedef.flatten_up_to(grads)
     all_m = treedef.flatten_up_to(state.m)
@@ -450,11 +685,8 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     # mean square (one pass over the columns for all of them).
     columns = [_element_columns(p, g, m, v) for p, g, m, v in zip(ps, gs, ms, vs)]
     moments = [_row_moments(x) for x in columns]
-    stats = [_tensor_stats(mean, second, x.shape[1], config)
-             for x, (mean, second) in zip(columns, moments)]
-    g_row = _element_blocks(config)["flat_g"][0]
-    mean_sq = sum(second[g_row] for _, second in moments) / n_tensors
-    clip = F.clip_advance(state.clip, mean_sq, config)
+    stats = [_tensor_stats(mo, x.shape[1], config) for x, mo in zip(columns, moments)]
+    clip = F.clip_advance(state.clip, _grad_rms(moments, _element_blocks(config)["flat_g"][0]), config)
     blocks = {name: jnp.stack([s[name] for s in stats])[:, None]
               for name in stats[0] if not name.startswith("_")}
     blocks["is_scalar"] = jnp.asarray(
@@ -493,8 +725,8 @@ def update(theta: dict, grads, state: LOptState, params, loss,
     # 7. Per-element MLP, direction/magnitude per scalar, message per tensor.
     w_last, b_last = mlp[f"w{n_layers - 1}"], mlp[f"b{n_layers - 1}"]
     updates, msgs = [], []
-    for i, (x, (_, second)) in enumerate(zip(columns, moments)):
-        scale = jax.lax.rsqrt(1e-5 + second)
+    for i, (x, mo) in enumerate(zip(columns, moments)):
+        scale = _column_scale(mo)
         w0 = mlp["w0"][:n_el] * scale[:, None]
         hidden_w = [mlp[f"w{layer}"] for layer in range(1, n_layers - 1)]
         hidden_b = [mlp[f"b{layer}"] for layer in range(1, n_layers - 1)]
@@ -511,7 +743,7 @@ def update(theta: dict, grads, state: LOptState, params, loss,
         upd_leaves[i] = u.reshape(jnp.shape(p)).astype(jnp.result_type(p))
         new_m[i] = m.reshape((k,) + jnp.shape(p))
         new_v[i] = v.reshape((k,) + jnp.shape(p))
-    new_state = LOptState(
+    new_state = type(state)(
         m=treedef.unflatten(new_m),
         v=treedef.unflatten(new_v),
         iteration=state.iteration + 1,
