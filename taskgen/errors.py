@@ -144,11 +144,26 @@ def error_boundary(debug: bool = False):
         raise
     except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
+    except BrokenPipeError:
+        _reader_left()
     except Exception as e:
         message = None if debug else describe(e)
         if message is None:
             raise
         raise ToolkitError(message) from None
+
+
+def _reader_left():
+    """End quietly when the reader of stdout went away (``taskgen list | head``): the shell's convention, no error
+    line. stdout is pointed at /dev/null so that Python's own flush at exit does not fail again."""
+    import os
+    import sys
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a descriptor (captured): nothing to redirect
+        pass
+    raise click.exceptions.Exit(0)
 
 
 def _interrupted(debug: bool):

@@ -333,3 +333,16 @@ def test_all_means_the_families_that_load_in_every_command(monkeypatch, tmp_path
     assert any("'exitfam'" in str(w.message) and "SystemExit" in str(w.message) for w in caught)
     res = _run("sample", "--families", "exitfam", "--per-family", "1", "-o", tmp_path / "t.jsonl")
     assert res.exit_code == 1 and res.output.startswith("Error: family 'exitfam' is unavailable: entry point")
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    """``taskgen list | head -1``: the closed pipe is not an error (no ``Error:`` line, exit 0)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "taskgen", "list", "--limit", "3000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=REPO)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # the reader goes away, as `head -1` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and first.strip() and "Error" not in err and "Traceback" not in err, err

@@ -20,7 +20,7 @@ def test_bad_options(tmp_path):
     from taskgen import generate_suite, write_specs
 
     suite = tmp_path / "s.jsonl"
-    write_specs(suite, generate_suite(["twod"], per_family=10, seed=0))
+    write_specs(generate_suite(["twod"], per_family=10, seed=0), suite)
     theta = _theta(tmp_path)
     runner = CliRunner()
     base = ["--theta", theta, "--suite", str(suite), "--out", str(tmp_path / "o")]

@@ -72,9 +72,17 @@ def test_a_flax_mlp_learns_real_digits_with_the_shipped_theta(digits):
 
 def test_inside_optax_chain_with_clipping(digits):
     tx = optax.chain(optax.clip_by_global_norm(1.0), lopt_trainer.optax_lopt(lopt_trainer.pretrained()))
-    before, after, fed, _ = _train(digits, tx, feed_valid=False)  # value= reaches the chain's member
-    assert fed == 0
+    before, after, fed, _ = _train(digits, tx)  # value= and the validation losses reach the chain's member
+    assert fed == 150 // DEFAULT_VALID_EVERY
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
+    params = {"w": jnp.ones((3,))}
+    grads = {"w": jnp.full((3,), 0.1)}
+    state = LOptTrainState.create(apply_fn=None, params=params, tx=tx)
+    fed_state = state.apply_gradients(grads=grads, value=1.0, valid_loss=0.5)
+    plain = state.apply_gradients(grads=grads, value=1.0)
+    differs = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                                     plain.opt_state, fed_state.opt_state)
+    assert any(jax.tree_util.tree_leaves(differs))  # the chain's learned-optimizer state took the feed
 
 
 def test_the_validation_loss_reaches_the_optimizer_state():

@@ -128,7 +128,7 @@ def four_tasks(tmp_path):
     train = [s for s in specs if s.split == "meta_train"][:2]
     test = [s for s in specs if s.split == "meta_test"][:2]
     path = tmp_path / "four.jsonl"
-    write_specs(path, train + test)
+    write_specs(train + test, path)
     return path
 
 

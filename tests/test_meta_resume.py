@@ -34,7 +34,7 @@ def run(tmp_path_factory):
     from taskgen import write_specs
 
     root = tmp_path_factory.mktemp("resume")
-    write_specs(root / "specs.jsonl", small_quadratic_specs(4))
+    write_specs(small_quadratic_specs(4), root / "specs.jsonl")
     meta_train(_config(steps=2, suite=str(root / "specs.jsonl")), root / "run", progress=False)
     return root
 
@@ -93,9 +93,9 @@ def test_resume_after_the_spec_file_was_replaced_is_refused(run, tmp_path):
 
     shutil.copytree(run / "run", tmp_path / "run")
     spec_file = tmp_path / "specs.jsonl"
-    write_specs(spec_file, small_quadratic_specs(4))
+    write_specs(small_quadratic_specs(4), spec_file)
     meta_train(_config(steps=1, suite=str(spec_file)), tmp_path / "fresh", progress=False)
-    write_specs(spec_file, small_quadratic_specs(3, dims=5))  # replaced at the same path
+    write_specs(small_quadratic_specs(3, dims=5), spec_file)  # replaced at the same path
     with pytest.raises(ResumeError) as err:
         meta_train(_config(steps=2, suite=str(spec_file)), tmp_path / "fresh", resume=True, progress=False)
     assert str(err.value).startswith(

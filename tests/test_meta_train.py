@@ -88,7 +88,7 @@ def _cli(run, steps, resume=False):
 def test_sigkill_and_resume_is_bitwise_identical(tmp_path):
     from taskgen import write_specs
 
-    write_specs(tmp_path / "specs.jsonl", small_quadratic_specs(8))
+    write_specs(small_quadratic_specs(8), tmp_path / "specs.jsonl")
     (tmp_path / "cfg.toml").write_text(
         'lopt = "tests.meta_helpers:tiny_lopt"\ntruncation = 10\ntasks_per_group = 4\nnum_groups = 2\n'
         'horizon_min = 20\nhorizon_max = 80\nresample_every = 25\neval_every = 0\ncheckpoint_every = 3\n'

@@ -91,7 +91,7 @@ def finished_run(tmp_path_factory):
     from taskgen import write_specs
 
     root = tmp_path_factory.mktemp("runs")
-    write_specs(root / "specs.jsonl", small_quadratic_specs(4))
+    write_specs(small_quadratic_specs(4), root / "specs.jsonl")
     meta_train(_config(steps=2, suite=str(root / "specs.jsonl")), root / "run", progress=False)
     (root / "run" / "notes.txt").write_text("mine")
     return root

@@ -24,6 +24,7 @@ from lopt_trainer.evaluation.compute import compute_unit
 from lopt_trainer.evaluation.settings import EvalSettings, RunUnit
 from taskgen import TaskSpec, build_task
 from taskgen.jax_cache import enable_compilation_cache
+from taskgen.plugins import PLUGINS_ENV
 
 
 class LocalBackend:
@@ -72,6 +73,8 @@ class RayBackend:
         self.num_workers = max(1, int(num_workers))
         paths = [p for p in dict.fromkeys([os.getcwd(), *sys.path]) if p and os.path.isdir(p)]
         env = {"PYTHONPATH": os.pathsep.join(paths), "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+        if os.environ.get(PLUGINS_ENV):  # user families: the workers load them as this process did
+            env[PLUGINS_ENV] = os.environ[PLUGINS_ENV]
         if single_thread and not address:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         self._owns = not ray.is_initialized()

@@ -33,6 +33,7 @@ from lopt_trainer.meta.config import WorkerSettings
 from lopt_trainer.meta.work import Work, compute_work, make_context
 from taskgen import TaskSpec
 from taskgen.jax_cache import enable_compilation_cache
+from taskgen.plugins import PLUGINS_ENV
 
 
 class GradientWorker:
@@ -84,6 +85,8 @@ class RayGradientPool:
         self.pin = pin
         paths = [p for p in dict.fromkeys([os.getcwd(), *sys.path]) if p and os.path.isdir(p)]
         env = {"PYTHONPATH": os.pathsep.join(paths)}
+        if os.environ.get(PLUGINS_ENV):  # user families: the workers load them as this process did
+            env[PLUGINS_ENV] = os.environ[PLUGINS_ENV]
         if pin:
             env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         if not ray.is_initialized():

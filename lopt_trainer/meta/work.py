@@ -8,7 +8,7 @@ function with the same inputs, so both give the same numbers for the same seed.
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import os
 
 import jax
 import numpy as np
@@ -18,6 +18,7 @@ from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state
 from lopt_trainer.meta.task_sampler import TaskSampler, slot_data
 from lopt_trainer.meta.truncation import TaskFns
 from lopt_trainer.optimizer.protocol import resolve_lopt
+from taskgen.plugins import PLUGINS_ENV, env_plugins, load_plugins
 
 
 @dataclasses.dataclass
@@ -68,9 +69,13 @@ class WorkerContext:
 
 
 def import_plugins(modules) -> None:
-    """Import user modules (e.g. ones that call ``taskgen.register_family``); each only once."""
-    for name in modules or ():
-        importlib.import_module(name)
+    """Load the run's plugin modules (``MODULE`` or ``MODULE:FAMILY``, see :mod:`taskgen.plugins`; each only once),
+    and name them in ``TASKGEN_PLUGINS`` so that worker processes load them too. A module that fails is one
+    :class:`taskgen.plugins.PluginError` naming it and the ``plugins`` setting."""
+    if modules:
+        load_plugins(modules, "the plugins setting")
+        merged = dict.fromkeys([*env_plugins(), *modules])
+        os.environ[PLUGINS_ENV] = ",".join(merged)
 
 
 def make_context(worker: WorkerSettings, specs) -> WorkerContext:

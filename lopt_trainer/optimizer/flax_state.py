@@ -12,8 +12,9 @@ the learned optimizer needs the loss as a feature (``the learned optimizer needs
     state = state.apply_gradients(grads=grads, value=loss, valid_loss=vl)  # when state.wants_valid_loss()
 
 ``tx`` may be any optax transformation that takes ``value=`` (the learned optimizer, or an ``optax.chain`` that
-contains it: chains pass extra keyword arguments to every member). The validation loss goes to
-``tx.observe_validation`` (the feature the paper credits; :data:`DEFAULT_VALID_EVERY` steps apart by default,
+contains it: chains pass extra keyword arguments to every member). The validation loss goes to the
+learned optimizer's state wherever ``tx`` nests it (:func:`lopt_trainer.optimizer.optax_api.validation_feed`;
+the feature the paper credits; :data:`DEFAULT_VALID_EVERY` steps apart by default,
 as in the inner loop of :mod:`lopt_trainer.inner.loop`).
 """
 
@@ -22,6 +23,8 @@ from __future__ import annotations
 import optax
 from flax import struct
 from flax.training import train_state
+
+from lopt_trainer.optimizer.optax_api import validation_feed
 
 DEFAULT_VALID_EVERY = 10
 """Steps between validation losses, as :data:`lopt_trainer.optimizer.hierarchical.DEFAULT_CONFIG` feeds them."""
@@ -36,20 +39,21 @@ class LOptTrainState(train_state.TrainState):
 
     def apply_gradients(self, *, grads, value=None, valid_loss=None, **kwargs):
         """One step: ``tx.update(grads, opt_state, params, value=value)``, ``optax.apply_updates``, then, when
-        ``valid_loss`` is given, ``tx.observe_validation(opt_state, valid_loss)``; ``step`` advances by one and
+        ``valid_loss`` is given, it is fed to the learned optimizer's state (inside any optax wrapper); ``step``
+        advances by one and
         ``kwargs`` replace fields as in Flax.
 
         ``value``: the scalar training loss of the batch ``grads`` came from (the learned optimizer raises
         ``ValueError`` without it; other transformations ignore it). ``valid_loss``: a scalar validation loss
-        (e.g. every :attr:`valid_every` steps); ``ValueError`` when ``tx`` has no ``observe_validation``.
+        (e.g. every :attr:`valid_every` steps); ``ValueError`` when nothing in ``tx`` takes one.
         """
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params, value=value)
         params = optax.apply_updates(self.params, updates)
         if valid_loss is not None:
-            observe = getattr(self.tx, "observe_validation", None)
+            observe = validation_feed(self.tx, opt_state)
             if observe is None:
-                raise ValueError("this transformation takes no validation loss (no tx.observe_validation); "
-                                 "pass valid_loss only with the learned optimizer's own transformation")
+                raise ValueError("this transformation takes no validation loss (it holds no learned-optimizer "
+                                 "state); pass valid_loss only when tx is or contains the learned optimizer")
             opt_state = observe(opt_state, valid_loss)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
 
