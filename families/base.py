@@ -50,7 +50,9 @@ class Task:
       splits: ``{"train", "inner_valid", "outer_valid", "test"} -> split_data`` (pytrees of arrays). Pass them to
         jitted code as arguments; never close over them.
       normalizer: ``normalizer(loss) -> scalar`` mapping this family's loss to a range comparable across
-        families (documented per family; roughly 0 = excellent, ~1-10 = an untrained model).
+        families (documented per family; lower is better; an untrained model scores roughly 1-10, and the best
+        reachable value depends on the family and can be negative: a perfect classifier of C classes scores
+        −10·log(C/5)/log C, −3.0 for 10 classes).
       static_key: hashable; tasks with equal ``static_key`` share the four function objects above.
       batch_size: examples per batch (1 for deterministic objectives).
     """
