@@ -259,7 +259,7 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
     assert bad.exit_code == 2 and "per_family" in bad.output
 
 
-def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path, monkeypatch):
+def test_panel_keeps_a_new_best_only_beyond_the_noise_and_a_fresh_run_ignores_an_old_one(tmp_path, monkeypatch):
     import json
 
     from lopt_trainer.evaluation.panel import PanelSettings
@@ -268,20 +268,38 @@ def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path,
     from lopt_trainer.optimizer.protocol import hierarchical_lopt
     from lopt_trainer.theta.reference_io import load_reference_npz
 
-    scores = iter([float("nan"), 0.2, 0.1, 0.5, -1.0])
+    tasks = [f"t{i}" for i in range(16)]
+    per_task = iter([
+        (float("nan"), [0.0] * 16),               # step 0 (the hand-set θ itself): a NaN score
+        (0.2, [0.2] * 16),                         # step 1: the first finite score starts the record
+        (0.1, [0.1] * 16),                         # step 2: worse
+        (0.5, [0.5] * 16),                         # step 3: better on every task: its interval lies above 0
+        (0.55, [1.75] * 8 + [-0.65] * 8),          # step 4: a higher mean, but half the tasks worse: not kept
+        (-1.0, [-1.0] * 16),                       # a fresh run's first evaluation
+    ])
+
+    folders = []
+
+    def fake(theta, tasks_, settings, out, progress=False):
+        folders.append(out.name)
+        score, values = next(per_task)
+        return {"score": score, "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
+                "diverged": 0, "tasks": 16, "task_scores": dict(zip(tasks, values))}
+
     monkeypatch.setattr(P, "panel_tasks", lambda settings: [])
-    monkeypatch.setattr(P, "evaluate_panel", lambda theta, tasks, settings, out, progress=False: {
-        "score": next(scores), "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
-        "diverged": 0, "tasks": 16})
-    base = H.init_handset(jax.random.PRNGKey(0))
+    monkeypatch.setattr(P, "evaluate_panel", fake)
+    base = jax.jit(hierarchical_lopt().init_handset)(jax.random.PRNGKey(0))  # as a run starts from it
     panel = Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=False)
-    best_steps = []
-    for step in range(4):
+    best_steps, records = [], []
+    for step in range(5):
         theta = jax.tree_util.tree_map(lambda x: x + step, base)
-        panel.evaluate(TrainerState(step, theta, None, [], SamplerState()))
-        best = json.loads((tmp_path / "best.json").read_text())
-        best_steps.append(best["step"])
-    assert best_steps == [0, 1, 1, 3]  # a NaN first score is replaced by the first finite one
+        records.append(panel.evaluate(TrainerState(step, theta, None, [], SamplerState())))
+        best_steps.append(json.loads((tmp_path / "best.json").read_text())["step"])
+    assert best_steps == [0, 1, 1, 3, 3]
+    assert records[3]["vs_best"]["low"] == pytest.approx(0.3) and records[3]["vs_best"]["high"] == pytest.approx(0.3)
+    assert records[4]["score"] > records[3]["score"] and records[4]["vs_best"]["low"] < 0 < records[4]["vs_best"]["high"]
+    assert records[3]["vs_handset"]["mean"] == pytest.approx(0.5)  # the step-0 evaluation was the hand-set θ's
+    assert "handset" not in folders  # so it was not evaluated again
     kept = load_reference_npz(tmp_path / "best_theta.npz")
     np.testing.assert_allclose(np.asarray(kept["lstm"]["w"]), np.asarray(base["lstm"]["w"]) + 3, rtol=1e-6)
     assert Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=True).best["step"] == 3
@@ -289,3 +307,22 @@ def test_panel_keeps_the_best_theta_and_a_fresh_run_ignores_an_old_one(tmp_path,
     assert fresh.best is None
     fresh.evaluate(TrainerState(0, base, None, [], SamplerState()))  # score -1.0: still the new run's best
     assert json.loads((tmp_path / "best.json").read_text())["score"] == -1.0
+
+
+def test_paired_bootstrap_interval_on_a_toy_table():
+    from lopt_trainer.evaluation.panel import paired_bootstrap
+
+    a = {"x": 1.0, "y": 2.0, "z": 3.0, "only_a": 9.0}
+    b = {"x": 0.5, "y": 1.5, "z": 2.5, "only_b": -9.0}
+    same = paired_bootstrap(a, b)  # every shared task differs by exactly 0.5: no spread to resample
+    assert same == {"mean": 0.5, "low": 0.5, "high": 0.5, "tasks": 3}
+    d = {f"t{i}": v for i, v in enumerate([1.0, -1.0, 2.0, -2.0, 0.5, 0.0])}
+    zeros = {k: 0.0 for k in d}
+    r = paired_bootstrap(d, zeros, seed=3)
+    assert r["mean"] == pytest.approx(0.5 / 6) and r["low"] < r["mean"] < r["high"] and r["tasks"] == 6
+    assert r == paired_bootstrap(d, zeros, seed=3)  # deterministic in its seed
+    wide = paired_bootstrap(d, zeros, level=0.99)
+    assert wide["low"] <= r["low"] and wide["high"] >= r["high"]
+    import math
+
+    assert math.isnan(paired_bootstrap({"a": 1.0}, {"b": 1.0})["mean"])

@@ -97,6 +97,7 @@ def panel_figures(summary: dict, table) -> dict:
         "median_improvement": rows.get("global_adamlr", {}).get("final", {}).get("median"),
         "diverged": summary["lopt"]["diverged"],
         "tasks": len(glob),
+        "task_scores": task_scores(table),
     }
 
 

@@ -5,14 +5,16 @@ Each line of ``RUN/metrics.jsonl`` is a JSON object with ``kind`` = ``"step"`` (
 ``clipped_losses``, ``nan_grads``, ``resets``, ``groups``, ``tasks``, ``families``, ``family_grad_share`` (each
 family's share of the squared meta-gradient norm), ``workers_ok``…), ``"eval"`` (``step``, ``tasks``: per held-out
 task ``mean_loss``, ``final_loss``, ``test_loss``, all normalised) or ``"panel"`` (``step`` = outer steps done,
-``score``, ``beats_global``, ``beats_per_task``, ``median_improvement``, ``diverged``; see
-:mod:`lopt_trainer.evaluation.panel`).
+``score``, ``beats_global``, ``beats_per_task``, ``median_improvement``, ``diverged``, ``task_scores``,
+``vs_handset`` / ``vs_best`` paired bootstrap intervals; see :mod:`lopt_trainer.meta.run_panel`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from lopt_trainer.common.run_files import append_jsonl, jsonl_line
 from taskgen.specfile import atomic_write_bytes
@@ -106,6 +108,14 @@ def plot_run(run_dir, out_dir=None) -> list[Path]:
         steps = [r["step"] for r in panel]
         ax1.plot(steps, [r.get("score") for r in panel], marker="o", label="score (mean clipped improvement)")
         ax1.plot(steps, [r.get("median_improvement") for r in panel], marker=".", label="median improvement")
+        vs = [(r["step"], r["vs_handset"]) for r in panel if isinstance(r.get("vs_handset"), dict)
+              and r["vs_handset"].get("mean") is not None]
+        if vs:  # the paired bootstrap 90% interval of the score difference against the hand-set θ
+            mean = np.asarray([v["mean"] for _, v in vs], np.float64)
+            low = np.asarray([v["low"] if v.get("low") is not None else v["mean"] for _, v in vs], np.float64)
+            high = np.asarray([v["high"] if v.get("high") is not None else v["mean"] for _, v in vs], np.float64)
+            ax1.errorbar([s for s, _ in vs], mean, yerr=[mean - low, high - mean], fmt="s", capsize=3,
+                         label="score − hand-set's (90% interval)")
         ax1.axhline(0.0, color="grey", lw=0.8)
         ax1.set_xlabel("outer step")
         ax1.set_ylabel("improvement over Global AdamLR")

@@ -1,8 +1,16 @@
 """A run's quality panel: θ scored on held-out tasks every ``panel_every`` outer steps, the best θ kept.
 
 Scores come from :mod:`lopt_trainer.evaluation.panel` into ``RUN/panel/step_NNNNNN/``; each evaluation appends a
-``{"kind": "panel", ...}`` record to the run's metrics, and the best θ so far by panel score is kept as
-``RUN/best_theta.npz`` (reference layout) with ``RUN/best.json`` (its step, figures and digest).
+``{"kind": "panel", ...}`` record to the run's metrics with the per-task scores and two paired bootstrap 90%
+intervals of the mean score difference (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`): against the
+untrained hand-set θ (``vs_handset``, scored once into ``RUN/panel/handset/``) and against the best θ so far
+(``vs_best``).
+
+**Which θ is the best.** The panel's score moves by ±0.4 between evaluations from task-to-task noise alone, so the
+highest score so far is partly a lucky draw. A θ becomes the new best only when its interval against the current
+best lies above 0 (its advantage holds up when the panel's tasks are resampled); the first finite score starts
+the record. The best is kept as ``RUN/best_theta.npz`` (reference layout) with ``RUN/best.json`` (its step,
+figures, per-task scores and digest).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import jax
 import numpy as np
 
 from lopt_trainer.common.run_files import write_json
-from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, panel_tasks
+from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, paired_bootstrap, panel_tasks
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.theta.load import theta_digest
 from lopt_trainer.theta.reference_io import save_reference_npz
@@ -30,24 +38,60 @@ class Panel:
         self.tasks = panel_tasks(settings)
         self.run_dir = Path(run_dir)
         self.hierarchical = getattr(lopt, "name", "") == "hierarchical"
+        self.handset = getattr(lopt, "init_handset", None)
+        self.handset_scores = None
         best = self.run_dir / "best.json"
         self.best = json.loads(best.read_text()) if resumed and best.is_file() else None
 
     def evaluate(self, state, progress: bool = False) -> dict:
         """Score ``state.theta`` (after ``state.step`` outer steps); returns the metrics record (also appended to
-        the run's metrics)."""
+        the run's metrics), and keeps it as the best when it beats the best beyond the noise (module docstring)."""
         t0 = time.perf_counter()
         figures = evaluate_panel(state.theta, self.tasks, self.settings,
                                  self.run_dir / "panel" / f"step_{state.step:06d}", progress=progress)
-        record = {"kind": "panel", "step": state.step, **figures, "seconds": time.perf_counter() - t0}
+        record = {"kind": "panel", "step": state.step, **figures}
+        reference = self.reference_scores(progress, known=(theta_digest(state.theta), figures))
+        if reference is not None:
+            record["vs_handset"] = paired_bootstrap(figures.get("task_scores") or {}, reference)
+        if self.best is not None:
+            record["vs_best"] = paired_bootstrap(figures.get("task_scores") or {}, self.best.get("task_scores") or {})
+        record["seconds"] = time.perf_counter() - t0
         append_metrics(self.run_dir, record)
-        score = figures["score"]
-        best = None if self.best is None else self.best.get("score")
-        better = score is not None and np.isfinite(score) and (best is None or not np.isfinite(best) or score > best)
-        if (better or self.best is None) and self.hierarchical:
+        if is_new_best(record, self.best) and self.hierarchical:
             # θ first, then the record that names it: a crash between the two leaves the older record, which
             # export_run checks against the file's digest.
             save_reference_npz(jax.device_get(state.theta), self.run_dir / "best_theta.npz")
             self.best = dict(record, theta_digest=theta_digest(state.theta))
             write_json(self.run_dir / "best.json", self.best)
         return record
+
+    def reference_scores(self, progress: bool = False, known=None) -> dict | None:
+        """The per-task panel scores of the optimizer's hand-set θ (seed 0), evaluated once into
+        ``RUN/panel/handset/`` (a resumed run reads them back), or taken from ``known`` = ``(θ digest, figures)``
+        of an evaluation of that very θ (a run that starts from it); None when the optimizer has no hand-set θ."""
+        if self.handset is None:
+            return None
+        if self.handset_scores is None:
+            theta = jax.jit(self.handset)(jax.random.PRNGKey(0))
+            if known is not None and known[0] == theta_digest(theta):
+                figures = known[1]
+            else:
+                figures = evaluate_panel(theta, self.tasks, self.settings, self.run_dir / "panel" / "handset",
+                                         progress=progress)
+            self.handset_scores = figures.get("task_scores") or {}
+        return self.handset_scores
+
+
+def is_new_best(record: dict, best: dict | None) -> bool:
+    """Whether the panel ``record`` replaces ``best``: when there is no best yet, when the best's score is not
+    finite and this one is, or when ``record["vs_best"]`` (its paired interval against the best) lies above 0."""
+    score = record.get("score")
+    finite = score is not None and bool(np.isfinite(score))
+    if best is None:
+        return True
+    best_score = best.get("score")
+    if best_score is None or not np.isfinite(best_score):
+        return finite
+    interval = record.get("vs_best") or {}
+    low = interval.get("low")
+    return finite and low is not None and bool(np.isfinite(low)) and low > 0
