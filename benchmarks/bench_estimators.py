@@ -105,9 +105,10 @@ def main(argv=None):
         cmp = f"{vs['mean']:+.3f} [{vs['low']:+.3f}, {vs['high']:+.3f}]" if vs else ""
         print(f"{r['theta']:<10} {r.get('outer_steps', 0):>6} {r.get('inner_steps', 0):>11} {r['score']:>7.3f} "
               f"{cmp:>30} {r['beats_global']:>12.2f} {r['beats_per_task']:>14.2f}")
-    Path(args.out).write_text(json.dumps({"benchmark": "estimators_equal_wall_clock", "cpu": cpu_model(),
-                                          "minutes": args.minutes, "config": args.config, "sets": args.sets,
-                                          "rows": rows}, indent=1, sort_keys=True) + "\n")
+    from lopt_trainer.common.run_files import write_json
+
+    write_json(args.out, {"benchmark": "estimators_equal_wall_clock", "cpu": cpu_model(), "minutes": args.minutes,
+                          "config": args.config, "sets": args.sets, "rows": rows})
     print(f"wrote {args.out}")
 
 

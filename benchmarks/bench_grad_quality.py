@@ -56,8 +56,10 @@ def main(argv=None):
     old = json.loads(out.read_text()) if out.is_file() else {}
     result = {"benchmark": "grad_quality", "cpu": cpu_model(), "config": args.config,
               "rows": old.get("rows", []) + rows if old.get("cpu") == cpu_model() else rows}
+    from lopt_trainer.common.run_files import write_json
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    write_json(out, result)
     print(f"wrote {out}")
 
 

@@ -74,7 +74,9 @@ def main() -> None:
     for name, digest in figures.items():
         print(f"{name:<28} {digest}")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"label": args.label, "sha256": figures}, indent=1) + "\n")
+        from lopt_trainer.common.run_files import write_json
+
+        write_json(args.json_out, {"label": args.label, "sha256": figures})
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ _EXPORTS = {
     "make_optimizer": "inner.baselines", "nadamw": "inner.baselines", "optimizer_factory": "inner.baselines",
     "trial_grid": "inner.baselines",
     "DEFAULT_CONFIG": "optimizer.hierarchical", "LOptConfig": "optimizer.hierarchical",
-    "LOptState": "optimizer.hierarchical", "observe_validation": "optimizer.hierarchical",
+    "LOptState": "optimizer.hierarchical", "observe_validation": "optimizer.optax_api",
     "update": "optimizer.hierarchical",
     "DEFAULT_VALID_EVERY": "inner.loop", "TrainResult": "inner.loop", "train": "inner.loop",
     "train_many": "inner.loop",

@@ -145,12 +145,28 @@ def error_boundary(debug: bool = False):
     except (click.ClickException, click.exceptions.Exit, SystemExit):
         raise
     except BrokenPipeError:
+        if not _stdout_closed():
+            raise ToolkitError("a pipe closed while writing (not stdout)") from None
         _reader_left()
     except Exception as e:
         message = None if debug else describe(e)
         if message is None:
             raise
         raise ToolkitError(message) from None
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout went away: its pipe reports an error (``POLLERR``) once the read end is
+    closed; True too where that cannot be asked (not a pipe descriptor, no ``poll``): then stdout was the pipe."""
+    import select
+    import sys
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True
 
 
 def _reader_left():

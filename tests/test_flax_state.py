@@ -65,7 +65,7 @@ def _train(task, tx, steps=150, feed_valid=True):
 
 def test_a_flax_mlp_learns_real_digits_with_the_shipped_theta(digits):
     before, after, fed, state = _train(digits, lopt_trainer.optax_lopt(lopt_trainer.pretrained()))
-    assert fed == 150 // DEFAULT_VALID_EVERY  # steps 0, 10, …, 140
+    assert fed == 150 // DEFAULT_VALID_EVERY  # after updates 10, 20, …, 150
     assert np.isfinite(after) and after < 0.5 * before, (before, after)
     assert isinstance(state, train_state.TrainState)
 
@@ -120,4 +120,4 @@ def test_wants_valid_loss_follows_the_cadence():
     for _ in range(7):
         due.append(state.wants_valid_loss())
         state = state.replace(step=state.step + 1)
-    assert due == [True, False, False, True, False, False, True]
+    assert due == [False, False, True, False, False, True, False]  # the 3rd and 6th updates, as the inner loop

@@ -144,7 +144,8 @@ def lopt():
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, overwrite, allow_change,
                    workers, address, pin_workers, preset, config_file, sets, seed, lopt_name, init_theta, plugins,
                    no_progress):
-    """Meta-train a learned optimizer with truncated PES/ES (the command line is kept in RUN/command.json).
+    """Meta-train a learned optimizer (truncated PES by default; es, backprop, hybrid: --set estimator=; the command
+    line is kept in RUN/command.json).
 
     Settings, in rising precedence: the preset, --config, --set, the flags. The resolved settings that differ from
     the 'quick' defaults are printed at the start."""
@@ -350,8 +351,10 @@ def panel_cmd(theta, out_dir, sets, as_json, no_progress):
 @theta_option("--theta", "thetas", multiple=True, default=("handset",), show_default=True,
               help="Repeat to measure at several.")
 @click.option("--estimators", default="pes", show_default=True, help="Comma-separated: pes, es, backprop, hybrid.")
-@click.option("--groups", default="16", show_default=True, help="Estimators per outer step (comma-separated).")
-@click.option("--slots", default="2", show_default=True, help="Slots (antithetic pairs) per estimator.")
+@click.option("--groups", default="16", show_default=True, callback=_int_list,
+              help="Estimators per outer step (comma-separated).")
+@click.option("--slots", default="2", show_default=True, callback=_int_list,
+              help="Slots (antithetic pairs) per estimator (comma-separated).")
 @click.option("-k", "k", type=click.IntRange(min=2), default=4, show_default=True, help="Independent estimates.")
 @click.option("--burn-in", type=click.IntRange(min=0), default=2, show_default=True,
               help="Outer steps the problems advance (θ fixed) before the measured step.")
@@ -362,7 +365,8 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     # deferred: see meta_train_cmd
     from lopt_trainer.common.run_files import clean_json
     from lopt_trainer.meta.config import load_config
-    from lopt_trainer.meta.grad_quality import format_row, run_grid
+    from lopt_trainer.meta.config import MetaTrainConfig
+    from lopt_trainer.meta.grad_quality import format_row, grid_configs, run_grid
     from lopt_trainer.meta.trainer import load_specs_for
     from lopt_trainer.theta.load import load_theta
     from lopt_trainer.theta.shipped import data_path
@@ -370,8 +374,10 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     try:
         base = load_config(config_file or data_path("pretrain_config.json"))
         grid = {"estimators": [e.strip() for e in estimators.split(",") if e.strip()],
-                "groups": [int(x) for x in groups.split(",")], "slots": [int(x) for x in slots.split(",")]}
-    except ValueError as e:
+                "groups": groups, "slots": slots}
+        for config in grid_configs(base, **grid):  # every row's settings checked before any work
+            MetaTrainConfig.from_dict(config.to_dict())
+    except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     specs = load_specs_for(base.split().tasks)[0]
     loaded = {name: load_theta(name) for name in thetas}

@@ -180,7 +180,7 @@ SETTING_CHOICES = {
 SETTING_MINIMUM = {
     "max_params": 0, "max_flops": 0, "sigma": ">0", "truncation": 1, "num_groups": 1, "tasks_per_group": 1,
     "resample_every": 1, "horizon_min": 1, "horizon_max": 1, "horizon_final_min": 1, "horizon_final_max": 1,
-    "horizon_anneal_steps": 0, "scale_floor": ">0", "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
+    "horizon_anneal_steps": 0, "bp_clip": ">0", "scale_floor": ">0", "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
     "outer_clip": 0, "outer_clip_value": 0, "outer_warmup": 0, "panel_every": 0, "seed": 0, "steps": 1,
     "checkpoint_every": 0, "eval_every": 0, "eval_tasks": 0, "eval_steps": 0, "workers": 0,
 }

@@ -58,6 +58,8 @@ class LOptTrainState(train_state.TrainState):
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
 
     def wants_valid_loss(self) -> bool:
-        """Whether this step is due a validation loss: ``step % valid_every == 0`` (a Python bool; call it
-        outside ``jit``, where ``step`` is concrete)."""
-        return int(self.step) % int(self.valid_every) == 0
+        """Whether the coming :meth:`apply_gradients` is due a validation loss: when it makes the ``valid_every``-th,
+        ``2·valid_every``-th, … update, ``(step + 1) % valid_every == 0`` — the inner loop's and meta-training's
+        cadence (the loss is fed after the update). A Python bool; call it outside ``jit``, where ``step`` is
+        concrete."""
+        return (int(self.step) + 1) % int(self.valid_every) == 0
