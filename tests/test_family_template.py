@@ -128,3 +128,26 @@ def test_plugin_class_form_reaches_train_and_check_family(installed):
     report = json.loads(_taskgen(work, env, "--plugin", plugin, "check-family", FAMILY, "--specs", "2",
                                  "--json").stdout)
     assert report["ok"] is True and report["family"] == FAMILY
+
+
+def test_installed_family_through_meta_train_eval_and_report(installed):
+    """The installed family (found through its entry point, no plugin setting) meta-trains, is evaluated against
+    the baselines and appears in the report, all from a folder outside the repository."""
+    site, work, _ = installed
+    env = _env(site)
+    _taskgen(work, env, "sample", "--families", FAMILY, "--per-family", "12", "--seed", "3", "-o", "lopt.jsonl")
+    run = work / "report" / "meta"
+    _taskgen(work, env, "lopt", "meta-train", "--suite", "lopt.jsonl", "--preset", "quick", "--steps", "2",
+             "--set", "num_groups=1", "--set", "tasks_per_group=2", "--set", "truncation=5", "--set",
+             "horizon_min=10", "--set", "horizon_max=20", "--set", "eval_every=0", "--set", "compilation_cache=\"\"",
+             "--no-progress", "--out", run)
+    assert (run / "theta.npz").is_file() and (run / "checkpoint.msgpack").is_file()
+    out = json.loads(_taskgen(work, env, "lopt", "eval", "--theta", run, "--suite", "lopt.jsonl", "--tasks", "2",
+                              "--steps", "20", "--seeds", "1", "--trials", "1", "--adamlr-trials", "2",
+                              "--baselines", "adamlr", "--no-progress", "--json", "--out",
+                              work / "report" / "eval").stdout)
+    assert {t["task_id"].split("-")[0] for t in out["tasks"]} == {FAMILY}
+    _taskgen(work, env, "report", work / "report")
+    page = (work / "report" / "report.html").read_text()
+    assert "meta-training: not run" not in page and "evaluation: not run" not in page
+    assert "Meta-training" in page and "Evaluation" in page
