@@ -18,7 +18,7 @@ _EXPORTS = {
     "build_task": "taskgen.api", "default_manifest_path": "taskgen.api", "default_suite_path": "taskgen.api",
     "load_specs": "taskgen.api", "resolve_spec": "taskgen.api", "ArgumentTypeError": "taskgen.arguments",
     "FamilyCheckError": "taskgen.family_check", "FamilyCheckReport": "taskgen.family_check",
-    "check_family": "taskgen.family_check", "PluginError": "taskgen.plugins", "load_plugins": "taskgen.plugins",
+    "check_family": "taskgen.family_check", "PluginError": "taskgen.registry", "load_plugins": "taskgen.registry",
     "filter_manifest": "taskgen.manifest", "load_manifest": "taskgen.manifest",
     "specs_from_manifest": "taskgen.manifest", "write_manifest": "taskgen.manifest",
     "DuplicateFamilyError": "taskgen.registry", "Registry": "taskgen.registry",

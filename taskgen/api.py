@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from families.errors import ConfigError, short_repr
-
-DEFAULT_SUITE_NAME = "default-v1"
-
-
-def default_suite_path() -> Path:
-    """Path of the frozen default suite shipped with the package (``taskgen/suites/default-v1.jsonl``)."""
-    return Path(str(resources.files("taskgen") / "suites" / f"{DEFAULT_SUITE_NAME}.jsonl"))
-
-
-def default_manifest_path() -> Path:
-    """Path of the frozen Arrow manifest of the default suite (``taskgen/suites/default-v1.arrow``)."""
-    return default_suite_path().with_suffix(".arrow")
-
+from taskgen.frozen import DEFAULT_SUITE_NAME, default_manifest_path, default_suite_path, frozen_record
 
 def is_manifest(path) -> bool:
     """Whether ``path`` is an Arrow IPC or Parquet file (told by its magic bytes, whatever its name)."""
@@ -44,20 +31,6 @@ def load_specs(path=None, registry=None) -> list:
     from taskgen.specfile import read_specs
 
     return read_specs(path, registry=registry)
-
-
-def frozen_record() -> dict | None:
-    """The record of the frozen default suite, ``default-v1.lock.json``: the sha256 of the suite's spec file
-    (``sha256``) and of its manifest (``manifest_sha256``) and its families' versions (``family_versions``);
-    None if it cannot be read. A test keeps it true; the fast paths below trust a file only while it matches."""
-    import json
-
-    lock_path = default_suite_path().with_name(f"{DEFAULT_SUITE_NAME}.lock.json")
-    try:
-        record = json.loads(lock_path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _frozen_default_suite():

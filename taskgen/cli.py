@@ -8,7 +8,7 @@ groups of the other packages live in one CLI module per package, imported only w
 * ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.app.cli`
 
 User families: ``taskgen --plugin MODULE …`` (repeatable) and the ``TASKGEN_PLUGINS`` variable (comma-separated
-modules) import modules that register families before any command runs (:mod:`taskgen.plugins`); ``--plugin``
+modules) import modules that register families before any command runs (:mod:`taskgen.registry`); ``--plugin``
 adds its modules to ``TASKGEN_PLUGINS`` so that child processes (Ray workers) load them too.
 
 Every command runs inside one error boundary (:mod:`taskgen.errors`): the toolkit's own errors, OS errors on the
@@ -123,10 +123,10 @@ def cli(plugins):
     """Sample, freeze, query and build training tasks; train and meta-train optimizers on them."""
     import os
 
-    from taskgen.plugins import PLUGINS_ENV
+    from taskgen.registry import PLUGINS_ENV
 
     if plugins or os.environ.get(PLUGINS_ENV, "").strip():
-        from taskgen.plugins import use_plugins
+        from taskgen.registry import use_plugins
 
         use_plugins(plugins)
 

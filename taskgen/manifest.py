@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from taskgen.frozen import frozen_record
 from taskgen.registry import Registry, default_registry
 from families.errors import short_repr, short_text
 from taskgen.spec import FAMILY_VERSION_LIMIT, SCHEMA_VERSION, SEED_LIMIT, SUITE_SPLITS, TaskSpec
@@ -334,8 +335,6 @@ def check_manifest_consistency(table: pa.Table, path="<table>", registry: Regist
 def _is_frozen_default(data: bytes, registry) -> bool:
     """Whether ``data`` are the bytes of the shipped default manifest as recorded (with its families' versions)
     in ``default-v1.lock.json``, and ``registry`` is the default one: then it was checked when it was frozen."""
-    from taskgen.api import frozen_record
-
     record = frozen_record()
     if record is None or (registry is not None and registry is not default_registry()):
         return False

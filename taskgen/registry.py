@@ -4,7 +4,7 @@ registered explicitly with :func:`register_family`.
 Nothing registers itself on import. Built-ins are named here by import path and loaded on first use; plugins are
 discovered from installed packages' entry points when the registry is first consulted, and loaded on first use too;
 the process-wide registry also imports the modules named by ``TASKGEN_PLUGINS`` / ``taskgen --plugin`` when it is
-first made (:mod:`taskgen.plugins`; one of those that cannot be imported is an error naming it and the setting).
+first made (see *Plugins named by a setting* below; one of those that cannot be imported is an error naming it and the setting).
 
 An entry-point plugin that cannot be loaded costs only its own family: a warning naming the entry point, and
 :class:`FamilyUnavailableError` when that family is asked for. "Cannot be loaded" means any failure while importing
@@ -13,12 +13,30 @@ and instantiating it: an exception of any kind, including ``SystemExit`` (a modu
 stops the command); and a loaded object that is not a usable family (not a :class:`Family`, an empty or foreign
 name, a version that is not an integer in ``[0, 2**31)``). Every command sees the same set of families: those that
 load (:meth:`Registry.load_all`).
+
+**Plugins named by a setting.** Loading user families into a process: ``taskgen --plugin MODULE`` and the ``TASKGEN_PLUGINS`` variable.
+
+A *plugin* is a Python module (importable from ``sys.path``) named in one of two ways:
+
+* ``MODULE`` (e.g. ``my_package.families``): the module is imported; it registers its families itself by calling
+  :func:`taskgen.register_family` at import.
+* ``MODULE:NAME`` (e.g. ``my_package.families:SoftmaxRegressionFamily``): the module is imported and ``NAME`` (a
+  :class:`taskgen.Family` subclass or instance) is registered in the default registry; the module needs no
+  registration code of its own.
+
+``TASKGEN_PLUGINS`` holds comma-separated plugins. The default registry imports them the first time it is used in
+a process (:func:`default_registry`), so a process started by the toolkit (a Ray worker, a
+subprocess) sees the same families as its parent as long as it inherits the variable; ``taskgen --plugin`` adds
+its plugins to the variable for that reason. A plugin that cannot be imported is a :class:`PluginError` naming the
+plugin and the setting it came from. Installed packages can skip all this by exposing their families under the
+``taskgen.families`` entry-point group (found without any setting).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import threading
 import warnings
 
@@ -201,17 +219,104 @@ class Registry:
 _DEFAULT: Registry | None = None
 
 
+# ---------------------------------------------------------------------------------------- plugins by setting
+
+PLUGINS_ENV = "TASKGEN_PLUGINS"
+"""Environment variable: comma-separated plugins (``MODULE`` or ``MODULE:NAME``) imported by every process."""
+PLUGIN_OPTION = "--plugin"
+"""The command-line option that names a plugin (repeatable)."""
+
+
+class PluginError(ImportError):
+    """A plugin that cannot be loaded; the message names it, the setting it came from and the reason."""
+
+    def __init__(self, plugin: str, setting: str, reason: str):
+        self.plugin, self.setting, self.reason = plugin, setting, reason
+        super().__init__(f"cannot load family plugin {short_repr(plugin)} (from {setting}): {reason}")
+
+    def __str__(self):
+        return self.args[0]
+
+
+def env_plugins() -> list[str]:
+    """The plugins named by ``TASKGEN_PLUGINS`` (comma-separated; blanks and repeats dropped), in order."""
+    return _unique(p.strip() for p in os.environ.get(PLUGINS_ENV, "").split(","))
+
+
+def _unique(names) -> list[str]:
+    seen: dict[str, None] = {}
+    for name in names:
+        if name:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def load_plugin(plugin: str, setting: str, registry=None) -> None:
+    """Import ``plugin`` (``MODULE``, or ``MODULE:NAME`` whose ``NAME`` is then registered in ``registry``,
+    default: the process's default registry; a family of the same class already registered under its name is
+    left as it is). Any failure is a :class:`PluginError` naming ``plugin`` and ``setting``; Ctrl-C is not
+    caught."""
+    module_name, _, attr = plugin.partition(":")
+    if not module_name.replace(".", "").replace("_", "").isalnum() or module_name.startswith(".") \
+            or ".." in module_name or (attr and not attr.isidentifier()):
+        raise PluginError(plugin, setting, "not a module name (MODULE or MODULE:NAME, e.g. my_package.families)")
+    try:
+        module = importlib.import_module(module_name)
+        if attr:
+            _register(getattr(module, attr), registry)
+    except (KeyboardInterrupt, PluginError):
+        raise
+    except BaseException as e:  # noqa: B036 -- a user module may fail in any way (SystemExit from argparse, ...)
+        if isinstance(e, ModuleNotFoundError) and e.name == module_name:
+            reason = f"no module named {module_name!r} on the Python path (is its package installed, or its " \
+                     "folder on PYTHONPATH?)"
+        elif isinstance(e, SystemExit):
+            reason = f"it exited with status {short_repr(e.code)} while being imported"
+        else:
+            reason = f"{type(e).__name__}: {short_text(e, 300)}" if str(e) else type(e).__name__
+        raise PluginError(plugin, setting, reason) from e
+
+
+def _register(obj, registry) -> None:
+    registry = registry or default_registry()
+    cls = obj if isinstance(obj, type) else type(obj)
+    name = getattr(obj, "name", None)
+    if isinstance(name, str) and name in registry.names():
+        try:
+            if type(registry.get(name)) is cls:
+                return  # named twice (e.g. by --plugin and TASKGEN_PLUGINS): already there
+        except (KeyError, ImportError):
+            pass
+    registry.register(obj)
+
+
+def load_plugins(plugins, setting: str, registry=None) -> None:
+    """Load every plugin of ``plugins`` in order (see :func:`load_plugin`)."""
+    for plugin in _unique(plugins):
+        load_plugin(plugin, setting, registry)
+
+
+def use_plugins(option_plugins=()) -> None:
+    """What the command line does before any command: load the plugins of ``TASKGEN_PLUGINS``, then those of
+    ``--plugin``, and add the latter to ``TASKGEN_PLUGINS`` so that child processes (Ray workers, subprocesses)
+    load them too."""
+    from_env = env_plugins()
+    load_plugins(from_env, PLUGINS_ENV)
+    load_plugins(option_plugins, PLUGIN_OPTION)
+    merged = _unique([*from_env, *option_plugins])
+    if merged:
+        os.environ[PLUGINS_ENV] = ",".join(merged)
+
+
 def default_registry() -> Registry:
     """The process-wide registry (built-ins + entry points + whatever :func:`register_family` added).
 
     When it is first made in a process it loads the plugins named by ``TASKGEN_PLUGINS``
-    (:mod:`taskgen.plugins`), so that a process started by the toolkit (a Ray worker, a subprocess) knows the
-    families its parent loaded; a plugin that cannot be loaded is a :class:`taskgen.plugins.PluginError` (and the
+    (:func:`env_plugins`), so that a process started by the toolkit (a Ray worker, a subprocess) knows the
+    families its parent loaded; a plugin that cannot be loaded is a :class:`PluginError` (and the
     next use tries again)."""
     global _DEFAULT
     if _DEFAULT is None:
-        from taskgen.plugins import PLUGINS_ENV, env_plugins, load_plugins
-
         registry = _DEFAULT = Registry()
         try:
             load_plugins(env_plugins(), PLUGINS_ENV, registry)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import taskgen.registry as registry_mod
 from taskgen.cli import cli
-from taskgen.plugins import PluginError, env_plugins, load_plugin
+from taskgen.registry import PluginError, env_plugins, load_plugin
 from taskgen.registry import Registry, UnknownFamilyError
 
 REPO = Path(__file__).resolve().parent.parent

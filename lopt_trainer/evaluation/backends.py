@@ -24,7 +24,7 @@ from lopt_trainer.evaluation.compute import compute_unit
 from lopt_trainer.evaluation.settings import EvalSettings, RunUnit
 from taskgen import TaskSpec, build_task
 from taskgen.jax_cache import enable_compilation_cache
-from taskgen.plugins import PLUGINS_ENV
+from taskgen.registry import PLUGINS_ENV
 
 
 class LocalBackend:

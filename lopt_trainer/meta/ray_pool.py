@@ -33,7 +33,7 @@ from lopt_trainer.meta.config import WorkerSettings
 from lopt_trainer.meta.work import Work, compute_work, make_context
 from taskgen import TaskSpec
 from taskgen.jax_cache import enable_compilation_cache
-from taskgen.plugins import PLUGINS_ENV
+from taskgen.registry import PLUGINS_ENV
 
 
 class GradientWorker:

@@ -18,7 +18,7 @@ from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state
 from lopt_trainer.meta.task_sampler import TaskSampler, slot_data
 from lopt_trainer.meta.truncation import TaskFns
 from lopt_trainer.optimizer.protocol import resolve_lopt
-from taskgen.plugins import PLUGINS_ENV, env_plugins, load_plugins
+from taskgen.registry import PLUGINS_ENV, env_plugins, load_plugins
 
 
 @dataclasses.dataclass
@@ -69,9 +69,9 @@ class WorkerContext:
 
 
 def import_plugins(modules) -> None:
-    """Load the run's plugin modules (``MODULE`` or ``MODULE:FAMILY``, see :mod:`taskgen.plugins`; each only once),
+    """Load the run's plugin modules (``MODULE`` or ``MODULE:FAMILY``, see :mod:`taskgen.registry`; each only once),
     and name them in ``TASKGEN_PLUGINS`` so that worker processes load them too. A module that fails is one
-    :class:`taskgen.plugins.PluginError` naming it and the ``plugins`` setting."""
+    :class:`taskgen.registry.PluginError` naming it and the ``plugins`` setting."""
     if modules:
         load_plugins(modules, "the plugins setting")
         merged = dict.fromkeys([*env_plugins(), *modules])
