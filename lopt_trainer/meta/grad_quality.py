@@ -28,7 +28,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from lopt_trainer.meta.config import MetaTrainConfig
-from lopt_trainer.meta.outer import _combine
+from lopt_trainer.meta.outer import combine_estimates
 from lopt_trainer.meta.plan import plan_step
 from lopt_trainer.meta.state import TrainerState
 from lopt_trainer.meta.task_sampler import SamplerState
@@ -102,7 +102,7 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
     for r in range(1, k + 1):
         t0 = time.perf_counter()
         results = [compute_work(ctx, theta, copy.deepcopy(kept[w.index]), w, redraw=r) for w in works]
-        grads, weights, loss = _combine(results)
+        grads, weights, loss = combine_estimates(results)
         grad = jax.tree_util.tree_map(lambda *x: sum(wt * g for wt, g in zip(weights, x)), *grads)
         flat.append(np.asarray(ravel_pytree(jax.device_get(grad))[0]))
         c = sum(res[3] for res in results)

@@ -68,7 +68,7 @@ _OUTER_PROGRAMS = ProgramCache(4)
 estimators'."""
 
 
-def _combine(results):
+def combine_estimates(results):
     """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered.
 
     Each estimator's gradient and loss are means over its slots that trained, so it weighs by that count (a
@@ -123,7 +123,7 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     if not any(r is not None for r in results):
         raise RuntimeError(f"step {state.step}: every gradient worker failed")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
-    grads, weights, meta_loss = _combine(results)
+    grads, weights, meta_loss = combine_estimates(results)
     args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
     update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
     theta, outer_state, gnorm, tnorm, parts = update(*args)

@@ -50,7 +50,7 @@ class Panel:
         figures = evaluate_panel(state.theta, self.tasks, self.settings,
                                  self.run_dir / "panel" / f"step_{state.step:06d}", progress=progress)
         record = {"kind": "panel", "step": state.step, **figures}
-        reference = self.reference_scores(progress, known=(theta_digest(state.theta), figures))
+        reference = self.reference_scores(progress, known=(state.theta, figures))
         if reference is not None:
             record["vs_handset"] = paired_bootstrap(figures.get("task_scores") or {}, reference)
         if self.best is not None:
@@ -67,13 +67,13 @@ class Panel:
 
     def reference_scores(self, progress: bool = False, known=None) -> dict | None:
         """The per-task panel scores of the optimizer's hand-set θ (seed 0), evaluated once into
-        ``RUN/panel/handset/`` (a resumed run reads them back), or taken from ``known`` = ``(θ digest, figures)``
-        of an evaluation of that very θ (a run that starts from it); None when the optimizer has no hand-set θ."""
+        ``RUN/panel/handset/`` (a resumed run reads them back), or taken from ``known`` = ``(θ, figures)`` when
+        that θ is the hand-set one (a run that starts from it); None when the optimizer has no hand-set θ."""
         if self.handset is None:
             return None
         if self.handset_scores is None:
             theta = jax.jit(self.handset)(jax.random.PRNGKey(0))
-            if known is not None and known[0] == theta_digest(theta):
+            if known is not None and theta_digest(known[0]) == theta_digest(theta):
                 figures = known[1]
             else:
                 figures = evaluate_panel(theta, self.tasks, self.settings, self.run_dir / "panel" / "handset",
