@@ -108,7 +108,10 @@ class ProgramCache:
             return hit[0]
 
     def prefetch(self, key, make_jitted, args) -> None:
-        """Start compiling ``key`` at ``args``' shapes in a background thread (no-op when cached or compiling)."""
+        """Queue a compile of ``key`` at ``args``' shapes on the background thread (no-op when cached or
+        compiling). Background compiles run one at a time, in the order queued; a :meth:`get` of a program whose
+        compile has not started yet takes it back and compiles it in the calling thread, so two compiles run at
+        once."""
         sig = (key, shape_signature(args))
         with self._lock:
             if sig in self._programs or sig in self._in_flight:
@@ -125,6 +128,11 @@ class ProgramCache:
                 return hit[0], 0.0
             pending = self._in_flight.get(sig)
         t0 = time.perf_counter()
+        if pending is not None and pending.cancel():
+            # Still queued behind other background compiles: compile here instead, beside the one that runs.
+            with self._lock:
+                self._in_flight.pop(sig, None)
+            pending = None
         exe = pending.result() if pending is not None else self._compile(sig, make_jitted, args)
         return exe, time.perf_counter() - t0
 

@@ -58,7 +58,9 @@ class MetaTrainConfig:
     Run: ``seed``, ``steps``, ``checkpoint_every`` [50], ``eval_every`` [50; 0 = never], ``eval_tasks`` [3],
     ``eval_steps`` [200], ``workers`` [0 = in process], ``address`` [None = local Ray cluster],
     ``pin_workers`` [False], ``compilation_cache`` [None = ``$TASKGEN_JAX_CACHE`` or ``~/.cache/taskgen/jax``;
-    "" = off].
+    "" = off], ``prefetch_steps`` [8; in process, compile the programs of the groups that draining estimators will
+    draw within this many outer steps in the background, :func:`lopt_trainer.meta.plan.upcoming_draws`; 0 = off;
+    changes no number].
     """
 
     manifest: str | None = None
@@ -107,6 +109,7 @@ class MetaTrainConfig:
     address: str | None = None
     pin_workers: bool = False
     compilation_cache: str | None = None
+    prefetch_steps: int = 8
 
     def estimator_settings(self) -> EstimatorSettings:
         """The hashable estimator settings of this config."""
@@ -131,7 +134,7 @@ class MetaTrainConfig:
             worker=WorkerSettings(self.lopt, self.estimator_settings(), seed, tuple(self.plugins),
                                   self.compilation_cache),
             plan=PlanSettings(int(self.num_groups), int(self.tasks_per_group), int(self.resample_every),
-                              self.horizon_schedule(), bool(self.random_offsets), seed),
+                              self.horizon_schedule(), bool(self.random_offsets), seed, int(self.prefetch_steps)),
             outer=OuterSettings(self.outer_opt, float(self.outer_lr), float(self.outer_clip),
                                 float(self.outer_clip_value), int(self.outer_warmup)),
             init=InitSettings(self.theta_init, self.init_theta, seed),
@@ -183,6 +186,7 @@ SETTING_MINIMUM = {
     "horizon_anneal_steps": 0, "bp_clip": ">0", "scale_floor": ">0", "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
     "outer_clip": 0, "outer_clip_value": 0, "outer_warmup": 0, "panel_every": 0, "seed": 0, "steps": 1,
     "checkpoint_every": 0, "eval_every": 0, "eval_tasks": 0, "eval_steps": 0, "workers": 0,
+    "prefetch_steps": 0,
 }
 """The least value of each numeric setting (``">0"``: strictly positive); integers also fit int64, seeds 32 bits."""
 
@@ -273,7 +277,8 @@ class WorkerSettings:
 @dataclasses.dataclass(frozen=True)
 class PlanSettings:
     """How estimators hold tasks: ``num_groups`` estimators of ``tasks_per_group`` slots, groups redrawn after
-    ``resample_every`` outer steps, horizons from ``horizons`` (with random initial offsets), draws from ``seed``."""
+    ``resample_every`` outer steps, horizons from ``horizons`` (with random initial offsets), draws from ``seed``;
+    the programs of groups drawn within ``prefetch_steps`` steps compile ahead (0 = no look-ahead)."""
 
     num_groups: int
     tasks_per_group: int
@@ -281,6 +286,7 @@ class PlanSettings:
     horizons: HorizonSchedule
     random_offsets: bool
     seed: int
+    prefetch_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

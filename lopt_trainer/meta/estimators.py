@@ -265,10 +265,59 @@ persistent compilation cache (on by default here)."""
 PROGRAMS = ProgramCache(MAX_PROGRAMS)
 
 
+def _programs(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict):
+    """The two programs of one compiled shape, as ``(draw key, make draws, estimate key, make estimate)``
+    (:class:`~lopt_trainer.common.program_cache.ProgramCache` keys and their ``jax.jit`` factories)."""
+    sigma = float(settings.sigma)
+    draw_fn = functools.partial(draws, fns=fns, sigma=sigma)
+    axes = tuple(sorted(data_axes.items()))
+
+    def make_estimate():
+        return jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
+                                         data_axes=dict(axes)), donate_argnums=(1,))
+
+    return ("draws", fns, sigma), (lambda: jax.jit(draw_fn)), ("estimate", fns, lopt, settings, axes), make_estimate
+
+
+def estimator_ready(theta, state: EstimatorState, data, data_axes: dict, n: int, *, fns: TaskFns, lopt,
+                    settings: EstimatorSettings) -> bool:
+    """Whether both programs of a call of :func:`run_estimator` with these inputs (``n`` slots) are compiled."""
+    draw_key, _, est_key, _ = _programs(fns, lopt, settings, data_axes)
+    draw_args = _draw_shapes(theta, n)
+    est_args = _estimate_shapes(theta, state, data, n, fns, settings, draw_args)
+    return PROGRAMS.lookup(draw_key, draw_args) is not None and PROGRAMS.lookup(est_key, est_args) is not None
+
+
+def prefetch_estimator(theta, state: EstimatorState, data, data_axes: dict, n: int, *, fns: TaskFns, lopt,
+                       settings: EstimatorSettings) -> None:
+    """Queue the compiles of :func:`run_estimator`'s two programs for these inputs on the background compile
+    thread (no-op for programs compiled or queued). ``state`` and ``data`` may be arrays or
+    ``jax.ShapeDtypeStruct`` trees: only their shapes are read. The numbers a later call computes do not depend
+    on where its program was compiled."""
+    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes)
+    draw_args = _draw_shapes(theta, n)
+    PROGRAMS.prefetch(draw_key, make_draws, draw_args)
+    PROGRAMS.prefetch(est_key, make_estimate, _estimate_shapes(theta, state, data, n, fns, settings, draw_args))
+
+
+def _draw_shapes(theta, n: int):
+    """:func:`draws`' argument shapes for ``n`` slots (θ, ``init_keys`` (n, 2) and a key, uint32)."""
+    return (theta, jax.ShapeDtypeStruct((n, 2), np.uint32), jax.ShapeDtypeStruct((2,), np.uint32))
+
+
+def _estimate_shapes(theta, state, data, n: int, fns: TaskFns, settings: EstimatorSettings, draw_args):
+    """:func:`estimate_from_draws`' argument shapes (as passed by :func:`run_estimator`)."""
+    head = (theta, state, data, jax.ShapeDtypeStruct((n,), np.bool_), jax.ShapeDtypeStruct((n, 2), np.uint32),
+            jax.ShapeDtypeStruct((n,), np.int32))
+    draw_fn = functools.partial(draws, fns=fns, sigma=float(settings.sigma))
+    return head + tuple(jax.eval_shape(draw_fn, *draw_args))
+
+
 def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, init_keys, horizons, key, *,
                   fns: TaskFns, lopt, settings: EstimatorSettings):
     """Compile (once per shape) and run :func:`estimate` as :func:`draws` then :func:`estimate_from_draws`;
-    returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling).
+    returns ``(grad, state, stats, compile_seconds)`` (wall seconds spent compiling, or waiting for a compile
+    queued by :func:`prefetch_estimator`).
 
     A new group's two programs compile at the same time: the draws in the background
     (:meth:`~lopt_trainer.common.program_cache.ProgramCache.prefetch`), the estimator here, from the draws'
@@ -276,23 +325,16 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
-    sigma = float(settings.sigma)
-    draw_fn = functools.partial(draws, fns=fns, sigma=sigma)
-    draw_key, draw_args = ("draws", fns, sigma), (theta, init_keys, key)
-    axes = tuple(sorted(data_axes.items()))
-    est_key = ("estimate", fns, lopt, settings, axes)
-
-    def make_estimate():
-        return jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
-                                         data_axes=dict(axes)), donate_argnums=(1,))
-
+    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes)
+    draw_args = (theta, init_keys, key)
     head = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
             jax.device_put(np.asarray(horizons, np.int32)))
     compile_s = 0.0
     if PROGRAMS.lookup(draw_key, draw_args) is None:  # a new group: compile both programs side by side
-        PROGRAMS.prefetch(draw_key, lambda: jax.jit(draw_fn), draw_args)
-        compile_s += PROGRAMS.get(est_key, make_estimate, head + tuple(jax.eval_shape(draw_fn, *draw_args)))[1]
-    draw_exe, draw_s = PROGRAMS.get(draw_key, lambda: jax.jit(draw_fn), draw_args)
+        PROGRAMS.prefetch(draw_key, make_draws, draw_args)
+        shapes = _estimate_shapes(theta, state, data, len(reset), fns, settings, draw_args)
+        compile_s += PROGRAMS.get(est_key, make_estimate, shapes)[1]
+    draw_exe, draw_s = PROGRAMS.get(draw_key, make_draws, draw_args)
     eps, fresh_params, unroll_key = draw_exe(*draw_args)
     args = head + (eps, fresh_params, unroll_key)
     exe, est_s = PROGRAMS.get(est_key, make_estimate, args)

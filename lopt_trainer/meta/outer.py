@@ -13,9 +13,9 @@ import optax
 
 from lopt_trainer.common.program_cache import ProgramCache
 from lopt_trainer.meta.config import OuterSettings, PlanSettings
-from lopt_trainer.meta.plan import plan_step
+from lopt_trainer.meta.plan import plan_step, upcoming_draws
 from lopt_trainer.meta.state import TrainerState
-from lopt_trainer.meta.work import WorkerContext, compute_work
+from lopt_trainer.meta.work import WorkerContext, compute_work, prefetch_work, work_ready
 from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.optimizer.optax_api import optax_lopt
 from lopt_trainer.theta.load import warm_start_theta
@@ -113,11 +113,11 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
         state.theta, state.outer_state, [state.theta] * len(works), jax.ShapeDtypeStruct((len(works),), np.float32),
         jax.ShapeDtypeStruct((), np.float32)))
     if pool is None:
-        results = []
-        for i, w in enumerate(works):
+        results = [None] * len(works)
+        for k, i in enumerate(compiled_first(ctx, state, works)):
             if on_work is not None:
-                on_work(i, len(works), w)
-            results.append(compute_work(ctx, state.theta, state.estimators[w.index], w))
+                on_work(k, len(works), works[i])
+            results[i] = compute_work(ctx, state.theta, state.estimators[works[i].index], works[i])
     else:
         results = pool.compute(state.theta, [(w, state.estimators[w.index]) for w in works])
     if not any(r is not None for r in results):
@@ -137,7 +137,26 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     record = _step_record(ctx, state, works, results, stats, time.perf_counter() - t0)
     record.update(meta_loss=meta_loss, grad_norm=float(gnorm), theta_norm=float(tnorm), family_grad_share=shares)
     state.step += 1
+    if pool is None and plan.prefetch_steps > 0:
+        for w in upcoming_draws(ctx, plan, state, plan.prefetch_steps):
+            prefetch_work(ctx, state.theta, ctx.template(state.theta, w.anchor, len(w.task_ids)), w)
     return record
+
+
+def compiled_first(ctx: WorkerContext, state: TrainerState, works) -> list[int]:
+    """The order in which to run a step's works in this process: those whose programs are compiled first (in
+    index order), then the others, whose compiles are queued now on the background thread (a foreseen draw's may
+    already be under way), so they compile while the first ones run, and two at a time
+    (:meth:`~lopt_trainer.common.program_cache.ProgramCache.prefetch`). The results do not depend on the order:
+    every work has its own keys, and they are combined in index order."""
+    ready, waiting = [], []
+    for i, w in enumerate(works):
+        if work_ready(ctx, state.theta, state.estimators[w.index], w):
+            ready.append(i)
+        else:
+            prefetch_work(ctx, state.theta, state.estimators[w.index], w)
+            waiting.append(i)
+    return ready + waiting
 
 
 def _step_record(ctx: WorkerContext, state: TrainerState, works, results, stats, wall: float) -> dict:

@@ -1,6 +1,10 @@
-"""Planning one outer step: which group, slot tasks, resets and horizons every estimator gets."""
+"""Planning one outer step: which group, slot tasks, resets and horizons every estimator gets; and foreseeing
+the groups that draining estimators will draw in the next steps (:func:`upcoming_draws`), so that their programs
+compile in the background before they are needed."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -59,3 +63,36 @@ def _draw_group(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, e: 
     s.groups[e], s.anchors[e], s.drawn[e] = group, anchor, state.step
     s.slot_tasks[e], s.done[e] = [anchor] * plan.tasks_per_group, [True] * plan.tasks_per_group
     state.estimators[e] = ctx.template(state.theta, anchor, plan.tasks_per_group)
+
+
+def upcoming_draws(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, lookahead: int) -> list[Work]:
+    """The works of the groups that estimators will newly draw within the next ``lookahead`` outer steps (from
+    ``state.step`` on), as :func:`plan_step` will plan them.
+
+    Only a *draining* estimator (one that has held its group for ``resample_every`` steps) is foreseen: its live
+    slots will not restart, so it draws at the step when its slowest slot reaches its horizon,
+    ``ceil((horizon − step) / truncation)`` truncations from now, and that step's seeded draw gives the group,
+    anchor and slot tasks exactly. A problem that diverges ends sooner than foreseen (its group is then drawn at
+    another step, and the foreseen programs go unused). The works' ``horizons`` are placeholders (only their shape
+    matters for compiling).
+    """
+    if plan.resample_every <= 0 or len(state.sampler.groups) != plan.num_groups or lookahead <= 0:
+        return []
+    s, t, n = state.sampler, state.step, plan.tasks_per_group
+    truncation = ctx.settings.unroll.truncation
+    out = []
+    for e in range(plan.num_groups):
+        if t - s.drawn[e] < plan.resample_every or state.estimators[e] is None:
+            continue
+        particles = state.estimators[e].particles
+        steps, horizons = np.asarray(particles.step)[:, 0], np.asarray(particles.horizon)[:, 0]
+        left = [0 if done else max(0, math.ceil((int(h) - int(k)) / truncation))
+                for done, h, k in zip(s.done[e], horizons, steps)]
+        at = t + max(left, default=0)
+        if at - t > lookahead:
+            continue
+        group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, at, "group", e))
+        slot_rng = rng_for(plan.seed, at, "slot", e)
+        tasks = [ctx.sampler.choose_task(slot_rng, group, anchor, ctx.splits) for _ in range(n)]
+        out.append(Work(e, at, group, anchor, tasks, np.ones(n, bool), np.ones(n, np.int32)))
+    return out

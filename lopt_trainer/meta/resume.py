@@ -2,8 +2,8 @@
 
 A resumed run continues from its checkpoint with the settings stored there. Settings fall in three kinds:
 
-* :data:`FREE` (``steps``, ``workers``, ``address``, ``pin_workers``): where and how long the run goes; always
-  taken from the command line.
+* :data:`FREE` (``steps``, ``workers``, ``address``, ``pin_workers``, ``prefetch_steps``): where, how fast and how
+  long the run goes; always taken from the command line.
 * :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``panel_every``,
   ``compilation_cache``, ``plugins``): logging, evaluation and caching; they do not change what the
   meta-gradient estimates, so they may change mid-run when the caller allows it (``--allow-change``).
@@ -21,7 +21,7 @@ import hashlib
 
 from lopt_trainer.errors import ResumeError
 
-FREE = ("steps", "workers", "address", "pin_workers")
+FREE = ("steps", "workers", "address", "pin_workers", "prefetch_steps")
 SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "compilation_cache", "plugins")
 
 

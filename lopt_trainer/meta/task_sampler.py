@@ -153,3 +153,23 @@ def slot_data(tasks: Sequence, splits: Sequence[str]):
             data[split] = jax.tree_util.tree_map(lambda *xs: jax.device_put(np.stack([np.asarray(x) for x in xs])), *parts)
             axes[split] = 0
     return data, axes
+
+
+def slot_data_shapes(tasks: Sequence, splits: Sequence[str]):
+    """``(shapes, axes)``: what :func:`slot_data` gives for ``tasks``, as ``jax.ShapeDtypeStruct`` leaves (for
+    compiling ahead of time; no array is stacked or copied)."""
+    shapes, axes = {}, {}
+    for split in splits:
+        parts = [t.splits[split] for t in tasks]
+        leaves = [jax.tree_util.tree_leaves(p) for p in parts]
+        shared = all(all(a is b for a, b in zip(leaves[0], other)) for other in leaves[1:])
+        if shared:  # passed as they are: their own dtypes
+            shapes[split] = jax.tree_util.tree_map(
+                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else jnp.result_type(x)),
+                parts[0])
+        else:  # stacked and put on the device: canonical dtypes (int64 → int32 without x64)
+            shapes[split] = jax.tree_util.tree_map(
+                lambda x: jax.ShapeDtypeStruct((len(tasks),) + np.shape(x),
+                                               jax.dtypes.canonicalize_dtype(np.asarray(x).dtype)), parts[0])
+        axes[split] = None if shared else 0
+    return shapes, axes

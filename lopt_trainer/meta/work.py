@@ -14,8 +14,9 @@ import jax
 import numpy as np
 
 from lopt_trainer.meta.config import WorkerSettings
-from lopt_trainer.meta.estimators import EstimatorSettings, init_estimator_state, run_estimator
-from lopt_trainer.meta.task_sampler import TaskSampler, slot_data
+from lopt_trainer.meta.estimators import (EstimatorSettings, estimator_ready, init_estimator_state,
+                                         prefetch_estimator, run_estimator)
+from lopt_trainer.meta.task_sampler import TaskSampler, slot_data, slot_data_shapes
 from lopt_trainer.meta.truncation import TaskFns
 from lopt_trainer.optimizer.protocol import resolve_lopt
 from taskgen.registry import PLUGINS_ENV, env_plugins, load_plugins
@@ -63,6 +64,10 @@ class WorkerContext:
         self._data_cache[index] = (key, data, axes)
         return data, axes
 
+    def data_shapes(self, task_ids) -> tuple[dict, dict]:
+        """``(data shapes, axes)`` that :meth:`data` would give for these slot tasks, without copying arrays."""
+        return slot_data_shapes([self.sampler.task(t) for t in task_ids], self.splits)
+
     def template(self, theta, anchor: str, n: int):
         """An all-zeros estimator state of ``n`` slots for the group of ``anchor``."""
         return init_estimator_state(theta, self.fns(anchor), self.lopt, n)
@@ -106,3 +111,19 @@ def compute_work(ctx: WorkerContext, theta, state, work: Work, redraw: int = 0):
     return run_estimator(theta, state, data, axes, np.asarray(work.reset, bool), init_keys,
                          np.asarray(work.horizons, np.int32), key, fns=ctx.fns(work.anchor), lopt=ctx.lopt,
                          settings=ctx.settings)
+
+
+def work_ready(ctx: WorkerContext, theta, state, work: Work) -> bool:
+    """Whether :func:`compute_work` of ``work`` would find its programs compiled (it would not wait for a
+    compile)."""
+    data, axes = ctx.data_shapes(work.task_ids)
+    return estimator_ready(theta, state, data, axes, len(work.task_ids), fns=ctx.fns(work.anchor), lopt=ctx.lopt,
+                           settings=ctx.settings)
+
+
+def prefetch_work(ctx: WorkerContext, theta, state, work: Work) -> None:
+    """Queue the compiles :func:`compute_work` of ``work`` needs on the background compile thread (no-op when
+    compiled or queued). ``state`` may be the estimator's state or its :meth:`WorkerContext.template`."""
+    data, axes = ctx.data_shapes(work.task_ids)
+    prefetch_estimator(theta, state, data, axes, len(work.task_ids), fns=ctx.fns(work.anchor), lopt=ctx.lopt,
+                       settings=ctx.settings)

@@ -1,0 +1,116 @@
+"""Compiling ahead: foreseen group draws, compiled-first run order, and the program cache taking back a queued
+compile. None of it may change a number."""
+
+from __future__ import annotations
+
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lopt_trainer.common.program_cache import ProgramCache
+from lopt_trainer.meta import MetaTrainConfig
+from lopt_trainer.meta import outer as outer_mod
+from lopt_trainer.meta.outer import build_outer_optimizer, train_step
+from lopt_trainer.meta.plan import upcoming_draws
+from lopt_trainer.meta.state import initial_state
+from lopt_trainer.meta.work import make_context
+from tests.meta_helpers import quadratic_specs
+
+
+def _setup(**kw):
+    base = dict(lopt="tests.meta_helpers:tiny_lopt", num_groups=3, tasks_per_group=2, truncation=4, horizon_min=6,
+                horizon_max=20, resample_every=2, steps=100, eval_every=0, seed=3)
+    base.update(kw)
+    s = MetaTrainConfig(**base).split()
+    ctx = make_context(s.worker, quadratic_specs(12))
+    outer = build_outer_optimizer(s.outer)
+    return s, ctx, outer, initial_state(ctx, s.init, outer)
+
+
+def _bytes(tree) -> list[bytes]:
+    return [np.asarray(x).tobytes() for x in jax.tree_util.tree_leaves(jax.device_get(tree))]
+
+
+def test_upcoming_draws_foresee_the_draws_exactly():
+    s, ctx, outer, state = _setup()
+    foreseen, checked = {}, 0
+    for _ in range(16):
+        train_step(ctx, s.plan, outer, state)
+        drawn_now = state.step - 1
+        sampler = state.sampler
+        for e in range(s.plan.num_groups):
+            if sampler.drawn[e] == drawn_now and (e, drawn_now) in foreseen:
+                w = foreseen[(e, drawn_now)]
+                assert (w.group, w.anchor, w.task_ids) == (sampler.groups[e], sampler.anchors[e],
+                                                           list(sampler.slot_tasks[e]))
+                checked += 1
+        for w in upcoming_draws(ctx, s.plan, state, lookahead=100):
+            assert w.step >= state.step
+            foreseen[(w.index, w.step)] = w
+    assert checked >= 4  # several redraws were foreseen, every one exactly
+
+
+def test_upcoming_draws_only_for_draining_estimators_within_lookahead():
+    s, ctx, outer, state = _setup(resample_every=1000)
+    train_step(ctx, s.plan, outer, state)
+    assert upcoming_draws(ctx, s.plan, state, lookahead=100) == []  # nobody drains yet
+    s2, ctx2, outer2, state2 = _setup()
+    for _ in range(3):
+        train_step(ctx2, s2.plan, outer2, state2)
+    far = upcoming_draws(ctx2, s2.plan, state2, lookahead=100)
+    near = upcoming_draws(ctx2, s2.plan, state2, lookahead=0)
+    assert near == [] and all(w.step >= state2.step for w in far)
+
+
+def test_run_order_and_prefetch_change_no_number(monkeypatch):
+    """The same steps with the works run in reverse order and without look-ahead give the same bytes."""
+    s, ctx, outer, a = _setup()
+    records_a = [train_step(ctx, s.plan, outer, a) for _ in range(6)]
+
+    s_b, ctx_b, outer_b, b = _setup(prefetch_steps=0)
+    original = outer_mod.compiled_first
+    monkeypatch.setattr(outer_mod, "compiled_first", lambda *args: original(*args)[::-1])
+    records_b = [train_step(ctx_b, s_b.plan, outer_b, b) for _ in range(6)]
+
+    assert _bytes(a.theta) == _bytes(b.theta)
+    assert _bytes(a.outer_state) == _bytes(b.outer_state)
+    assert [r["meta_loss"] for r in records_a] == [r["meta_loss"] for r in records_b]
+    assert [r["tasks"] for r in records_a] == [r["tasks"] for r in records_b]
+
+
+def test_compiled_first_puts_compiled_works_first():
+    s, ctx, outer, state = _setup(num_groups=3)
+    train_step(ctx, s.plan, outer, state)  # compiles the three groups' programs
+    from lopt_trainer.meta.plan import plan_step
+    import dataclasses
+
+    works = plan_step(ctx, s.plan, dataclasses.replace(state, sampler=dataclasses.replace(state.sampler)))
+    assert outer_mod.compiled_first(ctx, state, works) == [0, 1, 2]
+
+
+def test_get_takes_back_a_queued_compile():
+    """A program queued behind a background compile that is still running compiles in the caller."""
+    cache = ProgramCache(8)
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_factory():
+        started.set()
+        release.wait(timeout=60)
+        return jax.jit(lambda x: x + 1)
+
+    x = jnp.zeros(3)
+    try:
+        cache.prefetch("slow", slow_factory, (x,))
+        assert started.wait(timeout=60)  # the background thread is busy with it
+        cache.prefetch("fast", lambda: jax.jit(lambda x: x * 2), (x,))
+        exe, waited = cache.get("fast", lambda: jax.jit(lambda x: x * 2), (x,))
+        np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
+        assert not release.is_set()  # it did not wait for the slow compile
+        assert cache.lookup("fast", (x,)) is not None
+    finally:
+        release.set()
+    exe, _ = cache.get("slow", slow_factory, (x,))
+    np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
