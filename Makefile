@@ -37,12 +37,24 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
 
-# Remake the shipped pretrained θ from its recipe (hours on 2 CPU cores; resumable: rerun to continue).
+# Continue pretraining: from the committed portable state lopt_trainer/data/pretrain_state/ when it is there (else
+# from the hand-set θ), PRETRAIN_STEPS more outer steps or PRETRAIN_HOURS hours (0 = no limit), whichever ends
+# first, in PRETRAIN_DIR (rerun after an interruption: a run folder at least as far as the state is continued);
+# then export the state back (commit the directory to accumulate) and the panel-best θ into the package data.
+PRETRAIN_CONFIG ?= lopt_trainer/data/pretrain_config.json
 PRETRAIN_DIR ?= runs/pretrain
-PRETRAIN_STEPS ?= $(shell $(PYTHON) -c "import json;print(json.load(open('lopt_trainer/data/pretrained_recipe.json'))['steps_run'])")
+PRETRAIN_STATE ?= lopt_trainer/data/pretrain_state
+PRETRAIN_STEPS ?= 1000
+PRETRAIN_HOURS ?= 0
 pretrain: $(STAMP)
-	$(VENV)/bin/taskgen lopt meta-train --config lopt_trainer/data/pretrain_config.json --steps $(PRETRAIN_STEPS) --out $(PRETRAIN_DIR) --resume
-	$(PY) -c "from lopt_trainer.meta.export import export_run; print(export_run('$(PRETRAIN_DIR)'))"
+	start=$$($(PY) -c "from lopt_trainer.meta.portable import state_step; print(state_step('$(PRETRAIN_STATE)'))") && \
+	from=$$(test -f $(PRETRAIN_STATE)/index.json && echo "--from-state $(PRETRAIN_STATE)"); \
+	hours=$$(test "$(PRETRAIN_HOURS)" != 0 && echo "--hours $(PRETRAIN_HOURS)"); \
+	$(VENV)/bin/taskgen lopt meta-train --config $(PRETRAIN_CONFIG) \
+	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume $$from; rc=$$?; \
+	test $$rc = 0 -o $$rc = 130 || exit $$rc; \
+	$(VENV)/bin/taskgen lopt export-state $(PRETRAIN_DIR) --out $(PRETRAIN_STATE) && \
+	$(PY) -c "from lopt_trainer.meta.export import export_run; print(export_run('$(PRETRAIN_DIR)'))" && exit $$rc
 
 # The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: about an hour on 2 CPU
 # cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN.

@@ -50,7 +50,7 @@ def fingerprints(work: Path) -> dict:
     config = MetaTrainConfig(filters={"split": ["meta_train"], "family": ["quadratic", "mlp"]}, max_params=2000,
                              steps=6, num_groups=2, tasks_per_group=2, truncation=10, horizon_min=20,
                              horizon_max=40, resample_every=3, eval_every=3, eval_tasks=1, eval_steps=20,
-                             panel_every=3, panel={"families": ["quadratic"], "per_family": 1, "steps": 30},
+                             panel_every=3, panel={"families": ["quadratic"], "per_family": 1, "steps": 30, "seeds": 1},
                              checkpoint_every=2, meta_loss="outer_valid", loss_scale="initial",
                              outer_clip_value=0.1, outer_warmup=2, outer_lr=1e-3)
     result = meta_train(config, work / "meta", progress=False)

@@ -19,6 +19,10 @@ class CheckpointError(LOptError):
     """A meta-training checkpoint is damaged or was written by another format."""
 
 
+class PretrainStateError(CheckpointError):
+    """A portable pretraining state directory (:mod:`lopt_trainer.meta.portable`) has a missing or damaged file."""
+
+
 class ResumeError(LOptError):
     """``--resume`` was asked for with a task list or settings other than the run's."""
 

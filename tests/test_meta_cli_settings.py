@@ -76,8 +76,9 @@ def test_meta_train_prints_its_resolved_settings_and_which_filter_emptied_the_ta
     assert shown["num_groups"] == "16" and shown["sigma"] == "0.02" and shown["filters"] == '{"family": ["nosuch"]}'
     assert shown["meta_loss"] == '"outer_valid"' and "truncation" not in shown
     assert err[-1] == ("Error: no task specs left after filtering the default suite: 6000 specs -> family=nosuch 0 "
-                       "-> max_params<=20000 0 -> max_flops<=5000000 0 (family=nosuch removed the last 6000; "
-                       "loosen it)")
+                       "-> max_params<=20000 (word_lm<=100000) 0 -> max_flops<=5000000 (char_lm<=20000000, "
+                       "mlp_vae<=10000000, rnn_text_classification<=10000000, word_lm<=100000000) 0 (family=nosuch "
+                       "removed the last 6000; loosen it)")
 
 
 def test_filter_steps_count_each_filter_in_turn():

@@ -211,6 +211,29 @@ def test_pretrain_recipe_is_a_valid_config():
     assert cfg.num_groups * cfg.tasks_per_group >= 16
 
 
+def test_the_recipe_trains_and_scores_on_all_twelve_families():
+    """Issue 19: every family has >= 10 meta_train and >= 3 meta_test specs within its limits, and the panel holds
+    36 held-out tasks, 3 of each family, run with 2 seeds."""
+    import taskgen
+    from lopt_trainer.evaluation.panel import ALL_FAMILIES, PanelSettings, panel_tasks
+    from lopt_trainer.meta.config import preset_dict
+
+    cfg = MetaTrainConfig.from_dict(preset_dict("recipe"))
+    specs = taskgen.load_specs(None)
+    tasks = cfg.split().tasks
+    train = collections.Counter(s.family for s in tasks.filter(specs))
+    held = collections.Counter(s.family for s in tasks.held_out(specs))
+    assert sorted(cfg.filters["family"]) == list(ALL_FAMILIES) == sorted(train)
+    assert {f: (train[f], held[f]) for f in cfg.family_limits} == {
+        "char_lm": (12, 4), "mlp_vae": (13, 4), "rnn_text_classification": (29, 5), "word_lm": (16, 6)}
+    assert min(train.values()) >= 10 and min(held[f] for f in ALL_FAMILIES) >= 3
+    panel = PanelSettings.from_dict(cfg.panel)
+    assert panel == PanelSettings() and panel.seeds == 2 and panel.family_limits == cfg.family_limits
+    chosen = panel_tasks(panel, specs)
+    assert len(chosen) == 36 and collections.Counter(t.spec.family for t in chosen) == {f: 3 for f in ALL_FAMILIES}
+    assert all(t.group == "unseen" and t.spec.split == "meta_test" for t in chosen)
+
+
 def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
     from lopt_trainer.evaluation import backends as runs
     from lopt_trainer.evaluation.records import baseline_cache_path
@@ -224,7 +247,7 @@ def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):
         return real(unit, *a, **k)
 
     monkeypatch.setattr(runs, "compute_unit", counting)  # the local backend looks it up at each call
-    settings = PanelSettings(families=("quadratic",), per_family=1, steps=20)
+    settings = PanelSettings(families=("quadratic",), per_family=1, steps=20, seeds=1)
     tasks = panel_tasks(settings)
     assert len(tasks) == 1 and tasks[0].group == "unseen" and tasks[0].spec.split == "meta_test"
     theta = H.init_handset(jax.random.PRNGKey(0))
@@ -249,7 +272,7 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
 
     out = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "p"), "--json",
                                     "--no-progress", "--set", 'families=["twod"]', "--set", "per_family=1",
-                                    "--set", "steps=20"])
+                                    "--set", "steps=20", "--set", "seeds=1"])
     assert out.exit_code == 0, out.output
     figures = json.loads(out.output.strip().splitlines()[-1])
     assert figures["theta"] == "handset" and figures["tasks"] == 1

@@ -130,7 +130,7 @@ def lopt():
 @click.option("--pin-workers", is_flag=True, default=None, help="Pin local Ray workers one per core.")
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="Where the settings start: 'recipe' (the pretraining recipe of the shipped θ: 16 estimators × 2 "
-              "tasks of 8 families, outer-valid meta-loss, loss scaling, quality panel every 150 steps) or 'quick' "
+              "tasks of 12 families, outer-valid meta-loss, loss scaling, quality panel every 150 steps) or 'quick' "
               "(one group of 8 tasks, train meta-loss, no panel). Default: recipe, or quick under --config. Every "
               "setting, its default and range: `taskgen lopt settings`.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
@@ -140,10 +140,17 @@ def lopt():
 @click.option("--lopt", "lopt_name", help="'hierarchical' (default) or module:factory.")
 @theta_option("--init-theta", "init_theta", default=None, help="Start from this θ instead of the hand-set one.")
 @click.option("--plugin", "plugins", multiple=True, help="Module to import first (registers user families).")
+@click.option("--from-state", "from_state", type=click.Path(exists=True, file_okay=False),
+              help="Continue a portable pretraining state (a directory written by `taskgen lopt export-state`): θ, "
+              "outer-optimizer state, task-sampler state and step restored, estimators started afresh (with a "
+              "warning); the run then goes on as a resumed one up to --steps in all. With --resume, a run folder "
+              "whose own checkpoint is at least as far is continued instead.")
+@click.option("--hours", type=POSITIVE_FLOAT, default=None, help="Stop (with a checkpoint) after the outer step "
+              "during which this many hours passed, if --steps is not reached first.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, resume, overwrite, allow_change,
                    workers, address, pin_workers, preset, config_file, sets, seed, lopt_name, init_theta, plugins,
-                   no_progress):
+                   from_state, hours, no_progress):
     """Meta-train a learned optimizer (truncated PES by default; es, backprop, hybrid: --set estimator=; the command
     line is kept in RUN/command.json).
 
@@ -168,8 +175,12 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
         raise click.UsageError(f"outer_opt {config.outer_opt!r}: {theta_problem(config.outer_opt[5:])}; "
                                f"a θ is {THETA_GRAMMAR}")
     _echo_settings(preset, config_file, differences(config), resume)
+    if from_state:
+        click.echo("  (--from-state: the pretraining state's stored settings are kept; given ones must agree)",
+                   err=True)
     result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
-                        allow_change=allow_change, record_command=True)
+                        allow_change=allow_change, record_command=True, continue_from=from_state,
+                        max_seconds=hours * 3600.0 if hours else None)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
                            "interrupted": result.interrupted}))
     if result.interrupted:
@@ -185,6 +196,22 @@ def _echo_settings(preset: str, config_file, changed: dict, resume: bool) -> Non
         click.echo(f"  {key:<18} {json.dumps(value, sort_keys=True)}", err=True)
     if resume:
         click.echo("  (--resume: a run that has a checkpoint continues with its stored settings)", err=True)
+
+
+@lopt.command("export-state")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="The portable state directory to write (replaced as a whole).")
+def export_state_cmd(run, out):
+    """Export RUN's latest checkpoint as a portable pretraining state (θ, outer-optimizer and task-sampler state,
+    step, settings, session history; no estimator states): a few hundred KB to commit and continue from with
+    `meta-train --from-state`."""
+    from lopt_trainer.meta.portable import export_state, read_state  # deferred: see meta_train_cmd
+
+    dest = export_state(run, out)
+    state = read_state(dest)
+    size = sum(f.stat().st_size for f in dest.iterdir())
+    click.echo(json.dumps({"state": str(dest), "step": state.step, "bytes": size, "sessions": len(state.history)}))
 
 
 @lopt.command("settings")

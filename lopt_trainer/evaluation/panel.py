@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lopt_trainer.common.task_pool import load_pool
+from lopt_trainer.common.task_pool import check_family_limits, load_pool
 from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
 from lopt_trainer.evaluation.scoring import per_task, read_table
 from lopt_trainer.evaluation.settings import EvalSettings
@@ -29,30 +29,58 @@ from lopt_trainer.evaluation.tasks import select_tasks
 
 SCORE_CLIP = 3.0
 
+ALL_FAMILIES = ("char_lm", "conv_fc", "conv_pooling", "maf", "mlp", "mlp_ae", "mlp_vae", "nvp", "quadratic",
+                "rnn_text_classification", "twod", "word_lm")
+"""The 12 built-in families (the panel's default)."""
+
+PANEL_FAMILY_LIMITS = {
+    "char_lm": {"max_params": 20_000, "max_flops": 20_000_000},
+    "mlp_vae": {"max_params": 20_000, "max_flops": 10_000_000},
+    "rnn_text_classification": {"max_params": 20_000, "max_flops": 10_000_000},
+    "word_lm": {"max_params": 100_000, "max_flops": 100_000_000},
+}
+"""Per-family cost limits of the families with few or no tasks within 20000 parameters and 5e6 FLOPs per step:
+the smallest round limits that leave each at least 10 ``meta_train`` and 3 ``meta_test`` specs of the default
+suite (char_lm 12 / 4, mlp_vae 13 / 4, rnn_text_classification 29 / 5, word_lm 16 / 6; the recipe
+``pretrain_config.json`` uses the same)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class PanelSettings:
     """Which tasks, and how they are run (defaults in brackets).
 
-    ``families`` [8 families with held-out tasks in the default suite], ``per_family`` [2], ``task_seed`` [0],
-    ``max_params`` [20000], ``max_flops`` [5e6], ``steps`` [1000], ``seeds`` [1], ``suite`` / ``manifest``
-    [None = the default suite].
+    ``families`` [all 12 built-in families: every one has held-out (``meta_test``) tasks in the default suite
+    within the limits below], ``per_family`` [3], ``task_seed`` [0], ``max_params`` [20000], ``max_flops``
+    [5e6], ``family_limits`` [:data:`PANEL_FAMILY_LIMITS`: ``{family: {"max_params": int, "max_flops": int}}``,
+    a family's own cost limits in place of the global ones; the four families whose tasks are larger get limits
+    that leave them at least 3 held-out tasks], ``steps`` [1000], ``seeds`` [2], ``suite`` / ``manifest``
+    [None = the default suite]. With the defaults the panel has 36 tasks (3 of each family).
+    ``ValueError`` naming the setting for a count below 1 or a malformed ``family_limits``.
     """
 
-    families: tuple = ("conv_fc", "conv_pooling", "maf", "mlp", "mlp_ae", "nvp", "quadratic", "twod")
-    per_family: int = 2
+    families: tuple = ALL_FAMILIES
+    per_family: int = 3
     task_seed: int = 0
     max_params: int = 20_000
     max_flops: int = 5_000_000
+    family_limits: dict = dataclasses.field(default_factory=lambda: dict(PANEL_FAMILY_LIMITS))
     steps: int = 1000
-    seeds: int = 1
+    seeds: int = 2
     suite: str | None = None
     manifest: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "families", tuple(self.families))
-        if self.per_family < 1 or self.steps < 1 or self.seeds < 1:
-            raise ValueError("panel per_family, steps and seeds must be >= 1")
+        object.__setattr__(self, "family_limits", check_family_limits(self.family_limits, "panel family_limits"))
+        for name in ("per_family", "steps", "seeds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"panel {name} must be an integer >= 1, got {value!r}")
+
+    def __hash__(self):  # family_limits is a dict: hash its items
+        fields = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "family_limits"]
+        limits = tuple(sorted((k, tuple(sorted(v.items()))) for k, v in self.family_limits.items()))
+        return hash((tuple(fields), limits))
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "PanelSettings":
@@ -71,14 +99,15 @@ class PanelSettings:
 
 def panel_tasks(settings: PanelSettings, specs=None) -> list:
     """The panel's :class:`~lopt_trainer.evaluation.tasks.EvalTask` list, all ``unseen``: per family, up to
-    ``per_family`` ``meta_test`` specs within the size limits, drawn by variant round robin with ``task_seed``.
+    ``per_family`` ``meta_test`` specs within the size limits (the family's own in ``family_limits``), drawn by variant round robin with ``task_seed``.
     Deterministic in its arguments; ``ValueError`` when no family has a task."""
     specs = specs if specs is not None else load_pool(settings.suite, settings.manifest)
     out = []
     for family in settings.families:
         # select_tasks gives n // 2 seen and the rest unseen: ask for 2 * per_family and keep the unseen half.
         chosen = select_tasks(specs, 2 * settings.per_family, settings.task_seed, max_params=settings.max_params,
-                              max_flops=settings.max_flops, filters={"family": [family]})
+                              max_flops=settings.max_flops, filters={"family": [family]},
+                              family_limits=settings.family_limits)
         out += [t for t in chosen if t.group == "unseen"]
     if not out:
         raise ValueError(f"no held-out task of families {list(settings.families)} within the panel's size limits")

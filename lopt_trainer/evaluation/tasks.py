@@ -56,27 +56,30 @@ def _round_robin(specs, n: int, rng: np.random.Generator, registry, first_varian
 
 
 def split_pools(specs, *, max_params: int | None = 20_000, max_flops: int | None = 5_000_000,
-                filters: dict | None = None, registry=None) -> tuple[list, list]:
-    """``(seen pool, unseen pool)``: the ``meta_train`` and ``meta_test`` specs within the cost limits that pass
-    ``filters`` (its ``split`` column ignored), from which :func:`select_tasks` draws."""
+                filters: dict | None = None, registry=None, family_limits: dict | None = None) -> tuple[list, list]:
+    """``(seen pool, unseen pool)``: the ``meta_train`` and ``meta_test`` specs within the cost limits (the global
+    ones, or a family's own in ``family_limits``, see :func:`~lopt_trainer.common.task_pool.limits_for`) that
+    pass ``filters`` (its ``split`` column ignored), from which :func:`select_tasks` draws."""
     registry = registry or default_registry()
     other = {k: v for k, v in (filters or {}).items() if k != "split"}
-    pool = filter_specs(specs, other, max_params, max_flops, registry)
+    pool = filter_specs(specs, other, max_params, max_flops, registry, family_limits=family_limits)
     return [s for s in pool if s.split == "meta_train"], [s for s in pool if s.split == "meta_test"]
 
 
 def select_tasks(specs, n_tasks: int = 100, seed: int = 0, *, max_params: int | None = 20_000,
-                 max_flops: int | None = 5_000_000, filters: dict | None = None, registry=None) -> list[EvalTask]:
+                 max_flops: int | None = 5_000_000, filters: dict | None = None, registry=None,
+                 family_limits: dict | None = None) -> list[EvalTask]:
     """``n_tasks`` tasks: ``n_tasks // 2`` seen (``meta_train``) and the rest unseen (``meta_test``).
 
-    ``max_params`` / ``max_flops`` keep the evaluation CPU-feasible (None = no limit); ``filters`` is
+    ``max_params`` / ``max_flops`` keep the evaluation CPU-feasible (None = no limit; ``family_limits``:
+    ``{family: {"max_params": int, "max_flops": int}}`` in place of them for those families); ``filters`` is
     ``{column: [values]}`` over ``family``, ``dataset``, ``variant``, ``task_id`` (the ``split`` column is set by
     this function). When one split has too few specs the other does not fill in: the set is smaller. Returns
     seen tasks first, then unseen, each in draw order.
     """
     registry = registry or default_registry()
     seen_pool, unseen_pool = split_pools(specs, max_params=max_params, max_flops=max_flops, filters=filters,
-                                         registry=registry)
+                                         registry=registry, family_limits=family_limits)
     all_train_variants = {_variant(s, registry) for s in specs if s.split == "meta_train"}
     held_out = sorted({_variant(s, registry) for s in unseen_pool} - all_train_variants)
     n_seen = n_tasks // 2

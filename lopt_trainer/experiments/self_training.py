@@ -88,7 +88,8 @@ def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, s
             specs = load_pool(suite, manifest)
         else:
             specs = default_specs()
-    train_specs = filter_specs(specs, base.filters, base.max_params, base.max_flops)
+    train_specs = filter_specs(specs, base.filters, base.max_params, base.max_flops,
+                               family_limits=base.family_limits)
     if not train_specs:
         raise ValueError(f"no spec passes filters {base.filters} (max_params {base.max_params})")
     runs = [("lopt", None, f"lopt:{theta_label(theta_path)}")]

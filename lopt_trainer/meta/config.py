@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from families.errors import short_repr
+from lopt_trainer.common.task_pool import check_family_limits, filter_specs, no_specs_message
 from lopt_trainer.evaluation.panel import PanelSettings
 from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
@@ -30,7 +31,10 @@ class MetaTrainConfig:
 
     Tasks: ``manifest`` or ``suite`` (a spec file; default suite when both are empty), ``filters``
     (``{column: [values]}`` over ``family``, ``split``, ``dataset``, ``variant``, ``task_id``), ``max_params``,
-    ``max_flops``, ``plugins`` (modules imported first, e.g. to register user families).
+    ``max_flops`` [None = no limit], ``family_limits`` [{}: ``{family: {"max_params": int, "max_flops": int}}``,
+    positive integers, either key may be left out; a family's own cost limits in place of the global ones, e.g.
+    for the RNN families, whose tasks cost more per parameter; :func:`lopt_trainer.common.task_pool.limits_for`],
+    ``plugins`` (modules imported first, e.g. to register user families).
     Learned optimizer: ``lopt`` ["hierarchical" or "module:factory"], ``init_theta`` [None = ``lopt.init(seed)``;
     else the θ to start from: a run folder, a checkpoint or a reference ``.npz`` — a warm start, e.g. to fine-tune
     the shipped θ on other tasks].
@@ -68,6 +72,7 @@ class MetaTrainConfig:
     filters: dict = dataclasses.field(default_factory=lambda: {"split": ["meta_train"]})
     max_params: int | None = None
     max_flops: int | None = None
+    family_limits: dict = dataclasses.field(default_factory=dict)
     plugins: list = dataclasses.field(default_factory=list)
     lopt: str = "hierarchical"
     init_theta: str | None = None
@@ -130,7 +135,8 @@ class MetaTrainConfig:
         seed = int(self.seed)
         return RunSettings(
             tasks=TaskSource(self.manifest, self.suite, dict(self.filters), self.max_params, self.max_flops,
-                             tuple(self.plugins), int(self.eval_tasks), seed),
+                             tuple(self.plugins), int(self.eval_tasks), seed,
+                             check_family_limits(self.family_limits)),
             worker=WorkerSettings(self.lopt, self.estimator_settings(), seed, tuple(self.plugins),
                                   self.compilation_cache),
             plan=PlanSettings(int(self.num_groups), int(self.tasks_per_group), int(self.resample_every),
@@ -165,6 +171,7 @@ class MetaTrainConfig:
         for name, value in data.items():
             check_setting(name, types[name], value)
         cfg = cls(**data)
+        cfg.family_limits = check_family_limits(cfg.family_limits)
         cfg.estimator_settings()  # validates estimator kind, sigma and the unroll settings
         if cfg.theta_init not in ("auto", "random", "handset"):
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
@@ -229,8 +236,9 @@ def check_setting(name: str, annotation: str, value) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class TaskSource:
-    """Which specs a run trains on (``manifest`` or ``suite``, ``filters``, cost limits, ``plugins`` to import
-    first) and how many fixed held-out tasks it evaluates (``eval_tasks``, drawn with ``seed``)."""
+    """Which specs a run trains on (``manifest`` or ``suite``, ``filters``, cost limits: the global
+    ``max_params`` / ``max_flops`` and the per-family ``family_limits`` over them, ``plugins`` to import first) and
+    how many fixed held-out tasks it evaluates (``eval_tasks``, drawn with ``seed``)."""
 
     manifest: str | None
     suite: str | None
@@ -240,6 +248,23 @@ class TaskSource:
     plugins: tuple
     eval_tasks: int
     seed: int
+    family_limits: dict = dataclasses.field(default_factory=dict)
+
+    def filter(self, specs) -> list:
+        """The specs of ``specs`` this source trains on (filters and cost limits, see
+        :func:`~lopt_trainer.common.task_pool.filter_specs`)."""
+        return filter_specs(specs, self.filters, self.max_params, self.max_flops, family_limits=self.family_limits)
+
+    def held_out(self, specs) -> list:
+        """The ``meta_test`` specs of ``specs`` that pass every other filter and the cost limits."""
+        other = {k: v for k, v in self.filters.items() if k != "split"}
+        return filter_specs(specs, {**other, "split": ["meta_test"]}, self.max_params, self.max_flops,
+                            family_limits=self.family_limits)
+
+    def no_specs_message(self, specs) -> str:
+        """The error when :meth:`filter` leaves nothing (each filter with the count it left)."""
+        return no_specs_message(self.describe(), specs, self.filters, self.max_params, self.max_flops,
+                                self.family_limits)
 
     @property
     def path(self) -> str | None:
@@ -397,7 +422,7 @@ def _refuse_constant(name: str):
 
 PRESETS = {"recipe": "pretrain_config.json", "quick": None}
 """Named starting points of a run's settings: ``recipe`` — the pretraining recipe of the shipped θ
-(``lopt_trainer/data/pretrain_config.json``: 16 estimators × 2 tasks of 8 families, outer-valid meta-loss,
+(``lopt_trainer/data/pretrain_config.json``: 16 estimators × 2 tasks of 12 families, outer-valid meta-loss,
 initial-loss scaling, the quality panel every 150 steps); ``quick`` — the :class:`MetaTrainConfig` defaults (one
 group of 8 slots, train meta-loss, no scaling, no panel: a small, fast run)."""
 

@@ -57,6 +57,20 @@ def restore_state(ctx: WorkerContext, seed: int, outer, raw) -> TrainerState:
     return TrainerState(int(raw["step"]), theta, outer_state, ests, sampler)
 
 
+def restore_portable(ctx: WorkerContext, seed: int, outer, raw) -> TrainerState:
+    """A :class:`TrainerState` from a portable state's payload (``PortableState.as_checkpoint()``, see
+    :mod:`lopt_trainer.meta.portable`): step, θ, outer state and sampler state restored exactly; every
+    estimator gets a fresh state (``ctx.template``, as a newly drawn group does) with all its slots marked ended,
+    so each slot starts a new problem of its group at the next step (the caller warns that it does)."""
+    theta0 = ctx.lopt.init(jax.random.PRNGKey(seed))
+    theta = ckpt.restore_tree(theta0, raw["theta"])
+    outer_state = ckpt.restore_tree(outer.init(theta0), raw["outer_state"])
+    sampler = SamplerState.from_json(raw["sampler"])
+    sampler.done = [[True] * len(ids) for ids in sampler.slot_tasks]
+    ests = [ctx.template(theta, anchor, len(ids)) for anchor, ids in zip(sampler.anchors, sampler.slot_tasks)]
+    return TrainerState(int(raw["step"]), theta, outer_state, ests, sampler)
+
+
 def save_state(run_dir, state: TrainerState, config_json: str, tasks_digest: str, tasks_count: int):
     """Checkpoint ``state`` into ``run_dir`` with the run's config and training-task digest (see
     :func:`lopt_trainer.common.checkpoint.save_checkpoint`); returns the path."""

@@ -21,6 +21,7 @@ import dataclasses
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -32,8 +33,7 @@ from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.ray_local import local_ray_usable
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
-from lopt_trainer.common.task_pool import filter_specs, no_specs_message
-from lopt_trainer.errors import RunExistsError
+from lopt_trainer.errors import ResumeError, RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
 from lopt_trainer.meta.held_out import evaluate
 from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
@@ -41,7 +41,9 @@ from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
 from lopt_trainer.meta.run_panel import Panel
-from lopt_trainer.meta.state import TrainerState, initial_state, restore_state, save_state
+from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_state, start_session,
+                                        warn_fresh_estimators)
+from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
 from lopt_trainer.optimizer.protocol import hierarchical_lopt
@@ -54,9 +56,10 @@ THETA_FILE = "theta.npz"
 
 RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
              "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
-             "panel.png")
+             "panel.png", RUN_HISTORY_FILE)
 """A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
-as ``.npz``, the panel's evaluations and best θ, and the plots of ``taskgen lopt plot``."""
+as ``.npz``, the panel's evaluations and best θ, the plots of ``taskgen lopt plot`` and the pretraining history
+(:data:`~lopt_trainer.meta.portable.RUN_HISTORY_FILE`)."""
 
 
 @dataclasses.dataclass
@@ -76,7 +79,7 @@ class RunResult:
 def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=None, eval_specs=None,
                outer_optimizer: optax.GradientTransformation | None = None, progress: bool = True,
                backend=None, given_keys=None, allow_change: bool = False, overwrite: bool = False,
-               record_command: bool = False) -> RunResult:
+               record_command: bool = False, continue_from=None, max_seconds: float | None = None) -> RunResult:
     """Meta-train θ for ``config.steps`` outer steps into ``run_dir``.
 
     ``specs``/``eval_specs`` override the spec loading of the config (Python use); ``outer_optimizer`` overrides
@@ -92,16 +95,28 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     :class:`~lopt_trainer.errors.FolderInUseError`). ``record_command``: write ``RUN/command.json`` (the
     command line) once the folder is claimed. ``backend`` overrides the Ray/in-process choice (an object with
     ``compute(theta, items)`` and ``close()``, like :class:`~lopt_trainer.meta.ray_pool.RayGradientPool`).
+
+    ``continue_from``: a portable pretraining state directory (:mod:`lopt_trainer.meta.portable`) to continue,
+    as ``--resume`` continues a checkpoint (its stored settings, the same checks against ``config``) but with
+    fresh estimator states (a :class:`~lopt_trainer.meta.portable.FreshEstimatorsWarning` says so); a damaged or
+    missing file of it raises :class:`~lopt_trainer.errors.PretrainStateError` before anything is written. With
+    ``resume`` and a checkpoint in ``run_dir`` at least as far as the state, the run folder's own checkpoint is
+    continued instead (a note on stderr says so); one behind the state raises ``ResumeError``.
+    ``max_seconds``: stop after the outer step during which this many seconds of the loop have passed (None = no
+    limit), with a checkpoint, as at ``steps``.
     """
     run_dir = Path(run_dir)
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other: continue the run or start it again")
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds!r}")
+    portable = read_state(continue_from) if continue_from is not None else None  # checked before any write
     with folder_lock(run_dir):
         claim_run_folder(run_dir, resume, overwrite)
         if record_command:
             write_command(run_dir)
         return _train(config, run_dir, resume, specs, eval_specs, outer_optimizer, progress, backend, given_keys,
-                      allow_change)
+                      allow_change, portable, max_seconds)
 
 
 def claim_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -122,12 +137,16 @@ def claim_run_folder(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_specs, outer_optimizer, progress: bool,
-           backend, given_keys, allow_change: bool) -> RunResult:
+           backend, given_keys, allow_change: bool, portable: PortableState | None = None,
+           max_seconds: float | None = None) -> RunResult:
     """The body of :func:`meta_train` once the run folder is claimed."""
     raw = ckpt.load_checkpoint(run_dir) if resume else None
+    portable = continue_source(run_dir, raw, portable)
+    raw = portable.as_checkpoint() if portable is not None else raw
+    labels = source_labels(run_dir, portable)
     if raw is not None:
         stored = MetaTrainConfig.from_dict(json.loads(raw["config"]))
-        config = resolve_resumed_config(stored, config, run_dir, given_keys, allow_change)
+        config = resolve_resumed_config(stored, config, run_dir, given_keys, allow_change, **labels)
     s = config.split()
     if s.worker.compilation_cache != "":
         enable_compilation_cache(s.worker.compilation_cache or None)
@@ -136,10 +155,17 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
         specs, default_eval = load_specs_for(s.tasks)
         eval_specs = default_eval if eval_specs is None else eval_specs
     if raw is not None:
-        check_tasks(raw, specs, run_dir, s.tasks.describe())
+        check_tasks(raw, specs, run_dir, s.tasks.describe(), what=labels.get("what"))
     ctx = make_context(s.worker, specs)
     outer = outer_optimizer or build_outer_optimizer(s.outer)
-    state = initial_state(ctx, s.init, outer) if raw is None else restore_state(ctx, s.init.seed, outer, raw)
+    if raw is None:
+        state = initial_state(ctx, s.init, outer)
+    elif portable is not None:
+        state = restore_portable(ctx, s.init.seed, outer, raw)
+        warn_fresh_estimators(portable, s.plan.num_groups, s.plan.tasks_per_group)
+        start_session(run_dir, portable)
+    else:
+        state = restore_state(ctx, s.init.seed, outer, raw)
     truncate_metrics(run_dir, state.step)
     cadences = Cadences(run_dir, s, ctx, task_digest(specs), len(specs), eval_specs or [], resumed=raw is not None)
     if cadences.panel is not None and state.step == 0:
@@ -148,11 +174,36 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
     if backend is None and s.pool.workers > 0 and local_ray_usable(s.pool.address):
         pool = RayGradientPool(s.worker, specs, s.pool.workers, address=s.pool.address, pin=s.pool.pin)
     try:
-        interrupted = run_loop(ctx, s, outer, state, pool, cadences, progress)
+        interrupted = run_loop(ctx, s, outer, state, pool, cadences, progress, max_seconds)
     finally:
         if backend is None and pool is not None:
             pool.close()
     return RunResult(state, run_dir, interrupted)
+
+
+def continue_source(run_dir: Path, raw: dict | None, portable: PortableState | None) -> PortableState | None:
+    """Which start a run given a portable state continues from: the state (returned), or, when the run folder's
+    own checkpoint ``raw`` is at least as far, that checkpoint (None returned; a note on stderr). ``ResumeError``
+    when the run folder's checkpoint is behind the state (continue the state in a fresh folder)."""
+    if portable is None or raw is None:
+        return portable
+    if int(raw["step"]) >= portable.step:
+        print(f"note: {run_dir} holds this run at outer step {int(raw['step'])} (the pretraining state "
+              f"{portable.path} is at {portable.step}); continuing the run folder's own checkpoint",
+              file=sys.stderr)
+        return None
+    raise ResumeError(f"run {run_dir}: its checkpoint is at outer step {int(raw['step'])}, behind the pretraining "
+                      f"state {portable.path} (step {portable.step}); continue the state in a fresh folder "
+                      "(another --out, or --overwrite in place of --resume)")
+
+
+def source_labels(run_dir: Path, portable: PortableState | None) -> dict:
+    """How the resume checks name a portable state, and what they advise instead (empty for a run folder)."""
+    if portable is None:
+        return {}
+    return {"what": f"pretraining state {portable.path}",
+            "restart_hint": f"continue it with its own settings ({portable.path / CONFIG_FILE}), or start a new "
+                            f"run without --from-state"}
 
 
 def load_specs_for(tasks: TaskSource):
@@ -160,12 +211,10 @@ def load_specs_for(tasks: TaskSource):
     ``meta_test`` specs that pass the non-split filters; training specs when there are none)."""
     import_plugins(tasks.plugins)
     specs = taskgen.load_specs(tasks.path)
-    train = filter_specs(specs, tasks.filters, tasks.max_params, tasks.max_flops)
+    train = tasks.filter(specs)
     if not train:
-        raise ValueError(no_specs_message(tasks.describe(), specs, tasks.filters, tasks.max_params,
-                                          tasks.max_flops))
-    other = {k: v for k, v in tasks.filters.items() if k != "split"}
-    held = filter_specs(specs, {**other, "split": ["meta_test"]}, tasks.max_params, tasks.max_flops)
+        raise ValueError(tasks.no_specs_message(specs))
+    held = tasks.held_out(specs)
     pool = sorted(held or train, key=lambda s: s.task_id)
     order = rng_for(tasks.seed, 0, "eval").permutation(len(pool))
     return train, [pool[i] for i in order[:tasks.eval_tasks]]
@@ -205,9 +254,11 @@ class Cadences:
 
 
 def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, pool, cadences: Cadences,
-             progress: bool) -> bool:
-    """Outer steps until ``s.cadence.steps`` (or a SIGINT/SIGTERM), each logged and followed by its cadences,
-    then a final checkpoint. Returns whether a signal stopped the run."""
+             progress: bool, max_seconds: float | None = None) -> bool:
+    """Outer steps until ``s.cadence.steps`` (or a SIGINT/SIGTERM, or the step during which ``max_seconds`` of the
+    loop passed), each logged and followed by its cadences, then a final checkpoint. Returns whether a signal
+    stopped the run."""
+    deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
     flag = _StopFlag()
     old = _install_handlers(flag)
     bar = tqdm(total=s.cadence.steps, initial=state.step, desc="meta-train", file=sys.stderr) if progress else None
@@ -221,6 +272,8 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['meta_loss']:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
             cadences.after_step(state, progress)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
         cadences.save(state)
     finally:
         for sig, handler in old.items():

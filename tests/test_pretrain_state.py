@@ -1,0 +1,207 @@
+"""The portable pretraining state (issue 19, 3): export a run's checkpoint into a small directory, continue it in a
+fresh folder (θ, outer state, sampler state and step exactly; estimators afresh, with a warning), refuse damaged
+or missing files by name before writing anything, and stay byte-stable for θ over export → continue → export."""
+
+import hashlib
+import json
+import shutil
+
+import flax.serialization as fser
+import jax
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lopt_trainer.common import checkpoint as ckpt
+from lopt_trainer.errors import PretrainStateError, ResumeError
+from lopt_trainer.meta import MetaTrainConfig, meta_train
+from lopt_trainer.meta import portable as P
+from tests.meta_helpers import small_quadratic_specs
+
+GROUPS, SLOTS = 1, 2
+
+
+def _config(**kw):
+    base = dict(lopt="tests.meta_helpers:tiny_lopt", truncation=5, tasks_per_group=SLOTS, num_groups=GROUPS,
+                horizon="constant", horizon_min=20, horizon_max=20, resample_every=50, eval_every=0,
+                checkpoint_every=1, valid_every=5, outer_lr=0.05, sigma=0.05, compilation_cache="",
+                filters={"family": ["quadratic"]})
+    base.update(kw)
+    return MetaTrainConfig(**base)
+
+
+def _theta_bytes(raw_theta) -> bytes:
+    leaves = jax.tree_util.tree_leaves(raw_theta)
+    return b"".join(np.asarray(x).tobytes() for x in leaves)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A 3-step run from a spec file and its exported portable state."""
+    from taskgen import write_specs
+
+    root = tmp_path_factory.mktemp("portable")
+    write_specs(small_quadratic_specs(4), root / "specs.jsonl")
+    meta_train(_config(steps=3, suite=str(root / "specs.jsonl")), root / "run", progress=False)
+    P.export_state(root / "run", root / "state")
+    return root
+
+
+def _continue(base, state_dir, out, steps, **kw):
+    return meta_train(_config(steps=steps, suite=str(base / "specs.jsonl")), out, progress=False,
+                      continue_from=state_dir, **kw)
+
+
+def test_the_state_directory_holds_theta_outer_sampler_step_config_and_history_but_no_estimators(base):
+    state = P.read_state(base / "state")
+    raw = ckpt.load_checkpoint(base / "run")
+    assert state.step == 3 == int(raw["step"])
+    assert sorted(p.name for p in (base / "state").iterdir()) == ["config.json", "history.json", "index.json",
+                                                                 "state.msgpack"]
+    payload = fser.msgpack_restore((base / "state" / "state.msgpack").read_bytes())
+    assert "estimators" not in payload and payload["sampler"] == raw["sampler"]
+    assert _theta_bytes(payload["theta"]) == _theta_bytes(raw["theta"])
+    assert json.loads((base / "state" / "config.json").read_text()) == json.loads(raw["config"])
+    index = json.loads((base / "state" / "index.json").read_text())
+    assert index["step"] == 3 and index["files"]["state.msgpack"]["sha256"] == hashlib.sha256(
+        (base / "state" / "state.msgpack").read_bytes()).hexdigest()
+    (session,) = state.history
+    assert (session["steps_from"], session["steps_to"], session["steps"]) == (0, 3, 3)
+    assert session["wall_seconds"] > 0 and session["cpu"] and session["date"].endswith("+00:00")
+    assert P.state_step(base / "state") == 3 and P.state_step(base / "nothing") == 0
+
+
+def test_continuing_restores_step_theta_and_outer_state_exactly_warns_and_reaches_the_total(base, tmp_path):
+    with pytest.warns(P.FreshEstimatorsWarning, match=r"continuing at outer step 3 with fresh estimator states .* "
+                                                      r"the 2 slots of the 1 estimators start new problems"):
+        same = _continue(base, base / "state", tmp_path / "same", steps=3)  # no step: the restored state is saved
+    assert same.state.step == 3
+    original, restored = ckpt.load_checkpoint(base / "run"), ckpt.load_checkpoint(tmp_path / "same")
+    assert _theta_bytes(restored["theta"]) == _theta_bytes(original["theta"])
+    assert _theta_bytes(restored["outer_state"]) == _theta_bytes(original["outer_state"])
+    sampler = json.loads(restored["sampler"])
+    assert sampler["slot_tasks"] == json.loads(original["sampler"])["slot_tasks"]
+    assert sampler["done"] == [[True] * SLOTS]  # every slot starts a fresh problem
+
+    with pytest.warns(P.FreshEstimatorsWarning):
+        more = _continue(base, base / "state", tmp_path / "more", steps=5)
+    assert more.state.step == 5 and int(ckpt.load_checkpoint(tmp_path / "more")["step"]) == 5
+    steps = [r["step"] for r in map(json.loads, (tmp_path / "more" / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "step"]
+    assert steps == [3, 4]
+    assert json.loads((tmp_path / "more" / P.RUN_HISTORY_FILE).read_text())["session_start"] == 3
+
+
+def test_same_state_and_seed_give_the_same_theta(base, tmp_path):
+    with pytest.warns(P.FreshEstimatorsWarning):
+        a = _continue(base, base / "state", tmp_path / "a", steps=5)
+        b = _continue(base, base / "state", tmp_path / "b", steps=5)
+    assert _theta_bytes(jax.device_get(a.theta)) == _theta_bytes(jax.device_get(b.theta))
+    assert _theta_bytes(jax.device_get(a.theta)) != _theta_bytes(ckpt.load_checkpoint(base / "run")["theta"])
+
+
+def test_export_continue_export_is_byte_stable_for_theta_and_history_accumulates(base, tmp_path):
+    with pytest.warns(P.FreshEstimatorsWarning):
+        _continue(base, base / "state", tmp_path / "again", steps=3)
+    P.export_state(tmp_path / "again", tmp_path / "state2")
+    first = fser.msgpack_restore((base / "state" / "state.msgpack").read_bytes())
+    second = fser.msgpack_restore((tmp_path / "state2" / "state.msgpack").read_bytes())
+    assert fser.msgpack_serialize(first["theta"]) == fser.msgpack_serialize(second["theta"])
+    assert fser.msgpack_serialize(first["outer_state"]) == fser.msgpack_serialize(second["outer_state"])
+    assert P.read_state(tmp_path / "state2").history == P.read_state(base / "state").history  # no step: no session
+
+    with pytest.warns(P.FreshEstimatorsWarning):
+        _continue(base, tmp_path / "state2", tmp_path / "longer", steps=5)
+    P.export_state(tmp_path / "longer", tmp_path / "state2")  # replaces the directory it continued from
+    history = P.read_state(tmp_path / "state2").history
+    assert [(h["steps_from"], h["steps_to"]) for h in history] == [(0, 3), (3, 5)]
+    assert not (tmp_path / "state2.partial").exists() and not (tmp_path / "state2.previous").exists()
+    P.export_state(tmp_path / "longer", tmp_path / "state2")  # exporting the same run again adds no session
+    assert len(P.read_state(tmp_path / "state2").history) == 2
+
+
+def test_a_copied_state_continues_in_a_fresh_clone_like_location(base, tmp_path):
+    clone = tmp_path / "clone" / "lopt_trainer" / "data" / "pretrain_state"
+    shutil.copytree(base / "state", clone)
+    with pytest.warns(P.FreshEstimatorsWarning, match="pretrain_state"):
+        result = _continue(base, clone, tmp_path / "clone" / "runs" / "pretrain", steps=4)
+    assert result.state.step == 4
+
+
+@pytest.mark.parametrize("name, damage, why", [
+    ("state.msgpack", "truncate", "damaged"), ("config.json", "flip", "damaged"),
+    ("history.json", "delete", "missing"), ("index.json", "delete", "missing"), ("index.json", "garbage", "damaged"),
+])
+def test_a_damaged_or_missing_file_is_named_and_nothing_is_written(base, tmp_path, name, damage, why):
+    state = tmp_path / "state"
+    shutil.copytree(base / "state", state)
+    target = state / name
+    if damage == "delete":
+        target.unlink()
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:-7])
+    elif damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[5] ^= 0x01
+        target.write_bytes(bytes(data))
+    else:
+        target.write_bytes(b"\x00not json")
+    with pytest.raises(PretrainStateError, match=f"pretraining state {target}: {why}"):
+        _continue(base, state, tmp_path / "out", steps=4)
+    assert not (tmp_path / "out").exists()
+
+
+def test_other_settings_or_a_run_folder_behind_the_state_are_refused(base, tmp_path):
+    with pytest.raises(ResumeError, match=r"pretraining state .*state: --resume with settings other than the run's "
+                                          r"\(family_limits: stored \{\}, given \{'quadratic': \{'max_params': 9\}\}\);"
+                                          r" family_limits cannot change mid-run \(family_limits: a change of the "
+                                          r"training task list\)"):
+        meta_train(_config(steps=4, suite=str(base / "specs.jsonl"), family_limits={"quadratic": {"max_params": 9}}),
+                   tmp_path / "x", progress=False, continue_from=base / "state")
+    meta_train(_config(steps=2, suite=str(base / "specs.jsonl")), tmp_path / "behind", progress=False)
+    with pytest.raises(ResumeError, match="its checkpoint is at outer step 2, behind the pretraining state"):
+        _continue(base, base / "state", tmp_path / "behind", steps=5, resume=True)
+
+
+def test_cli_export_and_from_state(base, tmp_path):
+    from lopt_trainer.app.cli import lopt
+
+    out = CliRunner().invoke(lopt, ["export-state", str(base / "run"), "--out", str(tmp_path / "s")])
+    assert out.exit_code == 0, out.output
+    info = json.loads(out.output.strip().splitlines()[-1])
+    assert info["step"] == 3 and info["sessions"] == 1 and 0 < info["bytes"] < 20_000
+    args = ["meta-train", "--suite", str(base / "specs.jsonl"), "--filter", "family=quadratic", "--out",
+            str(tmp_path / "r"), "--from-state", str(tmp_path / "s"), "--no-progress", "--steps", "4"]
+    ran = CliRunner().invoke(lopt, args)
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output.strip().splitlines()[-1])["step"] == 4
+
+
+def test_family_limits_are_checked_naming_the_setting():
+    from lopt_trainer.common.task_pool import check_family_limits
+
+    assert check_family_limits({"word_lm": {"max_flops": 5, "max_params": 7}}) == {
+        "word_lm": {"max_params": 7, "max_flops": 5}}
+    for bad, text in [({"mlp": {"max_param": 1}}, r"family_limits\['mlp'\]: unknown key 'max_param'; allowed: "
+                                                  "max_params, max_flops"),
+                      ({"mlp": {"max_params": 0}}, r"family_limits\['mlp'\]\['max_params'\] must be an integer in "
+                                                   r"\[1, 2\*\*63\), got 0"),
+                      ({"mlp": {"max_flops": True}}, r"must be an integer in \[1, 2\*\*63\), got True"),
+                      ({"mlp": {"max_flops": 8.0}}, r"must be an integer in \[1, 2\*\*63\), got 8.0"),
+                      ({"mlp": {}}, r"family_limits\['mlp'\] must be an object with max_params and/or max_flops"),
+                      ([1], "family_limits must be an object")]:
+        with pytest.raises(ValueError, match=text):
+            MetaTrainConfig.from_dict({"family_limits": bad})
+
+
+def test_family_limits_override_the_global_ones_in_the_filter_and_its_error():
+    from lopt_trainer.common.task_pool import filter_specs, no_specs_message
+
+    specs = small_quadratic_specs(3, dims=4) + small_quadratic_specs(2, dims=30)  # 4 and 30 parameters
+    assert len(filter_specs(specs, max_params=10)) == 3
+    assert len(filter_specs(specs, max_params=10, family_limits={"quadratic": {"max_params": 100}})) == 5
+    assert len(filter_specs(specs, max_params=None, family_limits={"quadratic": {"max_params": 3}})) == 0
+    assert len(filter_specs(specs, max_params=10, family_limits={"mlp": {"max_params": 1}})) == 3
+    message = no_specs_message("x", specs, {}, 10, None, {"quadratic": {"max_params": 3}})
+    assert message.endswith("5 specs -> max_params<=10 (quadratic<=3) 0 (max_params<=10 (quadratic<=3) removed "
+                            "the last 5; loosen it)")
