@@ -138,13 +138,13 @@ def plot(curves: dict, path: Path) -> None:
             axes[0, col].plot(np.arange(1, len(length) + 1), length, label=name)
             axes[1, col].plot(np.arange(len(gap)), gap, label=name)
         axes[0, col].set_title(problem)
+        axes[0, col].legend(fontsize=7)
         for row, label in ((0, "‖Δp‖ (median over starts)"), (1, "f(p) − f_min")):
             axes[row, col].set_xscale("log")
             axes[row, col].set_yscale("log")
             axes[row, col].set_xlabel("step")
             if col == 0:
                 axes[row, col].set_ylabel(label)
-    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)

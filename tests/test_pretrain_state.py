@@ -205,3 +205,66 @@ def test_family_limits_override_the_global_ones_in_the_filter_and_its_error():
     message = no_specs_message("x", specs, {}, 10, None, {"quadratic": {"max_params": 3}})
     assert message.endswith("5 specs -> max_params<=10 (quadratic<=3) 0 (max_params<=10 (quadratic<=3) removed "
                             "the last 5; loosen it)")
+
+
+def test_the_panel_memory_travels_with_the_state(base, tmp_path):
+    """best θ, its record and the hand-set scores go into the state and come out in the continuing run folder;
+    a session lists its panel records (the compute curve's points)."""
+    from lopt_trainer.meta.metrics import append_metrics
+
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    (run / P.RUN_HISTORY_FILE).unlink()  # this copy's session is steps 0 → 3
+    (run / "panel").mkdir(exist_ok=True)
+    files = {"best_theta.npz": b"npz bytes", "best.json": b'{"step": 2, "score": 0.5}',
+             "panel/handset_scores.json": b'{"settings": {}, "task_scores": {"t": 0.1}}'}
+    for name, data in files.items():
+        (run / name).write_bytes(data)
+    append_metrics(run, {"kind": "panel", "step": 3, "score": 0.5, "seconds": 7.0, "task_scores": {"t": 0.5},
+                         "vs_handset": {"mean": 0.4, "low": 0.1, "high": 0.7}})
+    P.export_state(run, tmp_path / "state")
+    state = P.read_state(tmp_path / "state")
+    assert state.panel_files == files
+    index = json.loads((tmp_path / "state" / "index.json").read_text())
+    assert set(files) <= set(index["files"])
+    (session,) = state.history
+    (point,) = session["panel"]
+    assert point.pop("session_seconds") == pytest.approx(session["wall_seconds"])  # the 3 steps + the panel's 7 s
+    assert point == {"step": 3, "score": 0.5, "seconds": 7.0, "vs_handset": {"mean": 0.4, "low": 0.1, "high": 0.7}}
+    with pytest.warns(P.FreshEstimatorsWarning):
+        _continue(base, tmp_path / "state", tmp_path / "next", 4)
+    for name, data in files.items():
+        assert (tmp_path / "next" / name).read_bytes() == data
+
+    (tmp_path / "state" / "best.json").write_bytes(b'{"step": 9}')  # damaged: another digest
+    with pytest.raises(PretrainStateError, match="best.json"):
+        P.read_state(tmp_path / "state")
+
+
+def test_the_run_panel_reads_stored_handset_scores_made_under_its_settings(tmp_path):
+    import dataclasses
+
+    from lopt_trainer.evaluation.panel import PanelSettings
+    from lopt_trainer.meta.run_panel import HANDSET_SCORES, Panel
+    from lopt_trainer.optimizer.protocol import hierarchical_lopt
+
+    settings = PanelSettings(families=("quadratic",), per_family=1, seeds=1, steps=10)
+    stored = {"settings": json.loads(json.dumps(dataclasses.asdict(settings))), "task_scores": {"t": 0.25}}
+    (tmp_path / "panel").mkdir()
+    (tmp_path / HANDSET_SCORES).write_text(json.dumps(stored))
+    panel = Panel(settings, tmp_path, hierarchical_lopt(), resumed=True)
+    assert panel.reference_scores() == {"t": 0.25}  # read back, not evaluated again
+
+
+def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
+    from benchmarks.compute_curve import curve_points
+
+    sessions = [{"wall_seconds": 3600, "cpus": 2, "cpu": "A", "panel": [
+                    {"step": 0, "score": 0.1, "session_seconds": 600},
+                    {"step": 150, "score": 0.2, "session_seconds": 3600, "vs_handset": {"mean": 0.1, "low": 0, "high": 0.2}}]},
+                {"wall_seconds": 1800, "cpus": 4, "cpu": "B", "panel": [{"step": 300, "score": 0.3, "session_seconds": 1800}]}]
+    points = curve_points(sessions)
+    assert [p["step"] for p in points] == [0, 150, 300]
+    assert [p["wall_hours"] for p in points] == [pytest.approx(1 / 6, abs=1e-3), 1.0, 1.5]
+    assert [p["cpu_hours"] for p in points] == [pytest.approx(1 / 3, abs=1e-3), 2.0, 4.0]
+    assert points[1]["vs_handset"]["mean"] == 0.1 and points[2]["cpu"] == "B"

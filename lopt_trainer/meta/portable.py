@@ -15,6 +15,11 @@ Layout of the directory (every file written by :func:`export_state`, the directo
 * ``history.json``: a JSON list of sessions, oldest first: ``steps_from``, ``steps_to``, ``steps``,
   ``wall_seconds`` (outer steps and panel evaluations, from the run's metrics), ``cpu`` (model name), ``date``
   (UTC, ISO 8601, when exported).
+* the run panel's memory, when the run has one (:data:`PANEL_FILES`): ``best_theta.npz`` and ``best.json`` (the
+  best θ so far and its panel record, so a later session keeps a new best only when it beats this one beyond the
+  noise) and ``panel/handset_scores.json`` (the hand-set θ's per-task panel scores, so no session evaluates them
+  again); a session record lists the compact panel records of its steps (``panel``: step, score, fractions,
+  ``vs_handset``/``vs_best`` intervals), the points of the compute curve (``benchmarks/compute_curve.py``).
 * ``index.json``: ``format``, ``version``, ``step`` and the sha256 and size of each file above. A file that is
   missing, of another size or digest, or unreadable is a :class:`~lopt_trainer.errors.PretrainStateError`
   naming it.
@@ -53,7 +58,10 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
 INDEX_FILE = "index.json"
 DATA_FILES = (STATE_FILE, CONFIG_FILE, HISTORY_FILE)
-"""The files :data:`INDEX_FILE` records (with their sha256 and size)."""
+"""The files :data:`INDEX_FILE` always records (with their sha256 and size)."""
+PANEL_FILES = ("best_theta.npz", "best.json", "panel/handset_scores.json")
+"""Run-folder files of the quality panel carried along when present (recorded in the index like the others)."""
+_PANEL_KEYS = ("step", "score", "beats_global_adamlr", "beats_adamlr14", "vs_handset", "vs_best", "seconds")
 RUN_HISTORY_FILE = "pretrain_history.json"
 """In a run folder: ``{"sessions": [...], "session_start": step}``, the sessions of the state the run was seeded
 from (plus those exported since) and the step at which the current session started."""
@@ -68,13 +76,15 @@ class FreshEstimatorsWarning(UserWarning):
 class PortableState:
     """A portable state as read from its directory ``path``: ``step``, the checkpoint-like ``payload`` (``theta``,
     ``outer_state``, ``sampler``, ``tasks_digest``, ``tasks_count``; no ``estimators``), the run settings as JSON
-    text (``config_json``) and the session ``history``."""
+    text (``config_json``), the session ``history`` and the panel files carried (``panel_files``: name → bytes,
+    :data:`PANEL_FILES`)."""
 
     path: Path
     step: int
     payload: dict
     config_json: str
     history: list
+    panel_files: dict = dataclasses.field(default_factory=dict)
 
     def as_checkpoint(self) -> dict:
         """The payload in the shape of a run checkpoint (:func:`lopt_trainer.common.checkpoint.read_checkpoint`)
@@ -111,6 +121,7 @@ def export_state(run_dir, dest) -> Path:
         CONFIG_FILE: raw["config"].encode() if isinstance(raw["config"], str) else bytes(raw["config"]),
         HISTORY_FILE: json_text(history).encode(),
     }
+    files.update({name: (run_dir / name).read_bytes() for name in PANEL_FILES if (run_dir / name).is_file()})
     _write_directory(dest, files, step)
     write_json(run_dir / RUN_HISTORY_FILE, {"sessions": history, "session_start": step})
     return dest
@@ -141,6 +152,7 @@ def _write_directory(dest: Path, files: dict[str, bytes], step: int) -> None:
             shutil.rmtree(leftover)
     partial.mkdir(parents=True)
     for name, data in files.items():
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(partial / name, data)
     atomic_write_bytes(partial / INDEX_FILE, json_text(index_record(files, step)).encode())
     read_state(partial)  # what was written reads back
@@ -154,17 +166,20 @@ def _write_directory(dest: Path, files: dict[str, bytes], step: int) -> None:
 def session_record(run_dir: Path, start: int, end: int) -> dict:
     """One session of the history: outer steps ``start`` → ``end`` of the run in ``run_dir``, its wall seconds
     (the ``step_seconds`` of those steps and the ``seconds`` of panel evaluations after them, from the run's
-    metrics), this machine's CPU model and the date (UTC)."""
-    seconds = 0.0
+    metrics), this machine's CPU model and core count, the date (UTC), and the compact records of the panel
+    evaluations in those steps (``session_seconds``: the session's wall seconds up to and including each)."""
+    seconds, panel = 0.0, []
     for r in read_metrics(run_dir):
         step = r.get("step", -1)
         if r.get("kind") == "step" and start <= step < end:
             seconds += float(r.get("step_seconds") or 0.0)
-        elif r.get("kind") == "panel" and start < step <= end:
+        elif r.get("kind") == "panel" and (start < step <= end or step == start == 0):
             seconds += float(r.get("seconds") or 0.0)
+            panel.append({k: r[k] for k in _PANEL_KEYS if k in r} | {"session_seconds": round(seconds, 1)})
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     return {"steps_from": int(start), "steps_to": int(end), "steps": int(end - start),
-            "wall_seconds": round(seconds, 1), "cpu": cpu_model(), "date": now.isoformat()}
+            "wall_seconds": round(seconds, 1), "cpu": cpu_model(), "cpus": os.cpu_count() or 1,
+            "date": now.isoformat(), "panel": panel}
 
 
 def cpu_model() -> str:
@@ -188,7 +203,12 @@ def read_run_history(run_dir) -> dict:
 
 
 def start_session(run_dir, state: PortableState) -> None:
-    """Record in the run folder that a session starts at ``state.step`` with the state's history."""
+    """Record in the run folder that a session starts at ``state.step`` with the state's history, and put the
+    state's panel files (:data:`PANEL_FILES`) into the run folder."""
+    for name in PANEL_FILES:
+        if name in state.panel_files:
+            (Path(run_dir) / name).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(Path(run_dir) / name, state.panel_files[name])
     write_json(Path(run_dir) / RUN_HISTORY_FILE, {"sessions": state.history, "session_start": state.step})
 
 
@@ -206,6 +226,8 @@ def read_state(path) -> PortableState:
         raise PretrainStateError(f"pretraining state {path}: not a directory")
     index = _read_index(path)
     data = {name: _read_checked(path, name, index["files"].get(name)) for name in DATA_FILES}
+    panel_files = {name: _read_checked(path, name, index["files"][name]) for name in PANEL_FILES
+                   if name in index["files"]}
     payload = _decode_state(path / STATE_FILE, data[STATE_FILE])
     if int(payload["step"]) != int(index["step"]):
         raise PretrainStateError(f"pretraining state {path / STATE_FILE}: damaged (step {payload['step']}, "
@@ -215,7 +237,7 @@ def read_state(path) -> PortableState:
     _decode_json(path / CONFIG_FILE, data[CONFIG_FILE])
     if not isinstance(history, list):
         raise PretrainStateError(f"pretraining state {path / HISTORY_FILE}: damaged (not a JSON list)")
-    return PortableState(path, int(payload["step"]), payload, config_text, history)
+    return PortableState(path, int(payload["step"]), payload, config_text, history, panel_files)
 
 
 def state_step(path) -> int:

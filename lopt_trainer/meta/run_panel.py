@@ -15,6 +15,7 @@ figures, per-task scores and digest).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,11 +23,17 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from lopt_trainer.common.run_files import write_json
+from lopt_trainer.common.run_files import read_json, write_json
 from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, paired_bootstrap, panel_tasks
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.theta.load import theta_digest
 from lopt_trainer.theta.reference_io import save_reference_npz
+
+
+HANDSET_SCORES = "panel/handset_scores.json"
+"""``RUN/panel/handset_scores.json``: the hand-set θ's per-task scores with the panel settings they were made
+under (``{"settings": {...}, "task_scores": {...}}``); read back instead of evaluating again while the settings are
+the same (a portable pretraining state carries it from session to session)."""
 
 
 class Panel:
@@ -72,6 +79,11 @@ class Panel:
         if self.handset is None:
             return None
         if self.handset_scores is None:
+            settings = json.loads(json.dumps(dataclasses.asdict(self.settings)))
+            stored = read_json(self.run_dir / HANDSET_SCORES)
+            if isinstance(stored, dict) and stored.get("settings") == settings and stored.get("task_scores"):
+                self.handset_scores = stored["task_scores"]
+                return self.handset_scores
             theta = jax.jit(self.handset)(jax.random.PRNGKey(0))
             if known is not None and theta_digest(known[0]) == theta_digest(theta):
                 figures = known[1]
@@ -79,6 +91,7 @@ class Panel:
                 figures = evaluate_panel(theta, self.tasks, self.settings, self.run_dir / "panel" / "handset",
                                          progress=progress)
             self.handset_scores = figures.get("task_scores") or {}
+            write_json(self.run_dir / HANDSET_SCORES, {"settings": settings, "task_scores": self.handset_scores})
         return self.handset_scores
 
 
