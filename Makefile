@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/default
 export JAX_PLATFORMS ?= cpu
 
-.PHONY: run test test-full test-slow bench setup data pretrain quality clean
+.PHONY: run test test-full test-slow bench setup data pretrain ship quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,8 @@ bench: $(STAMP)
 # Continue pretraining: from the committed portable state lopt_trainer/data/pretrain_state/ when it is there (else
 # from the hand-set θ), PRETRAIN_STEPS more outer steps or PRETRAIN_HOURS hours (0 = no limit), whichever ends
 # first, in PRETRAIN_DIR (rerun after an interruption: a run folder at least as far as the state is continued);
-# then export the state back (commit the directory to accumulate) and the panel-best θ into the package data.
+# then export the state back (commit the directory to accumulate) and the panel-best θ as a candidate
+# (PRETRAIN_DIR/candidate/; `make ship` puts it into the package only if `make quality` says it wins).
 PRETRAIN_CONFIG ?= lopt_trainer/data/pretrain_config.json
 PRETRAIN_DIR ?= runs/pretrain
 PRETRAIN_STATE ?= lopt_trainer/data/pretrain_state
@@ -54,7 +55,14 @@ pretrain: $(STAMP)
 	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume $$from; rc=$$?; \
 	test $$rc = 0 -o $$rc = 130 || exit $$rc; \
 	$(VENV)/bin/taskgen lopt export-state $(PRETRAIN_DIR) --out $(PRETRAIN_STATE) && \
-	$(PY) -c "from lopt_trainer.meta.export import export_run; print(export_run('$(PRETRAIN_DIR)'))" && exit $$rc
+	mkdir -p $(PRETRAIN_DIR)/candidate && \
+	$(PY) -c "from lopt_trainer.meta.export import export_run; print('candidate θ:', export_run('$(PRETRAIN_DIR)', '$(PRETRAIN_DIR)/candidate'))" && exit $$rc
+
+# Ship the pretraining run's panel-best θ into the package, only if its quality result meets the targets, e.g.
+#   make quality THETA=runs/pretrain/candidate/pretrained_theta.npz QUALITY_LABEL=candidate && make ship
+SHIP_QUALITY ?= benchmarks/results/candidate.json
+ship: $(STAMP)
+	$(VENV)/bin/taskgen lopt ship $(PRETRAIN_DIR) --quality $(SHIP_QUALITY)
 
 # The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: about an hour on 2 CPU
 # cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN.

@@ -33,3 +33,7 @@ class FolderInUseError(LOptError):
 
 class RunExistsError(LOptError):
     """A folder already holds a finished or interrupted run, and neither resume nor overwrite was asked for."""
+
+
+class ShipRefusedError(LOptError):
+    """A θ was not shipped: its quality benchmark misses a target (:mod:`lopt_trainer.meta.ship`)."""

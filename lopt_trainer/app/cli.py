@@ -214,6 +214,20 @@ def export_state_cmd(run, out):
     click.echo(json.dumps({"state": str(dest), "step": state.step, "bytes": size, "sessions": len(state.history)}))
 
 
+@lopt.command("ship")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--quality", "quality_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The quality benchmark result of RUN's panel-best θ (benchmarks/results/LABEL.json of "
+              "`make quality THETA=RUN/candidate/pretrained_theta.npz QUALITY_LABEL=LABEL`).")
+def ship_cmd(run, quality_file):
+    """Replace the package's shipped θ by RUN's panel-best θ, only if its quality result meets every target (unseen
+    tasks: beats Global AdamLR on >= 60% with median improvement > 0, per-task AdamLR@14 on >= 25%, none
+    diverged); otherwise exit 1 naming what fell short, and write nothing."""
+    from lopt_trainer.meta.ship import ship  # deferred: see meta_train_cmd
+
+    click.echo(f"shipped {ship(run, quality_file)}")
+
+
 @lopt.command("settings")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def settings_cmd(as_json):
