@@ -27,7 +27,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks.common import RESULTS_DIR, save  # noqa: E402
+from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
 
 PROBLEMS = ("logsumexp", "line_minimum", "bowl", "beale")
 ADAM_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
@@ -146,10 +146,7 @@ def plot(curves: dict, path: Path) -> None:
             if col == 0:
                 axes[row, col].set_ylabel(label)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    print(f"saved {path}")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -55,3 +55,11 @@ def print_table(title: str, rows: list[dict]) -> None:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+def save_figure(fig, path: Path) -> None:
+    """Save a matplotlib figure as PNG at ``path`` atomically (a temporary file, then a rename) and say so."""
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    print(f"saved {path}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS_DIR, save  # noqa: E402
+from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
 
 
 def curve_points(sessions: list[dict]) -> list[dict]:
@@ -81,10 +81,7 @@ def plot(points: list[dict], path: Path) -> None:
         axes[1, col].set_ylabel("score − hand-set θ (90% interval)")
         axes[1, col].set_xlabel(label)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    print(f"saved {path}")
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -65,18 +65,24 @@ def read_checkpoint(path) -> dict:
     data = path.read_bytes()
     if not data:
         raise CheckpointError(f"checkpoint {path}: damaged (empty file)")
+    return decode_payload(data, f"checkpoint {path}", FORMAT, VERSION, _REQUIRED, CheckpointError)
+
+
+def decode_payload(data: bytes, what: str, fmt: str, version: int, required, error=CheckpointError) -> dict:
+    """A msgpack payload (flax serialization, no pickle) that must be a dict with ``format`` ``fmt``, ``version``
+    ``version`` and every key of ``required``; otherwise ``error("<what>: damaged (<reason>)")`` (or a line naming
+    the other format version)."""
     try:
         payload = fser.msgpack_restore(data)
     except Exception as e:  # msgpack's decoders raise many types (ExtraData, UnpackValueError, ValueError, ...)
-        raise CheckpointError(f"checkpoint {path}: damaged ({type(e).__name__}: {e})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: damaged (not a {FORMAT} file)")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path}: format version {payload.get('version')!r}, this toolkit reads "
-                              f"version {VERSION}")
-    missing = [k for k in _REQUIRED if k not in payload]
+        raise error(f"{what}: damaged ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise error(f"{what}: damaged (not a {fmt} file)")
+    if payload.get("version") != version:
+        raise error(f"{what}: format version {payload.get('version')!r}, this toolkit reads version {version}")
+    missing = [k for k in required if k not in payload]
     if missing:
-        raise CheckpointError(f"checkpoint {path}: damaged (no {missing[0]!r} entry)")
+        raise error(f"{what}: damaged (no {missing[0]!r} entry)")
     return payload
 
 

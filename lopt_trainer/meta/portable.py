@@ -286,19 +286,7 @@ def _decode_json(file: Path, data: bytes):
 
 
 def _decode_state(file: Path, data: bytes) -> dict:
-    try:
-        payload = fser.msgpack_restore(data)
-    except Exception as e:  # msgpack's decoders raise many types
-        raise PretrainStateError(f"pretraining state {file}: damaged ({type(e).__name__}: {e})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise PretrainStateError(f"pretraining state {file}: damaged (not a {FORMAT} file)")
-    if payload.get("version") != VERSION:
-        raise PretrainStateError(f"pretraining state {file}: format version {payload.get('version')!r}, this "
-                                 f"toolkit reads version {VERSION}")
-    missing = [k for k in _STATE_KEYS if k not in payload]
-    if missing:
-        raise PretrainStateError(f"pretraining state {file}: damaged (no {missing[0]!r} entry)")
-    return payload
+    return ckpt.decode_payload(data, f"pretraining state {file}", FORMAT, VERSION, _STATE_KEYS, PretrainStateError)
 
 
 def warn_fresh_estimators(state: PortableState, groups: int, slots: int) -> None:
