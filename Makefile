@@ -48,9 +48,9 @@ PRETRAIN_STATE ?= lopt_trainer/data/pretrain_state
 PRETRAIN_STEPS ?= 1000
 PRETRAIN_HOURS ?= 0
 pretrain: $(STAMP)
-	start=$$($(PY) -c "from lopt_trainer.meta.portable import state_step; print(state_step('$(PRETRAIN_STATE)'))") && \
+	start=$$($(PY) -m lopt_trainer.meta.portable step $(PRETRAIN_STATE)) || exit 2; \
 	from=$$(test -f $(PRETRAIN_STATE)/index.json && echo "--from-state $(PRETRAIN_STATE)"); \
-	hours=$$(test "$(PRETRAIN_HOURS)" != 0 && echo "--hours $(PRETRAIN_HOURS)"); \
+	hours=$$($(PY) -c "import sys; h = float(sys.argv[1]); print(f'--hours {h}' if h > 0 else '')" "$(PRETRAIN_HOURS)") || exit 2; \
 	$(VENV)/bin/taskgen lopt meta-train --config $(PRETRAIN_CONFIG) \
 	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume $$from; rc=$$?; \
 	test $$rc = 0 -o $$rc = 130 || exit $$rc; \

@@ -114,3 +114,25 @@ def test_get_takes_back_a_queued_compile():
         release.set()
     exe, _ = cache.get("slow", slow_factory, (x,))
     np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
+
+
+def test_cancel_pending_drops_queued_compiles_a_finished_run_would_wait_for():
+    cache = ProgramCache(8)
+    release, started = threading.Event(), threading.Event()
+
+    def slow_factory():
+        started.set()
+        release.wait(timeout=60)
+        return jax.jit(lambda x: x + 1)
+
+    x = jnp.zeros(3)
+    try:
+        cache.prefetch("slow", slow_factory, (x,))
+        assert started.wait(timeout=60)
+        cache.prefetch("queued", lambda: jax.jit(lambda x: x * 2), (x,))
+        assert cache.cancel_pending() == 1  # the running one finishes, the queued one is dropped
+    finally:
+        release.set()
+    assert cache.lookup("queued", (x,)) is None
+    exe, _ = cache.get("queued", lambda: jax.jit(lambda x: x * 2), (x,))  # compiled on demand as before
+    np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])

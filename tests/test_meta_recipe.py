@@ -309,7 +309,9 @@ def test_panel_keeps_a_new_best_only_beyond_the_noise_and_a_fresh_run_ignores_an
         return {"score": score, "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
                 "diverged": 0, "tasks": 16, "task_scores": dict(zip(tasks, values))}
 
-    monkeypatch.setattr(P, "panel_tasks", lambda settings: [])
+    import types
+
+    monkeypatch.setattr(P, "panel_tasks", lambda settings: [types.SimpleNamespace(task_id=t) for t in tasks])
     monkeypatch.setattr(P, "evaluate_panel", fake)
     base = jax.jit(hierarchical_lopt().init_handset)(jax.random.PRNGKey(0))  # as a run starts from it
     panel = Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=False)

@@ -161,6 +161,11 @@ def test_other_settings_or_a_run_folder_behind_the_state_are_refused(base, tmp_p
     meta_train(_config(steps=2, suite=str(base / "specs.jsonl")), tmp_path / "behind", progress=False)
     with pytest.raises(ResumeError, match="its checkpoint is at outer step 2, behind the pretraining state"):
         _continue(base, base / "state", tmp_path / "behind", steps=5, resume=True)
+    # A run of another lineage (here: started afresh, not from the state) that got as far is never continued in
+    # the state's place (make pretrain would then export it over the committed state).
+    meta_train(_config(steps=3, suite=str(base / "specs.jsonl")), tmp_path / "other", progress=False)
+    with pytest.raises(ResumeError, match="not a continuation of the pretraining state"):
+        _continue(base, base / "state", tmp_path / "other", steps=5, resume=True)
 
 
 def test_cli_export_and_from_state(base, tmp_path):
@@ -248,12 +253,19 @@ def test_the_run_panel_reads_stored_handset_scores_made_under_its_settings(tmp_p
     from lopt_trainer.meta.run_panel import HANDSET_SCORES, Panel
     from lopt_trainer.optimizer.protocol import hierarchical_lopt
 
+    from lopt_trainer.theta.load import theta_digest
+
     settings = PanelSettings(families=("quadratic",), per_family=1, seeds=1, steps=10)
-    stored = {"settings": json.loads(json.dumps(dataclasses.asdict(settings))), "task_scores": {"t": 0.25}}
+    tasks = Panel(settings, tmp_path, hierarchical_lopt(), resumed=False).task_ids
+    stored = {"settings": json.loads(json.dumps(dataclasses.asdict(settings))), "task_scores": {"t": 0.25},
+              "theta_digest": theta_digest(jax.jit(hierarchical_lopt().init_handset)(jax.random.PRNGKey(0))),
+              "tasks": sorted(tasks)}
     (tmp_path / "panel").mkdir()
     (tmp_path / HANDSET_SCORES).write_text(json.dumps(stored))
+    (tmp_path / "best.json").write_text(json.dumps({"step": 5, "score": 1.0, "task_scores": {"elsewhere": 1.0}}))
     panel = Panel(settings, tmp_path, hierarchical_lopt(), resumed=True)
     assert panel.reference_scores() == {"t": 0.25}  # read back, not evaluated again
+    assert panel.best is None  # a best scored on other tasks is not compared with this panel
 
 
 def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
@@ -268,3 +280,9 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
     assert [p["wall_hours"] for p in points] == [pytest.approx(1 / 6, abs=1e-3), 1.0, 1.5]
     assert [p["cpu_hours"] for p in points] == [pytest.approx(1 / 3, abs=1e-3), 2.0, 4.0]
     assert points[1]["vs_handset"]["mean"] == 0.1 and points[2]["cpu"] == "B"
+
+
+def test_an_export_that_died_between_its_renames_loses_nothing(base, tmp_path):
+    shutil.copytree(base / "state", tmp_path / "state.previous")  # DEST renamed away, the new one not yet in place
+    assert P.state_step(tmp_path / "state") == 3
+    assert (tmp_path / "state" / "index.json").is_file() and not (tmp_path / "state.previous").exists()

@@ -27,9 +27,14 @@ def test_quality_shortfalls_names_each_missed_target():
     assert len(short) == 4
     assert "global_adamlr: 45% (target ≥ 60%)" in short[0]
     assert "per_task_adamlr@14: 15% (target ≥ 25%)" in short[1]
-    assert "-0.240 (target > 0)" in short[2] and "diverged: 2" in short[3]
+    assert "-0.240 (target > 0)" in short[2] and "diverged on unseen tasks: 2" in short[3]
     with pytest.raises(ValueError, match="per_task_adamlr@14"):
         quality_shortfalls({"rows": _quality()["rows"][:2]})
+    broken = _quality()
+    broken["rows"][0]["median_improvement"] = None
+    with pytest.raises(ValueError, match="median_improvement"):
+        quality_shortfalls(broken)
+    assert quality_shortfalls({**_quality(diverged=3), "targets": {"unseen_diverged": {"measured": 0}}}) == []
 
 
 @pytest.fixture
@@ -59,8 +64,11 @@ def test_ship_refuses_a_losing_theta_and_writes_nothing(run, tmp_path):
     assert result.exit_code == 1 and "not shipped" in result.output
 
 
-def test_ship_copies_a_winning_theta(run, tmp_path):
-    (tmp_path / "q.json").write_text(json.dumps(_quality()))
+def test_ship_copies_a_winning_theta_only_when_it_is_the_theta_measured(run, tmp_path):
+    (tmp_path / "q.json").write_text(json.dumps({**_quality(), "theta": "random"}))  # another θ was measured
+    with pytest.raises(ShipRefusedError, match="not the panel-best"):
+        ship(run, tmp_path / "q.json", tmp_path)
+    (tmp_path / "q.json").write_text(json.dumps({**_quality(), "theta": str(run / "best_theta.npz")}))
     dest = tmp_path / "data"
     dest.mkdir()
     path = ship(run, tmp_path / "q.json", dest)

@@ -210,7 +210,7 @@ def export_state_cmd(run, out):
 
     dest = export_state(run, out)
     state = read_state(dest)
-    size = sum(f.stat().st_size for f in dest.iterdir())
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     click.echo(json.dumps({"state": str(dest), "step": state.step, "bytes": size, "sessions": len(state.history)}))
 
 

@@ -118,6 +118,15 @@ class ProgramCache:
                 return
             self._in_flight[sig] = _BACKGROUND.submit(self._compile, sig, make_jitted, args)
 
+    def cancel_pending(self) -> int:
+        """Drop the queued background compiles that have not started (a run that ends does not wait for programs
+        nobody will use); returns how many. One already compiling finishes."""
+        with self._lock:
+            dropped = [sig for sig, fut in self._in_flight.items() if fut.cancel()]
+            for sig in dropped:
+                self._in_flight.pop(sig, None)
+        return len(dropped)
+
     def get(self, key, make_jitted, args):
         """``(executable, seconds this call spent compiling or waiting for a background compile)``."""
         sig = (key, shape_signature(args))

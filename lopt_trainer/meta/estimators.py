@@ -301,13 +301,15 @@ def prefetch_estimator(theta, state: EstimatorState, data, data_axes: dict, n: i
 
 
 def _draw_shapes(theta, n: int):
-    """:func:`draws`' argument shapes for ``n`` slots (θ, ``init_keys`` (n, 2) and a key, uint32)."""
-    return (theta, jax.ShapeDtypeStruct((n, 2), np.uint32), jax.ShapeDtypeStruct((2,), np.uint32))
+    """:func:`draws`' argument shapes for ``n`` slots (θ, ``n`` stacked keys and one key, as
+    :func:`lopt_trainer.meta.work.work_keys` makes them with the configured PRNG)."""
+    key = jax.eval_shape(lambda: jax.random.PRNGKey(0))
+    return (theta, jax.ShapeDtypeStruct((n,) + key.shape, key.dtype), key)
 
 
 def _estimate_shapes(theta, state, data, n: int, fns: TaskFns, settings: EstimatorSettings, draw_args):
     """:func:`estimate_from_draws`' argument shapes (as passed by :func:`run_estimator`)."""
-    head = (theta, state, data, jax.ShapeDtypeStruct((n,), np.bool_), jax.ShapeDtypeStruct((n, 2), np.uint32),
+    head = (theta, state, data, jax.ShapeDtypeStruct((n,), np.bool_), draw_args[1],
             jax.ShapeDtypeStruct((n,), np.int32))
     draw_fn = functools.partial(draws, fns=fns, sigma=float(settings.sigma))
     return head + tuple(jax.eval_shape(draw_fn, *draw_args))

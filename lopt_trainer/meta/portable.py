@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import shutil
+import sys
 import warnings
 from pathlib import Path
 
@@ -147,6 +148,7 @@ def _write_directory(dest: Path, files: dict[str, bytes], step: int) -> None:
     """Write ``files`` and their index as the directory ``dest``, replacing it as a whole (see
     :func:`export_state`)."""
     partial, previous = dest.with_name(dest.name + ".partial"), dest.with_name(dest.name + ".previous")
+    recover(dest)  # an earlier export that died between its renames left only DEST.previous
     for leftover in (partial, previous):
         if leftover.exists():
             shutil.rmtree(leftover)
@@ -222,6 +224,7 @@ def read_state(path) -> PortableState:
     the index, a file that does not parse, another format or version, or a missing entry.
     """
     path = Path(path)
+    recover(path)
     if not path.is_dir():
         raise PretrainStateError(f"pretraining state {path}: not a directory")
     index = _read_index(path)
@@ -240,10 +243,20 @@ def read_state(path) -> PortableState:
     return PortableState(path, int(payload["step"]), payload, config_text, history, panel_files)
 
 
+def recover(path) -> None:
+    """Put ``PATH.previous`` back as ``PATH`` when an export died between its two renames (``PATH`` missing):
+    the state that was there before that export is not lost."""
+    path = Path(path)
+    previous = path.with_name(path.name + ".previous")
+    if not path.exists() and previous.is_dir():
+        os.replace(previous, path)
+
+
 def state_step(path) -> int:
     """The outer step of the portable state at ``path`` per its index, or 0 when there is none (no directory or
     no ``index.json``): what ``make pretrain`` adds its steps to. A damaged index raises ``PretrainStateError``."""
     path = Path(path)
+    recover(path)
     if not (path / INDEX_FILE).is_file():
         return 0
     return int(_read_index(path)["step"])
@@ -295,3 +308,21 @@ def warn_fresh_estimators(state: PortableState, groups: int, slots: int) -> None
     warnings.warn(f"pretraining state {state.path}: continuing at outer step {state.step} with fresh estimator "
                   f"states (a portable state does not keep them): the {groups * slots} slots of the {groups} "
                   "estimators start new problems of their groups", FreshEstimatorsWarning, stacklevel=2)
+
+
+def _main(argv) -> int:
+    """``python -m lopt_trainer.meta.portable step DIR``: print the state's outer step (0 when there is none), or
+    one ``Error:`` line and exit status 2 for a damaged state (what ``make pretrain`` reads)."""
+    if len(argv) != 2 or argv[0] != "step":
+        print("usage: python -m lopt_trainer.meta.portable step DIR", file=sys.stderr)
+        return 2
+    try:
+        print(state_step(argv[1]))
+    except PretrainStateError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -31,9 +32,10 @@ from lopt_trainer.theta.reference_io import save_reference_npz
 
 
 HANDSET_SCORES = "panel/handset_scores.json"
-"""``RUN/panel/handset_scores.json``: the hand-set θ's per-task scores with the panel settings they were made
-under (``{"settings": {...}, "task_scores": {...}}``); read back instead of evaluating again while the settings are
-the same (a portable pretraining state carries it from session to session)."""
+"""``RUN/panel/handset_scores.json``: the hand-set θ's per-task scores with what they were made under
+(``{"settings": {...}, "theta_digest": ..., "tasks": [task ids], "task_scores": {...}}``); read back instead of
+evaluating again while the panel settings, its tasks and the hand-set θ are the same (a portable pretraining state
+carries it from session to session)."""
 
 
 class Panel:
@@ -43,12 +45,18 @@ class Panel:
     def __init__(self, settings: PanelSettings, run_dir: Path, lopt, resumed: bool):
         self.settings = settings
         self.tasks = panel_tasks(settings)
+        self.task_ids = {t.task_id for t in self.tasks}
         self.run_dir = Path(run_dir)
         self.hierarchical = getattr(lopt, "name", "") == "hierarchical"
         self.handset = getattr(lopt, "init_handset", None)
         self.handset_scores = None
         best = self.run_dir / "best.json"
         self.best = json.loads(best.read_text()) if resumed and best.is_file() else None
+        if self.best is not None and set(self.best.get("task_scores") or {}) != self.task_ids:
+            # a best scored on another panel (its settings or the suite changed) cannot be compared with this one
+            print(f"note: {best} was scored on other panel tasks; the best θ is chosen afresh on this panel",
+                  file=sys.stderr)
+            self.best = None
 
     def evaluate(self, state, progress: bool = False) -> dict:
         """Score ``state.theta`` (after ``state.step`` outer steps); returns the metrics record (also appended to
@@ -79,19 +87,21 @@ class Panel:
         if self.handset is None:
             return None
         if self.handset_scores is None:
-            settings = json.loads(json.dumps(dataclasses.asdict(self.settings)))
+            theta = jax.jit(self.handset)(jax.random.PRNGKey(0))
+            made_by = {"settings": json.loads(json.dumps(dataclasses.asdict(self.settings))),
+                       "theta_digest": theta_digest(theta), "tasks": sorted(self.task_ids)}
             stored = read_json(self.run_dir / HANDSET_SCORES)
-            if isinstance(stored, dict) and stored.get("settings") == settings and stored.get("task_scores"):
+            if isinstance(stored, dict) and all(stored.get(k) == v for k, v in made_by.items()) \
+                    and stored.get("task_scores"):
                 self.handset_scores = stored["task_scores"]
                 return self.handset_scores
-            theta = jax.jit(self.handset)(jax.random.PRNGKey(0))
             if known is not None and theta_digest(known[0]) == theta_digest(theta):
                 figures = known[1]
             else:
                 figures = evaluate_panel(theta, self.tasks, self.settings, self.run_dir / "panel" / "handset",
                                          progress=progress)
             self.handset_scores = figures.get("task_scores") or {}
-            write_json(self.run_dir / HANDSET_SCORES, {"settings": settings, "task_scores": self.handset_scores})
+            write_json(self.run_dir / HANDSET_SCORES, {**made_by, "task_scores": self.handset_scores})
         return self.handset_scores
 
 

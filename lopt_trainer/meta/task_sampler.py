@@ -165,8 +165,8 @@ def slot_data_shapes(tasks: Sequence, splits: Sequence[str]):
         shared = all(all(a is b for a, b in zip(leaves[0], other)) for other in leaves[1:])
         if shared:  # passed as they are: their own dtypes
             shapes[split] = jax.tree_util.tree_map(
-                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else jnp.result_type(x)),
-                parts[0])
+                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else jnp.result_type(x),
+                                               weak_type=bool(getattr(x, "weak_type", False))), parts[0])
         else:  # stacked and put on the device: canonical dtypes (int64 → int32 without x64)
             shapes[split] = jax.tree_util.tree_map(
                 lambda x: jax.ShapeDtypeStruct((len(tasks),) + np.shape(x),

@@ -35,14 +35,15 @@ from lopt_trainer.common.ray_local import local_ray_usable
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
 from lopt_trainer.errors import ResumeError, RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
+from lopt_trainer.meta.estimators import PROGRAMS
 from lopt_trainer.meta.held_out import evaluate
 from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
 from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
 from lopt_trainer.meta.run_panel import Panel
-from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_state, start_session,
-                                        warn_fresh_estimators)
+from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_run_history, read_state,
+                                        start_session, warn_fresh_estimators)
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
@@ -183,10 +184,17 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
 
 def continue_source(run_dir: Path, raw: dict | None, portable: PortableState | None) -> PortableState | None:
     """Which start a run given a portable state continues from: the state (returned), or, when the run folder's
-    own checkpoint ``raw`` is at least as far, that checkpoint (None returned; a note on stderr). ``ResumeError``
-    when the run folder's checkpoint is behind the state (continue the state in a fresh folder)."""
+    own checkpoint ``raw`` is at least as far and its run continues the state (the state's session history is
+    the start of the run's), that checkpoint (None returned; a note on stderr). ``ResumeError`` when the run
+    folder holds another lineage or is behind the state (continue the state in a fresh folder)."""
     if portable is None or raw is None:
         return portable
+    continues = read_run_history(run_dir)["sessions"][:len(portable.history)] == portable.history
+    if not continues and int(raw["step"]) >= portable.step:  # another lineage that got as far: never replace it
+        raise ResumeError(f"run {run_dir}: its run is not a continuation of the pretraining state {portable.path} "
+                          f"(the state's {len(portable.history)} recorded sessions are not the run's first ones); "
+                          "continue the state in a fresh folder (another --out, e.g. make pretrain "
+                          "PRETRAIN_DIR=runs/pretrain2)")
     if int(raw["step"]) >= portable.step:
         print(f"note: {run_dir} holds this run at outer step {int(raw['step'])} (the pretraining state "
               f"{portable.path} is at {portable.step}); continuing the run folder's own checkpoint",
@@ -194,7 +202,8 @@ def continue_source(run_dir: Path, raw: dict | None, portable: PortableState | N
         return None
     raise ResumeError(f"run {run_dir}: its checkpoint is at outer step {int(raw['step'])}, behind the pretraining "
                       f"state {portable.path} (step {portable.step}); continue the state in a fresh folder "
-                      "(another --out, or --overwrite in place of --resume)")
+                      "(another --out, e.g. make pretrain PRETRAIN_DIR=runs/pretrain2, or --overwrite in place of "
+                      "--resume)")
 
 
 def source_labels(run_dir: Path, portable: PortableState | None) -> dict:
@@ -276,6 +285,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
                 break
         cadences.save(state)
     finally:
+        PROGRAMS.cancel_pending()  # foreseen groups of steps that will not run
         for sig, handler in old.items():
             signal.signal(sig, handler)
         if bar is not None:
