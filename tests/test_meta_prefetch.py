@@ -3,6 +3,7 @@ compile. None of it may change a number."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import jax
@@ -90,49 +91,44 @@ def test_compiled_first_puts_compiled_works_first():
     assert outer_mod.compiled_first(ctx, state, works) == [0, 1, 2]
 
 
-def test_get_takes_back_a_queued_compile():
-    """A program queued behind a background compile that is still running compiles in the caller."""
-    cache = ProgramCache(8)
-    release = threading.Event()
-    started = threading.Event()
+@contextlib.contextmanager
+def _background_busy(cache, x):
+    """The background compile thread busy with a slow compile of ``"slow"`` until the block ends; yields an event
+    set once that compile has finished."""
+    release, started, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow_factory():
         started.set()
         release.wait(timeout=60)
+        finished.set()
         return jax.jit(lambda x: x + 1)
 
-    x = jnp.zeros(3)
+    cache.prefetch("slow", slow_factory, (x,))
     try:
-        cache.prefetch("slow", slow_factory, (x,))
         assert started.wait(timeout=60)  # the background thread is busy with it
-        cache.prefetch("fast", lambda: jax.jit(lambda x: x * 2), (x,))
-        exe, waited = cache.get("fast", lambda: jax.jit(lambda x: x * 2), (x,))
-        np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
-        assert not release.is_set()  # it did not wait for the slow compile
-        assert cache.lookup("fast", (x,)) is not None
+        yield finished
     finally:
         release.set()
     exe, _ = cache.get("slow", slow_factory, (x,))
     np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
 
 
+def test_get_takes_back_a_queued_compile():
+    """A program queued behind a background compile that is still running compiles in the caller."""
+    cache, x = ProgramCache(8), jnp.zeros(3)
+    with _background_busy(cache, x) as slow_finished:
+        cache.prefetch("fast", lambda: jax.jit(lambda x: x * 2), (x,))
+        exe, _ = cache.get("fast", lambda: jax.jit(lambda x: x * 2), (x,))
+        np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])
+        assert not slow_finished.is_set()  # it did not wait for the slow compile
+        assert cache.lookup("fast", (x,)) is not None
+
+
 def test_cancel_pending_drops_queued_compiles_a_finished_run_would_wait_for():
-    cache = ProgramCache(8)
-    release, started = threading.Event(), threading.Event()
-
-    def slow_factory():
-        started.set()
-        release.wait(timeout=60)
-        return jax.jit(lambda x: x + 1)
-
-    x = jnp.zeros(3)
-    try:
-        cache.prefetch("slow", slow_factory, (x,))
-        assert started.wait(timeout=60)
+    cache, x = ProgramCache(8), jnp.zeros(3)
+    with _background_busy(cache, x):
         cache.prefetch("queued", lambda: jax.jit(lambda x: x * 2), (x,))
         assert cache.cancel_pending() == 1  # the running one finishes, the queued one is dropped
-    finally:
-        release.set()
     assert cache.lookup("queued", (x,)) is None
     exe, _ = cache.get("queued", lambda: jax.jit(lambda x: x * 2), (x,))  # compiled on demand as before
     np.testing.assert_array_equal(np.asarray(exe(jnp.ones(3))), [2.0, 2.0, 2.0])

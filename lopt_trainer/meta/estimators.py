@@ -49,7 +49,7 @@ from jax.flatten_util import ravel_pytree
 
 from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings, fresh_problem, problem_from_params,
                                          tree_where, unroll)
-from lopt_trainer.common.program_cache import ProgramCache
+from lopt_trainer.common.program_cache import ProgramCache, shape_signature
 
 
 KINDS = ("pes", "es", "backprop", "hybrid")
@@ -90,13 +90,18 @@ def _fresh_slots(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
     return EstimatorState(particles, accum)
 
 
+def estimator_state_shapes(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
+    """The shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of :func:`init_estimator_state`'s state."""
+    shapes = jax.eval_shape(functools.partial(_fresh_slots, fns=fns, lopt=lopt, n=n), theta)
+    return jax.tree_util.tree_map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype), shapes)
+
+
 def init_estimator_state(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
     """An all-zeros state for ``n`` slots (every slot must be reset at its first use).
 
     The zeros are host (numpy) arrays: building them dispatches nothing to XLA, so a new group costs no compile.
     """
-    shapes = jax.eval_shape(functools.partial(_fresh_slots, fns=fns, lopt=lopt, n=n), theta)
-    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), estimator_state_shapes(theta, fns, lopt, n))
 
 
 def draws(theta, init_keys, key, *, fns: TaskFns, sigma: float):
@@ -307,12 +312,22 @@ def _draw_shapes(theta, n: int):
     return (theta, jax.ShapeDtypeStruct((n,) + key.shape, key.dtype), key)
 
 
+_DRAW_OUTPUTS: dict = {}
+"""Output shapes of :func:`draws` by (task functions, σ, argument shapes): a step asks for them for every
+estimator (:func:`estimator_ready`), so they are traced once per group shape, not once per step."""
+
+
 def _estimate_shapes(theta, state, data, n: int, fns: TaskFns, settings: EstimatorSettings, draw_args):
     """:func:`estimate_from_draws`' argument shapes (as passed by :func:`run_estimator`)."""
     head = (theta, state, data, jax.ShapeDtypeStruct((n,), np.bool_), draw_args[1],
             jax.ShapeDtypeStruct((n,), np.int32))
-    draw_fn = functools.partial(draws, fns=fns, sigma=float(settings.sigma))
-    return head + tuple(jax.eval_shape(draw_fn, *draw_args))
+    sigma = float(settings.sigma)
+    key = (fns, sigma, shape_signature(draw_args))
+    if key not in _DRAW_OUTPUTS:
+        if len(_DRAW_OUTPUTS) >= 4 * MAX_PROGRAMS:  # a long run visits many groups: keep the table small
+            _DRAW_OUTPUTS.clear()
+        _DRAW_OUTPUTS[key] = tuple(jax.eval_shape(functools.partial(draws, fns=fns, sigma=sigma), *draw_args))
+    return head + _DRAW_OUTPUTS[key]
 
 
 def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, init_keys, horizons, key, *,

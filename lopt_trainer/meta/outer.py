@@ -139,7 +139,7 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     state.step += 1
     if pool is None and plan.prefetch_steps > 0:
         for w in upcoming_draws(ctx, plan, state, plan.prefetch_steps):
-            prefetch_work(ctx, state.theta, ctx.template(state.theta, w.anchor, len(w.task_ids)), w)
+            prefetch_work(ctx, state.theta, None, w)
     return record
 
 

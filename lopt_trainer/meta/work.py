@@ -14,8 +14,8 @@ import jax
 import numpy as np
 
 from lopt_trainer.meta.config import WorkerSettings
-from lopt_trainer.meta.estimators import (EstimatorSettings, estimator_ready, init_estimator_state,
-                                         prefetch_estimator, run_estimator)
+from lopt_trainer.meta.estimators import (EstimatorSettings, estimator_ready, estimator_state_shapes,
+                                         init_estimator_state, prefetch_estimator, run_estimator)
 from lopt_trainer.meta.task_sampler import TaskSampler, slot_data, slot_data_shapes
 from lopt_trainer.meta.truncation import TaskFns
 from lopt_trainer.optimizer.protocol import resolve_lopt
@@ -123,7 +123,10 @@ def work_ready(ctx: WorkerContext, theta, state, work: Work) -> bool:
 
 def prefetch_work(ctx: WorkerContext, theta, state, work: Work) -> None:
     """Queue the compiles :func:`compute_work` of ``work`` needs on the background compile thread (no-op when
-    compiled or queued). ``state`` may be the estimator's state or its :meth:`WorkerContext.template`."""
+    compiled or queued). ``state``: the estimator's state, or None for a group not drawn yet (the shapes of its
+    :meth:`WorkerContext.template`, no array made)."""
+    if state is None:
+        state = estimator_state_shapes(theta, ctx.fns(work.anchor), ctx.lopt, len(work.task_ids))
     data, axes = ctx.data_shapes(work.task_ids)
     prefetch_estimator(theta, state, data, axes, len(work.task_ids), fns=ctx.fns(work.anchor), lopt=ctx.lopt,
                        settings=ctx.settings)
