@@ -58,18 +58,24 @@ pretrain: $(STAMP)
 	mkdir -p $(PRETRAIN_DIR)/candidate && \
 	$(PY) -c "from lopt_trainer.meta.export import export_run; print('candidate θ:', export_run('$(PRETRAIN_DIR)', '$(PRETRAIN_DIR)/candidate'))" && exit $$rc
 
-# Ship the pretraining run's panel-best θ into the package, only if its quality result meets the targets, e.g.
+# Ship the pretraining run's panel-best θ into the package, only if its quality result meets the targets (one of
+# them task by task against the hand-set θ's result), e.g.
+#   make quality THETA=handset QUALITY_LABEL=quality_handset
 #   make quality THETA=runs/pretrain/candidate/pretrained_theta.npz QUALITY_LABEL=candidate && make ship
 SHIP_QUALITY ?= benchmarks/results/candidate.json
+SHIP_HANDSET ?= benchmarks/results/quality_handset.json
 ship: $(STAMP)
-	$(VENV)/bin/taskgen lopt ship $(PRETRAIN_DIR) --quality $(SHIP_QUALITY)
+	$(VENV)/bin/taskgen lopt ship $(PRETRAIN_DIR) --quality $(SHIP_QUALITY) --handset $(SHIP_HANDSET)
 
 # The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: about an hour on 2 CPU
-# cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN.
+# cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN;
+# QUALITY_AGAINST=RESULT.json (space-separated list): compare task by task with earlier results of other θ.
 THETA ?= lopt_trainer/data/pretrained_theta.npz
 QUALITY_LABEL ?= quality
+QUALITY_AGAINST ?=
 quality: $(STAMP)
-	$(PY) -m benchmarks.bench_quality --theta $(THETA) --label $(QUALITY_LABEL) --out runs/$(QUALITY_LABEL) --resume
+	$(PY) -m benchmarks.bench_quality --theta $(THETA) --label $(QUALITY_LABEL) --out runs/$(QUALITY_LABEL) --resume \
+	  $(QUALITY_AGAINST:%=--against %)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

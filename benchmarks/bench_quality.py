@@ -19,12 +19,18 @@ Results: printed table + ``benchmarks/results/<label>.json`` and its box plots (
 table and the box plots.
 
 Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--label quality] [--tasks 40]
-[--steps 1000] [--seeds 2] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]``.
+[--steps 1000] [--seeds 2] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]
+[--against benchmarks/results/quality_handset.json]``.
+
+The JSON also keeps each task's learned-optimizer result (``lopt_tasks``: final normalised loss, score over Global
+AdamLR, divergences; :func:`lopt_trainer.evaluation.compare.lopt_tasks`), so two θ measured on the same tasks can
+be compared task by task later (``--against``, and ``taskgen lopt ship``'s "ahead of the hand-set θ" check).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -53,12 +59,23 @@ def main(argv=None) -> int:
     p.add_argument("--all-baselines", action="store_true", help="also run Adam8p and opt_list (1 and 10 trials)")
     p.add_argument("--out", default="runs/bench_quality")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--against", action="append", default=[], metavar="RESULT.json",
+                   help="an earlier result of this benchmark (another θ, same tasks): report the paired per-task "
+                   "comparison with it (repeatable)")
     args = p.parse_args(argv)
+    against = {}
+    for path in args.against:  # read first: a bad file fails before an hour of evaluation
+        try:
+            against[path] = json.loads(Path(path).read_text())["lopt_tasks"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            p.error(f"--against {path}: not a quality result with per-task results ({type(e).__name__}: {e})")
 
     from benchmarks.common import save
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.common.task_pool import load_pool
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
+    from lopt_trainer.evaluation.compare import lopt_tasks, paired_comparison
+    from lopt_trainer.evaluation.scoring import read_table
     from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks
     from lopt_trainer.theta.load import load_theta
 
@@ -86,7 +103,11 @@ def main(argv=None) -> int:
                                                    "met": median is not None and median > 0}
     unseen_div = unseen_divergences(args.out)
     verdict["unseen_diverged"] = {"target": 0, "measured": unseen_div, "met": unseen_div == 0}
-    save(args.label, rows, {"theta": os.path.abspath(args.theta), "settings": settings.to_dict(),
+    mine = lopt_tasks(read_table(Path(args.out) / "results.arrow"))
+    paired = {path: {grp: paired_comparison(mine, theirs, grp) for grp in ("seen", "unseen")}
+              for path, theirs in against.items()}
+    theta = args.theta if args.theta in ("handset", "random") else os.path.abspath(args.theta)
+    save(args.label, rows, {"theta": theta, "settings": settings.to_dict(), "lopt_tasks": mine, "paired": paired,
                            "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
                            "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
                            "eval_dir": os.path.abspath(args.out)})
@@ -97,6 +118,11 @@ def main(argv=None) -> int:
         atomic_write_bytes(RESULTS_DIR / f"{args.label}_{plot.name}", plot.read_bytes())
     for k, v in verdict.items():
         print(f"{k} (unseen tasks): {v['measured']} (target {v['target']}{', met' if v['met'] else ', NOT met'})")
+    for path, by_group in paired.items():
+        u = by_group["unseen"]
+        d = u["score_diff"]
+        print(f"against {path} (unseen tasks): ahead on {u['ahead']}/{u['tasks']} ({u['frac_ahead']:.0%}), "
+              f"score difference {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] (paired bootstrap 90%)")
     return 0
 
 

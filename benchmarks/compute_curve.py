@@ -7,7 +7,12 @@ still in a run folder that has not been exported yet) into one curve: each panel
 bootstrap 90% interval against the hand-set θ (``vs_handset``), at its cumulative outer step and cumulative
 CPU-hours (wall hours × the machine's cores, summed over sessions).
 
-Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN]``. Writes
+With ``--quality STEP=RESULT.json`` (repeatable), the quality benchmark's results of the θ at those outer steps
+(``make quality``: 40 tasks, half unseen, 2 seeds, 1000 steps) join the curve as a third row: on the unseen tasks,
+the fraction beating Global AdamLR and per-task AdamLR@14 (with their targets), and the fraction ahead of the
+hand-set θ (task by task, when the result was measured ``--against`` the hand-set θ's result).
+
+Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]``. Writes
 ``benchmarks/results/compute_curve.json`` and ``compute_curve.png``.
 """
 
@@ -39,6 +44,38 @@ def curve_points(sessions: list[dict]) -> list[dict]:
     return points
 
 
+def quality_point(step: int, result: dict, path: str) -> dict:
+    """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result."""
+    unseen = {r["baseline"]: r for r in result.get("rows", []) if r.get("group") == "unseen"}
+    point = {"step": step, "file": path, "theta": result.get("theta"),
+             "beats_global": unseen.get("global_adamlr", {}).get("frac_lopt_better"),
+             "median_improvement_global": unseen.get("global_adamlr", {}).get("median_improvement"),
+             "beats_per_task": unseen.get("per_task_adamlr@14", {}).get("frac_lopt_better"),
+             "diverged": ((result.get("targets") or {}).get("unseen_diverged") or {}).get("measured")}
+    for against, groups in (result.get("paired") or {}).items():
+        if "handset" in Path(against).name:
+            point["ahead_of_handset"] = groups["unseen"]["frac_ahead"]
+            point["vs_handset_score"] = groups["unseen"]["score_diff"]
+    return point
+
+
+def parse_quality(values: list[str]) -> list[dict]:
+    """``STEP=FILE`` arguments → quality points, by step; ``SystemExit`` naming a malformed one."""
+    import json
+
+    points = []
+    for value in values:
+        step, sep, path = value.partition("=")
+        if not sep or not step.isdigit():
+            raise SystemExit(f"--quality {value!r}: expected STEP=RESULT.json")
+        try:
+            result = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"--quality {value!r}: cannot read {path}: {e}")
+        points.append(quality_point(int(step), result, path))
+    return sorted(points, key=lambda p: p["step"])
+
+
 def main(argv=None):
     from lopt_trainer.meta.metrics import read_metrics
     from lopt_trainer.meta.portable import read_run_history, read_state, session_record
@@ -46,7 +83,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--state", default="lopt_trainer/data/pretrain_state")
     parser.add_argument("--run", default=None, help="a run folder whose current session is not exported yet")
+    parser.add_argument("--quality", action="append", default=[], metavar="STEP=RESULT.json",
+                        help="a quality benchmark result of the θ at outer step STEP (repeatable)")
     args = parser.parse_args(argv)
+    quality = parse_quality(args.quality)
     sessions = list(read_state(args.state).history) if Path(args.state, "index.json").is_file() else []
     if args.run:
         history = read_run_history(args.run)
@@ -54,19 +94,23 @@ def main(argv=None):
         steps = [r["step"] + 1 for r in read_metrics(args.run) if r.get("kind") == "step"]
         sessions.append(session_record(Path(args.run), history["session_start"], max(steps, default=0)))
     points = curve_points(sessions)
-    save("compute_curve", points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions]})
-    plot(points, RESULTS_DIR / "compute_curve.png")
+    save("compute_curve", points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions],
+                                   "quality": quality})
+    plot(points, RESULTS_DIR / "compute_curve.png", quality)
 
 
-def plot(points: list[dict], path: Path) -> None:
-    """Score (top) and score minus the hand-set θ's with its 90% interval (bottom) against outer steps and
-    CPU-hours."""
+def plot(points: list[dict], path: Path, quality: list[dict] = ()) -> None:
+    """Score (top) and score minus the hand-set θ's with its 90% interval (middle) against outer steps and
+    CPU-hours; with ``quality`` points, a bottom row of the quality benchmark's unseen-task fractions against
+    outer steps (and CPU-hours, where the step is on the panel curve)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), squeeze=False)
+    rows = 3 if quality else 2
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 3.3 * rows), squeeze=False)
+    hours = {p["step"]: p["cpu_hours"] for p in points}
     for col, (key, label) in enumerate((("step", "outer steps"), ("cpu_hours", "CPU-hours"))):
         x = [p[key] for p in points]
         axes[0, col].plot(x, [p["score"] for p in points], "o-")
@@ -80,6 +124,21 @@ def plot(points: list[dict], path: Path) -> None:
         axes[1, col].axhline(0.0, color="grey", lw=0.8)
         axes[1, col].set_ylabel("score − hand-set θ (90% interval)")
         axes[1, col].set_xlabel(label)
+        if quality:
+            ax = axes[2, col]
+            qs = [q for q in quality if key == "step" or q["step"] in hours]
+            x = [q["step"] if key == "step" else hours[q["step"]] for q in qs]
+            for field, name, target in (("beats_global", "beats Global AdamLR", 0.6),
+                                        ("beats_per_task", "beats AdamLR@14", 0.25),
+                                        ("ahead_of_handset", "ahead of hand-set θ", 0.6)):
+                pts = [(xi, q[field]) for xi, q in zip(x, qs) if q.get(field) is not None]
+                if pts:
+                    line, = ax.plot(*zip(*pts), "s-", label=name)
+                    ax.axhline(target, color=line.get_color(), ls=":", lw=1)
+            ax.set_ylim(0, 1)
+            ax.set_ylabel("unseen tasks (make quality)")
+            ax.set_xlabel(label)
+            ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -49,6 +49,7 @@ SEED_RANGE = "0<=x<=4294967295."
     (["lopt", "self-train", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
     (["lopt", "self-train", "--adam-lr", "-1"], f"'--adam-lr': -1.0 {RANGE} x>0."),
     (["lopt", "self-train", "--seed", "-1"], f"'--seed': -1 {RANGE} {SEED_RANGE}"),
+    (["lopt", "self-train", "--seeds", "0"], f"'--seeds': 0 {RANGE} x>=1."),
 ])
 def test_numeric_options_refuse_values_outside_their_range(args, message, tmp_path):
     out = [] if args[0] == "train" else ["--out", str(tmp_path / "o")]
@@ -171,3 +172,10 @@ def test_ctrl_c_exits_130_in_eval_and_train(command, four_tasks, tmp_path, monke
         args = ["train", load_specs(four_tasks)[0].task_id, "--suite", str(four_tasks), "--out", str(tmp_path / "t")]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 130 and res.stderr.endswith("Interrupted\n")
+
+
+def test_self_train_refuses_seeds_past_the_seed_range_before_any_work(tmp_path):
+    res = CliRunner().invoke(cli, ["lopt", "self-train", "--seed", str(2**32 - 2), "--seeds", "3",
+                                   "--out", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "seed" in res.output.splitlines()[-1] and "Traceback" not in res.output
+    assert not (tmp_path / "s").exists()

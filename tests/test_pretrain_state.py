@@ -282,6 +282,35 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
     assert points[1]["vs_handset"]["mean"] == 0.1 and points[2]["cpu"] == "B"
 
 
+def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arguments(tmp_path):
+    import json
+
+    from benchmarks.compute_curve import parse_quality, plot
+
+    result = {"theta": "/x/best.npz", "targets": {"unseen_diverged": {"measured": 0}}, "rows": [
+        {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.9, "median_improvement": 1.0},
+        {"baseline": "global_adamlr", "group": "unseen", "frac_lopt_better": 0.55, "median_improvement": -0.1},
+        {"baseline": "per_task_adamlr@14", "group": "unseen", "frac_lopt_better": 0.2, "median_improvement": -1.0}],
+        "paired": {"benchmarks/results/quality_handset.json": {"unseen": {
+            "frac_ahead": 0.7, "score_diff": {"mean": 0.3, "low": 0.1, "high": 0.5, "tasks": 20}}}}}
+    (tmp_path / "q.json").write_text(json.dumps(result))
+    (tmp_path / "h.json").write_text(json.dumps({**result, "paired": {}}))
+    points = parse_quality([f"300={tmp_path / 'q.json'}", f"0={tmp_path / 'h.json'}"])
+    assert [p["step"] for p in points] == [0, 300]
+    q = points[1]
+    assert (q["beats_global"], q["beats_per_task"], q["median_improvement_global"], q["diverged"]) == (0.55, 0.2, -0.1, 0)
+    assert q["ahead_of_handset"] == 0.7 and q["vs_handset_score"]["low"] == 0.1
+    assert "ahead_of_handset" not in points[0]
+    for bad, message in (("x=q.json", "expected STEP=RESULT.json"), ("3", "expected STEP"),
+                         (f"3={tmp_path / 'missing.json'}", "cannot read")):
+        with pytest.raises(SystemExit, match=message):
+            parse_quality([bad])
+    plot([{"step": 0, "cpu_hours": 0.5, "score": 0.1, "vs_handset": None},
+          {"step": 300, "cpu_hours": 2.0, "score": 0.3, "vs_handset": {"mean": 0.2, "low": 0.1, "high": 0.3}}],
+         tmp_path / "c.png", points)
+    assert (tmp_path / "c.png").stat().st_size > 0
+
+
 def test_an_export_that_died_between_its_renames_loses_nothing(base, tmp_path):
     shutil.copytree(base / "state", tmp_path / "state.previous")  # DEST renamed away, the new one not yet in place
     assert P.state_step(tmp_path / "state") == 3

@@ -11,8 +11,18 @@ from lopt_trainer.errors import ShipRefusedError
 from lopt_trainer.meta.ship import quality_shortfalls, ship
 
 
-def _quality(global_frac=0.65, median=0.1, per_task_frac=0.3, diverged=0):
-    return {"rows": [
+SETTINGS = {"steps": 1000, "seeds": 2}
+UNSEEN = [f"t{i}" for i in range(5)]
+
+
+def _tasks(finals, group="unseen"):
+    return {t: {"group": group, "family": "mlp", "final": f, "score": -f, "diverged": 0} for t, f in finals.items()}
+
+
+def _quality(global_frac=0.65, median=0.1, per_task_frac=0.3, diverged=0, finals=None, theta=None):
+    return {"theta": theta, "settings": SETTINGS,
+            "lopt_tasks": {**_tasks(finals or dict.fromkeys(UNSEEN, 0.5)), **_tasks({"s0": 9.0}, "seen")},
+            "rows": [
         {"baseline": "global_adamlr", "group": "unseen", "frac_lopt_better": global_frac, "median_improvement": median},
         {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.0, "median_improvement": -9.0},
         {"baseline": "per_task_adamlr@14", "group": "unseen", "frac_lopt_better": per_task_frac,
@@ -53,25 +63,62 @@ def run(tmp_path):
     return run
 
 
+def _handset(finals=None):
+    return _quality(global_frac=0.4, median=-0.3, per_task_frac=0.1, theta="handset",
+                    finals=finals or dict.fromkeys(UNSEEN, 1.0))
+
+
+def test_ahead_of_the_handset_theta_is_counted_task_by_task_on_unseen_tasks():
+    handset = _handset({"t0": 1.0, "t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 1.0})
+    ahead3 = _quality(finals={"t0": 0.5, "t1": 0.5, "t2": 0.5, "t3": 1.0, "t4": 2.0})  # 3 ahead, a tie, 1 behind
+    assert quality_shortfalls(ahead3, handset) == []  # 3/5 = 60%: the bound is met
+    ahead2 = _quality(finals={"t0": 0.5, "t1": 0.5, "t2": 1.0, "t3": 1.0, "t4": 2.0})
+    assert quality_shortfalls(ahead2, handset) == ["unseen tasks ahead of the hand-set θ: 40% of 5 (target ≥ 60%)"]
+    # the seen task (far behind) does not count; several shortfalls are all named
+    assert len(quality_shortfalls(_quality(global_frac=0.1, finals=dict.fromkeys(UNSEEN, 3.0)), handset)) == 2
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda q, h: h.update(theta="/x/best.npz"), "not the hand-set θ"),
+    (lambda q, h: h.pop("lopt_tasks"), "hand-set result has no per-task"),
+    (lambda q, h: q.update(settings={"steps": 300, "seeds": 2}), "different settings"),
+    (lambda q, h: h["lopt_tasks"].pop("t4"), "different unseen tasks"),
+])
+def test_a_handset_result_that_cannot_be_compared_is_refused_by_name(mutate, message):
+    quality, handset = _quality(), _handset()
+    mutate(quality, handset)
+    with pytest.raises(ValueError, match=message):
+        quality_shortfalls(quality, handset)
+
+
 def test_ship_refuses_a_losing_theta_and_writes_nothing(run, tmp_path):
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
     (tmp_path / "q.json").write_text(json.dumps(_quality(global_frac=0.45)))
     dest = tmp_path / "data"
     dest.mkdir()
     with pytest.raises(ShipRefusedError, match="45%"):
-        ship(run, tmp_path / "q.json", dest)
+        ship(run, tmp_path / "q.json", tmp_path / "h.json", dest)
+    (tmp_path / "q.json").write_text(json.dumps(_quality(finals=dict.fromkeys(UNSEEN, 1.5))))
+    with pytest.raises(ShipRefusedError, match="ahead of the hand-set θ: 0% of 5"):
+        ship(run, tmp_path / "q.json", tmp_path / "h.json", dest)
+    (tmp_path / "h.json").write_text(json.dumps({**_handset(), "settings": {"steps": 1}}))
+    with pytest.raises(ShipRefusedError, match="different settings"):
+        ship(run, tmp_path / "q.json", tmp_path / "h.json", dest)
     assert list(dest.iterdir()) == []
-    result = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--quality", str(tmp_path / "q.json")])
-    assert result.exit_code == 1 and "not shipped" in result.output
+    result = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--quality", str(tmp_path / "q.json"),
+                                         "--handset", str(tmp_path / "h.json")])
+    assert result.exit_code == 1 and "not shipped" in result.output and "Traceback" not in result.output
 
 
 def test_ship_copies_a_winning_theta_only_when_it_is_the_theta_measured(run, tmp_path):
-    (tmp_path / "q.json").write_text(json.dumps({**_quality(), "theta": "random"}))  # another θ was measured
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
+    (tmp_path / "q.json").write_text(json.dumps(_quality(theta="random")))  # another θ was measured
     with pytest.raises(ShipRefusedError, match="not the panel-best"):
-        ship(run, tmp_path / "q.json", tmp_path)
-    (tmp_path / "q.json").write_text(json.dumps({**_quality(), "theta": str(run / "best_theta.npz")}))
+        ship(run, tmp_path / "q.json", tmp_path / "h.json", tmp_path)
+    (tmp_path / "q.json").write_text(json.dumps(_quality(theta=str(run / "best_theta.npz"))))
     dest = tmp_path / "data"
     dest.mkdir()
-    path = ship(run, tmp_path / "q.json", dest)
+    path = ship(run, tmp_path / "q.json", tmp_path / "h.json", dest)
     assert path.read_bytes() == (run / "best_theta.npz").read_bytes()
 
 

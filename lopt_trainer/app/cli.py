@@ -219,13 +219,16 @@ def export_state_cmd(run, out):
 @click.option("--quality", "quality_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The quality benchmark result of RUN's panel-best θ (benchmarks/results/LABEL.json of "
               "`make quality THETA=RUN/candidate/pretrained_theta.npz QUALITY_LABEL=LABEL`).")
-def ship_cmd(run, quality_file):
+@click.option("--handset", "handset_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The same benchmark's result for the untrained hand-set θ (`make quality THETA=handset "
+              "QUALITY_LABEL=quality_handset`).")
+def ship_cmd(run, quality_file, handset_file):
     """Replace the package's shipped θ by RUN's panel-best θ, only if its quality result meets every target (unseen
     tasks: beats Global AdamLR on >= 60% with median improvement > 0, per-task AdamLR@14 on >= 25%, none
-    diverged); otherwise exit 1 naming what fell short, and write nothing."""
+    diverged, ahead of the hand-set θ on >= 60%); otherwise exit 1 naming what fell short, and write nothing."""
     from lopt_trainer.meta.ship import ship  # deferred: see meta_train_cmd
 
-    click.echo(f"shipped {ship(run, quality_file)}")
+    click.echo(f"shipped {ship(run, quality_file, handset_file)}")
 
 
 @lopt.command("settings")
@@ -471,11 +474,15 @@ def implicit_reg_cmd(theta, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False))
 @click.option("--set", "sets", multiple=True, help="key=value: any meta-train setting (e.g. truncation=20, "
               "filters='{\"family\": [\"twod\"], \"split\": [\"meta_train\"]}').")
-@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True, help="The first seed.")
+@click.option("--seeds", "n_seeds", type=POSITIVE_INT64, default=3, show_default=True,
+              help="Seeds (SEED, SEED+1, ...): three runs each.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
-def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, out_dir, no_progress):
-    """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates."""
+def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, n_seeds, out_dir, no_progress):
+    """Meta-train a fresh learned optimizer with θ as outer optimizer, and with Adam at two learning rates, for each
+    seed; judge the fresh θ on a quality panel (16 held-out quadratics by default; --set panel_every=0: meta-loss
+    only)."""
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
@@ -485,15 +492,25 @@ def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, out_dir,
     try:
         overrides = parse_sets(sets)
         base_config(overrides, steps, seed)  # settings checked before any work, as usage errors
+        base_config(overrides, steps, seed + n_seeds - 1)  # the last seed too
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     with folder_lock(out_dir):
         write_command(out_dir)
         s = run_self_training(theta, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
-                              overrides=overrides, seed=seed, suite=suite, manifest=manifest,
-                              progress=not no_progress)
+                              overrides=overrides, seeds=range(seed, seed + n_seeds), suite=suite,
+                              manifest=manifest, progress=not no_progress)
     for r in s["runs"]:
-        click.echo(f"{r['name']:<14} meta-loss {r['first_meta_loss']:.4g} -> {r['final_meta_loss']:.4g}")
+        line = f"seed {r['seed']} {r['name']:<14} meta-loss {r['first_meta_loss']:.4g} -> {r['final_meta_loss']:.4g}"
+        if r.get("gain"):
+            g = r["gain"]
+            line += (f"; panel {r['panel'][0]['score']:+.3f} -> {r['panel'][-1]['score']:+.3f}, gain {g['mean']:+.3f} "
+                     f"[{g['low']:+.3f}, {g['high']:+.3f}], measurable from step {r['budget_step']}")
+        click.echo(line)
+    if s.get("pooled"):
+        p = s["pooled"]
+        click.echo(f"learned − best Adam (final panel score, {p['seeds']} seeds pooled): {p['mean']:+.3f} "
+                   f"[{p['low']:+.3f}, {p['high']:+.3f}]; learned ahead on {p['seeds_won']} of {p['seeds']} seeds")
     click.echo(f"wrote {out_dir}/self_training.json, self_training.png")
 
 

@@ -139,7 +139,7 @@ def step_self_training(out: Path, theta_path: Path, steps: int = 100) -> None:
     the same fixed MLP task group as the meta-training step (so the three curves differ only by outer optimizer)."""
     overrides = {"filters": {"split": ["meta_train"], "family": ["mlp"]}, "max_params": 3000, "truncation": 20,
                  "tasks_per_group": 8, "num_groups": 1, "resample_every": 100_000, "horizon_min": 100,
-                 "horizon_max": 400}
+                 "horizon_max": 400, "panel_every": 0}
     summary = run_self_training(theta_path, out / "self_training", steps=steps, suite=str(out / "suite.jsonl"),
                                 adam_lrs=(1e-3, 3e-3), overrides=overrides)
     for run in summary["runs"]:

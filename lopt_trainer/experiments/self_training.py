@@ -1,15 +1,28 @@
 """Training itself: meta-train a fresh learned optimizer with a trained one as the OUTER optimizer.
 
-Three meta-training runs from the same seed (same initial θ, same task draws): the outer optimizer is (1) the
-trained learned optimizer θ* through its optax drop-in (``outer_opt = "lopt:PATH"``), (2) and (3) Adam at two
-learning rates (with the usual global-norm clipping). Their meta-loss curves are plotted together. The runs use
-:func:`lopt_trainer.meta.meta_train` unchanged; each lives in its own folder under ``OUT`` (``lopt_outer/``,
-``adam_lr<lr>/``) with its ``config.json``, ``metrics.jsonl`` and checkpoint, so an interrupted experiment
-resumes.
+For each seed, three meta-training runs from that seed (same initial θ, same task draws): the outer optimizer is
+(1) the trained learned optimizer θ* through its optax drop-in (``outer_opt = "lopt:PATH"``), (2) and (3) Adam at
+two learning rates (with the usual global-norm clipping). The runs use :func:`lopt_trainer.meta.meta_train`
+unchanged; each lives in its own folder ``OUT/seed_S/<run>`` (``lopt_outer``, ``adam_lr<lr>``) with its
+``config.json``, ``metrics.jsonl`` and checkpoint, so an interrupted experiment resumes.
 
-The default is small (a few minutes on two CPU cores): low-dimensional quadratics of the ``meta_train`` split,
-truncation 10, 4 problems per estimate, horizons 50-200, 60 outer steps. Everything is overridable (``overrides``
-takes any :class:`~lopt_trainer.meta.config.MetaTrainConfig` field).
+**Judged on a panel, not on the meta-loss.** The meta-loss of a short run mixes task-to-task noise with progress,
+so each run scores its θ on a quality panel (:mod:`lopt_trainer.evaluation.panel`; by default 16 held-out
+quadratics, 2 seeds, 300 inner steps) at step 0 and every ``panel_every`` steps. From those records:
+
+* ``gain``: the run's panel score minus its step-0 score (the fresh θ), with a paired bootstrap 90% interval over
+  the panel's tasks; ``budget_step``: the first evaluated step at which that interval lies above 0 — the budget at
+  which the outer optimizer *measurably* improves the fresh θ (None: not within the run);
+* per seed, ``best_adam``: the Adam run with the higher final panel score (the best of its two learning rates,
+  chosen with hindsight, which favours Adam), and ``lopt_vs_best_adam``: the learned outer optimizer's final panel
+  score minus that run's, paired over tasks with its interval;
+* over all seeds, ``pooled``: the same difference with the (seed, task) pairs pooled into one paired bootstrap,
+  and how many seeds the learned outer optimizer won.
+
+With ``panel_every = 0`` (``make run``'s small setting) there is no panel and only the meta-loss curves are
+reported. The default is small: low-dimensional quadratics of the ``meta_train`` split, truncation 10, 4 problems
+per estimate, horizons 50-200, 60 outer steps, a panel every 20. Everything is overridable (``overrides`` takes any
+:class:`~lopt_trainer.meta.config.MetaTrainConfig` field).
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ import taskgen
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_json
 from lopt_trainer.common.task_pool import filter_specs, load_pool
+from lopt_trainer.evaluation.panel import paired_bootstrap
 from lopt_trainer.meta.config import MetaTrainConfig
 from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.meta.trainer import meta_train
@@ -33,7 +47,8 @@ DEFAULT_ADAM_LRS = (3e-4, 1e-3)
 DEFAULT_META = {
     "filters": {"family": ["quadratic"], "split": ["meta_train"]}, "max_params": 64, "truncation": 10,
     "tasks_per_group": 4, "horizon_min": 50, "horizon_max": 200, "resample_every": 20, "eval_every": 0,
-    "checkpoint_every": 20, "steps": 60, "theta_init": "random",
+    "checkpoint_every": 20, "steps": 60, "theta_init": "random", "panel_every": 20,
+    "panel": {"families": ["quadratic"], "per_family": 16, "steps": 300, "seeds": 2},
 }
 """Meta-training settings of the small default run (any other field keeps the MetaTrainConfig default). The fresh θ
 starts from a random init, as in the paper: the question is whether the learned optimizer can train one from
@@ -43,6 +58,11 @@ scratch."""
 def run_name(outer: str, lr: float | None = None) -> str:
     """Folder name of one run: ``lopt_outer`` or ``adam_lr<lr>``."""
     return "lopt_outer" if outer == "lopt" else f"adam_lr{lr:.0e}"
+
+
+def run_dir_name(seed: int, outer: str, lr: float | None = None) -> str:
+    """Folder of one run under ``OUT``: ``seed_<seed>/<run_name>``."""
+    return f"seed_{seed}/{run_name(outer, lr)}"
 
 
 def default_specs():
@@ -55,32 +75,38 @@ def default_specs():
 
 
 def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: int | None = None,
-                      overrides: dict | None = None, seed: int = 0, specs=None, suite=None, manifest=None,
+                      overrides: dict | None = None, seeds=(0,), specs=None, suite=None, manifest=None,
                       resume: bool = True, progress: bool = True) -> dict:
-    """Run the three meta-trainings into ``out_dir`` and write ``self_training.json`` / ``.png``.
+    """Run the three meta-trainings of every seed in ``seeds`` into ``out_dir`` and write ``self_training.json``
+    / ``.png`` (see the module docstring for what they hold).
 
     ``theta_path``: the trained θ (any name of :mod:`lopt_trainer.theta.names`: a ``.npz``, a run folder, a
     checkpoint, ``pretrained``, ``handset``, ``random``). ``specs`` (Python) or
     ``suite`` / ``manifest`` choose the task pool (default: :func:`default_specs`). Returns the summary dict
-    (per run: outer optimizer, learning rate, steps, first/last-10% mean meta-loss). ``out_dir`` is locked
-    while the experiment runs (:mod:`lopt_trainer.common.folder_lock`).
+    (``runs``: per run its seed, outer optimizer, learning rate, steps, first/last-10% mean meta-loss and, with a
+    panel, its panel scores, ``gain`` and ``budget_step``; ``seeds``: per seed the comparison with the best Adam
+    run; ``pooled``). ``out_dir`` is locked while the experiment runs (:mod:`lopt_trainer.common.folder_lock`).
+    ``ValueError`` for an empty or repeated ``seeds``.
     """
+    seeds = [int(x) for x in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     out_dir = Path(out_dir)
     with folder_lock(out_dir):
-        return _self_training(theta_path, out_dir, adam_lrs, base_config(overrides, steps, seed), specs, suite,
-                              manifest, resume, progress)
+        return _self_training(theta_path, out_dir, adam_lrs, base_config(overrides, steps, seeds[0]), seeds, specs,
+                              suite, manifest, resume, progress)
 
 
 def base_config(overrides: dict | None = None, steps: int | None = None, seed: int = 0) -> MetaTrainConfig:
-    """The meta-training settings shared by the three runs: :data:`DEFAULT_META` < ``overrides`` < ``steps`` and
-    ``seed``; ``ValueError`` / ``TypeError`` name a bad setting."""
+    """The meta-training settings shared by the three runs of a seed: :data:`DEFAULT_META` < ``overrides`` <
+    ``steps`` and ``seed``; ``ValueError`` / ``TypeError`` name a bad setting."""
     settings = {**DEFAULT_META, **(overrides or {}), "seed": seed}
     if steps is not None:
         settings["steps"] = steps
     return MetaTrainConfig.from_dict(settings)
 
 
-def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, specs, suite, manifest,
+def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, seeds, specs, suite, manifest,
                    resume: bool, progress: bool) -> dict:
     """The body of :func:`run_self_training` once ``out_dir`` is locked."""
     if specs is None:
@@ -94,12 +120,15 @@ def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, s
         raise ValueError(f"no spec passes filters {base.filters} (max_params {base.max_params})")
     runs = [("lopt", None, f"lopt:{theta_label(theta_path)}")]
     runs += [("adam", float(lr), "adam") for lr in adam_lrs]
-    summary = {"settings": base.to_dict(), "theta_path": theta_label(theta_path), "runs": []}
-    for outer, lr, outer_opt in runs:
-        cfg = dataclasses.replace(base, outer_opt=outer_opt, outer_lr=lr if lr is not None else base.outer_lr)
-        run_dir = out_dir / run_name(outer, lr)
-        meta_train(cfg, run_dir, resume=resume, specs=train_specs, eval_specs=[], progress=progress)
-        summary["runs"].append(run_summary(run_dir, outer, lr))
+    summary = {"settings": base.to_dict(), "theta_path": theta_label(theta_path), "seed_list": seeds, "runs": []}
+    for seed in seeds:
+        for outer, lr, outer_opt in runs:
+            cfg = dataclasses.replace(base, seed=seed, outer_opt=outer_opt,
+                                      outer_lr=lr if lr is not None else base.outer_lr)
+            name = run_dir_name(seed, outer, lr)
+            meta_train(cfg, out_dir / name, resume=resume, specs=train_specs, eval_specs=[], progress=progress)
+            summary["runs"].append({**run_summary(out_dir / name, outer, lr), "seed": seed, "dir": name})
+    summary.update(compare_outer(summary["runs"]))
     write_json(out_dir / RESULT_FILE, summary)
     plot_self_training(out_dir, summary, out_dir / PLOT_FILE)
     return summary
@@ -112,14 +141,60 @@ def meta_loss_series(run_dir) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([p[0] for p in pts], np.int64), np.asarray([p[1] for p in pts], np.float64)
 
 
+def panel_series(run_dir) -> list[dict]:
+    """The run's panel records (``step``, ``score``, ``task_scores``), by step (the last record of a step wins:
+    a resumed run may have scored a step twice)."""
+    by_step = {r["step"]: r for r in read_metrics(run_dir) if r.get("kind") == "panel"}
+    return [{"step": s, "score": by_step[s].get("score"), "task_scores": by_step[s].get("task_scores") or {}}
+            for s in sorted(by_step)]
+
+
 def run_summary(run_dir, outer: str, lr: float | None) -> dict:
-    """One run's line of the summary: mean meta-loss over the first and the last 10% of its steps."""
+    """One run's line of the summary: mean meta-loss over the first and the last 10% of its steps and, when the
+    run has panel records, its ``panel`` scores by step, ``gain`` (last panel score against step 0's, paired
+    interval) and ``budget_step`` (the first step whose gain interval lies above 0, or None)."""
     x, y = meta_loss_series(run_dir)
     k = max(1, len(y) // 10)
-    return {"name": run_name(outer, lr), "outer": outer, "outer_lr": lr, "steps": int(len(y)),
-            "first_meta_loss": float(np.mean(y[:k])) if len(y) else None,
-            "final_meta_loss": float(np.mean(y[-k:])) if len(y) else None,
-            "min_meta_loss": float(np.min(y)) if len(y) else None, "dir": Path(run_dir).name}
+    out = {"name": run_name(outer, lr), "outer": outer, "outer_lr": lr, "steps": int(len(y)),
+           "first_meta_loss": float(np.mean(y[:k])) if len(y) else None,
+           "final_meta_loss": float(np.mean(y[-k:])) if len(y) else None,
+           "min_meta_loss": float(np.min(y)) if len(y) else None, "dir": Path(run_dir).name}
+    panel = panel_series(run_dir)
+    if panel and panel[0]["step"] == 0:
+        start = panel[0]["task_scores"]
+        gains = [(p["step"], paired_bootstrap(p["task_scores"], start)) for p in panel[1:]]
+        out["panel"] = [{"step": p["step"], "score": p["score"]} for p in panel]
+        out["gain"] = gains[-1][1] if gains else None
+        out["budget_step"] = next((step for step, g in gains if g["tasks"] and g["low"] > 0), None)
+        out["final_task_scores"] = panel[-1]["task_scores"]
+    return out
+
+
+def compare_outer(runs: list[dict]) -> dict:
+    """Per seed, the learned outer optimizer against the better of the Adam runs (by final panel score), and the
+    pooled comparison over all seeds (see the module docstring): ``{"seeds": [...], "pooled": {...}}``; empty
+    when the runs have no panel."""
+    per_seed, diffs_a, diffs_b = [], {}, {}
+    for seed in sorted({r["seed"] for r in runs}):
+        mine = [r for r in runs if r["seed"] == seed and r.get("final_task_scores")]
+        lopt = next((r for r in mine if r["outer"] == "lopt"), None)
+        adams = [r for r in mine if r["outer"] == "adam" and np.isfinite(r["panel"][-1]["score"] or np.nan)]
+        if lopt is None or not adams:
+            continue
+        best = max(adams, key=lambda r: r["panel"][-1]["score"])
+        vs = paired_bootstrap(lopt["final_task_scores"], best["final_task_scores"])
+        per_seed.append({"seed": seed, "best_adam": best["name"], "lopt_vs_best_adam": vs,
+                         "lopt_score": lopt["panel"][-1]["score"], "best_adam_score": best["panel"][-1]["score"]})
+        for t, v in lopt["final_task_scores"].items():
+            diffs_a[(seed, t)] = v
+        for t, v in best["final_task_scores"].items():
+            diffs_b[(seed, t)] = v
+    if not per_seed:
+        return {}
+    pooled = paired_bootstrap({f"{s}/{t}": v for (s, t), v in diffs_a.items()},
+                              {f"{s}/{t}": v for (s, t), v in diffs_b.items()})
+    wins = sum(1 for r in per_seed if r["lopt_vs_best_adam"]["mean"] > 0)
+    return {"seeds": per_seed, "pooled": {**pooled, "seeds": len(per_seed), "seeds_won": wins}}
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:
@@ -129,6 +204,67 @@ def _smooth(y: np.ndarray) -> np.ndarray:
 
 
 def plot_self_training(out_dir, summary: dict, path) -> Path:
+    """The experiment's figure: with panel records, :func:`plot_panel`; otherwise the meta-loss curves
+    (:func:`plot_meta_loss`)."""
+    if any(r.get("panel") for r in summary.get("runs", [])):
+        return plot_panel(summary, path)
+    return plot_meta_loss(out_dir, summary, path)
+
+
+def _run_label(run: dict) -> str:
+    return "learned optimizer (θ*)" if run["outer"] == "lopt" else f"Adam lr {run['outer_lr']:g}"
+
+
+def plot_panel(summary: dict, path) -> Path:
+    """Left: panel score against outer step, each seed faint, the mean over seeds solid, per outer optimizer.
+    Right: per seed and pooled, the learned outer optimizer's final panel score minus the best Adam run's, with
+    paired bootstrap 90% intervals (above 0: the learned optimizer trained the fresh θ better)."""
+    import matplotlib  # optional heavy dependency: imported only when a plot is drawn
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, axd) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colors = {}
+    for run in summary["runs"]:
+        if not run.get("panel"):
+            continue
+        label = _run_label(run)
+        steps = [p["step"] for p in run["panel"]]
+        scores = [p["score"] for p in run["panel"]]
+        line, = ax.plot(steps, scores, lw=0.8, alpha=0.35, color=colors.get(label))
+        colors.setdefault(label, line.get_color())
+    for label, color in colors.items():
+        by_step: dict = {}
+        for run in summary["runs"]:
+            if run.get("panel") and _run_label(run) == label:
+                for p in run["panel"]:
+                    by_step.setdefault(p["step"], []).append(p["score"])
+        xs = sorted(by_step)
+        ax.plot(xs, [np.mean(by_step[x]) for x in xs], lw=2, color=color, label=f"outer: {label}")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("panel score of the fresh θ (higher is better)")
+    ax.set_title("the fresh θ on the panel")
+    ax.legend(fontsize=8)
+    rows = [(f"seed {r['seed']}\nvs {r['best_adam']}", r["lopt_vs_best_adam"]) for r in summary.get("seeds", [])]
+    if summary.get("pooled"):
+        rows.append(("pooled", summary["pooled"]))
+    for i, (name, iv) in enumerate(rows):
+        axd.errorbar([i], [iv["mean"]], yerr=[[iv["mean"] - iv["low"]], [iv["high"] - iv["mean"]]], fmt="o",
+                     capsize=4, color="black" if name == "pooled" else "tab:blue")
+    axd.set_xticks(range(len(rows)), [r[0] for r in rows], fontsize=7)
+    axd.axhline(0.0, color="gray", ls="--", lw=1)
+    axd.set_ylabel("learned − best Adam, final panel score")
+    axd.set_title("paired 90% intervals (above 0: learned outer optimizer better)")
+    fig.suptitle("Meta-training a fresh learned optimizer: learned vs Adam outer optimizer")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_meta_loss(out_dir, summary: dict, path) -> Path:
     """Left: the three meta-loss curves (raw, faint; running mean, solid). Right: each run's meta-loss minus the
     mean of the runs at the same step — the runs share seed, task draws and perturbations, so this paired
     difference removes the task-to-task noise that dominates short runs."""
@@ -140,8 +276,8 @@ def plot_self_training(out_dir, summary: dict, path) -> Path:
     series = []
     for run in summary["runs"]:
         x, y = meta_loss_series(Path(out_dir) / run["dir"])
-        name = "learned optimizer (θ*)" if run["outer"] == "lopt" else f"Adam lr {run['outer_lr']:g}"
-        series.append((name, x, y))
+        seed = f" (seed {run['seed']})" if len(summary.get("seed_list") or []) > 1 else ""
+        series.append((_run_label(run) + seed, x, y))
     fig, (ax, axd) = plt.subplots(1, 2, figsize=(12, 4.5))
     common = sorted(set.intersection(*[set(x.tolist()) for _, x, y in series if len(y)])) if series else []
     mean = None

@@ -3,7 +3,10 @@ replaces the package's ``pretrained_theta.npz``.
 
 ``make pretrain`` writes its panel-best θ as a *candidate* (``RUN/candidate/``); ``make quality THETA=…`` measures
 it; :func:`ship` copies it into the package data only when that measurement meets every target
-(:func:`quality_shortfalls`), and otherwise says which targets fell short and writes nothing.
+(:func:`quality_shortfalls`), and otherwise says which targets fell short and writes nothing. One target compares
+two measurements: the candidate must be ahead of the untrained hand-set θ (``make quality THETA=handset
+QUALITY_LABEL=quality_handset``) on ≥ 60% of the unseen tasks, task by task
+(:func:`lopt_trainer.evaluation.compare.paired_comparison`).
 """
 
 from __future__ import annotations
@@ -12,18 +15,24 @@ import json
 from pathlib import Path
 
 from lopt_trainer.errors import ShipRefusedError
+from lopt_trainer.evaluation.compare import paired_comparison
 from lopt_trainer.meta.export import export_run
 from lopt_trainer.theta.load import load_theta, theta_digest
 
 TARGETS = {"global_adamlr": ("frac_lopt_better", 0.60), "per_task_adamlr@14": ("frac_lopt_better", 0.25)}
 """Unseen-task targets: the fraction of tasks on which the learned optimizer beats each baseline."""
 
+AHEAD_OF_HANDSET = 0.60
+"""Unseen-task target: the fraction of tasks on which the candidate's final loss is below the hand-set θ's."""
 
-def quality_shortfalls(quality: dict) -> list[str]:
+
+def quality_shortfalls(quality: dict, handset: dict | None = None) -> list[str]:
     """The targets a quality benchmark result (``benchmarks/results/LABEL.json`` of ``make quality``) misses,
     each as one line; empty when it meets them all: on unseen tasks, beats Global AdamLR on ≥ 60% with median
-    improvement > 0, beats per-task AdamLR@14 on ≥ 25%, and no learned-optimizer run diverged. ``ValueError``
-    when the result lacks the unseen rows of either baseline."""
+    improvement > 0, beats per-task AdamLR@14 on ≥ 25%, no learned-optimizer run diverged, and — when
+    ``handset`` (the same benchmark's result for the hand-set θ) is given — ahead of the hand-set θ on ≥ 60%.
+    ``ValueError`` when the result lacks the unseen rows of either baseline, or the two results cannot be
+    compared (no per-task results, another θ than the hand-set one, other settings or other unseen tasks)."""
     rows = {r.get("baseline"): r for r in quality.get("rows", []) if isinstance(r, dict) and r.get("group") == "unseen"}
     out = []
     for baseline, (field, need) in TARGETS.items():
@@ -37,7 +46,30 @@ def quality_shortfalls(quality: dict) -> list[str]:
     diverged = int(measured if measured is not None else (quality.get("lopt_divergence") or {}).get("diverged", 0))
     if diverged:
         out.append(f"learned-optimizer runs diverged on unseen tasks: {diverged} (target 0)")
+    if handset is not None:
+        frac, n = handset_lead(quality, handset)
+        if not frac >= AHEAD_OF_HANDSET:
+            out.append(f"unseen tasks ahead of the hand-set θ: {frac:.0%} of {n} (target ≥ {AHEAD_OF_HANDSET:.0%})")
     return out
+
+
+def handset_lead(quality: dict, handset: dict) -> tuple[float, int]:
+    """``(fraction, tasks)``: on how many of the unseen tasks the θ of ``quality`` ends below the hand-set θ of
+    ``handset`` (two results of the quality benchmark). ``ValueError`` naming the mismatch when they are not two
+    measurements of the same unseen tasks with the same settings, or ``handset`` did not measure the hand-set θ."""
+    if str(handset.get("theta", "")).rsplit("/", 1)[-1] != "handset":
+        raise ValueError(f"the hand-set result measured {handset.get('theta')!r}, not the hand-set θ")
+    for name, r in (("quality", quality), ("hand-set", handset)):
+        if not isinstance(r.get("lopt_tasks"), dict):
+            raise ValueError(f"the {name} result has no per-task results (lopt_tasks): measure it again with "
+                             "this version of benchmarks/bench_quality.py")
+    if quality.get("settings") != handset.get("settings"):
+        raise ValueError("the quality and hand-set results were measured with different settings")
+    unseen = {k for k, v in quality["lopt_tasks"].items() if v.get("group") == "unseen"}
+    if unseen != {k for k, v in handset["lopt_tasks"].items() if v.get("group") == "unseen"} or not unseen:
+        raise ValueError("the quality and hand-set results were measured on different unseen tasks")
+    paired = paired_comparison(quality["lopt_tasks"], handset["lopt_tasks"], "unseen")
+    return paired["frac_ahead"], paired["tasks"]
 
 
 def _number(row: dict, field: str, where: str) -> float:
@@ -47,13 +79,17 @@ def _number(row: dict, field: str, where: str) -> float:
     return float(value)
 
 
-def ship(run_dir, quality_file, dest_dir=None) -> Path:
+def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
     """Copy the panel-best θ of the run in ``run_dir`` (``RUN/best_theta.npz``) into the package data (or
-    ``dest_dir``) when ``quality_file`` meets the targets and measured that very θ (its ``theta`` file has the
-    digest ``RUN/best.json`` records); returns the path written. :class:`~lopt_trainer.errors.ShipRefusedError`
-    naming the shortfalls or the mismatch otherwise (nothing written)."""
+    ``dest_dir``) when ``quality_file`` meets the targets against the hand-set θ's result ``handset_file`` and
+    measured that very θ (its ``theta`` file has the digest ``RUN/best.json`` records); returns the path written.
+    :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfalls or the mismatch otherwise (nothing
+    written)."""
     quality = json.loads(Path(quality_file).read_text())
-    short = quality_shortfalls(quality)
+    try:
+        short = quality_shortfalls(quality, json.loads(Path(handset_file).read_text()))
+    except (OSError, ValueError) as e:
+        raise ShipRefusedError(f"{quality_file} against {handset_file}: not shipped, {e}")
     if short:
         raise ShipRefusedError(f"{quality_file}: not shipped, the θ misses " + "; ".join(short))
     measured, best = quality.get("theta"), Path(run_dir) / "best.json"

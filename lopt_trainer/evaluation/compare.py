@@ -1,0 +1,64 @@
+"""Two θ on the same tasks, task by task: the paired comparison behind "ahead of the hand-set θ" (issue 19, §4).
+
+Two evaluations of different θ on the same tasks, seeds and steps share their AdamLR runs (the baseline cache), so
+each task gives a *pair* of learned-optimizer results. Per task (:func:`lopt_tasks`, from an evaluation's results
+table):
+
+* ``final``: the learned optimizer's final normalised ``report_split`` loss, mean over seeds (a diverged run counts
+  as the task's worst value, as everywhere in :mod:`~lopt_trainer.evaluation.scoring`);
+* ``score``: its improvement over Global AdamLR (mean over seeds, clipped to ±3: the quality panel's per-task score,
+  :func:`~lopt_trainer.evaluation.panel.task_scores`).
+
+:func:`paired_comparison` of θ ``a`` against θ ``b`` over one task group: ``frac_ahead`` (tasks where ``a``'s
+``final`` is strictly lower than ``b``'s), ``ties`` and the mean score difference with a paired bootstrap 90%
+interval (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lopt_trainer.evaluation.panel import SCORE_CLIP, paired_bootstrap
+from lopt_trainer.evaluation.scoring import per_task
+from lopt_trainer.evaluation.settings import LOPT
+
+
+def lopt_tasks(table) -> dict[str, dict]:
+    """``{task_id: {"group", "family", "final", "score", "diverged"}}`` of an evaluation's results table (see the
+    module docstring; ``diverged``: how many of the task's seeds diverged). Tasks without a Global AdamLR row get
+    ``score`` NaN."""
+    cols = table.select(["task_id", "family", "group", "optimizer", "final", "diverged"]).to_pydict()
+    acc: dict[str, dict] = {}
+    for tid, fam, grp, opt, final, div in zip(cols["task_id"], cols["family"], cols["group"], cols["optimizer"],
+                                              cols["final"], cols["diverged"]):
+        if opt != LOPT:
+            continue
+        t = acc.setdefault(tid, {"group": grp, "family": fam, "finals": [], "diverged": 0})
+        t["finals"].append(float("nan") if final is None else float(final))
+        t["diverged"] += int(bool(div))
+    glob = {}
+    for (opt, _), values in per_task(table, "improvement_final").items():
+        if opt == "global_adamlr":
+            glob.update(values)
+    return {tid: {"group": t["group"], "family": t["family"], "final": float(np.mean(t["finals"])),
+                  "score": float(np.clip(glob[tid], -SCORE_CLIP, SCORE_CLIP)) if tid in glob else float("nan"),
+                  "diverged": t["diverged"]}
+            for tid, t in sorted(acc.items())}
+
+
+def paired_comparison(a: dict, b: dict, group: str | None = "unseen", *, level: float = 0.9) -> dict:
+    """θ ``a`` against θ ``b``, from two :func:`lopt_tasks` tables, on the tasks of ``group`` (None: all) that
+    both have: ``{"tasks", "ahead", "ties", "behind", "frac_ahead", "score_diff": {"mean", "low", "high",
+    "tasks"}}``. ``frac_ahead`` is NaN when no task is shared. ``ValueError`` when a shared task sits in different
+    groups in the two tables (they are not evaluations of one task set)."""
+    shared = sorted(t for t in set(a) & set(b) if group is None or a[t]["group"] == group)
+    for t in shared:
+        if a[t]["group"] != b[t]["group"]:
+            raise ValueError(f"task {t} is {a[t]['group']!r} in one evaluation and {b[t]['group']!r} in the other")
+    diff = np.asarray([a[t]["final"] - b[t]["final"] for t in shared], np.float64)
+    ahead, ties = int(np.sum(diff < 0)), int(np.sum(diff == 0))
+    scores_a = {t: a[t]["score"] for t in shared if np.isfinite(a[t]["score"])}
+    scores_b = {t: b[t]["score"] for t in shared if np.isfinite(b[t]["score"])}
+    return {"tasks": len(shared), "ahead": ahead, "ties": ties, "behind": len(shared) - ahead - ties,
+            "frac_ahead": ahead / len(shared) if shared else float("nan"),
+            "score_diff": paired_bootstrap(scores_a, scores_b, level=level)}
