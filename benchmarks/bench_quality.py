@@ -66,9 +66,12 @@ def main(argv=None) -> int:
     against = {}
     for path in args.against:  # read first: a bad file fails before an hour of evaluation
         try:
-            against[path] = json.loads(Path(path).read_text())["lopt_tasks"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            p.error(f"--against {path}: not a quality result with per-task results ({type(e).__name__}: {e})")
+            theirs = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            p.error(f"--against {path}: cannot be read ({e})")
+        if not isinstance(theirs, dict) or not isinstance(theirs.get("lopt_tasks"), dict):
+            p.error(f"--against {path}: not a quality result with per-task results (lopt_tasks)")
+        against[path] = theirs
 
     from benchmarks.common import save
     from lopt_trainer.common.run_files import write_command
@@ -77,14 +80,21 @@ def main(argv=None) -> int:
     from lopt_trainer.evaluation.compare import lopt_tasks, paired_comparison
     from lopt_trainer.evaluation.scoring import read_table
     from lopt_trainer.evaluation.tasks import held_out_variants, select_tasks
-    from lopt_trainer.theta.load import load_theta
+    from lopt_trainer.theta.load import load_theta, theta_digest
+    from lopt_trainer.theta.names import theta_label
 
     pool = load_pool(args.suite, args.manifest)
     tasks = select_tasks(pool, args.tasks, args.task_seed, max_params=args.max_params, max_flops=args.max_flops)
     settings = EvalSettings(steps=args.steps, seeds=args.seeds, trials=(1, 10), adamlr_trials=14,
                             baselines=("adamlr", "adam8p", "opt_list") if args.all_baselines else ("adamlr",))
+    ids = {t.task_id for t in tasks}
+    for path, theirs in against.items():
+        if theirs.get("settings") != settings.to_dict() or set(theirs["lopt_tasks"]) != ids:
+            p.error(f"--against {path}: measured on other tasks or with other settings than this run "
+                    f"({len(set(theirs['lopt_tasks']) & ids)} of {len(ids)} tasks shared)")
     t0 = time.perf_counter()
-    summary = run_evaluation(load_theta(args.theta), tasks, args.out, settings, workers=args.workers,
+    theta = load_theta(args.theta)
+    summary = run_evaluation(theta, tasks, args.out, settings, workers=args.workers,
                              resume=args.resume, theta_path=args.theta)
     wall = time.perf_counter() - t0
     write_command(args.out, [sys.executable, *sys.argv])
@@ -104,10 +114,11 @@ def main(argv=None) -> int:
     unseen_div = unseen_divergences(args.out)
     verdict["unseen_diverged"] = {"target": 0, "measured": unseen_div, "met": unseen_div == 0}
     mine = lopt_tasks(read_table(Path(args.out) / "results.arrow"))
-    paired = {path: {grp: paired_comparison(mine, theirs, grp) for grp in ("seen", "unseen")}
+    paired = {path: {"theta": theirs.get("theta"), "theta_digest": theirs.get("theta_digest"),
+                     **{grp: paired_comparison(mine, theirs["lopt_tasks"], grp) for grp in ("seen", "unseen")}}
               for path, theirs in against.items()}
-    theta = args.theta if args.theta in ("handset", "random") else os.path.abspath(args.theta)
-    save(args.label, rows, {"theta": theta, "settings": settings.to_dict(), "lopt_tasks": mine, "paired": paired,
+    save(args.label, rows, {"theta": theta_label(args.theta), "theta_digest": theta_digest(theta),
+                           "settings": settings.to_dict(), "lopt_tasks": mine, "paired": paired,
                            "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
                            "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
                            "eval_dir": os.path.abspath(args.out)})

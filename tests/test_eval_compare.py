@@ -55,9 +55,16 @@ def test_paired_comparison_counts_ahead_ties_and_behind_on_the_group_only():
     assert math.isnan(paired_comparison(a, {}, "unseen")["frac_ahead"])
 
 
-def test_paired_comparison_refuses_tables_of_different_task_sets():
+def test_differences_within_eps_are_ties():
+    got = paired_comparison(_tasks({"t0": 0.5, "t1": 0.5, "t2": 0.5}), _tasks({"t0": 0.5 + 1e-9, "t1": 0.5 + 2e-3,
+                                                                               "t2": 0.5 - 2e-3}))
+    assert (got["ahead"], got["ties"], got["behind"]) == (1, 1, 1)
+
+
+@pytest.mark.parametrize("group", [None, "unseen", "seen"])
+def test_paired_comparison_refuses_tables_of_different_task_sets(group):
     with pytest.raises(ValueError, match="task t0 is 'unseen' in one evaluation and 'seen'"):
-        paired_comparison(_tasks({"t0": 0.1}), _tasks({"t0": 0.1}, group="seen"), None)
+        paired_comparison(_tasks({"t0": 0.1}), _tasks({"t0": 0.1}, group="seen"), group)
 
 
 @settings(max_examples=50, deadline=None)
@@ -74,10 +81,13 @@ def test_bench_quality_refuses_an_unusable_against_file_before_evaluating(tmp_pa
     from benchmarks.bench_quality import main
 
     old = tmp_path / "old.json"
-    old.write_text('{"rows": []}')  # a result written before per-task results were kept
-    with pytest.raises(SystemExit) as e:
-        main(["--theta", "handset", "--against", str(old), "--out", str(tmp_path / "eval")])
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert f"--against {old}: not a quality result with per-task results" in err
-    assert not (tmp_path / "eval").exists()
+    for text, message in (('{"rows": []}', "not a quality result with per-task results"),  # written before them
+                          ('{"lopt_tasks": null}', "not a quality result with per-task results"),
+                          ("{", "cannot be read"),
+                          ('{"lopt_tasks": {"x": {}}, "settings": {}}', "measured on other tasks or with other settings")):
+        old.write_text(text)
+        with pytest.raises(SystemExit) as e:
+            main(["--theta", "handset", "--against", str(old), "--out", str(tmp_path / "eval"), "--tasks", "4"])
+        assert e.value.code == 2
+        assert f"--against {old}: {message}" in capsys.readouterr().err
+        assert not (tmp_path / "eval").exists()

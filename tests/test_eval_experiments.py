@@ -4,6 +4,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from lopt_trainer.optimizer import hierarchical
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
@@ -67,15 +68,62 @@ def test_self_training_judges_the_fresh_theta_on_a_panel_over_seeds(tmp_path):
     for r in s["runs"]:
         assert [p["step"] for p in r["panel"]] == [0, 2]
         assert r["gain"]["tasks"] == 2 and r["gain"]["low"] <= r["gain"]["mean"] <= r["gain"]["high"]
-        assert r["budget_step"] in (None, 2)
     starts = {r["panel"][0]["score"] for r in s["runs"] if r["seed"] == 3}
     assert len(starts) == 1  # the three runs of a seed start from one fresh θ
-    assert [x["seed"] for x in s["seeds"]] == [3, 4]
-    for x in s["seeds"]:
-        best = max((r for r in s["runs"] if r["seed"] == x["seed"] and r["outer"] == "adam"),
-                   key=lambda r: r["panel"][-1]["score"])
-        assert x["best_adam"] == best["name"] and x["best_adam_score"] == best["panel"][-1]["score"]
-    assert s["pooled"]["tasks"] == 4 and s["pooled"]["seeds"] == 2
+    assert [(x["seed"], x["step"]) for x in s["seeds"]] == [(3, 2), (4, 2)]
+    assert s["pooled"]["tasks"] == 2 and s["pooled"]["seeds"] == 2
     saved = json.loads((tmp_path / "st" / "self_training.json").read_text())
     assert saved["pooled"] == s["pooled"]
     assert (tmp_path / "st" / "self_training.png").stat().st_size > 0
+
+
+def _panel_run(d, scores_by_step):
+    from lopt_trainer.meta.metrics import append_metrics
+
+    d.mkdir(parents=True)
+    append_metrics(d, {"kind": "step", "step": 0, "meta_loss": 1.0})
+    for step, scores in scores_by_step.items():
+        score = float(np.mean(list(scores.values()))) if scores else None
+        append_metrics(d, {"kind": "panel", "step": step, "score": score, "task_scores": scores})
+
+
+def test_run_summary_gain_and_a_budget_step_that_must_hold_at_every_later_look(tmp_path):
+    from lopt_trainer.experiments.self_training import run_summary
+
+    tasks = [f"t{i}" for i in range(6)]
+    flat = dict.fromkeys(tasks, 0.0)
+    up = {t: 1.0 + 0.1 * i for i, t in enumerate(tasks)}
+    _panel_run(tmp_path / "a", {0: flat, 10: up, 20: flat, 30: up, 40: up})  # a lucky look at 10, then held from 30
+    r = run_summary(tmp_path / "a", "adam", 1e-3)
+    assert [p["step"] for p in r["panel"]] == [0, 10, 20, 30, 40] and r["budget_step"] == 30
+    assert r["gain"]["mean"] == pytest.approx(1.25) and r["gain"]["low"] > 0
+    _panel_run(tmp_path / "b", {0: flat, 10: up, 20: flat})
+    assert run_summary(tmp_path / "b", "adam", 1e-3)["budget_step"] is None
+    _panel_run(tmp_path / "c", {0: flat})  # nothing after step 0: no gain to report
+    assert "gain" not in run_summary(tmp_path / "c", "adam", 1e-3)
+    _panel_run(tmp_path / "d", {0: {}})  # a NaN score comes back from JSON as None: read as NaN
+    assert np.isnan(run_summary(tmp_path / "d", "lopt", None)["panel"][0]["score"])
+
+
+def test_compare_outer_picks_the_best_adam_at_the_last_common_step_and_pools_over_tasks(tmp_path):
+    from lopt_trainer.experiments.self_training import compare_outer, run_summary
+
+    zero, low, high = {"t0": 0.0, "t1": 0.0}, {"t0": -2.0, "t1": -2.0}, {"t0": 1.0, "t1": 0.5}
+    runs = []
+    for seed, lopt_last in ((0, high), (1, low)):
+        for name, outer, lr, by_step in (("lopt", "lopt", None, {0: low, 2: lopt_last, 4: lopt_last}),
+                                         ("adam_a", "adam", 1e-3, {0: low, 2: zero}),  # score exactly 0.0
+                                         ("adam_b", "adam", 3e-3, {0: low, 2: low, 4: high})):
+            _panel_run(tmp_path / f"{seed}{name}", by_step)
+            runs.append({**run_summary(tmp_path / f"{seed}{name}", outer, lr), "seed": seed})
+    _panel_run(tmp_path / "only0", {0: low})
+    runs.append({**run_summary(tmp_path / "only0", "lopt", None), "seed": 2})  # seed 2: nothing after step 0
+    got = compare_outer(runs)
+    assert [(x["seed"], x["step"], x["best_adam"], x["best_adam_score"]) for x in got["seeds"]] == [
+        (0, 2, "adam_lr1e-03", 0.0), (1, 2, "adam_lr1e-03", 0.0)]  # step 4 is not common; 0.0 beats -2.0
+    assert got["seeds"][0]["lopt_vs_best_adam"]["mean"] == pytest.approx(0.75)
+    assert got["seeds"][1]["lopt_vs_best_adam"]["mean"] == pytest.approx(-2.0)
+    pooled = got["pooled"]
+    assert pooled["tasks"] == 2 and pooled["seeds"] == 2 and pooled["seeds_won"] == 1
+    assert pooled["mean"] == pytest.approx((0.75 - 2.0) / 2)
+    assert compare_outer([r for r in runs if r["seed"] == 2]) == {}

@@ -49,7 +49,7 @@ SEED_RANGE = "0<=x<=4294967295."
     (["lopt", "self-train", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
     (["lopt", "self-train", "--adam-lr", "-1"], f"'--adam-lr': -1.0 {RANGE} x>0."),
     (["lopt", "self-train", "--seed", "-1"], f"'--seed': -1 {RANGE} {SEED_RANGE}"),
-    (["lopt", "self-train", "--seeds", "0"], f"'--seeds': 0 {RANGE} x>=1."),
+    (["lopt", "self-train", "--seeds", "0"], f"'--seeds': 0 {RANGE} 1<=x<=1000."),
 ])
 def test_numeric_options_refuse_values_outside_their_range(args, message, tmp_path):
     out = [] if args[0] == "train" else ["--out", str(tmp_path / "o")]

@@ -291,7 +291,7 @@ def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arg
         {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.9, "median_improvement": 1.0},
         {"baseline": "global_adamlr", "group": "unseen", "frac_lopt_better": 0.55, "median_improvement": -0.1},
         {"baseline": "per_task_adamlr@14", "group": "unseen", "frac_lopt_better": 0.2, "median_improvement": -1.0}],
-        "paired": {"benchmarks/results/quality_handset.json": {"unseen": {
+        "paired": {"benchmarks/results/h.json": {"theta": "handset", "unseen": {
             "frac_ahead": 0.7, "score_diff": {"mean": 0.3, "low": 0.1, "high": 0.5, "tasks": 20}}}}}
     (tmp_path / "q.json").write_text(json.dumps(result))
     (tmp_path / "h.json").write_text(json.dumps({**result, "paired": {}}))
@@ -301,8 +301,10 @@ def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arg
     assert (q["beats_global"], q["beats_per_task"], q["median_improvement_global"], q["diverged"]) == (0.55, 0.2, -0.1, 0)
     assert q["ahead_of_handset"] == 0.7 and q["vs_handset_score"]["low"] == 0.1
     assert "ahead_of_handset" not in points[0]
+    (tmp_path / "list.json").write_text("[1]")
     for bad, message in (("x=q.json", "expected STEP=RESULT.json"), ("3", "expected STEP"),
-                         (f"3={tmp_path / 'missing.json'}", "cannot read")):
+                         (f"3={tmp_path / 'missing.json'}", "cannot read"),
+                         (f"3={tmp_path / 'list.json'}", "not a quality benchmark result")):
         with pytest.raises(SystemExit, match=message):
             parse_quality([bad])
     plot([{"step": 0, "cpu_hours": 0.5, "score": 0.1, "vs_handset": None},

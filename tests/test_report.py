@@ -121,3 +121,24 @@ def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkey
     header = _command(tmp_path)
     assert "run in ?" not in header and f"run in {tmp_path} at {rec['time_utc']}" in header
     assert "--out runs/default" in header
+
+
+def test_report_shows_the_self_training_panel_judgement_per_seed(tmp_path):
+    from lopt_trainer.app.report import section_self_training, summary_rows, _Assets
+
+    d = tmp_path / "st"
+    d.mkdir()
+    iv = {"mean": 0.5, "low": 0.1, "high": 0.9, "tasks": 16}
+    runs = [{"seed": seed, "name": name, "outer": outer, "outer_lr": lr, "steps": 60, "first_meta_loss": 1.0,
+             "final_meta_loss": 0.9, "min_meta_loss": 0.8, "gain": iv, "budget_step": 40 if seed else None,
+             "panel": [{"step": 0, "score": -1.0}, {"step": 60, "score": -0.5}]}
+            for seed in (0, 1) for name, outer, lr in (("lopt_outer", "lopt", None), ("adam_lr1e-03", "adam", 1e-3))]
+    summary = {"runs": runs, "seed_list": [0, 1], "theta_path": "t.npz",
+               "seeds": [{"seed": s, "step": 60, "best_adam": "adam_lr1e-03", "lopt_score": -0.5,
+                          "best_adam_score": -0.7, "lopt_vs_best_adam": iv} for s in (0, 1)],
+               "pooled": {**iv, "seeds": 2, "seeds_won": 2}}
+    write_json(d / "self_training.json", summary)
+    html = section_self_training(tmp_path, [d], _Assets(tmp_path / "scratch"))
+    assert "measurable from step" in html and "0.5 [0.1, 0.9]" in html and "ahead on 2 of 2 seeds" in html
+    rows = summary_rows(tmp_path, {"meta_train": [], "eval": [], "implicit_reg": [], "self_training": [d]})
+    assert rows[0][2] == "learned − best Adam outer optimizer, final panel score over 2 seeds: 0.5 [0.1, 0.9] (ahead on 2 seeds)"

@@ -64,22 +64,25 @@ def run(tmp_path):
 
 
 def _handset(finals=None):
-    return _quality(global_frac=0.4, median=-0.3, per_task_frac=0.1, theta="handset",
-                    finals=finals or dict.fromkeys(UNSEEN, 1.0))
+    from lopt_trainer.theta.load import load_theta, theta_digest
+
+    return {**_quality(global_frac=0.4, median=-0.3, per_task_frac=0.1, theta="handset",
+                       finals=finals or dict.fromkeys(UNSEEN, 1.0)), "theta_digest": theta_digest(load_theta("handset"))}
 
 
 def test_ahead_of_the_handset_theta_is_counted_task_by_task_on_unseen_tasks():
     handset = _handset({"t0": 1.0, "t1": 1.0, "t2": 1.0, "t3": 1.0, "t4": 1.0})
     ahead3 = _quality(finals={"t0": 0.5, "t1": 0.5, "t2": 0.5, "t3": 1.0, "t4": 2.0})  # 3 ahead, a tie, 1 behind
     assert quality_shortfalls(ahead3, handset) == []  # 3/5 = 60%: the bound is met
-    ahead2 = _quality(finals={"t0": 0.5, "t1": 0.5, "t2": 1.0, "t3": 1.0, "t4": 2.0})
+    ahead2 = _quality(finals={"t0": 0.5, "t1": 0.5, "t2": 1.0 - 1e-6, "t3": 1.0, "t4": 2.0})  # 1e-6: a tie
     assert quality_shortfalls(ahead2, handset) == ["unseen tasks ahead of the hand-set θ: 40% of 5 (target ≥ 60%)"]
     # the seen task (far behind) does not count; several shortfalls are all named
     assert len(quality_shortfalls(_quality(global_frac=0.1, finals=dict.fromkeys(UNSEEN, 3.0)), handset)) == 2
 
 
 @pytest.mark.parametrize("mutate, message", [
-    (lambda q, h: h.update(theta="/x/best.npz"), "not the hand-set θ"),
+    (lambda q, h: h.update(theta="handset", theta_digest="0" * 64), "not the hand-set θ"),
+    (lambda q, h: h.pop("theta_digest"), "not the hand-set θ"),
     (lambda q, h: h.pop("lopt_tasks"), "hand-set result has no per-task"),
     (lambda q, h: q.update(settings={"steps": 300, "seeds": 2}), "different settings"),
     (lambda q, h: h["lopt_tasks"].pop("t4"), "different unseen tasks"),

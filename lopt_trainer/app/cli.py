@@ -475,8 +475,9 @@ def implicit_reg_cmd(theta, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--set", "sets", multiple=True, help="key=value: any meta-train setting (e.g. truncation=20, "
               "filters='{\"family\": [\"twod\"], \"split\": [\"meta_train\"]}').")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="The first seed.")
-@click.option("--seeds", "n_seeds", type=POSITIVE_INT64, default=3, show_default=True,
-              help="Seeds (SEED, SEED+1, ...): three runs each.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=3, show_default=True,
+              help="Seeds (SEED, SEED+1, ...): three runs each, so the time grows with it (the default setting: "
+              "about 3 minutes per run on 2 CPU cores).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, n_seeds, out_dir, no_progress):
@@ -500,12 +501,17 @@ def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, n_seeds,
         s = run_self_training(theta, out_dir, adam_lrs=adam_lrs or DEFAULT_ADAM_LRS, steps=steps,
                               overrides=overrides, seeds=range(seed, seed + n_seeds), suite=suite,
                               manifest=manifest, progress=not no_progress)
+    if s.get("interrupted"):
+        click.echo("interrupted: the runs so far are checkpointed; rerun the same command to continue", err=True)
+        sys.exit(130)
     for r in s["runs"]:
         line = f"seed {r['seed']} {r['name']:<14} meta-loss {r['first_meta_loss']:.4g} -> {r['final_meta_loss']:.4g}"
         if r.get("gain"):
-            g = r["gain"]
-            line += (f"; panel {r['panel'][0]['score']:+.3f} -> {r['panel'][-1]['score']:+.3f}, gain {g['mean']:+.3f} "
-                     f"[{g['low']:+.3f}, {g['high']:+.3f}], measurable from step {r['budget_step']}")
+            g, first, last = r["gain"], r["panel"][0], r["panel"][-1]
+            when = (f"measurable from step {r['budget_step']}" if r["budget_step"] is not None
+                    else f"not measurable within {last['step']} steps")
+            line += (f"; panel {first['score']:+.3f} -> {last['score']:+.3f} (step {last['step']}), gain "
+                     f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}], {when}")
         click.echo(line)
     if s.get("pooled"):
         p = s["pooled"]

@@ -238,8 +238,14 @@ def section_implicit_reg(root: Path, dirs, assets: _Assets) -> str:
     return "\n".join(out)
 
 
+def _interval(iv) -> str:
+    return f"{_fmt(iv.get('mean'), 3)} [{_fmt(iv.get('low'), 3)}, {_fmt(iv.get('high'), 3)}]" if iv else "—"
+
+
 def section_self_training(root: Path, dirs, assets: _Assets) -> str:
-    """The three meta-training curves of the self-training experiment."""
+    """The self-training experiment: its figure, one row per run (seed, outer optimizer, meta-loss and, with a
+    panel, the fresh θ's panel gain and the budget step), and the learned outer optimizer against the best Adam
+    run per seed and pooled."""
     if not dirs:
         return _h2("training-itself", "Training itself") + _missing("self-training experiment")
     out = [_h2("training-itself", "Training itself: the learned optimizer as outer optimizer")]
@@ -247,9 +253,18 @@ def section_self_training(root: Path, dirs, assets: _Assets) -> str:
         s = read_json(d / "self_training.json") or {}
         out.append(f"<h3>{_esc(_rel(root, d))}</h3>")
         out.append(assets.img(d / "self_training.png", "self-training curves"))
-        rows = [[r["name"], r["outer"], r["outer_lr"], r["steps"], r["first_meta_loss"], r["final_meta_loss"],
-                 r["min_meta_loss"]] for r in s.get("runs", [])]
-        out.append(_table(["run", "outer", "lr", "steps", "meta-loss first 10%", "meta-loss last 10%", "min"], rows))
+        rows = [[r.get("seed", 0), r["name"], r["outer"], r["outer_lr"], r["steps"], r["first_meta_loss"],
+                 r["final_meta_loss"], _interval(r.get("gain")), r.get("budget_step", "—")] for r in s.get("runs", [])]
+        out.append(_table(["seed", "run", "outer", "lr", "steps", "meta-loss first 10%", "meta-loss last 10%",
+                           "panel gain over the fresh θ (90%)", "measurable from step"], rows, left=2))
+        if s.get("seeds"):
+            rows = [[x["seed"], x["step"], x["best_adam"], x["lopt_score"], x["best_adam_score"],
+                     _interval(x["lopt_vs_best_adam"])] for x in s["seeds"]]
+            p = s.get("pooled") or {}
+            rows.append(["pooled", "", "", "", "", _interval(p) + f" (ahead on {p.get('seeds_won')} of "
+                         f"{p.get('seeds')} seeds)"])
+            out.append(_table(["seed", "at step", "best Adam", "learned: panel score", "best Adam: panel score",
+                               "learned − best Adam (90%)"], rows))
         out.append(f'<p class="note">trained θ: {_esc(s.get("theta_path"))}</p>')
         out.append(_command(d, root))
     return "\n".join(out)
@@ -288,9 +303,15 @@ def summary_rows(root: Path, parts: dict) -> list[list]:
                      "regularisation)"])
     for d in parts["self_training"]:
         s = read_json(d / "self_training.json") or {}
-        runs = ", ".join(f"{r['name']} {_fmt(r['first_meta_loss'], 3)} → {_fmt(r['final_meta_loss'], 3)}"
-                         for r in s.get("runs", []))
-        rows.append(["training itself", _rel(root, d), f"meta-loss (first → last 10%): {runs}"])
+        p = s.get("pooled")
+        if p:
+            what = (f"learned − best Adam outer optimizer, final panel score over {p['seeds']} seeds: "
+                    f"{_interval(p)} (ahead on {p['seeds_won']} seeds)")
+        else:
+            what = "meta-loss (first → last 10%): " + ", ".join(
+                f"{r['name']}{' seed ' + str(r['seed']) if len(s.get('seed_list') or []) > 1 else ''} "
+                f"{_fmt(r['first_meta_loss'], 3)} → {_fmt(r['final_meta_loss'], 3)}" for r in s.get("runs", []))
+        rows.append(["training itself", _rel(root, d), what])
     return rows
 
 

@@ -10,8 +10,14 @@ table):
   :func:`~lopt_trainer.evaluation.panel.task_scores`).
 
 :func:`paired_comparison` of θ ``a`` against θ ``b`` over one task group: ``frac_ahead`` (tasks where ``a``'s
-``final`` is strictly lower than ``b``'s), ``ties`` and the mean score difference with a paired bootstrap 90%
-interval (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`).
+``final`` is lower than ``b``'s by more than ε = :data:`~lopt_trainer.evaluation.scoring.EPS`, the resolution of
+every improvement in :mod:`~lopt_trainer.evaluation.scoring`), ``ties`` (within ε) and the mean score difference
+with a paired bootstrap 90% interval (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`).
+
+Two figures carry a little of their own evaluation: a diverged run's ``final`` is the worst value of *its*
+evaluation's runs on the task, and ``score`` is measured from the best known loss of its evaluation (which includes
+that evaluation's learned-optimizer runs). ``frac_ahead`` of two θ that never diverge is a function of the two θ
+alone; ``score_diff`` is as the quality panel reports it.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from lopt_trainer.evaluation.panel import SCORE_CLIP, paired_bootstrap
-from lopt_trainer.evaluation.scoring import per_task
+from lopt_trainer.evaluation.scoring import EPS, per_task
 from lopt_trainer.evaluation.settings import LOPT
 
 
@@ -49,14 +55,15 @@ def lopt_tasks(table) -> dict[str, dict]:
 def paired_comparison(a: dict, b: dict, group: str | None = "unseen", *, level: float = 0.9) -> dict:
     """θ ``a`` against θ ``b``, from two :func:`lopt_tasks` tables, on the tasks of ``group`` (None: all) that
     both have: ``{"tasks", "ahead", "ties", "behind", "frac_ahead", "score_diff": {"mean", "low", "high",
-    "tasks"}}``. ``frac_ahead`` is NaN when no task is shared. ``ValueError`` when a shared task sits in different
-    groups in the two tables (they are not evaluations of one task set)."""
-    shared = sorted(t for t in set(a) & set(b) if group is None or a[t]["group"] == group)
-    for t in shared:
+    "tasks"}}`` (ahead / behind: ``final`` lower / higher by more than ε). ``frac_ahead`` is NaN when no task is
+    shared. ``ValueError`` when a shared task sits in different groups in the two tables (they are not evaluations
+    of one task set)."""
+    for t in sorted(set(a) & set(b)):
         if a[t]["group"] != b[t]["group"]:
             raise ValueError(f"task {t} is {a[t]['group']!r} in one evaluation and {b[t]['group']!r} in the other")
+    shared = sorted(t for t in set(a) & set(b) if group is None or a[t]["group"] == group)
     diff = np.asarray([a[t]["final"] - b[t]["final"] for t in shared], np.float64)
-    ahead, ties = int(np.sum(diff < 0)), int(np.sum(diff == 0))
+    ahead, ties = int(np.sum(diff < -EPS)), int(np.sum(np.abs(diff) <= EPS))
     scores_a = {t: a[t]["score"] for t in shared if np.isfinite(a[t]["score"])}
     scores_b = {t: b[t]["score"] for t in shared if np.isfinite(b[t]["score"])}
     return {"tasks": len(shared), "ahead": ahead, "ties": ties, "behind": len(shared) - ahead - ties,

@@ -86,11 +86,14 @@ def run_self_training(theta_path, out_dir, *, adam_lrs=DEFAULT_ADAM_LRS, steps: 
     (``runs``: per run its seed, outer optimizer, learning rate, steps, first/last-10% mean meta-loss and, with a
     panel, its panel scores, ``gain`` and ``budget_step``; ``seeds``: per seed the comparison with the best Adam
     run; ``pooled``). ``out_dir`` is locked while the experiment runs (:mod:`lopt_trainer.common.folder_lock`).
-    ``ValueError`` for an empty or repeated ``seeds``.
+    ``ValueError`` for an empty or repeated ``seeds``, a seed out of range or a bad setting (before any run). With
+    ``"interrupted": True`` when a run was interrupted (Ctrl-C; it is checkpointed, and no summary is written).
     """
     seeds = [int(x) for x in seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+    for seed in seeds:
+        base_config(overrides, steps, seed)
     out_dir = Path(out_dir)
     with folder_lock(out_dir):
         return _self_training(theta_path, out_dir, adam_lrs, base_config(overrides, steps, seeds[0]), seeds, specs,
@@ -103,7 +106,11 @@ def base_config(overrides: dict | None = None, steps: int | None = None, seed: i
     settings = {**DEFAULT_META, **(overrides or {}), "seed": seed}
     if steps is not None:
         settings["steps"] = steps
-    return MetaTrainConfig.from_dict(settings)
+    config = MetaTrainConfig.from_dict(settings)
+    if config.panel_every > 0 and config.steps % config.panel_every:
+        raise ValueError(f"self-training scores its last step on the panel: steps ({config.steps}) must be a "
+                         f"multiple of panel_every ({config.panel_every})")
+    return config
 
 
 def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, seeds, specs, suite, manifest,
@@ -118,6 +125,13 @@ def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, s
                                family_limits=base.family_limits)
     if not train_specs:
         raise ValueError(f"no spec passes filters {base.filters} (max_params {base.max_params})")
+    if base.panel_every > 0 and (suite or manifest) and not (base.panel.get("suite") or base.panel.get("manifest")):
+        # the panel's held-out tasks come from the experiment's task pool, not silently from the default suite
+        base = dataclasses.replace(base, panel={**base.panel, "suite": suite, "manifest": manifest})
+    elif base.panel_every > 0 and not (base.panel.get("suite") or base.panel.get("manifest")) \
+            and not taskgen.default_suite_path().exists():
+        raise ValueError("the self-training panel needs held-out tasks: give --suite/--manifest or set "
+                         "panel_every=0 (the default suite is not installed)")
     runs = [("lopt", None, f"lopt:{theta_label(theta_path)}")]
     runs += [("adam", float(lr), "adam") for lr in adam_lrs]
     summary = {"settings": base.to_dict(), "theta_path": theta_label(theta_path), "seed_list": seeds, "runs": []}
@@ -126,7 +140,10 @@ def _self_training(theta_path, out_dir: Path, adam_lrs, base: MetaTrainConfig, s
             cfg = dataclasses.replace(base, seed=seed, outer_opt=outer_opt,
                                       outer_lr=lr if lr is not None else base.outer_lr)
             name = run_dir_name(seed, outer, lr)
-            meta_train(cfg, out_dir / name, resume=resume, specs=train_specs, eval_specs=[], progress=progress)
+            result = meta_train(cfg, out_dir / name, resume=resume, specs=train_specs, eval_specs=[],
+                                progress=progress)
+            if result.interrupted:  # Ctrl-C: the run is checkpointed; the experiment stops, writing no summary
+                return {**summary, "interrupted": True}
             summary["runs"].append({**run_summary(out_dir / name, outer, lr), "seed": seed, "dir": name})
     summary.update(compare_outer(summary["runs"]))
     write_json(out_dir / RESULT_FILE, summary)
@@ -141,18 +158,25 @@ def meta_loss_series(run_dir) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([p[0] for p in pts], np.int64), np.asarray([p[1] for p in pts], np.float64)
 
 
+def _finite(x) -> float:
+    """A score read back from JSON as a float (None, written for a NaN, becomes NaN)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else float("nan")
+
+
 def panel_series(run_dir) -> list[dict]:
-    """The run's panel records (``step``, ``score``, ``task_scores``), by step (the last record of a step wins:
-    a resumed run may have scored a step twice)."""
+    """The run's panel records (``step``, ``score`` (NaN when not finite), ``task_scores``), by step (the last
+    record of a step wins: a resumed run may have scored a step twice)."""
     by_step = {r["step"]: r for r in read_metrics(run_dir) if r.get("kind") == "panel"}
-    return [{"step": s, "score": by_step[s].get("score"), "task_scores": by_step[s].get("task_scores") or {}}
+    return [{"step": s, "score": _finite(by_step[s].get("score")), "task_scores": by_step[s].get("task_scores") or {}}
             for s in sorted(by_step)]
 
 
 def run_summary(run_dir, outer: str, lr: float | None) -> dict:
     """One run's line of the summary: mean meta-loss over the first and the last 10% of its steps and, when the
-    run has panel records, its ``panel`` scores by step, ``gain`` (last panel score against step 0's, paired
-    interval) and ``budget_step`` (the first step whose gain interval lies above 0, or None)."""
+    run has panel records, its ``panel`` scores by step (``task_scores`` per step under ``panel_task_scores``)
+    and, when step 0 was scored, ``gain`` (the last panel score against step 0's, paired 90% interval) and
+    ``budget_step``: the first scored step from which the gain's interval stays above 0 at every later scored step
+    (None: not within the run). Requiring it to stay above 0 guards against a lucky look among many."""
     x, y = meta_loss_series(run_dir)
     k = max(1, len(y) // 10)
     out = {"name": run_name(outer, lr), "outer": outer, "outer_lr": lr, "steps": int(len(y)),
@@ -160,41 +184,57 @@ def run_summary(run_dir, outer: str, lr: float | None) -> dict:
            "final_meta_loss": float(np.mean(y[-k:])) if len(y) else None,
            "min_meta_loss": float(np.min(y)) if len(y) else None, "dir": Path(run_dir).name}
     panel = panel_series(run_dir)
-    if panel and panel[0]["step"] == 0:
+    if not panel:
+        return out
+    out["panel"] = [{"step": p["step"], "score": p["score"]} for p in panel]
+    out["panel_task_scores"] = {str(p["step"]): p["task_scores"] for p in panel}
+    if panel[0]["step"] == 0 and len(panel) > 1:
         start = panel[0]["task_scores"]
         gains = [(p["step"], paired_bootstrap(p["task_scores"], start)) for p in panel[1:]]
-        out["panel"] = [{"step": p["step"], "score": p["score"]} for p in panel]
-        out["gain"] = gains[-1][1] if gains else None
-        out["budget_step"] = next((step for step, g in gains if g["tasks"] and g["low"] > 0), None)
-        out["final_task_scores"] = panel[-1]["task_scores"]
+        above = [bool(g["tasks"]) and np.isfinite(g["low"]) and g["low"] > 0 for _, g in gains]
+        out["gain"] = gains[-1][1]
+        out["budget_step"] = next((step for n, (step, _) in enumerate(gains) if all(above[n:])), None)
     return out
 
 
 def compare_outer(runs: list[dict]) -> dict:
-    """Per seed, the learned outer optimizer against the better of the Adam runs (by final panel score), and the
-    pooled comparison over all seeds (see the module docstring): ``{"seeds": [...], "pooled": {...}}``; empty
-    when the runs have no panel."""
-    per_seed, diffs_a, diffs_b = [], {}, {}
+    """Per seed, the learned outer optimizer against the better of the Adam runs, at the last panel step all the
+    seed's runs reached (> 0; a seed whose runs have no common scored step after 0 is left out), and the pooled
+    comparison over seeds (see the module docstring): ``{"seeds": [...], "pooled": {...}}``; empty when no seed
+    can be compared. Best Adam: the higher finite panel score at that step (chosen with hindsight: favours Adam).
+    Pooled: each task's score averaged over the seeds, then one paired bootstrap over the tasks (the seeds share
+    the panel's tasks, so (seed, task) pairs are not independent)."""
+    per_seed, lopt_by_task, adam_by_task = [], {}, {}
     for seed in sorted({r["seed"] for r in runs}):
-        mine = [r for r in runs if r["seed"] == seed and r.get("final_task_scores")]
+        mine = [r for r in runs if r["seed"] == seed and r.get("panel")]
         lopt = next((r for r in mine if r["outer"] == "lopt"), None)
-        adams = [r for r in mine if r["outer"] == "adam" and np.isfinite(r["panel"][-1]["score"] or np.nan)]
+        adams = [r for r in mine if r["outer"] == "adam"]
         if lopt is None or not adams:
             continue
-        best = max(adams, key=lambda r: r["panel"][-1]["score"])
-        vs = paired_bootstrap(lopt["final_task_scores"], best["final_task_scores"])
-        per_seed.append({"seed": seed, "best_adam": best["name"], "lopt_vs_best_adam": vs,
-                         "lopt_score": lopt["panel"][-1]["score"], "best_adam_score": best["panel"][-1]["score"]})
-        for t, v in lopt["final_task_scores"].items():
-            diffs_a[(seed, t)] = v
-        for t, v in best["final_task_scores"].items():
-            diffs_b[(seed, t)] = v
+        common = set.intersection(*({p["step"] for p in r["panel"]} for r in [lopt, *adams])) - {0}
+        if not common:
+            continue
+        step = max(common)
+        score = lambda r: next(p["score"] for p in r["panel"] if p["step"] == step)  # noqa: E731
+        finite = [r for r in adams if np.isfinite(score(r))]
+        if not finite:
+            continue
+        best = max(finite, key=score)
+        mine_scores, best_scores = (r["panel_task_scores"][str(step)] for r in (lopt, best))
+        per_seed.append({"seed": seed, "step": step, "best_adam": best["name"], "lopt_score": score(lopt),
+                         "best_adam_score": score(best), "lopt_vs_best_adam": paired_bootstrap(mine_scores, best_scores)})
+        for t, v in mine_scores.items():
+            lopt_by_task.setdefault(t, []).append(v)
+        for t, v in best_scores.items():
+            adam_by_task.setdefault(t, []).append(v)
     if not per_seed:
         return {}
-    pooled = paired_bootstrap({f"{s}/{t}": v for (s, t), v in diffs_a.items()},
-                              {f"{s}/{t}": v for (s, t), v in diffs_b.items()})
+    n = len(per_seed)
+    tasks = [t for t in lopt_by_task if len(lopt_by_task[t]) == n and len(adam_by_task.get(t, [])) == n]
+    pooled = paired_bootstrap({t: float(np.mean(lopt_by_task[t])) for t in tasks},
+                              {t: float(np.mean(adam_by_task[t])) for t in tasks})
     wins = sum(1 for r in per_seed if r["lopt_vs_best_adam"]["mean"] > 0)
-    return {"seeds": per_seed, "pooled": {**pooled, "seeds": len(per_seed), "seeds_won": wins}}
+    return {"seeds": per_seed, "pooled": {**pooled, "seeds": n, "seeds_won": wins}}
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:

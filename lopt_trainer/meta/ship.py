@@ -56,9 +56,11 @@ def quality_shortfalls(quality: dict, handset: dict | None = None) -> list[str]:
 def handset_lead(quality: dict, handset: dict) -> tuple[float, int]:
     """``(fraction, tasks)``: on how many of the unseen tasks the θ of ``quality`` ends below the hand-set θ of
     ``handset`` (two results of the quality benchmark). ``ValueError`` naming the mismatch when they are not two
-    measurements of the same unseen tasks with the same settings, or ``handset`` did not measure the hand-set θ."""
-    if str(handset.get("theta", "")).rsplit("/", 1)[-1] != "handset":
-        raise ValueError(f"the hand-set result measured {handset.get('theta')!r}, not the hand-set θ")
+    measurements of the same unseen tasks with the same settings, or ``handset`` did not measure the hand-set θ
+    (its ``theta_digest`` is not the hand-set θ's)."""
+    if handset.get("theta_digest") != theta_digest(load_theta("handset")):
+        raise ValueError(f"the hand-set result measured {handset.get('theta')!r} (digest "
+                         f"{handset.get('theta_digest')}), not the hand-set θ")
     for name, r in (("quality", quality), ("hand-set", handset)):
         if not isinstance(r.get("lopt_tasks"), dict):
             raise ValueError(f"the {name} result has no per-task results (lopt_tasks): measure it again with "
