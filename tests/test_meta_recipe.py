@@ -172,6 +172,29 @@ def test_initial_loss_scaling_puts_two_families_on_one_scale(loss_scale, same):
         np.testing.assert_allclose(curves[1], 300.0 * curves[0], rtol=1e-5)
 
 
+def _estimate(grad, trained, loss):
+    return ({"w": np.asarray(grad, np.float32)}, None, {"trained": trained, "meta_loss": loss})
+
+
+def test_combine_estimates_weighs_by_slots_or_by_unit_directions():
+    from lopt_trainer.meta.outer import combine_estimates
+
+    results = [_estimate([3.0, 4.0], 2, 1.0), None, _estimate([0.0, 1.0], 2, 3.0), _estimate([0.0, 0.0], 4, 5.0)]
+    grads, w, loss = combine_estimates(results)
+    assert w.tolist() == pytest.approx([0.25, 0.25, 0.5]) and loss == pytest.approx(0.25 + 0.75 + 2.5)
+    grads, w, loss_unit = combine_estimates(results, "unit")
+    assert loss_unit == loss  # the meta-loss keeps the slot weights
+    assert w.sum() == pytest.approx(1.0) and w[2] == 0.0  # a zero gradient has no direction to give
+    combined = sum(wi * np.asarray(g["w"]) for wi, g in zip(w, grads))
+    unit_mean = 0.5 * np.array([0.6, 0.8]) + 0.5 * np.array([0.0, 1.0])  # equal slots: the mean of unit vectors
+    assert np.cross(combined, unit_mean) == pytest.approx(0.0, abs=1e-6) and combined @ unit_mean > 0
+    with pytest.raises(ValueError, match="grad_combine 'median'"):
+        combine_estimates(results, "median")
+    with pytest.raises(ValueError, match="grad_combine must be one of"):
+        MetaTrainConfig.from_dict({"grad_combine": "median"})
+    assert MetaTrainConfig.from_dict({"grad_combine": "unit"}).split().plan.grad_combine == "unit"
+
+
 def test_family_shares_sum_to_one():
     shares = family_shares(["mlp", "twod", "mlp"], [3.0, 4.0, 0.0])
     assert shares == pytest.approx({"mlp": 9 / 25, "twod": 16 / 25})

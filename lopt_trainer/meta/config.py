@@ -51,7 +51,10 @@ class MetaTrainConfig:
     Outer optimizer: ``outer_opt`` ["adam" | "sgd" | "lopt:PATH" (a θ checkpoint/npz used through
     ``lopt_trainer.optimizer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
     ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
-    ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments].
+    ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments],
+    ``grad_combine`` ["mean": the estimators' meta-gradients averaged by slot count | "unit": each scaled to unit
+    norm first, so no family's large gradients set the direction alone; :func:`lopt_trainer.meta.outer.
+    combine_estimates`].
     Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
     one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an
     untrained optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
@@ -101,6 +104,7 @@ class MetaTrainConfig:
     outer_clip: float = 3.0
     outer_clip_value: float = 0.0
     outer_warmup: int = 0
+    grad_combine: str = "mean"
     theta_init: str = "auto"
     panel_every: int = 0
     panel: dict = dataclasses.field(default_factory=dict)
@@ -140,7 +144,8 @@ class MetaTrainConfig:
             worker=WorkerSettings(self.lopt, self.estimator_settings(), seed, tuple(self.plugins),
                                   self.compilation_cache),
             plan=PlanSettings(int(self.num_groups), int(self.tasks_per_group), int(self.resample_every),
-                              self.horizon_schedule(), bool(self.random_offsets), seed, int(self.prefetch_steps)),
+                              self.horizon_schedule(), bool(self.random_offsets), seed, int(self.prefetch_steps),
+                              self.grad_combine),
             outer=OuterSettings(self.outer_opt, float(self.outer_lr), float(self.outer_clip),
                                 float(self.outer_clip_value), int(self.outer_warmup)),
             init=InitSettings(self.theta_init, self.init_theta, seed),
@@ -173,6 +178,9 @@ class MetaTrainConfig:
         cfg = cls(**data)
         cfg.family_limits = check_family_limits(cfg.family_limits)
         cfg.estimator_settings()  # validates estimator kind, sigma and the unroll settings
+        if cfg.grad_combine not in SETTING_CHOICES["grad_combine"]:
+            raise ValueError(f"meta-train setting grad_combine must be one of "
+                             f"{list(SETTING_CHOICES['grad_combine'])}, got {cfg.grad_combine!r}")
         if cfg.theta_init not in ("auto", "random", "handset"):
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
         return cfg
@@ -183,6 +191,7 @@ SETTING_CHOICES = {
     "meta_loss": ("train", "outer_valid"), "loss_scale": ("none", "initial"),
     "valid_split": ("inner_valid", "outer_valid"), "theta_init": ("auto", "handset", "random"),
     "outer_opt": ("adam", "sgd", "lopt:THETA"), "lopt": ("hierarchical", "module:factory"),
+    "grad_combine": ("mean", "unit"),
 }
 """The values of each setting that takes one of a few (``THETA``: any name of :mod:`lopt_trainer.theta.names`;
 ``module:factory``: a user's learned optimizer)."""
@@ -303,7 +312,8 @@ class WorkerSettings:
 class PlanSettings:
     """How estimators hold tasks: ``num_groups`` estimators of ``tasks_per_group`` slots, groups redrawn after
     ``resample_every`` outer steps, horizons from ``horizons`` (with random initial offsets), draws from ``seed``;
-    the programs of groups drawn within ``prefetch_steps`` steps compile ahead (0 = no look-ahead)."""
+    the programs of groups drawn within ``prefetch_steps`` steps compile ahead (0 = no look-ahead); the step combines
+    its estimators' gradients by ``grad_combine`` (:func:`lopt_trainer.meta.outer.combine_estimates`)."""
 
     num_groups: int
     tasks_per_group: int
@@ -312,6 +322,7 @@ class PlanSettings:
     random_offsets: bool
     seed: int
     prefetch_steps: int = 0
+    grad_combine: str = "mean"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,11 +68,16 @@ _OUTER_PROGRAMS = ProgramCache(4)
 estimators'."""
 
 
-def combine_estimates(results):
+def combine_estimates(results, combine: str = "mean"):
     """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered.
 
     Each estimator's gradient and loss are means over its slots that trained, so it weighs by that count (a
-    draining estimator with one live slot counts as one slot)."""
+    draining estimator with one live slot counts as one slot). ``combine="unit"`` divides each gradient's weight by
+    its global norm (then renormalises the weights to sum 1), so every estimator — one task group, of one family —
+    sets the direction of the combined meta-gradient by its slot count alone, not by the size of its gradients;
+    the meta-loss keeps the slot weights. ``ValueError`` for another ``combine``."""
+    if combine not in GRAD_COMBINE:
+        raise ValueError(f"unknown grad_combine {combine!r}; use one of {GRAD_COMBINE}")
     grads, weights, losses = [], [], []
     for res in results:
         if res is None:
@@ -84,7 +89,17 @@ def combine_estimates(results):
         weights = [1] * len(weights)
     total = float(sum(weights))
     loss = sum(wt / total * l for wt, l in zip(weights, losses))
-    return grads, np.asarray([wt / total for wt in weights], np.float32), loss
+    mix = np.asarray(weights, np.float64) / total
+    if combine == "unit":
+        norms = np.asarray([np.sqrt(sum(float(np.sum(np.square(np.asarray(x, np.float64))))
+                                        for x in jax.tree_util.tree_leaves(g))) for g in grads])
+        mix = np.where(norms > 0, mix / np.where(norms > 0, norms, 1.0), 0.0)
+        mix = mix / mix.sum() if mix.sum() > 0 else np.full(len(grads), 1.0 / max(1, len(grads)))
+    return grads, mix.astype(np.float32), loss
+
+
+GRAD_COMBINE = ("mean", "unit")
+"""How an outer step combines its estimators' meta-gradients (:func:`combine_estimates`)."""
 
 
 def family_shares(families: list[str], norms) -> dict[str, float]:
@@ -123,7 +138,7 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     if not any(r is not None for r in results):
         raise RuntimeError(f"step {state.step}: every gradient worker failed")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
-    grads, weights, meta_loss = combine_estimates(results)
+    grads, weights, meta_loss = combine_estimates(results, plan.grad_combine)
     args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
     update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
     theta, outer_state, gnorm, tnorm, parts = update(*args)
