@@ -67,8 +67,8 @@ SHIP_HANDSET ?= benchmarks/results/quality_handset.json
 ship: $(STAMP)
 	$(VENV)/bin/taskgen lopt ship $(PRETRAIN_DIR) --quality $(SHIP_QUALITY) --handset $(SHIP_HANDSET)
 
-# The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: about an hour on 2 CPU
-# cores the first time, ~15 minutes once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN;
+# The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: 22 minutes on 2 CPU
+# cores the first time (AMD EPYC), 3 minutes per θ once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN;
 # QUALITY_AGAINST=RESULT.json (space-separated list): compare task by task with earlier results of other θ.
 THETA ?= lopt_trainer/data/pretrained_theta.npz
 QUALITY_LABEL ?= quality

@@ -10,8 +10,9 @@ are ~0.002 long, so it needs a few thousand steps to reach the line at all; a co
 while its loss is still far from 0). Uses :func:`lopt_trainer.experiments.implicit_reg.run_implicit_reg`.
 
 Per θ it reports: the mean final ‖p‖ of each optimizer and of the projection, the fraction of starts on which the
-learned optimizer's ‖p‖ is below Adam's (paired by start), and the mean final loss of each (is it at the
-minimum?). Output: ``benchmarks/results/implicit_reg.json`` and ``implicit_reg.png`` (per θ: learned vs Adam final
+learned optimizer's ‖p‖ is below (above) Adam's by more than 1e-3 (paired by start), the mean absolute
+difference of the two norms (a drift along the line of minima, in either direction), and the mean final loss of
+each (is it at the minimum?). Output: ``benchmarks/results/implicit_reg.json`` and ``implicit_reg.png`` (per θ: learned vs Adam final
 ‖p‖ per start, and the final losses).
 
 Usage: ``python -m benchmarks.bench_implicit_reg --theta handset --theta pretrained [--theta FILE.npz] [--starts
@@ -44,7 +45,8 @@ def compare(result: dict) -> dict:
     b = np.asarray([r["final_norm"] for r in lopt])
     return {"adam_norm": float(a.mean()), "lopt_norm": float(b.mean()),
             "projection_norm": float(result["mean_projection_norm"]),
-            "frac_lopt_smaller": float(np.mean(b < a)),
+            "frac_lopt_smaller": float(np.mean(b < a - 1e-3)), "frac_lopt_larger": float(np.mean(b > a + 1e-3)),
+            "mean_abs_norm_diff": float(np.mean(np.abs(b - a))),
             "adam_loss": float(np.mean([r["final_loss"] for r in adam])),
             "lopt_loss": float(np.mean([r["final_loss"] for r in lopt])),
             "lopt_finite": all(r["finite"] for r in lopt)}
@@ -84,6 +86,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def _short(name: str) -> str:
+    """A θ's name for a legend: a θ name as it is, a file by its folder's name (``runs/x/theta.npz`` → ``x``)."""
+    path = Path(name)
+    return name if len(path.parts) == 1 else path.parent.name if path.suffix else path.name
+
+
 def plot(rows: list[dict], per_start: dict, path: Path) -> None:
     """Left: per start, the learned optimizer's final ‖p‖ against Adam's (below the diagonal: closer to the
     origin), one colour per θ. Right: mean final loss of each optimizer per θ (log scale)."""
@@ -96,7 +104,7 @@ def plot(rows: list[dict], per_start: dict, path: Path) -> None:
     top = max(max(max(v["adam"]), max(v["lopt"])) for v in per_start.values())
     ax.plot([0, top], [0, top], color="grey", lw=0.8, ls="--")
     for name, v in per_start.items():
-        ax.scatter(v["adam"], v["lopt"], s=18, label=name)
+        ax.scatter(v["adam"], v["lopt"], s=18, label=_short(name))
     ax.set_xlabel("Adam: final ‖p‖")
     ax.set_ylabel("learned optimizer: final ‖p‖")
     ax.set_title("(x − y)²: below the diagonal = smaller-norm solution")
@@ -105,7 +113,7 @@ def plot(rows: list[dict], per_start: dict, path: Path) -> None:
     axl.bar(x - 0.2, [max(r["adam_loss"], 1e-12) for r in rows], 0.4, label="Adam")
     axl.bar(x + 0.2, [max(r["lopt_loss"], 1e-12) for r in rows], 0.4, label="learned")
     axl.set_yscale("log")
-    axl.set_xticks(x, [r["theta"] for r in rows], fontsize=7)
+    axl.set_xticks(x, [_short(r["theta"]) for r in rows], fontsize=7)
     axl.set_ylabel("mean final loss (x − y)²")
     axl.legend(fontsize=8)
     fig.tight_layout()

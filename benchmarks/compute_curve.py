@@ -44,6 +44,17 @@ def curve_points(sessions: list[dict]) -> list[dict]:
     return points
 
 
+def session_ends(sessions: list[dict]) -> dict[int, float]:
+    """``{outer step at a session's end: cumulative CPU-hours then}`` (where a θ without a panel point sits on the
+    CPU-hours axis)."""
+    out, cpu_h = {}, 0.0
+    for session in sessions:
+        cpu_h += float(session.get("wall_seconds") or 0.0) / 3600 * int(session.get("cpus") or 2)
+        if session.get("steps_to") is not None:
+            out[int(session["steps_to"])] = round(cpu_h, 3)
+    return out
+
+
 def quality_point(step: int, result: dict, path: str) -> dict:
     """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result."""
     unseen = {r["baseline"]: r for r in result["rows"] if isinstance(r, dict) and r.get("group") == "unseen"}
@@ -98,13 +109,13 @@ def main(argv=None):
     points = curve_points(sessions)
     save("compute_curve", points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions],
                                    "quality": quality})
-    plot(points, RESULTS_DIR / "compute_curve.png", quality)
+    plot(points, RESULTS_DIR / "compute_curve.png", quality, session_ends(sessions))
 
 
-def plot(points: list[dict], path: Path, quality: list[dict] = ()) -> None:
+def plot(points: list[dict], path: Path, quality: list[dict] = (), ends: dict | None = None) -> None:
     """Score (top) and score minus the hand-set θ's with its 90% interval (middle) against outer steps and
     CPU-hours; with ``quality`` points, a bottom row of the quality benchmark's unseen-task fractions against
-    outer steps (and CPU-hours, where the step is on the panel curve)."""
+    outer steps (and CPU-hours, where the step is on the panel curve or ends a session, ``ends``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,7 +123,7 @@ def plot(points: list[dict], path: Path, quality: list[dict] = ()) -> None:
 
     rows = 3 if quality else 2
     fig, axes = plt.subplots(rows, 2, figsize=(10, 3.3 * rows), squeeze=False)
-    hours = {p["step"]: p["cpu_hours"] for p in points}
+    hours = {**(ends or {}), **{p["step"]: p["cpu_hours"] for p in points}}
     for col, (key, label) in enumerate((("step", "outer steps"), ("cpu_hours", "CPU-hours"))):
         x = [p[key] for p in points]
         axes[0, col].plot(x, [p["score"] for p in points], "o-")

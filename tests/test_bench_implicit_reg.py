@@ -19,7 +19,8 @@ def test_compare_pairs_the_norms_by_start():
     result = {"adam": {"runs": runs([2.0, 3.0, 1.0], 1e-6)}, "lopt": {"runs": runs([1.0, 4.0, 0.5], 0.1)},
               "mean_projection_norm": 2.0}
     got = B.compare(result)
-    assert got["frac_lopt_smaller"] == pytest.approx(2 / 3)
+    assert got["frac_lopt_smaller"] == pytest.approx(2 / 3) and got["frac_lopt_larger"] == pytest.approx(1 / 3)
+    assert got["mean_abs_norm_diff"] == pytest.approx((1.0 + 1.0 + 0.5) / 3)
     assert (got["adam_norm"], got["lopt_norm"]) == (pytest.approx(2.0), pytest.approx(5.5 / 3))
     assert (got["adam_loss"], got["lopt_loss"], got["lopt_finite"]) == (pytest.approx(1e-6), pytest.approx(0.1), True)
 
@@ -33,3 +34,8 @@ def test_a_tiny_run_writes_its_table_and_figure(tmp_path, monkeypatch):
     assert len(saved["per_start"]["handset"]["lopt"]) == 2 and (tmp_path / "implicit_reg.png").stat().st_size > 0
     with pytest.raises(SystemExit):
         B.main(["--theta", str(tmp_path / "missing.npz")])
+
+
+def test_short_labels():
+    assert B._short("handset") == "handset" and B._short("runs/candidate/pretrained_theta.npz") == "candidate"
+    assert B._short("runs/m") == "m"

@@ -280,6 +280,10 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
     assert [p["wall_hours"] for p in points] == [pytest.approx(1 / 6, abs=1e-3), 1.0, 1.5]
     assert [p["cpu_hours"] for p in points] == [pytest.approx(1 / 3, abs=1e-3), 2.0, 4.0]
     assert points[1]["vs_handset"]["mean"] == 0.1 and points[2]["cpu"] == "B"
+    from benchmarks.compute_curve import session_ends
+
+    sessions[0]["steps_to"], sessions[1]["steps_to"] = 200, 320
+    assert session_ends(sessions) == {200: 2.0, 320: 4.0}
 
 
 def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arguments(tmp_path):

@@ -477,7 +477,7 @@ def implicit_reg_cmd(theta, steps, adam_lr, starts, valid_every, out_dir):
 @click.option("--seed", type=SEED, default=0, show_default=True, help="The first seed.")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=3, show_default=True,
               help="Seeds (SEED, SEED+1, ...): three runs each, so the time grows with it (the default setting: "
-              "about 3 minutes per run on 2 CPU cores).")
+              "1.5-2.5 minutes per run on 2 CPU cores once the panel's AdamLR baselines are cached).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 @click.option("--no-progress", is_flag=True)
 def self_train_cmd(theta, steps, adam_lrs, suite, manifest, sets, seed, n_seeds, out_dir, no_progress):
