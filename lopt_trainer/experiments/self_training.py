@@ -251,6 +251,18 @@ def plot_self_training(out_dir, summary: dict, path) -> Path:
     return plot_meta_loss(out_dir, summary, path)
 
 
+def _finish(fig, path) -> Path:
+    """Title, lay out, save (PNG) and close a figure of this experiment; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle("Meta-training a fresh learned optimizer: learned vs Adam outer optimizer")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _run_label(run: dict) -> str:
     return "learned optimizer (θ*)" if run["outer"] == "lopt" else f"Adam lr {run['outer_lr']:g}"
 
@@ -296,12 +308,7 @@ def plot_panel(summary: dict, path) -> Path:
     axd.axhline(0.0, color="gray", ls="--", lw=1)
     axd.set_ylabel("learned − best Adam, final panel score")
     axd.set_title("paired 90% intervals (above 0: learned outer optimizer better)")
-    fig.suptitle("Meta-training a fresh learned optimizer: learned vs Adam outer optimizer")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
 
 
 def plot_meta_loss(out_dir, summary: dict, path) -> Path:
@@ -339,9 +346,4 @@ def plot_meta_loss(out_dir, summary: dict, path) -> Path:
     axd.set_xlabel("outer step")
     axd.set_ylabel("meta-loss − mean of the runs (same tasks)")
     axd.set_title("paired difference (lower is better)")
-    fig.suptitle("Meta-training a fresh learned optimizer: learned vs Adam outer optimizer")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _finish(fig, path)
