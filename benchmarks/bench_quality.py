@@ -69,8 +69,10 @@ def main(argv=None) -> int:
             theirs = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             p.error(f"--against {path}: cannot be read ({e})")
-        if not isinstance(theirs, dict) or not isinstance(theirs.get("lopt_tasks"), dict):
-            p.error(f"--against {path}: not a quality result with per-task results (lopt_tasks)")
+        if not isinstance(theirs, dict) or not isinstance(theirs.get("lopt_tasks"), dict) or not all(
+                isinstance(v, dict) and {"group", "final", "score"} <= set(v) for v in theirs["lopt_tasks"].values()):
+            p.error(f"--against {path}: not a quality result with per-task results (lopt_tasks with group, final "
+                    "and score per task)")
         against[path] = theirs
 
     from benchmarks.common import save

@@ -10,7 +10,8 @@ CPU-hours (wall hours × the machine's cores, summed over sessions).
 With ``--quality STEP=RESULT.json`` (repeatable), the quality benchmark's results of the θ at those outer steps
 (``make quality``: 40 tasks, half unseen, 2 seeds, 1000 steps) join the curve as a third row: on the unseen tasks,
 the fraction beating Global AdamLR and per-task AdamLR@14 (with their targets), and the fraction ahead of the
-hand-set θ (task by task, when the result was measured ``--against`` a result of the hand-set θ).
+hand-set θ (task by task, when the result was measured ``--against`` a result of the hand-set θ, recognised by its
+θ digest).
 
 Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]``. Writes
 ``benchmarks/results/compute_curve.json`` and ``compute_curve.png``.
@@ -55,16 +56,24 @@ def session_ends(sessions: list[dict]) -> dict[int, float]:
     return out
 
 
+def handset_digest() -> str:
+    """The digest of the untrained hand-set θ (how a comparison with it is recognised)."""
+    from lopt_trainer.theta.load import load_theta, theta_digest
+
+    return theta_digest(load_theta("handset"))
+
+
 def quality_point(step: int, result: dict, path: str) -> dict:
     """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result."""
-    unseen = {r["baseline"]: r for r in result["rows"] if isinstance(r, dict) and r.get("group") == "unseen"}
+    unseen = {r.get("baseline"): r for r in result["rows"] if isinstance(r, dict) and r.get("group") == "unseen"}
     point = {"step": step, "file": path, "theta": result.get("theta"),
              "beats_global": unseen.get("global_adamlr", {}).get("frac_lopt_better"),
              "median_improvement_global": unseen.get("global_adamlr", {}).get("median_improvement"),
              "beats_per_task": unseen.get("per_task_adamlr@14", {}).get("frac_lopt_better"),
              "diverged": ((result.get("targets") or {}).get("unseen_diverged") or {}).get("measured")}
     for groups in (result.get("paired") or {}).values():
-        if isinstance(groups, dict) and groups.get("theta") == "handset" and isinstance(groups.get("unseen"), dict):
+        if isinstance(groups, dict) and groups.get("theta_digest") == handset_digest() \
+                and isinstance(groups.get("unseen"), dict):
             point["ahead_of_handset"] = groups["unseen"].get("frac_ahead")
             point["vs_handset_score"] = groups["unseen"].get("score_diff")
     return point

@@ -61,6 +61,11 @@ def test_differences_within_eps_are_ties():
     assert (got["ahead"], got["ties"], got["behind"]) == (1, 1, 1)
 
 
+def test_a_task_without_a_finite_final_loss_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"tasks \['t1'\] have no finite final loss"):
+        paired_comparison(_tasks({"t0": 0.1, "t1": float("nan")}), _tasks({"t0": 0.2, "t1": 0.2}))
+
+
 @pytest.mark.parametrize("group", [None, "unseen", "seen"])
 def test_paired_comparison_refuses_tables_of_different_task_sets(group):
     with pytest.raises(ValueError, match="task t0 is 'unseen' in one evaluation and 'seen'"):
@@ -83,8 +88,10 @@ def test_bench_quality_refuses_an_unusable_against_file_before_evaluating(tmp_pa
     old = tmp_path / "old.json"
     for text, message in (('{"rows": []}', "not a quality result with per-task results"),  # written before them
                           ('{"lopt_tasks": null}', "not a quality result with per-task results"),
+                          ('{"lopt_tasks": {"x": {"group": "seen"}}}', "not a quality result with per-task results"),
                           ("{", "cannot be read"),
-                          ('{"lopt_tasks": {"x": {}}, "settings": {}}', "measured on other tasks or with other settings")):
+                          ('{"lopt_tasks": {"x": {"group": "seen", "final": 1.0, "score": 0.0}}, "settings": {}}',
+                           "measured on other tasks or with other settings")):
         old.write_text(text)
         with pytest.raises(SystemExit) as e:
             main(["--theta", "handset", "--against", str(old), "--out", str(tmp_path / "eval"), "--tasks", "4"])

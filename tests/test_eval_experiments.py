@@ -127,3 +127,19 @@ def test_compare_outer_picks_the_best_adam_at_the_last_common_step_and_pools_ove
     assert pooled["tasks"] == 2 and pooled["seeds"] == 2 and pooled["seeds_won"] == 1
     assert pooled["mean"] == pytest.approx((0.75 - 2.0) / 2)
     assert compare_outer([r for r in runs if r["seed"] == 2]) == {}
+
+
+def test_two_level_bootstrap_widens_with_the_spread_between_seeds():
+    from lopt_trainer.evaluation.panel import paired_bootstrap
+    from lopt_trainer.experiments.self_training import two_level_bootstrap
+
+    flat = two_level_bootstrap(np.full((3, 5), 0.2))
+    assert (flat["mean"], flat["low"], flat["high"], flat["tasks"]) == (pytest.approx(0.2), pytest.approx(0.2),
+                                                                         pytest.approx(0.2), 5)
+    rng = np.random.default_rng(0)
+    split = np.stack([rng.normal(-0.3, 0.1, 16), rng.normal(0.1, 0.1, 16), rng.normal(0.25, 0.1, 16)])
+    two = two_level_bootstrap(split)
+    one = paired_bootstrap({str(t): v for t, v in enumerate(split.mean(axis=0))}, {str(t): 0.0 for t in range(16)})
+    assert two["mean"] == pytest.approx(one["mean"])
+    assert two["high"] - two["low"] > 2 * (one["high"] - one["low"])  # the seeds disagree: the interval says so
+    assert np.isnan(two_level_bootstrap(np.zeros((0, 0)))["mean"])

@@ -289,13 +289,13 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
 def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arguments(tmp_path):
     import json
 
-    from benchmarks.compute_curve import parse_quality, plot
+    from benchmarks.compute_curve import handset_digest, parse_quality, plot
 
     result = {"theta": "/x/best.npz", "targets": {"unseen_diverged": {"measured": 0}}, "rows": [
         {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.9, "median_improvement": 1.0},
         {"baseline": "global_adamlr", "group": "unseen", "frac_lopt_better": 0.55, "median_improvement": -0.1},
         {"baseline": "per_task_adamlr@14", "group": "unseen", "frac_lopt_better": 0.2, "median_improvement": -1.0}],
-        "paired": {"benchmarks/results/h.json": {"theta": "handset", "unseen": {
+        "paired": {"benchmarks/results/h.json": {"theta": "handset", "theta_digest": handset_digest(), "unseen": {
             "frac_ahead": 0.7, "score_diff": {"mean": 0.3, "low": 0.1, "high": 0.5, "tasks": 20}}}}}
     (tmp_path / "q.json").write_text(json.dumps(result))
     (tmp_path / "h.json").write_text(json.dumps({**result, "paired": {}}))

@@ -129,3 +129,17 @@ def _cli():
     from taskgen.cli import cli
 
     return cli
+
+
+def test_ship_trusts_the_digest_the_benchmark_recorded_not_the_file_today(run, tmp_path):
+    # the candidate file was replaced after it was measured: the result names the file, but its digest is the old θ's
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
+    stale = {**_quality(theta=str(run / "best_theta.npz")), "theta_digest": "0" * 64}
+    (tmp_path / "q.json").write_text(json.dumps(stale))
+    with pytest.raises(ShipRefusedError, match="not the panel-best"):
+        ship(run, tmp_path / "q.json", tmp_path / "h.json", tmp_path)
+    best = json.loads((run / "best.json").read_text())["theta_digest"]
+    (tmp_path / "q.json").write_text(json.dumps({**stale, "theta": "/elsewhere/gone.npz", "theta_digest": best}))
+    dest = tmp_path / "data"
+    dest.mkdir()
+    assert ship(run, tmp_path / "q.json", tmp_path / "h.json", dest).is_file()  # no need to reread the file

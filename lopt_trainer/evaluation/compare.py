@@ -57,12 +57,15 @@ def paired_comparison(a: dict, b: dict, group: str | None = "unseen", *, level: 
     both have: ``{"tasks", "ahead", "ties", "behind", "frac_ahead", "score_diff": {"mean", "low", "high",
     "tasks"}}`` (ahead / behind: ``final`` lower / higher by more than ε). ``frac_ahead`` is NaN when no task is
     shared. ``ValueError`` when a shared task sits in different groups in the two tables (they are not evaluations
-    of one task set)."""
+    of one task set) or has no finite final loss in one of them."""
     for t in sorted(set(a) & set(b)):
         if a[t]["group"] != b[t]["group"]:
             raise ValueError(f"task {t} is {a[t]['group']!r} in one evaluation and {b[t]['group']!r} in the other")
     shared = sorted(t for t in set(a) & set(b) if group is None or a[t]["group"] == group)
     diff = np.asarray([a[t]["final"] - b[t]["final"] for t in shared], np.float64)
+    if not np.all(np.isfinite(diff)):  # diverged runs get the worst value, so a NaN means a broken table
+        bad = [t for t, d in zip(shared, diff) if not np.isfinite(d)]
+        raise ValueError(f"tasks {bad} have no finite final loss in one of the evaluations")
     ahead, ties = int(np.sum(diff < -EPS)), int(np.sum(np.abs(diff) <= EPS))
     scores_a = {t: a[t]["score"] for t in shared if np.isfinite(a[t]["score"])}
     scores_b = {t: b[t]["score"] for t in shared if np.isfinite(b[t]["score"])}

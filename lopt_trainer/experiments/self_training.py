@@ -10,14 +10,15 @@ unchanged; each lives in its own folder ``OUT/seed_S/<run>`` (``lopt_outer``, ``
 so each run scores its θ on a quality panel (:mod:`lopt_trainer.evaluation.panel`; by default 16 held-out
 quadratics, 2 seeds, 300 inner steps) at step 0 and every ``panel_every`` steps. From those records:
 
-* ``gain``: the run's panel score minus its step-0 score (the fresh θ), with a paired bootstrap 90% interval over
-  the panel's tasks; ``budget_step``: the first evaluated step at which that interval lies above 0 — the budget at
-  which the outer optimizer *measurably* improves the fresh θ (None: not within the run);
-* per seed, ``best_adam``: the Adam run with the higher final panel score (the best of its two learning rates,
-  chosen with hindsight, which favours Adam), and ``lopt_vs_best_adam``: the learned outer optimizer's final panel
-  score minus that run's, paired over tasks with its interval;
-* over all seeds, ``pooled``: the same difference with the (seed, task) pairs pooled into one paired bootstrap,
-  and how many seeds the learned outer optimizer won.
+* ``gain``: the run's last panel score minus its step-0 score (the fresh θ), with a paired bootstrap 90% interval
+  over the panel's tasks; ``budget_step``: the first scored step from which that interval stays above 0 at every
+  later look — the budget at which the outer optimizer *measurably* improves the fresh θ (None: not within the run);
+* per seed, at the last panel step all its runs reached: ``best_adam``, the Adam run with the higher panel score
+  (the best of its learning rates, chosen with hindsight, which favours Adam), and ``lopt_vs_best_adam``, the
+  learned outer optimizer's score minus that run's, paired over tasks with its interval;
+* over all seeds, ``pooled``: the mean of that difference over seeds and tasks, with a two-level bootstrap 90%
+  interval (seeds resampled, then tasks: both the seed-to-seed and the task-to-task spread), and how many seeds
+  the learned outer optimizer won.
 
 With ``panel_every = 0`` (``make run``'s small setting) there is no panel and only the meta-loss curves are
 reported. The default is small: low-dimensional quadratics of the ``meta_train`` split, truncation 10, 4 problems
@@ -202,8 +203,7 @@ def compare_outer(runs: list[dict]) -> dict:
     seed's runs reached (> 0; a seed whose runs have no common scored step after 0 is left out), and the pooled
     comparison over seeds (see the module docstring): ``{"seeds": [...], "pooled": {...}}``; empty when no seed
     can be compared. Best Adam: the higher finite panel score at that step (chosen with hindsight: favours Adam).
-    Pooled: each task's score averaged over the seeds, then one paired bootstrap over the tasks (the seeds share
-    the panel's tasks, so (seed, task) pairs are not independent)."""
+    Pooled: the mean difference over seeds and tasks, its interval from :func:`two_level_bootstrap`."""
     per_seed, lopt_by_task, adam_by_task = [], {}, {}
     for seed in sorted({r["seed"] for r in runs}):
         mine = [r for r in runs if r["seed"] == seed and r.get("panel")]
@@ -230,11 +230,28 @@ def compare_outer(runs: list[dict]) -> dict:
     if not per_seed:
         return {}
     n = len(per_seed)
-    tasks = [t for t in lopt_by_task if len(lopt_by_task[t]) == n and len(adam_by_task.get(t, [])) == n]
-    pooled = paired_bootstrap({t: float(np.mean(lopt_by_task[t])) for t in tasks},
-                              {t: float(np.mean(adam_by_task[t])) for t in tasks})
+    tasks = sorted(t for t in lopt_by_task if len(lopt_by_task[t]) == n and len(adam_by_task.get(t, [])) == n)
+    diffs = np.asarray([[lopt_by_task[t][i] - adam_by_task[t][i] for t in tasks] for i in range(n)], np.float64)
+    pooled = two_level_bootstrap(diffs)
     wins = sum(1 for r in per_seed if r["lopt_vs_best_adam"]["mean"] > 0)
     return {"seeds": per_seed, "pooled": {**pooled, "seeds": n, "seeds_won": wins}}
+
+
+def two_level_bootstrap(diffs: np.ndarray, *, n_boot: int = 5000, level: float = 0.9, seed: int = 0) -> dict:
+    """Mean of ``diffs`` ``[seeds, tasks]`` (paired differences) with a percentile interval at ``level`` from a
+    two-level bootstrap: seeds resampled with replacement, then tasks (the same resampled tasks for every seed: the
+    seeds share the panel's tasks). ``{"mean", "low", "high", "tasks"}``; NaN figures when ``diffs`` is empty."""
+    diffs = np.asarray(diffs, np.float64)
+    if diffs.ndim != 2 or not diffs.size:
+        return {"mean": float("nan"), "low": float("nan"), "high": float("nan"), "tasks": 0}
+    rng = np.random.default_rng(seed)
+    n_s, n_t = diffs.shape
+    s_idx = rng.integers(0, n_s, size=(n_boot, n_s))
+    t_idx = rng.integers(0, n_t, size=(n_boot, n_t))
+    boots = np.asarray([diffs[s_idx[b]][:, t_idx[b]].mean() for b in range(n_boot)])
+    tail = (1.0 - level) / 2.0
+    return {"mean": float(diffs.mean()), "low": float(np.quantile(boots, tail)),
+            "high": float(np.quantile(boots, 1.0 - tail)), "tasks": int(n_t)}
 
 
 def _smooth(y: np.ndarray) -> np.ndarray:

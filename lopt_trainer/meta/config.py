@@ -52,9 +52,10 @@ class MetaTrainConfig:
     ``lopt_trainer.optimizer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
     ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
     ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments],
-    ``grad_combine`` ["mean": the estimators' meta-gradients averaged by slot count | "unit": each scaled to unit
-    norm first, so no family's large gradients set the direction alone; :func:`lopt_trainer.meta.outer.
-    combine_estimates`].
+    ``grad_combine`` ["mean": the estimators' meta-gradients averaged by slot count | "unit": their unit directions
+    averaged by slot count, at the mean's scale, so no family's large gradients set the direction alone;
+    :func:`lopt_trainer.meta.outer.combine_estimates`; it changes what the outer step follows, so it cannot change
+    mid-run: warm-start a new run instead].
     Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
     one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an
     untrained optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |

@@ -102,7 +102,7 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
     for r in range(1, k + 1):
         t0 = time.perf_counter()
         results = [compute_work(ctx, theta, copy.deepcopy(kept[w.index]), w, redraw=r) for w in works]
-        grads, weights, loss = combine_estimates(results)
+        grads, weights, loss = combine_estimates(results, s.plan.grad_combine)
         grad = jax.tree_util.tree_map(lambda *x: sum(wt * g for wt, g in zip(weights, x)), *grads)
         flat.append(np.asarray(ravel_pytree(jax.device_get(grad))[0]))
         c = sum(res[3] for res in results)
@@ -117,7 +117,7 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
                meta_loss=float(np.mean(losses)), estimators=len(works),
                tasks=len({t for w in works for t in w.task_ids}), k=k, burn_in=burn_in,
                settings={f: getattr(config, f) for f in ("estimator", "sigma", "truncation", "num_groups",
-                                                         "tasks_per_group", "bp_clip", "seed")})
+                                                         "tasks_per_group", "bp_clip", "seed", "grad_combine")})
     return out
 
 

@@ -48,8 +48,8 @@ def build_outer_optimizer(outer: OuterSettings) -> optax.GradientTransformation:
 
 @functools.lru_cache(maxsize=None)
 def _outer_update_fn(tx):
-    """One jitted function for everything after the estimators: combine their gradients (weighted by slot
-    counts), update θ, and the norms the metrics report: of the combined gradient, of θ, and of every estimator's
+    """One jitted function for everything after the estimators: combine their gradients (with the weights of
+    :func:`combine_estimates`), update θ, and the norms the metrics report: of the combined gradient, of θ, and of every estimator's
     weighted share (no eager op, so no per-op compile on a cold start)."""
     tx = optax.with_extra_args_support(tx)
 
@@ -72,10 +72,11 @@ def combine_estimates(results, combine: str = "mean"):
     """``(gradients, their weights (float32), weighted mean meta-loss)`` of the estimators that answered.
 
     Each estimator's gradient and loss are means over its slots that trained, so it weighs by that count (a
-    draining estimator with one live slot counts as one slot). ``combine="unit"`` divides each gradient's weight by
-    its global norm (then renormalises the weights to sum 1), so every estimator — one task group, of one family —
-    sets the direction of the combined meta-gradient by its slot count alone, not by the size of its gradients;
-    the meta-loss keeps the slot weights. ``ValueError`` for another ``combine``."""
+    draining estimator with one live slot counts as one slot). ``combine="unit"`` combines the estimators' unit
+    directions ``g_e / ‖g_e‖`` with the slot weights, times the slot-weighted mean norm ``Σ_e w_e ‖g_e‖``: every
+    estimator — one task group, of one family — sets the direction by its slot count alone, not by the size of its
+    gradients, while the combined gradient keeps the scale of ``"mean"`` (an estimator with a zero gradient adds
+    nothing). The meta-loss keeps the slot weights. ``ValueError`` for another ``combine``."""
     if combine not in GRAD_COMBINE:
         raise ValueError(f"unknown grad_combine {combine!r}; use one of {GRAD_COMBINE}")
     grads, weights, losses = [], [], []
@@ -93,8 +94,8 @@ def combine_estimates(results, combine: str = "mean"):
     if combine == "unit":
         norms = np.asarray([np.sqrt(sum(float(np.sum(np.square(np.asarray(x, np.float64))))
                                         for x in jax.tree_util.tree_leaves(g))) for g in grads])
-        mix = np.where(norms > 0, mix / np.where(norms > 0, norms, 1.0), 0.0)
-        mix = mix / mix.sum() if mix.sum() > 0 else np.full(len(grads), 1.0 / max(1, len(grads)))
+        scale = float(mix @ norms)  # the slot-weighted mean norm: the step keeps the size "mean" would give
+        mix = np.where(norms > 0, mix * scale / np.where(norms > 0, norms, 1.0), 0.0)
     return grads, mix.astype(np.float32), loss
 
 

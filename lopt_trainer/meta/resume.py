@@ -27,8 +27,7 @@ from lopt_trainer.errors import ResumeError
 FREE = ("steps", "workers", "address", "pin_workers", "prefetch_steps")
 TASK_SELECTION = ("manifest", "suite", "filters", "max_params", "max_flops", "family_limits")
 """The settings that choose a run's training tasks: changing one changes the task list (never allowed mid-run)."""
-SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "compilation_cache", "plugins",
-        "grad_combine")
+SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "compilation_cache", "plugins")
 
 
 def task_digest(specs) -> str:

@@ -23,7 +23,8 @@ TARGETS = {"global_adamlr": ("frac_lopt_better", 0.60), "per_task_adamlr@14": ("
 """Unseen-task targets: the fraction of tasks on which the learned optimizer beats each baseline."""
 
 AHEAD_OF_HANDSET = 0.60
-"""Unseen-task target: the fraction of tasks on which the candidate's final loss is below the hand-set θ's."""
+"""Unseen-task target: the fraction of tasks on which the candidate's final loss is below the hand-set θ's by more
+than ε (:func:`lopt_trainer.evaluation.compare.paired_comparison`)."""
 
 
 def quality_shortfalls(quality: dict, handset: dict | None = None) -> list[str]:
@@ -54,7 +55,8 @@ def quality_shortfalls(quality: dict, handset: dict | None = None) -> list[str]:
 
 
 def handset_lead(quality: dict, handset: dict) -> tuple[float, int]:
-    """``(fraction, tasks)``: on how many of the unseen tasks the θ of ``quality`` ends below the hand-set θ of
+    """``(fraction, tasks)``: on how many of the unseen tasks the θ of ``quality`` ends below (by more than ε) the
+    hand-set θ of
     ``handset`` (two results of the quality benchmark). ``ValueError`` naming the mismatch when they are not two
     measurements of the same unseen tasks with the same settings, or ``handset`` did not measure the hand-set θ
     (its ``theta_digest`` is not the hand-set θ's)."""
@@ -84,7 +86,8 @@ def _number(row: dict, field: str, where: str) -> float:
 def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
     """Copy the panel-best θ of the run in ``run_dir`` (``RUN/best_theta.npz``) into the package data (or
     ``dest_dir``) when ``quality_file`` meets the targets against the hand-set θ's result ``handset_file`` and
-    measured that very θ (its ``theta`` file has the digest ``RUN/best.json`` records); returns the path written.
+    measured that very θ (the ``theta_digest`` it records — for older results, the digest of its ``theta`` file —
+    is the one ``RUN/best.json`` records); returns the path written.
     :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfalls or the mismatch otherwise (nothing
     written)."""
     quality = json.loads(Path(quality_file).read_text())
@@ -96,10 +99,12 @@ def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
         raise ShipRefusedError(f"{quality_file}: not shipped, the θ misses " + "; ".join(short))
     measured, best = quality.get("theta"), Path(run_dir) / "best.json"
     want = json.loads(best.read_text()).get("theta_digest") if best.is_file() else None
-    try:
-        got = theta_digest(load_theta(measured)) if measured else None
-    except (OSError, ValueError) as e:
-        raise ShipRefusedError(f"{quality_file}: not shipped, the θ it measured ({measured}) cannot be read: {e}")
+    got = quality.get("theta_digest")  # the θ as measured: its file may have been replaced since
+    if got is None:  # a result written before the benchmark recorded digests: read the file it names
+        try:
+            got = theta_digest(load_theta(measured)) if measured else None
+        except (OSError, ValueError) as e:
+            raise ShipRefusedError(f"{quality_file}: not shipped, the θ it measured ({measured}) cannot be read: {e}")
     if want is None or got != want:
         raise ShipRefusedError(f"{quality_file}: not shipped, it measured {measured}, which is not the panel-best θ "
                                f"of {run_dir} (measure RUN/candidate/pretrained_theta.npz after the last "
