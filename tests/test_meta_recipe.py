@@ -99,6 +99,48 @@ def test_redraw_waits_for_running_problems(mixed_pool):
     assert all(w.reset.all() for w in works)
 
 
+def test_stratified_draw_holds_every_family_at_every_step_and_uniform_draws_are_unchanged(mixed_pool):
+    # 7 estimators over 3 families: 0–5 hold family e mod 3 through every redraw, estimator 6 draws uniformly
+    config = MetaTrainConfig(num_groups=7, tasks_per_group=1, resample_every=1, seed=2, family_draw="stratified")
+    ctx = _ctx(config, mixed_pool)
+    plan = config.split().plan
+    assert ctx.sampler.families == ["mlp", "quadratic", "twod"]
+    state = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
+    anchors = collections.defaultdict(set)
+    for step in range(6):
+        state.step = step
+        state.sampler.done = [[True] for _ in state.sampler.done]  # every problem ended: every estimator redraws
+        works = plan_step(ctx, plan, state)
+        fams = [ctx.sampler.family_of(w.anchor) for w in works]
+        assert fams[:6] == ["mlp", "quadratic", "twod"] * 2
+        for e in range(6):
+            anchors[e].add(works[e].anchor)
+    assert len(anchors[0]) > 1 and len(anchors[1]) > 1  # the spec within the family is still redrawn
+    # the uniform draw (the default) gives the very groups it gave before the setting existed
+    uniform = MetaTrainConfig(num_groups=7, tasks_per_group=1, resample_every=1, seed=2)
+    st_u = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
+    got = [w.anchor for w in plan_step(ctx, uniform.split().plan, st_u)]
+    from lopt_trainer.meta.task_sampler import rng_for
+
+    assert got == [ctx.sampler.choose_group(rng_for(2, 0, "group", e))[1] for e in range(7)]
+
+
+def test_stratified_draw_needs_an_estimator_per_family(mixed_pool):
+    from lopt_trainer.meta.plan import check_family_draw, family_for
+
+    plan = MetaTrainConfig(num_groups=2, family_draw="stratified").split().plan
+    with pytest.raises(ValueError, match=r"needs num_groups ≥ the number of families in the pool \(3: mlp, "
+                                         r"quadratic, twod\), got num_groups 2"):
+        check_family_draw(plan, ["mlp", "quadratic", "twod"])
+    check_family_draw(MetaTrainConfig(num_groups=2).split().plan, ["mlp", "quadratic", "twod"])  # uniform: any
+    assert [family_for(plan, ["a", "b"], e) for e in range(3)] == ["a", "b", None]
+    with pytest.raises(ValueError, match="family_draw must be one of"):
+        MetaTrainConfig.from_dict({"family_draw": "round_robin"})
+    ctx = _ctx(MetaTrainConfig(), mixed_pool)
+    with pytest.raises(KeyError, match="family 'char_lm' has no task in the pool"):
+        ctx.sampler.choose_group(np.random.default_rng(0), "char_lm")
+
+
 def test_handset_theta_is_a_normalised_momentum_rule():
     """With its small random part at zero, the hand-set θ's update is c · step_mult · normalised(m/sqrt(v))."""
     scale = 2.0

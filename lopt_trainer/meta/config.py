@@ -55,7 +55,11 @@ class MetaTrainConfig:
     ``grad_combine`` ["mean": the estimators' meta-gradients averaged by slot count | "unit": their unit directions
     averaged by slot count, at the mean's scale, so no family's large gradients set the direction alone;
     :func:`lopt_trainer.meta.outer.combine_estimates`; it changes what the outer step follows, so it cannot change
-    mid-run: warm-start a new run instead].
+    mid-run: warm-start a new run instead], ``family_draw`` ["uniform": each group draw picks a family uniformly,
+    so a draw of 16 groups may leave families out for ``resample_every`` steps | "stratified": estimator ``e``
+    always draws from family ``e mod F`` (F families in the pool) for the first ``F·⌊num_groups/F⌋`` estimators,
+    the rest uniformly, so every outer step holds every family; needs ``num_groups ≥ F``;
+    :func:`lopt_trainer.meta.plan.family_for`; not changeable mid-run].
     Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
     one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an
     untrained optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
@@ -106,6 +110,7 @@ class MetaTrainConfig:
     outer_clip_value: float = 0.0
     outer_warmup: int = 0
     grad_combine: str = "mean"
+    family_draw: str = "uniform"
     theta_init: str = "auto"
     panel_every: int = 0
     panel: dict = dataclasses.field(default_factory=dict)
@@ -146,7 +151,7 @@ class MetaTrainConfig:
                                   self.compilation_cache),
             plan=PlanSettings(int(self.num_groups), int(self.tasks_per_group), int(self.resample_every),
                               self.horizon_schedule(), bool(self.random_offsets), seed, int(self.prefetch_steps),
-                              self.grad_combine),
+                              self.grad_combine, self.family_draw),
             outer=OuterSettings(self.outer_opt, float(self.outer_lr), float(self.outer_clip),
                                 float(self.outer_clip_value), int(self.outer_warmup)),
             init=InitSettings(self.theta_init, self.init_theta, seed),
@@ -182,6 +187,9 @@ class MetaTrainConfig:
         if cfg.grad_combine not in SETTING_CHOICES["grad_combine"]:
             raise ValueError(f"meta-train setting grad_combine must be one of "
                              f"{list(SETTING_CHOICES['grad_combine'])}, got {cfg.grad_combine!r}")
+        if cfg.family_draw not in SETTING_CHOICES["family_draw"]:
+            raise ValueError(f"meta-train setting family_draw must be one of "
+                             f"{list(SETTING_CHOICES['family_draw'])}, got {cfg.family_draw!r}")
         if cfg.theta_init not in ("auto", "random", "handset"):
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
         return cfg
@@ -192,7 +200,7 @@ SETTING_CHOICES = {
     "meta_loss": ("train", "outer_valid"), "loss_scale": ("none", "initial"),
     "valid_split": ("inner_valid", "outer_valid"), "theta_init": ("auto", "handset", "random"),
     "outer_opt": ("adam", "sgd", "lopt:THETA"), "lopt": ("hierarchical", "module:factory"),
-    "grad_combine": ("mean", "unit"),
+    "grad_combine": ("mean", "unit"), "family_draw": ("uniform", "stratified"),
 }
 """The values of each setting that takes one of a few (``THETA``: any name of :mod:`lopt_trainer.theta.names`;
 ``module:factory``: a user's learned optimizer)."""
@@ -314,7 +322,8 @@ class PlanSettings:
     """How estimators hold tasks: ``num_groups`` estimators of ``tasks_per_group`` slots, groups redrawn after
     ``resample_every`` outer steps, horizons from ``horizons`` (with random initial offsets), draws from ``seed``;
     the programs of groups drawn within ``prefetch_steps`` steps compile ahead (0 = no look-ahead); the step combines
-    its estimators' gradients by ``grad_combine`` (:func:`lopt_trainer.meta.outer.combine_estimates`)."""
+    its estimators' gradients by ``grad_combine`` (:func:`lopt_trainer.meta.outer.combine_estimates`); a group draw
+    picks its family by ``family_draw`` (:func:`lopt_trainer.meta.plan.family_for`)."""
 
     num_groups: int
     tasks_per_group: int
@@ -324,6 +333,7 @@ class PlanSettings:
     seed: int
     prefetch_steps: int = 0
     grad_combine: str = "mean"
+    family_draw: str = "uniform"
 
 
 @dataclasses.dataclass(frozen=True)

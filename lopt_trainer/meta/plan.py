@@ -5,6 +5,7 @@ compile in the background before they are needed."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -13,6 +14,29 @@ from lopt_trainer.meta.state import TrainerState
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.truncation import initial_offsets
 from lopt_trainer.meta.work import Work, WorkerContext
+
+
+def check_family_draw(plan: PlanSettings, families: Sequence[str]) -> None:
+    """Raise ``ValueError`` when ``plan.family_draw`` cannot be carried out on a pool of ``families``: a
+    stratified draw needs at least one estimator per family."""
+    if plan.family_draw == "stratified" and plan.num_groups < len(families):
+        raise ValueError(f"family_draw 'stratified' needs num_groups ≥ the number of families in the pool "
+                         f"({len(families)}: {', '.join(families)}), got num_groups {plan.num_groups}; raise "
+                         f"num_groups or use family_draw 'uniform'")
+
+
+def family_for(plan: PlanSettings, families: Sequence[str], e: int) -> str | None:
+    """The family estimator ``e`` must draw its group from, or None for a uniform draw.
+
+    ``family_draw="uniform"``: None. ``"stratified"`` over ``F`` (sorted) ``families``: ``families[e mod F]`` for
+    the first ``F·⌊num_groups/F⌋`` estimators, None for the rest, so that every outer step averages over every
+    family at least once (with 16 estimators and 12 families: estimators 0–11 hold one family each for the whole
+    run, 12–15 draw uniformly). The spec within the family is still drawn at each redraw.
+    """
+    if plan.family_draw != "stratified":
+        return None
+    whole = len(families) * (plan.num_groups // len(families))
+    return families[e % len(families)] if e < whole else None
 
 
 def plan_step(ctx: WorkerContext, plan: PlanSettings, state: TrainerState) -> list[Work]:
@@ -56,7 +80,8 @@ def plan_step(ctx: WorkerContext, plan: PlanSettings, state: TrainerState) -> li
 def _draw_group(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, e: int, new: bool) -> None:
     """Give estimator ``e`` a newly drawn group (all slots marked ended, so each gets a task) and a fresh state."""
     s = state.sampler
-    group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, state.step, "group", e))
+    family = family_for(plan, ctx.sampler.families, e)
+    group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, state.step, "group", e), family)
     if new:
         for column in (s.groups, s.anchors, s.slot_tasks, s.done, s.drawn, state.estimators):
             column.append(None)
@@ -91,7 +116,8 @@ def upcoming_draws(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, 
         at = t + max(left, default=0)
         if at - t > lookahead:
             continue
-        group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, at, "group", e))
+        group, anchor = ctx.sampler.choose_group(rng_for(plan.seed, at, "group", e),
+                                                 family_for(plan, ctx.sampler.families, e))
         slot_rng = rng_for(plan.seed, at, "slot", e)
         tasks = [ctx.sampler.choose_task(slot_rng, group, anchor, ctx.splits) for _ in range(n)]
         out.append(Work(e, at, group, anchor, tasks, np.ones(n, bool), np.ones(n, np.int32)))

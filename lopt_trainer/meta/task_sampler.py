@@ -114,12 +114,15 @@ class TaskSampler:
             self._cache.popitem(last=False)
         return task
 
-    def choose_group(self, rng: np.random.Generator) -> tuple[str, str]:
-        """``(group key, anchor task id)``: a uniformly drawn family, then a uniformly drawn spec of it, and its
-        group. Families are drawn uniformly so that a pool dominated by one family (the default suite has more
-        2-D and quadratic specs than network specs within a size limit) still averages each outer step over
-        every family."""
-        family = self.families[int(rng.integers(len(self.families)))]
+    def choose_group(self, rng: np.random.Generator, family: str | None = None) -> tuple[str, str]:
+        """``(group key, anchor task id)``: a uniformly drawn family (or the given ``family``), then a uniformly
+        drawn spec of it, and its group. Families are drawn uniformly so that a pool dominated by one family (the
+        default suite has more 2-D and quadratic specs than network specs within a size limit) still averages each
+        outer step over every family. ``KeyError`` names a ``family`` the pool lacks."""
+        if family is None:
+            family = self.families[int(rng.integers(len(self.families)))]
+        elif family not in self.by_family:
+            raise KeyError(f"family {family!r} has no task in the pool (families: {', '.join(self.families)})")
         ids = self.by_family[family]
         anchor = ids[int(rng.integers(len(ids)))]
         return self.group_of[anchor], anchor

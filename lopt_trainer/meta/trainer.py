@@ -39,6 +39,7 @@ from lopt_trainer.meta.estimators import PROGRAMS
 from lopt_trainer.meta.held_out import evaluate
 from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
 from lopt_trainer.meta.outer import build_outer_optimizer, train_step
+from lopt_trainer.meta.plan import check_family_draw
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
 from lopt_trainer.meta.run_panel import Panel
@@ -158,6 +159,7 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
     if raw is not None:
         check_tasks(raw, specs, run_dir, s.tasks.describe(), what=labels.get("what"))
     ctx = make_context(s.worker, specs)
+    check_family_draw(s.plan, ctx.sampler.families)
     outer = outer_optimizer or build_outer_optimizer(s.outer)
     if raw is None:
         state = initial_state(ctx, s.init, outer)
