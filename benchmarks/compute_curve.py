@@ -11,7 +11,7 @@ With ``--quality STEP=RESULT.json`` (repeatable), the quality benchmark's result
 (``make quality``: 40 tasks, half unseen, 2 seeds, 1000 steps) join the curve as a third row: on the unseen tasks,
 the fraction beating Global AdamLR and per-task AdamLR@14 (with their targets), and the fraction ahead of the
 hand-set θ (task by task, when the result was measured ``--against`` a result of the hand-set θ, recognised by its
-θ digest).
+θ digest), and each family's mean unseen-task score (printed as a table: where the θ gains and loses).
 
 Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]``. Writes
 ``benchmarks/results/compute_curve.json`` and ``compute_curve.png``.
@@ -20,12 +20,14 @@ Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
+from lopt_trainer.evaluation.compare import family_scores  # noqa: E402
 
 
 def curve_points(sessions: list[dict]) -> list[dict]:
@@ -64,19 +66,44 @@ def handset_digest() -> str:
 
 
 def quality_point(step: int, result: dict, path: str) -> dict:
-    """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result."""
+    """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result, and (when it
+    keeps per-task results) each family's mean unseen-task score, ``family_scores``."""
     unseen = {r.get("baseline"): r for r in result["rows"] if isinstance(r, dict) and r.get("group") == "unseen"}
     point = {"step": step, "file": path, "theta": result.get("theta"),
              "beats_global": unseen.get("global_adamlr", {}).get("frac_lopt_better"),
              "median_improvement_global": unseen.get("global_adamlr", {}).get("median_improvement"),
              "beats_per_task": unseen.get("per_task_adamlr@14", {}).get("frac_lopt_better"),
              "diverged": ((result.get("targets") or {}).get("unseen_diverged") or {}).get("measured")}
+    if isinstance(result.get("lopt_tasks"), dict):
+        point["family_scores"] = family_scores(result["lopt_tasks"], "unseen")
     for groups in (result.get("paired") or {}).values():
         if isinstance(groups, dict) and groups.get("theta_digest") == handset_digest() \
                 and isinstance(groups.get("unseen"), dict):
             point["ahead_of_handset"] = groups["unseen"].get("frac_ahead")
             point["vs_handset_score"] = groups["unseen"].get("score_diff")
     return point
+
+
+def family_table(quality: list[dict]) -> str:
+    """A text table of the quality points' unseen-task scores by family (rows) and outer step (columns)."""
+    points = [q for q in quality if q.get("family_scores")]
+    if not points:
+        return ""
+    families = sorted({f for q in points for f in q["family_scores"]})
+    lines = ["unseen-task score over Global AdamLR by family (make quality), at outer step:",
+             f"{'family':24s} {'tasks':>5s} " + " ".join(f"{q['step']:>7d}" for q in points)]
+    for f in families:
+        cells = [q["family_scores"].get(f) for q in points]
+        n = next(c["tasks"] for c in cells if c)
+        lines.append(f"{f:24s} {n:5d} " + " ".join(_cell(c) for c in cells))
+    return "\n".join(lines)
+
+
+def _cell(c: dict | None) -> str:
+    """A family's score at one step: ``—`` when the family is not in that result, ``n/a`` without a score."""
+    if not c:
+        return f"{'—':>7s}"
+    return f"{c['score']:+7.2f}" if math.isfinite(c["score"]) else f"{'n/a':>7s}"
 
 
 def parse_quality(values: list[str]) -> list[dict]:
@@ -119,6 +146,9 @@ def main(argv=None):
     save("compute_curve", points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions],
                                    "quality": quality})
     plot(points, RESULTS_DIR / "compute_curve.png", quality, session_ends(sessions))
+    table = family_table(quality)
+    if table:
+        print(table)
 
 
 def plot(points: list[dict], path: Path, quality: list[dict] = (), ends: dict | None = None) -> None:

@@ -289,7 +289,9 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
 def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arguments(tmp_path):
     import json
 
-    from benchmarks.compute_curve import handset_digest, parse_quality, plot
+    import math
+
+    from benchmarks.compute_curve import family_table, handset_digest, parse_quality, plot
 
     result = {"theta": "/x/best.npz", "targets": {"unseen_diverged": {"measured": 0}}, "rows": [
         {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.9, "median_improvement": 1.0},
@@ -304,7 +306,19 @@ def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arg
     q = points[1]
     assert (q["beats_global"], q["beats_per_task"], q["median_improvement_global"], q["diverged"]) == (0.55, 0.2, -0.1, 0)
     assert q["ahead_of_handset"] == 0.7 and q["vs_handset_score"]["low"] == 0.1
-    assert "ahead_of_handset" not in points[0]
+    assert "ahead_of_handset" not in points[0] and "family_scores" not in q
+    tasks = {"a": {"group": "unseen", "family": "mlp", "score": 1.0}, "b": {"group": "unseen", "family": "mlp",
+             "score": -2.0}, "c": {"group": "seen", "family": "nvp", "score": 3.0},
+             "d": {"group": "unseen", "family": "twod", "score": float("nan")}}
+    (tmp_path / "t.json").write_text(json.dumps({**result, "lopt_tasks": tasks}))
+    with_tasks = parse_quality([f"450={tmp_path / 't.json'}"])[0]
+    assert with_tasks["family_scores"]["mlp"] == {"tasks": 2, "score": -0.5}
+    assert set(with_tasks["family_scores"]) == {"mlp", "twod"}  # the seen nvp task is left out
+    assert with_tasks["family_scores"]["twod"]["tasks"] == 1 and math.isnan(with_tasks["family_scores"]["twod"]["score"])
+    table = family_table([points[0], with_tasks]).splitlines()
+    assert table[1].split() == ["family", "tasks", "450"]
+    assert table[2].split() == ["mlp", "2", "-0.50"] and table[3].split() == ["twod", "1", "n/a"]
+    assert family_table(points) == ""
     (tmp_path / "list.json").write_text("[1]")
     for bad, message in (("x=q.json", "expected STEP=RESULT.json"), ("3", "expected STEP"),
                          (f"3={tmp_path / 'missing.json'}", "cannot read"),

@@ -72,3 +72,18 @@ def paired_comparison(a: dict, b: dict, group: str | None = "unseen", *, level: 
     return {"tasks": len(shared), "ahead": ahead, "ties": ties, "behind": len(shared) - ahead - ties,
             "frac_ahead": ahead / len(shared) if shared else float("nan"),
             "score_diff": paired_bootstrap(scores_a, scores_b, level=level)}
+
+
+def family_scores(tasks: dict, group: str | None = "unseen") -> dict[str, dict]:
+    """``{family: {"tasks", "score"}}``: the mean per-task ``score`` (over Global AdamLR, clipped to ±3) of each
+    family's tasks of ``group`` (None: all) in a :func:`lopt_tasks` table, families sorted; a family whose scores
+    are all NaN gets ``score`` NaN. Where a θ gains or loses across a pretraining history, family by family."""
+    by_family: dict[str, list[float]] = {}
+    for t in tasks.values():
+        if group is None or t["group"] == group:
+            by_family.setdefault(t["family"], []).append(float(t["score"]))
+    out = {}
+    for family, scores in sorted(by_family.items()):
+        finite = [x for x in scores if np.isfinite(x)]
+        out[family] = {"tasks": len(scores), "score": float(np.mean(finite)) if finite else float("nan")}
+    return out
