@@ -53,6 +53,33 @@ def test_upcoming_draws_foresee_the_draws_exactly():
     assert checked >= 4  # several redraws were foreseen, every one exactly
 
 
+def test_upcoming_draws_foresee_stratified_draws_exactly():
+    import taskgen
+    from lopt_trainer.common.task_pool import filter_specs
+
+    twod = filter_specs(taskgen.load_specs(None), {"split": ["meta_train"], "family": ["twod"]})[:6]
+    s = MetaTrainConfig(lopt="tests.meta_helpers:tiny_lopt", num_groups=3, tasks_per_group=2, truncation=4,
+                        horizon_min=6, horizon_max=20, resample_every=2, steps=100, eval_every=0, seed=3,
+                        family_draw="stratified").split()
+    ctx = make_context(s.worker, quadratic_specs(6) + twod)
+    outer = build_outer_optimizer(s.outer)
+    state = initial_state(ctx, s.init, outer)
+    foreseen, checked = {}, 0
+    for _ in range(16):
+        train_step(ctx, s.plan, outer, state)
+        sampler = state.sampler
+        assert [ctx.sampler.family_of(a) for a in sampler.anchors[:2]] == ["quadratic", "twod"]
+        for e in range(3):
+            w = foreseen.get((e, state.step - 1))
+            if sampler.drawn[e] == state.step - 1 and w is not None:
+                assert (w.group, w.anchor, w.task_ids) == (sampler.groups[e], sampler.anchors[e],
+                                                           list(sampler.slot_tasks[e]))
+                checked += e < 2  # a stratified estimator's draw, foreseen with its family
+        for w in upcoming_draws(ctx, s.plan, state, lookahead=100):
+            foreseen[(w.index, w.step)] = w
+    assert checked >= 4
+
+
 def test_upcoming_draws_only_for_draining_estimators_within_lookahead():
     s, ctx, outer, state = _setup(resample_every=1000)
     train_step(ctx, s.plan, outer, state)

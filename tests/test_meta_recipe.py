@@ -116,17 +116,19 @@ def test_stratified_draw_holds_every_family_at_every_step_and_uniform_draws_are_
         for e in range(6):
             anchors[e].add(works[e].anchor)
     assert len(anchors[0]) > 1 and len(anchors[1]) > 1  # the spec within the family is still redrawn
-    # the uniform draw (the default) gives the very groups it gave before the setting existed
+    # the uniform draw (the default) gives the very groups it gave before the setting existed (computed at 682416a)
     uniform = MetaTrainConfig(num_groups=7, tasks_per_group=1, resample_every=1, seed=2)
     st_u = TrainerState(0, tiny_lopt().init(None), None, [], SamplerState())
-    got = [w.anchor for w in plan_step(ctx, uniform.split().plan, st_u)]
-    from lopt_trainer.meta.task_sampler import rng_for
+    assert [w.anchor for w in plan_step(ctx, uniform.split().plan, st_u)] == [
+        "quadratic-9e1349ea23e3", "quadratic-9834b9d82716", "mlp-e222939a2e99", "twod-6ad872d7bf32",
+        "mlp-e222939a2e99", "mlp-b1fdc367e280", "mlp-b1fdc367e280"]
 
-    assert got == [ctx.sampler.choose_group(rng_for(2, 0, "group", e))[1] for e in range(7)]
 
+def test_stratified_draw_needs_an_estimator_per_family(mixed_pool, tmp_path):
+    import dataclasses
 
-def test_stratified_draw_needs_an_estimator_per_family(mixed_pool):
     from lopt_trainer.meta.plan import check_family_draw, family_for
+    from lopt_trainer.meta.trainer import meta_train
 
     plan = MetaTrainConfig(num_groups=2, family_draw="stratified").split().plan
     with pytest.raises(ValueError, match=r"needs num_groups ≥ the number of families in the pool \(3: mlp, "
@@ -136,6 +138,13 @@ def test_stratified_draw_needs_an_estimator_per_family(mixed_pool):
     assert [family_for(plan, ["a", "b"], e) for e in range(3)] == ["a", "b", None]
     with pytest.raises(ValueError, match="family_draw must be one of"):
         MetaTrainConfig.from_dict({"family_draw": "round_robin"})
+    with pytest.raises(ValueError, match="family_draw must be 'uniform' or 'stratified', got 'round_robin'"):
+        check_family_draw(dataclasses.replace(plan, family_draw="round_robin"), ["a"])  # built without from_dict
+    # a run is refused before its folder is touched
+    config = MetaTrainConfig(lopt="tests.meta_helpers:tiny_lopt", num_groups=2, family_draw="stratified", steps=1)
+    with pytest.raises(ValueError, match="needs num_groups ≥ the number of families"):
+        meta_train(config, tmp_path / "run", specs=mixed_pool, progress=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
     ctx = _ctx(MetaTrainConfig(), mixed_pool)
     with pytest.raises(KeyError, match="family 'char_lm' has no task in the pool"):
         ctx.sampler.choose_group(np.random.default_rng(0), "char_lm")

@@ -52,6 +52,14 @@ def test_resume_with_other_settings_is_refused_listing_each(run):
         f"from this one with --init-theta {run / 'run'} if you like) or drop these settings")
 
 
+def test_recipe_settings_of_the_outer_step_cannot_change_mid_run(run):
+    # what the outer step follows: which families a step holds and how their meta-gradients combine
+    for setting, value in (("family_draw", "stratified"), ("grad_combine", "unit")):
+        given = _config(steps=3, suite=str(run / "specs.jsonl"), **{setting: value})
+        with pytest.raises(ResumeError, match=f"{setting} cannot change mid-run"):
+            meta_train(given, run / "run", resume=True, progress=False, allow_change=True)
+
+
 def test_safe_settings_change_only_with_allow_change(run, tmp_path):
     import shutil
 

@@ -411,6 +411,7 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     from lopt_trainer.meta.config import load_config
     from lopt_trainer.meta.config import MetaTrainConfig
     from lopt_trainer.meta.grad_quality import format_row, grid_configs, run_grid
+    from lopt_trainer.meta.plan import check_family_draw
     from lopt_trainer.meta.trainer import load_specs_for
     from lopt_trainer.theta.load import load_theta
     from lopt_trainer.theta.shipped import data_path
@@ -424,6 +425,11 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
     specs = load_specs_for(base.split().tasks)[0]
+    try:
+        for config in grid_configs(base, **grid):  # a stratified draw needs as many estimators as families
+            check_family_draw(config.split().plan, sorted({spec.family for spec in specs}))
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     loaded = {name: load_theta(name) for name in thetas}
     header = []
 

@@ -29,7 +29,7 @@ from jax.flatten_util import ravel_pytree
 
 from lopt_trainer.meta.config import MetaTrainConfig
 from lopt_trainer.meta.outer import combine_estimates
-from lopt_trainer.meta.plan import plan_step
+from lopt_trainer.meta.plan import check_family_draw, plan_step
 from lopt_trainer.meta.state import TrainerState
 from lopt_trainer.meta.task_sampler import SamplerState
 from lopt_trainer.meta.work import compute_work, make_context
@@ -86,6 +86,7 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
     compiles excluded), ``compile_seconds`` (all of them), ``inner_steps`` (of one estimate), ``meta_loss``,
     ``tasks`` (distinct tasks in the step) and ``estimators``."""
     s = config.split()
+    check_family_draw(s.plan, sorted({spec.family for spec in specs}))
     ctx = make_context(s.worker, specs)
     state = TrainerState(0, theta, None, [], SamplerState())
     compile_s = 0.0
@@ -117,7 +118,8 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
                meta_loss=float(np.mean(losses)), estimators=len(works),
                tasks=len({t for w in works for t in w.task_ids}), k=k, burn_in=burn_in,
                settings={f: getattr(config, f) for f in ("estimator", "sigma", "truncation", "num_groups",
-                                                         "tasks_per_group", "bp_clip", "seed", "grad_combine")})
+                                                         "tasks_per_group", "bp_clip", "seed", "grad_combine",
+                                                         "family_draw")})
     return out
 
 

@@ -18,11 +18,13 @@ from lopt_trainer.meta.work import Work, WorkerContext
 
 def check_family_draw(plan: PlanSettings, families: Sequence[str]) -> None:
     """Raise ``ValueError`` when ``plan.family_draw`` cannot be carried out on a pool of ``families``: a
-    stratified draw needs at least one estimator per family."""
+    stratified draw needs at least one estimator per family (with fewer, :func:`family_for` would draw every
+    family uniformly)."""
+    family_for(plan, families, 0)  # an unknown family_draw is named
     if plan.family_draw == "stratified" and plan.num_groups < len(families):
         raise ValueError(f"family_draw 'stratified' needs num_groups ≥ the number of families in the pool "
                          f"({len(families)}: {', '.join(families)}), got num_groups {plan.num_groups}; raise "
-                         f"num_groups or use family_draw 'uniform'")
+                         f"num_groups (--set num_groups=N) or draw uniformly (--set family_draw='\"uniform\"')")
 
 
 def family_for(plan: PlanSettings, families: Sequence[str], e: int) -> str | None:
@@ -33,8 +35,10 @@ def family_for(plan: PlanSettings, families: Sequence[str], e: int) -> str | Non
     family at least once (with 16 estimators and 12 families: estimators 0–11 hold one family each for the whole
     run, 12–15 draw uniformly). The spec within the family is still drawn at each redraw.
     """
-    if plan.family_draw != "stratified":
+    if plan.family_draw == "uniform":
         return None
+    if plan.family_draw != "stratified":
+        raise ValueError(f"family_draw must be 'uniform' or 'stratified', got {plan.family_draw!r}")
     whole = len(families) * (plan.num_groups // len(families))
     return families[e % len(families)] if e < whole else None
 

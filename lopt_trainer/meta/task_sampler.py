@@ -116,9 +116,11 @@ class TaskSampler:
 
     def choose_group(self, rng: np.random.Generator, family: str | None = None) -> tuple[str, str]:
         """``(group key, anchor task id)``: a uniformly drawn family (or the given ``family``), then a uniformly
-        drawn spec of it, and its group. Families are drawn uniformly so that a pool dominated by one family (the
-        default suite has more 2-D and quadratic specs than network specs within a size limit) still averages each
-        outer step over every family. ``KeyError`` names a ``family`` the pool lacks."""
+        drawn spec of it, and its group. Families are drawn uniformly so that each is equally likely even in a
+        pool dominated by one family (the default suite has more 2-D and quadratic specs than network specs within
+        a size limit); a draw of a few groups may still leave families out, which ``family_draw="stratified"``
+        prevents by passing each estimator's ``family`` (:func:`lopt_trainer.meta.plan.family_for`). ``KeyError``
+        names a ``family`` the pool lacks."""
         if family is None:
             family = self.families[int(rng.integers(len(self.families)))]
         elif family not in self.by_family:

@@ -113,6 +113,11 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds!r}")
     portable = read_state(continue_from) if continue_from is not None else None  # checked before any write
+    if not resume and portable is None:  # a fresh run: its task list and family draw are checked before any write
+        if specs is None:
+            specs, default_eval = load_specs_for(config.split().tasks)
+            eval_specs = default_eval if eval_specs is None else eval_specs
+        check_family_draw(config.split().plan, sorted({spec.family for spec in specs}))
     with folder_lock(run_dir):
         claim_run_folder(run_dir, resume, overwrite)
         if record_command:
@@ -152,14 +157,14 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
     s = config.split()
     if s.worker.compilation_cache != "":
         enable_compilation_cache(s.worker.compilation_cache or None)
-    write_json(run_dir / "config.json", config.to_dict())
     if specs is None:
         specs, default_eval = load_specs_for(s.tasks)
         eval_specs = default_eval if eval_specs is None else eval_specs
     if raw is not None:
         check_tasks(raw, specs, run_dir, s.tasks.describe(), what=labels.get("what"))
+    check_family_draw(s.plan, sorted({spec.family for spec in specs}))
+    write_json(run_dir / "config.json", config.to_dict())
     ctx = make_context(s.worker, specs)
-    check_family_draw(s.plan, ctx.sampler.families)
     outer = outer_optimizer or build_outer_optimizer(s.outer)
     if raw is None:
         state = initial_state(ctx, s.init, outer)
