@@ -46,6 +46,7 @@ def panel_scores(eval_dir) -> tuple[dict[str, float], dict[str, str]]:
 def compare_pair(name: str, a_dir, b_dir) -> dict:
     """One row: both scores, ``a − b`` with its paired interval, and the per-family mean differences.
     ``ValueError`` when the two folders hold different panel tasks."""
+    from lopt_trainer.evaluation.compare import family_scores
     from lopt_trainer.evaluation.panel import paired_bootstrap
 
     a, families = panel_scores(a_dir)
@@ -54,13 +55,11 @@ def compare_pair(name: str, a_dir, b_dir) -> dict:
         raise ValueError(f"{name}: {a_dir} and {b_dir} hold different panel tasks ({len(a)} and {len(b)}, "
                          f"{len(set(a) & set(b))} shared); compare evaluations of one panel")
     diff = paired_bootstrap(a, b)
-    by_family: dict[str, list[float]] = {}
-    for t in sorted(a):
-        by_family.setdefault(families[t], []).append(a[t] - b[t])
+    by_family = family_scores({t: {"group": "panel", "family": families[t], "score": a[t] - b[t]} for t in a}, None)
     return {"pair": name, "a": str(a_dir), "b": str(b_dir), "tasks": len(a),
             "score_a": float(np.mean(list(a.values()))), "score_b": float(np.mean(list(b.values()))),
             "diff": diff["mean"], "low": diff["low"], "high": diff["high"],
-            "by_family": {f: round(float(np.mean(v)), 4) for f, v in sorted(by_family.items())}}
+            "by_family": {f: round(v["score"], 4) for f, v in by_family.items()}}
 
 
 def main(argv=None) -> None:

@@ -427,7 +427,7 @@ def grad_quality_cmd(config_file, thetas, estimators, groups, slots, k, burn_in,
     specs = load_specs_for(base.split().tasks)[0]
     try:
         for config in grid_configs(base, **grid):  # a stratified draw needs as many estimators as families
-            check_family_draw(config.split().plan, sorted({spec.family for spec in specs}))
+            check_family_draw(config.split().plan, specs)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
     loaded = {name: load_theta(name) for name in thetas}

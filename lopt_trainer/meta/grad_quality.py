@@ -86,7 +86,7 @@ def gradient_quality(config: MetaTrainConfig, theta, specs, *, k: int = 4, burn_
     compiles excluded), ``compile_seconds`` (all of them), ``inner_steps`` (of one estimate), ``meta_loss``,
     ``tasks`` (distinct tasks in the step) and ``estimators``."""
     s = config.split()
-    check_family_draw(s.plan, sorted({spec.family for spec in specs}))
+    check_family_draw(s.plan, specs)
     ctx = make_context(s.worker, specs)
     state = TrainerState(0, theta, None, [], SamplerState())
     compile_s = 0.0

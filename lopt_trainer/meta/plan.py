@@ -16,10 +16,11 @@ from lopt_trainer.meta.truncation import initial_offsets
 from lopt_trainer.meta.work import Work, WorkerContext
 
 
-def check_family_draw(plan: PlanSettings, families: Sequence[str]) -> None:
-    """Raise ``ValueError`` when ``plan.family_draw`` cannot be carried out on a pool of ``families``: a
-    stratified draw needs at least one estimator per family (with fewer, :func:`family_for` would draw every
-    family uniformly)."""
+def check_family_draw(plan: PlanSettings, specs) -> None:
+    """Raise ``ValueError`` when ``plan.family_draw`` cannot be carried out on the pool ``specs`` (task specs,
+    or their family names): a stratified draw needs at least one estimator per family (with fewer,
+    :func:`family_for` would draw every family uniformly)."""
+    families = sorted({getattr(s, "family", s) for s in specs})
     family_for(plan, families, 0)  # an unknown family_draw is named
     if plan.family_draw == "stratified" and plan.num_groups < len(families):
         raise ValueError(f"family_draw 'stratified' needs num_groups ≥ the number of families in the pool "

@@ -117,7 +117,7 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         if specs is None:
             specs, default_eval = load_specs_for(config.split().tasks)
             eval_specs = default_eval if eval_specs is None else eval_specs
-        check_family_draw(config.split().plan, sorted({spec.family for spec in specs}))
+        check_family_draw(config.split().plan, specs)
     with folder_lock(run_dir):
         claim_run_folder(run_dir, resume, overwrite)
         if record_command:
@@ -162,7 +162,7 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
         eval_specs = default_eval if eval_specs is None else eval_specs
     if raw is not None:
         check_tasks(raw, specs, run_dir, s.tasks.describe(), what=labels.get("what"))
-    check_family_draw(s.plan, sorted({spec.family for spec in specs}))
+    check_family_draw(s.plan, specs)
     write_json(run_dir / "config.json", config.to_dict())
     ctx = make_context(s.worker, specs)
     outer = outer_optimizer or build_outer_optimizer(s.outer)
