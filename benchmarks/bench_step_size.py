@@ -1,0 +1,161 @@
+"""Relative step size and training loss of several θ over one inner run: where does a meta-trained θ differ?
+
+For each task (an id of the default suite) and θ this runs the learned optimizer for ``--steps`` minibatch steps
+from ``--seeds`` initialisations, feeding it the inner-valid loss every 10 steps as the evaluation does, and
+records per step the relative update length ``‖Δp‖₂ / ‖p‖₂`` and the task's normalised training loss
+(``task.normalizer``, the units of the quality benchmark's curves). A θ that is faster early but ends higher, or
+the reverse, shows here as a gap in step size that the final-loss tables only show as a sign.
+
+Output: ``benchmarks/results/NAME.json`` (per task and θ, the mean over seeds of both quantities averaged over a
+window of ±25 steps around steps 10, 100, 300, 600 and the last) and ``NAME.png`` (both against the step, one
+column per task, 50-step moving averages). The update rule is not changed; this only measures it.
+
+Usage: ``python -m benchmarks.bench_step_size --task mlp_ae-06029dcf8bc4 --theta handset --theta pretrained``.
+The defaults are the two unseen ``mlp_ae`` tasks of ``make quality``, where every pretrained θ measured so far
+ends behind the hand-set θ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from benchmarks.common import RESULTS_DIR, print_table, save, save_figure  # noqa: E402
+
+DEFAULT_TASKS = ("mlp_ae-06029dcf8bc4", "mlp_ae-08990ce1a0df")
+REPORT_STEPS = (10, 100, 300, 600)
+WINDOW = 25
+VALID_EVERY = 10
+
+
+def run(task, tx, seeds: int, steps: int):
+    """``(relative step lengths [seeds, steps], normalised train losses [seeds, steps])`` of ``tx`` on ``task``.
+
+    Seed ``s`` initialises with ``PRNGKey(s)`` and draws its batches from ``fold_in(PRNGKey(1000 + s), t)``; the
+    inner-valid loss of the post-update parameters is fed every :data:`VALID_EVERY` steps."""
+    from lopt_trainer.optimizer.optax_api import validation_feed
+
+    train, valid = task.splits["train"], task.splits["inner_valid"]
+
+    def loss_fn(p, split, key):
+        out = task.loss(p, task.sample_batch(split, key), key)
+        return out[0] if isinstance(out, tuple) else out
+
+    def one(seed):
+        params = task.init(jax.random.PRNGKey(seed))
+        state0 = tx.init(params)
+        observe = validation_feed(tx, state0)
+        base = jax.random.fold_in(jax.random.PRNGKey(1000), seed)
+
+        def step(carry, t):
+            params, state = carry
+            key = jax.random.fold_in(base, t)
+            loss, grads = jax.value_and_grad(loss_fn)(params, train, key)
+            updates, state = tx.update(grads, state, params, value=loss)
+            params = optax.apply_updates(params, updates)
+            if observe is not None:
+                vkey = jax.random.fold_in(key, 1)
+                state = jax.lax.cond((t + 1) % VALID_EVERY == 0,
+                                     lambda s: observe(s, loss_fn(params, valid, vkey)), lambda s: s, state)
+            rel = optax.global_norm(updates) / jnp.maximum(optax.global_norm(params), 1e-12)
+            return (params, state), (rel, task.normalizer(loss))
+
+        _, out = jax.lax.scan(step, (params, state0), jnp.arange(steps))
+        return out
+
+    rel, norm = jax.jit(jax.vmap(one))(jnp.arange(seeds))
+    return np.asarray(rel), np.asarray(norm)
+
+
+def windowed(values: np.ndarray, steps) -> dict:
+    """Mean over seeds and over ±:data:`WINDOW` steps around each of ``steps`` (1-based step numbers)."""
+    per_step = values.mean(axis=0)
+    return {str(s): float(per_step[max(0, s - 1 - WINDOW):s + WINDOW].mean()) for s in steps}
+
+
+def main(argv=None):
+    from lopt_trainer.optimizer.optax_api import optax_lopt
+    from lopt_trainer.theta.load import load_theta
+    from taskgen import build_task, resolve_spec
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", action="append", default=None, help="task ids (default: %s)" % ", ".join(DEFAULT_TASKS))
+    parser.add_argument("--theta", action="append", default=None, help="θ names/files (default handset, pretrained)")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--name", default="step_size", help="results file name (benchmarks/results/NAME.json)")
+    args = parser.parse_args(argv)
+    if args.steps < 2 * WINDOW or args.seeds < 1:
+        parser.error(f"--steps must be at least {2 * WINDOW} and --seeds at least 1")
+    tasks, thetas = args.task or list(DEFAULT_TASKS), args.theta or ["handset", "pretrained"]
+    loaded, built = {}, {}
+    for name in thetas:  # every θ and task loaded before any run: a bad name fails at once
+        try:
+            loaded[name] = load_theta(name)
+        except (OSError, ValueError) as e:
+            parser.error(f"--theta {name}: {e}")
+    for task_id in tasks:
+        try:
+            built[task_id] = build_task(resolve_spec(task_id))
+        except (KeyError, ValueError) as e:
+            parser.error(f"--task {task_id}: {e}")
+    report = [s for s in REPORT_STEPS if s < args.steps] + [args.steps]
+    rows, curves = [], {}
+    for task_id, task in built.items():
+        curves[task_id] = {}
+        for name, theta in loaded.items():
+            rel, norm = run(task, optax_lopt(theta), args.seeds, args.steps)
+            curves[task_id][name] = (rel.mean(axis=0), norm.mean(axis=0))
+            rows.append({"task": task_id, "theta": name,
+                         **{f"step/‖p‖ @{s}": v for s, v in windowed(rel, report).items()},
+                         **{f"loss @{s}": v for s, v in windowed(norm, report).items()}})
+    print_table("relative step size and normalised training loss (mean over seeds, ±25-step windows)", rows)
+    save(args.name, rows, {"steps": args.steps, "seeds": args.seeds, "thetas": thetas, "tasks": tasks,
+                           "window": WINDOW, "valid_every": VALID_EVERY})
+    plot(curves, RESULTS_DIR / f"{args.name}.png")
+    return 0
+
+
+def theta_label(name: str) -> str:
+    """A short legend label for a θ name or file: the name, the file's stem, or its folder for a generic stem."""
+    path = Path(name)
+    if path.suffix != ".npz":
+        return name
+    return path.parent.name if path.stem in ("theta", "pretrained_theta", "best_theta") else path.stem
+
+
+def plot(curves: dict, path: Path) -> None:
+    """Relative step length and normalised training loss (50-step moving averages) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kernel = np.ones(2 * WINDOW) / (2 * WINDOW)
+    fig, axes = plt.subplots(2, len(curves), figsize=(4.5 * len(curves), 6.5), squeeze=False)
+    for col, (task_id, runs) in enumerate(curves.items()):
+        for name, (rel, norm) in runs.items():
+            x = np.arange(len(kernel), len(rel) + 1)
+            axes[0, col].plot(x, np.convolve(rel, kernel, "valid"), label=theta_label(name))
+            axes[1, col].plot(x, np.convolve(norm, kernel, "valid"), label=theta_label(name))
+        axes[0, col].set_title(task_id, fontsize=9)
+        axes[0, col].set_yscale("log")
+        axes[0, col].legend(fontsize=7)
+        for row, label in ((0, "‖Δp‖ / ‖p‖"), (1, "normalised train loss")):
+            axes[row, col].set_xlabel("step")
+            if col == 0:
+                axes[row, col].set_ylabel(label)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    main()
