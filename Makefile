@@ -48,7 +48,7 @@ PRETRAIN_STATE ?= lopt_trainer/data/pretrain_state
 PRETRAIN_STEPS ?= 1000
 PRETRAIN_HOURS ?= 0
 pretrain: $(STAMP)
-	start=$$($(PY) -m lopt_trainer.meta.portable step $(PRETRAIN_STATE)) || exit 2; \
+	start=$$($(PY) -c 'import sys; from lopt_trainer.meta.portable import main; sys.exit(main(sys.argv[1:]))' step $(PRETRAIN_STATE)) || exit 2; \
 	from=$$(test -f $(PRETRAIN_STATE)/index.json && echo "--from-state $(PRETRAIN_STATE)"); \
 	hours=$$($(PY) -c "import sys; h = float(sys.argv[1]); print(f'--hours {h}' if h > 0 else '')" "$(PRETRAIN_HOURS)") || exit 2; \
 	$(VENV)/bin/taskgen lopt meta-train --config $(PRETRAIN_CONFIG) \

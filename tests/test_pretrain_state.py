@@ -5,6 +5,8 @@ or missing files by name before writing anything, and stay byte-stable for θ ov
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
 
 import flax.serialization as fser
 import jax
@@ -69,6 +71,21 @@ def test_the_state_directory_holds_theta_outer_sampler_step_config_and_history_b
     assert (session["steps_from"], session["steps_to"], session["steps"]) == (0, 3, 3)
     assert session["wall_seconds"] > 0 and session["cpu"] and session["date"].endswith("+00:00")
     assert P.state_step(base / "state") == 3 and P.state_step(base / "nothing") == 0
+
+
+def test_the_step_reader_make_pretrain_runs_prints_the_step_quietly_and_fails_cleanly(base, tmp_path):
+    """``make pretrain`` reads the state's step with ``python -c`` (``-m`` on the module warned on every run)."""
+    code = "import sys; from lopt_trainer.meta.portable import main; sys.exit(main(sys.argv[1:]))"
+    run = lambda *args: subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)  # noqa: E731
+    ok = run("step", str(base / "state"))
+    assert (ok.returncode, ok.stdout, ok.stderr) == (0, "3\n", "")
+    assert run("step", str(tmp_path / "nothing")).stdout == "0\n"
+    damaged = tmp_path / "state"
+    shutil.copytree(base / "state", damaged)
+    (damaged / "index.json").write_text("{not json")
+    bad = run("step", str(damaged))
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("Error: pretraining state ")
+    assert "Traceback" not in bad.stderr and run("steps", "x").returncode == 2
 
 
 def test_continuing_restores_step_theta_and_outer_state_exactly_warns_and_reaches_the_total(base, tmp_path):

@@ -310,9 +310,11 @@ def warn_fresh_estimators(state: PortableState, groups: int, slots: int) -> None
                   "estimators start new problems of their groups", FreshEstimatorsWarning, stacklevel=2)
 
 
-def _main(argv) -> int:
-    """``python -m lopt_trainer.meta.portable step DIR``: print the state's outer step (0 when there is none), or
-    one ``Error:`` line and exit status 2 for a damaged state (what ``make pretrain`` reads)."""
+def main(argv) -> int:
+    """For ``argv == ["step", DIR]``: print the outer step of the pretraining state in DIR (0 when there is none);
+    a damaged state gives one ``Error:`` line and exit status 2, other arguments a usage line and status 2.
+    ``make pretrain`` calls it through ``python -c`` (``python -m`` on this module warns, since the package
+    imports it first)."""
     if len(argv) != 2 or argv[0] != "step":
         print("usage: python -m lopt_trainer.meta.portable step DIR", file=sys.stderr)
         return 2
@@ -325,4 +327,4 @@ def _main(argv) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))
