@@ -18,6 +18,7 @@ ends behind the hand-set θ.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks.common import RESULTS_DIR, print_table, save, save_figure  # noqa: E402
+from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
 
 DEFAULT_TASKS = ("mlp_ae-06029dcf8bc4", "mlp_ae-08990ce1a0df")
 REPORT_STEPS = (10, 100, 300, 600)
@@ -39,8 +40,10 @@ VALID_EVERY = 10
 def run(task, tx, seeds: int, steps: int):
     """``(relative step lengths [seeds, steps], normalised train losses [seeds, steps])`` of ``tx`` on ``task``.
 
-    Seed ``s`` initialises with ``PRNGKey(s)`` and draws its batches from ``fold_in(PRNGKey(1000 + s), t)``; the
-    inner-valid loss of the post-update parameters is fed every :data:`VALID_EVERY` steps."""
+    Seed ``s`` initialises with ``task.init(PRNGKey(s))`` (not the evaluation's initialisations, so these are not
+    ``make quality``'s runs) and draws the batch of step ``t`` with ``fold_in(fold_in(PRNGKey(1000), s), t)``; the
+    inner-valid loss of the post-update parameters is fed every :data:`VALID_EVERY` steps. ``‖p‖`` is the norm of
+    the post-update parameters; a diverged run gives NaN from its divergence on."""
     from lopt_trainer.optimizer.optax_api import validation_feed
 
     train, valid = task.splits["train"], task.splits["inner_valid"]
@@ -95,7 +98,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.steps < 2 * WINDOW or args.seeds < 1:
         parser.error(f"--steps must be at least {2 * WINDOW} and --seeds at least 1")
-    tasks, thetas = args.task or list(DEFAULT_TASKS), args.theta or ["handset", "pretrained"]
+    if not re.fullmatch(r"[\w.-]+", args.name) or args.name.startswith("."):
+        parser.error(f"--name {args.name!r}: use letters, digits, '_', '-' and '.' only (a file name in {RESULTS_DIR})")
+    # repeated names are measured once
+    tasks = list(dict.fromkeys(args.task or DEFAULT_TASKS))
+    thetas = list(dict.fromkeys(args.theta or ["handset", "pretrained"]))
     loaded, built = {}, {}
     for name in thetas:  # every θ and task loaded before any run: a bad name fails at once
         try:
@@ -117,7 +124,6 @@ def main(argv=None):
             rows.append({"task": task_id, "theta": name,
                          **{f"step/‖p‖ @{s}": v for s, v in windowed(rel, report).items()},
                          **{f"loss @{s}": v for s, v in windowed(norm, report).items()}})
-    print_table("relative step size and normalised training loss (mean over seeds, ±25-step windows)", rows)
     save(args.name, rows, {"steps": args.steps, "seeds": args.seeds, "thetas": thetas, "tasks": tasks,
                            "window": WINDOW, "valid_every": VALID_EVERY})
     plot(curves, RESULTS_DIR / f"{args.name}.png")
@@ -133,7 +139,8 @@ def theta_label(name: str) -> str:
 
 
 def plot(curves: dict, path: Path) -> None:
-    """Relative step length and normalised training loss (50-step moving averages) against the step."""
+    """Relative step length and normalised training loss (50-step moving averages, each drawn at its window's
+    centre, as the JSON's windows are) against the step."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -143,7 +150,7 @@ def plot(curves: dict, path: Path) -> None:
     fig, axes = plt.subplots(2, len(curves), figsize=(4.5 * len(curves), 6.5), squeeze=False)
     for col, (task_id, runs) in enumerate(curves.items()):
         for name, (rel, norm) in runs.items():
-            x = np.arange(len(kernel), len(rel) + 1)
+            x = np.arange(len(rel) - len(kernel) + 1) + WINDOW + 1
             axes[0, col].plot(x, np.convolve(rel, kernel, "valid"), label=theta_label(name))
             axes[1, col].plot(x, np.convolve(norm, kernel, "valid"), label=theta_label(name))
         axes[0, col].set_title(task_id, fontsize=9)

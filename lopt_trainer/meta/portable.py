@@ -316,12 +316,15 @@ def main(argv) -> int:
     ``make pretrain`` calls it through ``python -c`` (``python -m`` on this module warns, since the package
     imports it first)."""
     if len(argv) != 2 or argv[0] != "step":
-        print("usage: python -m lopt_trainer.meta.portable step DIR", file=sys.stderr)
+        print("usage: main(['step', DIR]) (see the Makefile's pretrain target)", file=sys.stderr)
         return 2
     try:
         print(state_step(argv[1]))
     except PretrainStateError as e:
         print(f"Error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"Error: pretraining state {argv[1]}: {e}", file=sys.stderr)
         return 2
     return 0
 
