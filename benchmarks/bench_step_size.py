@@ -37,22 +37,23 @@ WINDOW = 25
 VALID_EVERY = 10
 
 
-def run(task, tx, seeds: int, steps: int):
-    """``(relative step lengths [seeds, steps], normalised train losses [seeds, steps])`` of ``tx`` on ``task``.
+def runner(task, seeds: int, steps: int):
+    """A function ``θ → (relative step lengths [seeds, steps], normalised train losses [seeds, steps])`` of the
+    learned optimizer with meta-parameters θ on ``task``, compiled once per task (θ and the task's data are jit
+    arguments, so every further θ reuses the program).
 
     Seed ``s`` initialises with ``task.init(PRNGKey(s))`` (not the evaluation's initialisations, so these are not
     ``make quality``'s runs) and draws the batch of step ``t`` with ``fold_in(fold_in(PRNGKey(1000), s), t)``; the
     inner-valid loss of the post-update parameters is fed every :data:`VALID_EVERY` steps. ``‖p‖`` is the norm of
     the post-update parameters; a diverged run gives NaN from its divergence on."""
-    from lopt_trainer.optimizer.optax_api import validation_feed
-
-    train, valid = task.splits["train"], task.splits["inner_valid"]
+    from lopt_trainer.optimizer.optax_api import optax_lopt, validation_feed
 
     def loss_fn(p, split, key):
         out = task.loss(p, task.sample_batch(split, key), key)
         return out[0] if isinstance(out, tuple) else out
 
-    def one(seed):
+    def one(seed, theta, train, valid):
+        tx = optax_lopt(theta)
         params = task.init(jax.random.PRNGKey(seed))
         state0 = tx.init(params)
         observe = validation_feed(tx, state0)
@@ -74,8 +75,14 @@ def run(task, tx, seeds: int, steps: int):
         _, out = jax.lax.scan(step, (params, state0), jnp.arange(steps))
         return out
 
-    rel, norm = jax.jit(jax.vmap(one))(jnp.arange(seeds))
-    return np.asarray(rel), np.asarray(norm)
+    compiled = jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
+    seed_ids, train, valid = jnp.arange(seeds), task.splits["train"], task.splits["inner_valid"]
+
+    def measure(theta):
+        rel, norm = compiled(seed_ids, theta, train, valid)
+        return np.asarray(rel), np.asarray(norm)
+
+    return measure
 
 
 def windowed(values: np.ndarray, steps) -> dict:
@@ -85,7 +92,6 @@ def windowed(values: np.ndarray, steps) -> dict:
 
 
 def main(argv=None):
-    from lopt_trainer.optimizer.optax_api import optax_lopt
     from lopt_trainer.theta.load import load_theta
     from taskgen import build_task, resolve_spec
 
@@ -118,8 +124,9 @@ def main(argv=None):
     rows, curves = [], {}
     for task_id, task in built.items():
         curves[task_id] = {}
+        measure = runner(task, args.seeds, args.steps)
         for name, theta in loaded.items():
-            rel, norm = run(task, optax_lopt(theta), args.seeds, args.steps)
+            rel, norm = measure(theta)
             curves[task_id][name] = (rel.mean(axis=0), norm.mean(axis=0))
             rows.append({"task": task_id, "theta": name,
                          **{f"step/‖p‖ @{s}": v for s, v in windowed(rel, report).items()},
