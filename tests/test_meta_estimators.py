@@ -111,6 +111,28 @@ def test_nan_meta_gradients_are_zeroed_and_counted(task):
     assert all(float(v) == 0.0 for v in jax.tree_util.tree_leaves(g))
 
 
+def test_a_truncation_before_meta_loss_from_trains_but_gives_no_signal(task):
+    """Slots whose truncation lies wholly before ``meta_loss_from`` advance their problems, count as not trained
+    and add nothing to the meta-gradient; once the counted steps start, the estimate is the usual one."""
+    lopt, fns = tiny_lopt(), TaskFns.of(task)
+    theta = _theta()
+    settings = EstimatorSettings(sigma=0.01, unroll=UnrollSettings(truncation=T, valid_every=0, meta_loss_from=T))
+    data, axes = slot_data([task] * 2, settings.unroll.splits_needed(True))
+    state = init_estimator_state(theta, fns, lopt, 2)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    horizons = np.full(2, 4 * T, np.int32)
+    g, state, stats, _ = run_estimator(theta, state, data, axes, np.ones(2, bool), keys, horizons,
+                                       jax.random.PRNGKey(1), fns=fns, lopt=lopt, settings=settings)
+    assert int(stats["trained"]) == 0 and int(stats["counted_steps"]) == 0
+    assert int(stats["active_steps"]) == 2 * 2 * T  # the problems trained all the same
+    assert all(float(jnp.abs(v).max()) == 0.0 for v in jax.tree_util.tree_leaves(g))
+    assert np.asarray(state.particles.step).tolist() == [[T, T], [T, T]]
+    g, state, stats, _ = run_estimator(theta, state, data, axes, np.zeros(2, bool), keys, horizons,
+                                       jax.random.PRNGKey(2), fns=fns, lopt=lopt, settings=settings)
+    assert int(stats["trained"]) == 2 and int(stats["counted_steps"]) == int(stats["active_steps"]) == 2 * 2 * T
+    assert any(float(jnp.abs(v).max()) > 0.0 for v in jax.tree_util.tree_leaves(g))
+
+
 def test_compiled_programs_are_bounded_and_rebuilt_identically(task, monkeypatch):
     """The program cache keeps at most its size of programs; a program evicted and rebuilt gives the same bits."""
     from lopt_trainer.meta import estimators

@@ -223,6 +223,33 @@ def test_initial_loss_scaling_puts_two_families_on_one_scale(loss_scale, same):
         np.testing.assert_allclose(curves[1], 300.0 * curves[0], rtol=1e-5)
 
 
+def test_meta_loss_from_counts_only_the_late_steps_and_leaves_training_alone():
+    lopt = _sign_lopt()
+    theta = lopt.init(None)
+    fns, data = _toy_fns(1.0), {"train": jnp.zeros(3)}
+    runs = {}
+    for start in (0, 5, 30):
+        settings = UnrollSettings(truncation=12, valid_every=0, loss_clip=1e6, meta_loss_from=start)
+        ps = fresh_problem(theta, fns, lopt, jax.random.PRNGKey(0), 100)
+        first = unroll(theta, ps, data, jax.random.PRNGKey(1), fns, lopt, settings)
+        second = unroll(theta, first[0], data, jax.random.PRNGKey(2), fns, lopt, settings)
+        runs[start] = (first, second)
+    (full1, full2), (late1, late2), (none1, _) = runs[0], runs[5], runs[30]
+    # Training is the same: equal parameters after 24 steps whatever the meta-loss counts.
+    np.testing.assert_array_equal(np.asarray(late2[0].params["w"]), np.asarray(full2[0].params["w"]))
+    assert np.asarray(late1[2]).tolist() == [False] * 5 + [True] * 7
+    np.testing.assert_array_equal(np.asarray(late1[1])[:5], 0.0)
+    np.testing.assert_array_equal(np.asarray(late1[1])[5:], np.asarray(full1[1])[5:])
+    assert np.asarray(late2[2]).all()  # the second truncation (steps 12-23) counts whole
+    np.testing.assert_array_equal(np.asarray(late2[1]), np.asarray(full2[1]))
+    assert not np.asarray(none1[2]).any() and float(np.abs(np.asarray(none1[1])).sum()) == 0.0
+    with pytest.raises(ValueError, match="meta_loss_from must be >= 0"):
+        UnrollSettings(meta_loss_from=-1)
+    with pytest.raises(ValueError, match="meta_loss_from"):
+        MetaTrainConfig.from_dict({"meta_loss_from": -3})
+    assert MetaTrainConfig.from_dict({"meta_loss_from": 700}).estimator_settings().unroll.meta_loss_from == 700
+
+
 def _estimate(grad, trained, loss):
     return ({"w": np.asarray(grad, np.float32)}, None, {"trained": trained, "meta_loss": loss})
 

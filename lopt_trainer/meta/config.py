@@ -46,6 +46,8 @@ class MetaTrainConfig:
     ``horizon_final_min``/``horizon_final_max``/``horizon_anneal_steps`` (linear change of the bounds),
     ``random_offsets`` [True], ``meta_loss`` ["train" | "outer_valid"], ``loss_scale`` ["none" | "initial": each
     problem's meta-loss divided by its own initial normalised loss, at least ``scale_floor`` [0.5]],
+    ``meta_loss_from`` [0; inner steps before this one train but do not count in the meta-loss, so the meta-loss
+    weighs the late phase of each run; :mod:`lopt_trainer.meta.truncation`],
     ``loss_clip`` [20.0; the cap of a step's meta-loss, and the score of a diverged step], ``valid_every``
     [10; 0 = never feed validation losses], ``valid_split`` ["inner_valid"].
     Outer optimizer: ``outer_opt`` ["adam" | "sgd" | "lopt:PATH" (a θ checkpoint/npz used through
@@ -101,6 +103,7 @@ class MetaTrainConfig:
     meta_loss: str = "train"
     loss_scale: str = "none"
     scale_floor: float = 0.5
+    meta_loss_from: int = 0
     loss_clip: float = 20.0
     valid_every: int = 10
     valid_split: str = "inner_valid"
@@ -133,7 +136,8 @@ class MetaTrainConfig:
             unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
                                   loss_clip=float(self.loss_clip), valid_every=int(self.valid_every),
                                   valid_split=self.valid_split, loss_scale=self.loss_scale,
-                                  scale_floor=float(self.scale_floor)))
+                                  scale_floor=float(self.scale_floor),
+                                  meta_loss_from=int(self.meta_loss_from)))
 
     def horizon_schedule(self) -> HorizonSchedule:
         """The horizon schedule of this config."""
@@ -208,7 +212,7 @@ SETTING_CHOICES = {
 SETTING_MINIMUM = {
     "max_params": 0, "max_flops": 0, "sigma": ">0", "truncation": 1, "num_groups": 1, "tasks_per_group": 1,
     "resample_every": 1, "horizon_min": 1, "horizon_max": 1, "horizon_final_min": 1, "horizon_final_max": 1,
-    "horizon_anneal_steps": 0, "bp_clip": ">0", "scale_floor": ">0", "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
+    "horizon_anneal_steps": 0, "bp_clip": ">0", "scale_floor": ">0", "meta_loss_from": 0, "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
     "outer_clip": 0, "outer_clip_value": 0, "outer_warmup": 0, "panel_every": 0, "seed": 0, "steps": 1,
     "checkpoint_every": 0, "eval_every": 0, "eval_tasks": 0, "eval_steps": 0, "workers": 0,
     "prefetch_steps": 0,

@@ -132,9 +132,11 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
       key: this call's key (perturbations and batches are derived from it per slot).
 
     ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over the slots that trained), ``trained`` (how many slots
-    trained: a draining estimator's ended slots idle), ``done`` (bool ``(n,)``: horizon reached or
+    trained with steps that count in the meta-loss: a draining estimator's ended slots idle, and a truncation
+    wholly before ``settings.unroll.meta_loss_from`` counts nothing), ``done`` (bool ``(n,)``: horizon reached or
     diverged, reset these next time), ``clipped`` (non-finite step losses replaced), ``nan_grads`` (slots zeroed),
-    ``active_steps`` (particle steps that trained), ``slot_loss`` ``(n,)``.
+    ``active_steps`` (particle steps that trained), ``counted_steps`` (of those, the ones the meta-loss counts),
+    ``slot_loss`` ``(n,)``.
     """
     eps, fresh_params, k_unroll = draws(theta, init_keys, key, fns=fns, sigma=settings.sigma)
     return estimate_from_draws(theta, state, data, reset, init_keys, horizons, eps, fresh_params, k_unroll,
@@ -163,9 +165,10 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
             theta_p = unravel(flat_t + sign.astype(eps_s.dtype) * eps_s)
             fresh = problem_from_params(theta_p, params_s, lopt, init_key_s, horizon_s)
             ps = tree_where(reset_s, fresh, ps)
-            ps, meta, active, clipped = unroll(theta_p, ps, data_s, ukey, fns, lopt, settings.unroll)
-            count = jnp.sum(active)
-            return jnp.sum(meta) / jnp.maximum(count, 1), (ps, count, jnp.sum(clipped))
+            start = ps.step
+            ps, meta, counted, clipped = unroll(theta_p, ps, data_s, ukey, fns, lopt, settings.unroll)
+            count = jnp.sum(counted)
+            return jnp.sum(meta) / jnp.maximum(count, 1), (ps, count, jnp.sum(clipped), ps.step - start)
 
         def pair(flat_t):
             means, aux = jax.vmap(particle, in_axes=(0, 0, None))(signs, parts_s, flat_t)
@@ -180,9 +183,10 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
         return (means, *aux, g)
 
     axes = {s: data_axes[s] for s in data}
-    losses, parts, counts, clipped, bp = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
+    losses, parts, counts, clipped, steps_run, bp = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
         eps, particles, data, reset, fresh_params, init_keys, horizons, jnp.arange(n))
-    # Idle slots (a draining estimator's ended problems) have no signal: average over the slots that trained.
+    # Idle slots (a draining estimator's ended problems, or a truncation wholly before ``meta_loss_from``) have no
+    # signal: average over the slots whose steps counted in the meta-loss.
     live = counts[:, 0] > 0
     trained = jnp.maximum(jnp.sum(live), 1)
     stats = {}
@@ -207,7 +211,7 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     slot_loss = jnp.mean(losses, axis=1)
     stats.update({"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
                   "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),
-                  "active_steps": jnp.sum(counts)})
+                  "active_steps": jnp.sum(steps_run), "counted_steps": jnp.sum(counts)})
     return grad, EstimatorState(parts, accum), stats
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -14,6 +15,8 @@ from lopt_trainer.meta.truncation import TaskFns, UnrollSettings, fresh_problem,
 def _eval_run(theta, data, key, *, fns: TaskFns, lopt, settings: UnrollSettings, steps: int):
     k_init, k_run, k_test, k_tl = jax.random.split(key, 4)
     ps = fresh_problem(theta, fns, lopt, k_init, steps)
+    # Every step counts here: the check reports the whole run's mean loss whatever the training meta-loss weighs.
+    settings = dataclasses.replace(settings, meta_loss_from=0)
     ps, meta, active, clipped = unroll(theta, ps, data, k_run, fns, lopt, settings, length=steps)
     test = fns.loss(ps.params, fns.sample_batch(data["test"], k_test), k_tl)
     test = jnp.where(ps.diverged | ~jnp.isfinite(test), settings.loss_clip,

@@ -20,6 +20,12 @@ Non-finite raw or normalised losses are replaced by ``loss_clip`` (default 20; t
 built-in normalizers map an untrained model to about 1-10) and every finite value is capped at ``loss_clip``;
 once a particle produced a non-finite loss it is *diverged*: its parameters freeze and each of its remaining
 active steps scores ``loss_clip``. Every replaced step is counted.
+
+Late-phase meta-loss: with ``meta_loss_from=k`` the steps of a problem before its step ``k`` train as usual but
+score nothing; the meta-loss is the mean over the counted steps only, and a truncation that ends before step ``k``
+carries no signal (its slot counts as not trained; PES still accumulates its perturbation, so the late loss's
+gradient reaches θ's early behaviour). This aims the meta-objective at the loss late in a run, where the quality
+benchmark judges the final loss, instead of the whole run's mean, which the large early losses dominate.
 """
 
 from __future__ import annotations
@@ -70,8 +76,11 @@ class UnrollSettings:
     valid_split: str = "inner_valid"
     loss_scale: str = "none"          # "none" | "initial": divide by the problem's initial loss (see module doc)
     scale_floor: float = 0.5
+    meta_loss_from: int = 0           # inner steps before this one train but do not count in the meta-loss
 
     def __post_init__(self):
+        if self.meta_loss_from < 0:
+            raise ValueError(f"meta_loss_from must be >= 0, got {self.meta_loss_from}")
         if self.meta_loss not in ("train", "outer_valid"):
             raise ValueError(f"unknown meta_loss {self.meta_loss!r}; use 'train' or 'outer_valid'")
         if self.loss_scale not in ("none", "initial"):
@@ -172,7 +181,8 @@ def _train_step(theta, fns: TaskFns, lopt, settings: UnrollSettings, data, carry
     moved = ProblemState(params, opt_state, ps.step + 1, ps.horizon, ps.diverged, init_loss)
     frozen = ps._replace(step=jnp.where(active, ps.step + 1, ps.step), diverged=diverged, init_loss=init_loss)
     new = tree_where(live & ~bad, moved, frozen)
-    return new, (jnp.where(active, meta, 0.0), active, active & diverged)
+    counted = active & (ps.step >= settings.meta_loss_from)
+    return new, (jnp.where(counted, meta, 0.0), counted, counted & diverged)
 
 
 def _feed_validation(fns: TaskFns, lopt, settings: UnrollSettings, data, ps: ProblemState, key):
@@ -191,7 +201,8 @@ def unroll(theta, ps: ProblemState, data, key, fns: TaskFns, lopt, settings: Unr
     (exact cadence when the truncation is a multiple of ``valid_every``). Step keys are
     ``fold_in(key, t)`` so antithetic particles given the same ``key`` see the same batches.
 
-    Returns ``(state, per_step_meta_loss (T,), active (T,), clipped (T,))``.
+    Returns ``(state, per_step_meta_loss (T,), counted (T,), clipped (T,))``: ``counted`` marks the steps that
+    trained and count in the meta-loss (at or after ``settings.meta_loss_from``; the loss of the others is 0).
     """
     length = settings.truncation if length is None else length
     k = settings.valid_every if (settings.valid_every > 0 and lopt.observe_validation is not None) else 0
