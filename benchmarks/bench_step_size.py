@@ -145,6 +145,18 @@ def theta_label(name: str) -> str:
     return path.parent.name if path.stem in ("theta", "pretrained_theta", "best_theta") else path.stem
 
 
+def theta_labels(names) -> dict[str, str]:
+    """``{name: label}``: :func:`theta_label` of each; where two names would share it, the file's folder and name
+    (``late_meta_loss/theta_step300.npz``), and where those still collide, the name as given."""
+    labels = {n: theta_label(n) for n in names}
+    for longer in (lambda n: "/".join(Path(n).parts[-2:]), str):
+        counts = {}
+        for label in labels.values():
+            counts[label] = counts.get(label, 0) + 1
+        labels = {n: (label if counts[label] == 1 else longer(n)) for n, label in labels.items()}
+    return labels
+
+
 def plot(curves: dict, path: Path) -> None:
     """Relative step length and normalised training loss (50-step moving averages, each drawn at its window's
     centre, as the JSON's windows are) against the step."""
@@ -156,10 +168,11 @@ def plot(curves: dict, path: Path) -> None:
     kernel = np.ones(2 * WINDOW) / (2 * WINDOW)
     fig, axes = plt.subplots(2, len(curves), figsize=(4.5 * len(curves), 6.5), squeeze=False)
     for col, (task_id, runs) in enumerate(curves.items()):
+        labels = theta_labels(runs)
         for name, (rel, norm) in runs.items():
             x = np.arange(len(rel) - len(kernel) + 1) + WINDOW + 1
-            axes[0, col].plot(x, np.convolve(rel, kernel, "valid"), label=theta_label(name))
-            axes[1, col].plot(x, np.convolve(norm, kernel, "valid"), label=theta_label(name))
+            axes[0, col].plot(x, np.convolve(rel, kernel, "valid"), label=labels[name])
+            axes[1, col].plot(x, np.convolve(norm, kernel, "valid"), label=labels[name])
         axes[0, col].set_title(task_id, fontsize=9)
         axes[0, col].set_yscale("log")
         axes[0, col].legend(fontsize=7)

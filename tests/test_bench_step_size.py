@@ -24,6 +24,11 @@ def test_labels():
     assert B.theta_label("handset") == "handset"
     assert B.theta_label("runs/theta_step300/pretrained_theta.npz") == "theta_step300"
     assert B.theta_label("runs/branch/theta_step299.npz") == "theta_step299"
+    labels = B.theta_labels(["handset", "runs/theta_step300/pretrained_theta.npz",
+                             "benchmarks/branches/late/theta_step300.npz", "runs/theta_last/theta.npz"])
+    assert labels == {"handset": "handset", "runs/theta_step300/pretrained_theta.npz":
+                      "theta_step300/pretrained_theta.npz", "benchmarks/branches/late/theta_step300.npz":
+                      "late/theta_step300.npz", "runs/theta_last/theta.npz": "theta_last"}
 
 
 def test_a_tiny_run_is_deterministic_and_tells_two_thetas_apart(tmp_path, monkeypatch):

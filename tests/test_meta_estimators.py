@@ -98,6 +98,35 @@ def test_diverging_tasks_are_contained():
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.particles.params))
 
 
+@pytest.mark.parametrize("meta_loss_from, reset", [(0, True), (60, False)])
+def test_a_diverged_problem_is_kept_to_its_horizon_under_a_late_meta_loss(meta_loss_from, reset):
+    """Reset at once when every step counts; under ``meta_loss_from`` it runs on, frozen, so its late steps score
+    ``loss_clip`` instead of being hidden by a fresh problem."""
+    from taskgen import build_task
+
+    tasks = [build_task(s) for s in small_quadratic_specs(2, dims=3)]
+    lopt, fns = tiny_lopt(), TaskFns.of(tasks[0])
+    theta = _theta(log_lr=1.5, mom=-10.0)  # diverges within the first truncation
+    settings = EstimatorSettings(sigma=0.01, unroll=UnrollSettings(truncation=30, valid_every=0, loss_clip=20.0,
+                                                                   meta_loss_from=meta_loss_from))
+    data, axes = slot_data(tasks, settings.unroll.splits_needed(True))
+    state = init_estimator_state(theta, fns, lopt, 2)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    horizons = np.full(2, 90, np.int32)
+    reset_now = np.ones(2, bool)
+    for k in range(3):
+        g, state, stats, _ = run_estimator(theta, state, data, axes, reset_now, keys, horizons,
+                                           jax.random.PRNGKey(k), fns=fns, lopt=lopt, settings=settings)
+        reset_now = np.zeros(2, bool)
+        if k == 0:
+            assert bool(np.all(state.particles.diverged))
+            assert bool(np.all(stats["done"])) == reset
+    if not reset:  # steps 60-89 counted, every one scoring loss_clip
+        assert int(stats["clipped"]) == int(stats["counted_steps"]) == 2 * 2 * 30
+        assert float(stats["meta_loss"]) == pytest.approx(20.0)
+        assert bool(np.all(stats["done"]))
+
+
 def test_nan_meta_gradients_are_zeroed_and_counted(task):
     lopt, fns = tiny_lopt(), TaskFns.of(task)
     theta = _theta()

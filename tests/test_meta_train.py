@@ -50,6 +50,27 @@ def test_meta_training_lowers_meta_loss(tmp_path):
     assert {"meta_loss.png", "grad_norm.png", "throughput.png", "eval.png"} <= names
 
 
+def test_steps_before_meta_loss_from_leave_theta_and_the_outer_optimizer_alone(tmp_path):
+    """With ``meta_loss_from=20`` and truncations of 10, the first two outer steps see no counted step: θ and the
+    outer optimizer stay (so warm-up and Adam's bias correction start with the first real meta-gradient), the
+    records say so (meta-loss None, gradient norm 0), and the third step learns."""
+    specs = small_quadratic_specs(8)
+    cfg = dict(meta_loss_from=20, random_offsets=False, eval_every=0, outer_warmup=5)
+    start = meta_train(_config(steps=0, **cfg), tmp_path / "a", specs=specs, eval_specs=[], progress=False)
+    idle = meta_train(_config(steps=2, **cfg), tmp_path / "b", specs=specs, eval_specs=[], progress=False)
+    assert theta_bytes(idle.theta) == theta_bytes(start.theta)
+    run = meta_train(_config(steps=4, **cfg), tmp_path / "c", specs=specs, eval_specs=[], progress=False)
+    steps = [r for r in read_metrics(tmp_path / "c") if r["kind"] == "step"]
+    assert [r["meta_loss"] is None for r in steps] == [True, True, False, False]
+    assert [r["grad_norm"] for r in steps[:2]] == [0.0, 0.0] and steps[2]["grad_norm"] > 0
+    assert all(r["inner_steps"] == 2 * 4 * 2 * 10 for r in steps)  # every problem trained on every step
+    # The warm-up starts at the first real meta-gradient: its learning rate 0 leaves θ as it was at step 3 (an
+    # outer optimizer counted on through the idle steps would be at 2/5 of the rate by then), and step 4 moves it.
+    third = meta_train(_config(steps=3, **cfg), tmp_path / "d", specs=specs, eval_specs=[], progress=False)
+    assert theta_bytes(third.theta) == theta_bytes(start.theta)
+    assert theta_bytes(run.theta) != theta_bytes(start.theta)
+
+
 def test_resume_in_process_is_bitwise_identical(tmp_path):
     specs = small_quadratic_specs(8)
     full = meta_train(_config(steps=24), tmp_path / "a", specs=specs, eval_specs=[], progress=False)

@@ -111,7 +111,8 @@ def step_meta_train(out: Path, steps: int) -> None:
                              resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
                              eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25)
     result = meta_train(config, out / "meta_train", resume=True)
-    losses = [r["meta_loss"] for r in read_metrics(result.run_dir) if r.get("kind") == "step"]
+    losses = [r["meta_loss"] for r in read_metrics(result.run_dir)
+              if r.get("kind") == "step" and r.get("meta_loss") is not None]
     k = max(1, len(losses) // 10)
     click.echo(f"  θ after {result.state.step} outer steps: meta-loss {sum(losses[:k]) / k:.3f} (first {k}) -> "
                f"{sum(losses[-k:]) / k:.3f} (last {k}); {result.run_dir / THETA_FILE}")

@@ -133,8 +133,9 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
 
     ``stats``: ``meta_loss`` (mean of ``(L+ + L−)/2`` over the slots that trained), ``trained`` (how many slots
     trained with steps that count in the meta-loss: a draining estimator's ended slots idle, and a truncation
-    wholly before ``settings.unroll.meta_loss_from`` counts nothing), ``done`` (bool ``(n,)``: horizon reached or
-    diverged, reset these next time), ``clipped`` (non-finite step losses replaced), ``nan_grads`` (slots zeroed),
+    wholly before ``settings.unroll.meta_loss_from`` counts nothing), ``done`` (bool ``(n,)``: horizon reached or,
+    when ``meta_loss_from`` is 0, diverged; reset these next time), ``clipped`` (counted steps scored
+    ``loss_clip``: non-finite or diverged), ``nan_grads`` (slots zeroed),
     ``active_steps`` (particle steps that trained), ``counted_steps`` (of those, the ones the meta-loss counts),
     ``slot_loss`` ``(n,)``.
     """
@@ -207,7 +208,11 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
         accum = jnp.zeros_like(accum)
         losses = jnp.concatenate([losses[:, :1], losses[:, :1]], axis=1)
     accum = jax.vmap(unravel)(accum)
-    done = (parts.step[:, 0] >= parts.horizon[:, 0]) | jnp.any(parts.diverged, axis=1)
+    done = parts.step[:, 0] >= parts.horizon[:, 0]
+    if settings.unroll.meta_loss_from == 0:
+        done = done | jnp.any(parts.diverged, axis=1)
+    # else a diverged problem runs on, frozen, to its horizon: its late steps score loss_clip, so diverging before
+    # ``meta_loss_from`` costs as much as diverging after it (a reset would hide it from the late-phase meta-loss).
     slot_loss = jnp.mean(losses, axis=1)
     stats.update({"meta_loss": jnp.sum(jnp.where(live, slot_loss, 0.0)) / trained, "slot_loss": slot_loss,
                   "done": done, "trained": jnp.sum(live), "clipped": jnp.sum(clipped), "nan_grads": jnp.sum(~finite),

@@ -34,11 +34,12 @@ def export_run(run_dir, dest_dir=None) -> Path:
     config = json.loads((run_dir / "config.json").read_text())
     records = read_metrics(run_dir)
     metrics = [m for m in records if m.get("kind") == "step"]
+    scored = [m["meta_loss"] for m in metrics if m.get("meta_loss") is not None]
     recipe = {
         "config": config,
         "steps_run": metrics[-1]["step"] + 1 if metrics else 0,
-        "meta_loss_first": metrics[0]["meta_loss"] if metrics else None,
-        "meta_loss_last_mean": (sum(m["meta_loss"] for m in metrics[-20:]) / len(metrics[-20:])) if metrics else None,
+        "meta_loss_first": scored[0] if scored else None,
+        "meta_loss_last_mean": (sum(scored[-20:]) / len(scored[-20:])) if scored else None,
         "command": "make pretrain",
         "theta": "panel-best" if best.is_file() else "last",
         "panel_best": json.loads((run_dir / "best.json").read_text()) if best.is_file() else None,

@@ -122,7 +122,9 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     """One outer step (in place on ``state``) with the outer optimizer ``outer``; the estimators' work runs in
     this process, or on ``pool`` (an object with ``compute(theta, [(work, state), ...])``). Returns the metrics
     record. ``RuntimeError`` when every estimator failed. ``on_work(i, n, work)``: called before the ``i``-th of
-    ``n`` estimators runs in process (a progress display: the first work of a group compiles its program)."""
+    ``n`` estimators runs in process (a progress display: the first work of a group compiles its program).
+    A step in which no slot counted a meta-loss step (all problems before ``meta_loss_from``) advances the
+    problems but not θ nor the outer optimizer, and records ``meta_loss`` as None."""
     t0 = time.perf_counter()
     works = plan_step(ctx, plan, state)
     _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
@@ -140,9 +142,15 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
         raise RuntimeError(f"step {state.step}: every gradient worker failed")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
     grads, weights, meta_loss = combine_estimates(results, plan.grad_combine)
-    args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
-    update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
-    theta, outer_state, gnorm, tnorm, parts = update(*args)
+    if any(int(st["trained"]) for st in stats if st is not None):
+        args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
+        update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
+        theta, outer_state, gnorm, tnorm, parts = update(*args)
+    else:
+        # No slot had a step that counts in the meta-loss (every problem still before ``meta_loss_from``): there
+        # is nothing to learn from, so θ and the outer optimizer (its step count, its warm-up) stay as they are.
+        theta, outer_state, meta_loss = state.theta, state.outer_state, None
+        gnorm, tnorm, parts = 0.0, optax.global_norm(state.theta), np.zeros(len(grads), np.float32)
     shares = family_shares([ctx.sampler.family_of(w.anchor) for w, r in zip(works, results) if r is not None],
                            np.asarray(parts))
     for w, r, st in zip(works, results, stats):

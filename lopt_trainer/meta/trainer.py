@@ -286,7 +286,8 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
             if bar is not None:
                 bar.set_description("meta-train", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{record['meta_loss']:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
+                loss = record["meta_loss"]
+                bar.set_postfix(loss="-" if loss is None else f"{loss:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
             cadences.after_step(state, progress)
             if deadline is not None and time.monotonic() >= deadline:
                 break

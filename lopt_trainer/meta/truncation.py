@@ -24,7 +24,10 @@ active steps scores ``loss_clip``. Every replaced step is counted.
 Late-phase meta-loss: with ``meta_loss_from=k`` the steps of a problem before its step ``k`` train as usual but
 score nothing; the meta-loss is the mean over the counted steps only, and a truncation that ends before step ``k``
 carries no signal (its slot counts as not trained; PES still accumulates its perturbation, so the late loss's
-gradient reaches θ's early behaviour). This aims the meta-objective at the loss late in a run, where the quality
+gradient reaches θ's early behaviour; ES and truncated backprop see no such credit). The estimator keeps a diverged
+problem, frozen, to its horizon instead of resetting it, so its late steps score ``loss_clip``. A truncation that
+straddles step k averages over its counted steps only. An outer step in which no slot counted a step (all problems
+still before k, as in the first k / truncation steps of a run) leaves θ and the outer optimizer as they are. This aims the meta-objective at the loss late in a run, where the quality
 benchmark judges the final loss, instead of the whole run's mean, which the large early losses dominate.
 """
 
@@ -154,7 +157,8 @@ def fresh_problem(theta, fns: TaskFns, lopt, init_key, horizon) -> ProblemState:
 
 
 def _train_step(theta, fns: TaskFns, lopt, settings: UnrollSettings, data, carry, key):
-    """One inner step of a particle; returns the new carry and the step's (meta-loss, active, clipped)."""
+    """One inner step of a particle; returns the new carry and the step's (meta-loss, counted, clipped): counted =
+    active (before the horizon) and at or after ``settings.meta_loss_from``; the meta-loss is 0 where not counted."""
     ps = carry
     k_batch, k_loss, k_opt, k_ov, k_ovl = jax.random.split(key, 5)
     active = ps.step < ps.horizon
@@ -201,8 +205,9 @@ def unroll(theta, ps: ProblemState, data, key, fns: TaskFns, lopt, settings: Unr
     (exact cadence when the truncation is a multiple of ``valid_every``). Step keys are
     ``fold_in(key, t)`` so antithetic particles given the same ``key`` see the same batches.
 
-    Returns ``(state, per_step_meta_loss (T,), counted (T,), clipped (T,))``: ``counted`` marks the steps that
-    trained and count in the meta-loss (at or after ``settings.meta_loss_from``; the loss of the others is 0).
+    Returns ``(state, per_step_meta_loss (T,), counted (T,), clipped (T,))``: ``counted`` marks the active steps
+    (before the horizon; a diverged particle's frozen steps included, each scoring ``loss_clip``) at or after
+    ``settings.meta_loss_from``; the meta-loss of the others is 0.
     """
     length = settings.truncation if length is None else length
     k = settings.valid_every if (settings.valid_every > 0 and lopt.observe_validation is not None) else 0
