@@ -248,6 +248,8 @@ def test_meta_loss_from_counts_only_the_late_steps_and_leaves_training_alone():
     with pytest.raises(ValueError, match="meta_loss_from"):
         MetaTrainConfig.from_dict({"meta_loss_from": -3})
     assert MetaTrainConfig.from_dict({"meta_loss_from": 700}).estimator_settings().unroll.meta_loss_from == 700
+    with pytest.raises(ValueError, match="meta_loss_from=1000 is not below the longest horizon"):
+        MetaTrainConfig.from_dict({"meta_loss_from": 1000, "horizon_max": 1000})
 
 
 def _estimate(grad, trained, loss):

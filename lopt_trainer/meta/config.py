@@ -196,6 +196,10 @@ class MetaTrainConfig:
                              f"{list(SETTING_CHOICES['family_draw'])}, got {cfg.family_draw!r}")
         if cfg.theta_init not in ("auto", "random", "handset"):
             raise ValueError(f"unknown theta_init {cfg.theta_init!r}; use 'auto', 'random' or 'handset'")
+        longest = max(cfg.horizon_max, cfg.horizon_final_max or 0)
+        if cfg.meta_loss_from >= longest:
+            raise ValueError(f"meta-train setting meta_loss_from={cfg.meta_loss_from} is not below the longest "
+                             f"horizon ({longest} steps): no step would count in the meta-loss")
         return cfg
 
 
