@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -150,9 +151,7 @@ def theta_labels(names) -> dict[str, str]:
     (``late_meta_loss/theta_step300.npz``), and where those still collide, the name as given."""
     labels = {n: theta_label(n) for n in names}
     for longer in (lambda n: "/".join(Path(n).parts[-2:]), str):
-        counts = {}
-        for label in labels.values():
-            counts[label] = counts.get(label, 0) + 1
+        counts = Counter(labels.values())
         labels = {n: (label if counts[label] == 1 else longer(n)) for n, label in labels.items()}
     return labels
 

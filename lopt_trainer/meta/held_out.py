@@ -15,8 +15,6 @@ from lopt_trainer.meta.truncation import TaskFns, UnrollSettings, fresh_problem,
 def _eval_run(theta, data, key, *, fns: TaskFns, lopt, settings: UnrollSettings, steps: int):
     k_init, k_run, k_test, k_tl = jax.random.split(key, 4)
     ps = fresh_problem(theta, fns, lopt, k_init, steps)
-    # Every step counts here: the check reports the whole run's mean loss whatever the training meta-loss weighs.
-    settings = dataclasses.replace(settings, meta_loss_from=0)
     ps, meta, active, clipped = unroll(theta, ps, data, k_run, fns, lopt, settings, length=steps)
     test = fns.loss(ps.params, fns.sample_batch(data["test"], k_test), k_tl)
     test = jnp.where(ps.diverged | ~jnp.isfinite(test), settings.loss_clip,
@@ -34,6 +32,9 @@ def _jitted(fns: TaskFns, lopt, settings: UnrollSettings, steps: int):
 def evaluate(theta, tasks, lopt, settings: UnrollSettings, steps: int, seed: int = 0) -> dict:
     """``{task_id: {"mean_loss", "final_loss", "test_loss", "clipped"}}`` (normalised losses) of running θ for
     ``steps`` inner steps on each task (init and batches from ``seed``; the same every call)."""
+    # Every step counts here: the check reports the whole run's mean loss whatever the training meta-loss weighs
+    # (set before the compile cache, so runs differing only in meta_loss_from share the compiled check).
+    settings = dataclasses.replace(settings, meta_loss_from=0)
     out = {}
     for i, task in enumerate(tasks):
         fns = TaskFns.of(task)

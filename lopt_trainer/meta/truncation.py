@@ -27,8 +27,9 @@ carries no signal (its slot counts as not trained; PES still accumulates its per
 gradient reaches θ's early behaviour; ES and truncated backprop see no such credit). The estimator keeps a diverged
 problem, frozen, to its horizon instead of resetting it, so its late steps score ``loss_clip``. A truncation that
 straddles step k averages over its counted steps only. An outer step in which no slot counted a step (all problems
-still before k, as in the first k / truncation steps of a run) leaves θ and the outer optimizer as they are. This aims the meta-objective at the loss late in a run, where the quality
-benchmark judges the final loss, instead of the whole run's mean, which the large early losses dominate.
+still before k, as in the first k / truncation steps of a run) leaves θ and the outer optimizer as they are. This
+aims the meta-objective at the loss late in a run, where the quality benchmark judges the final loss, instead of
+the whole run's mean, which the large early losses dominate.
 """
 
 from __future__ import annotations
