@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a results file (``benchmarks/results/<name>.json``), or None when it can: letters,
+    digits, ``_``, ``-`` and ``.`` only, not starting with ``.``."""
+    if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+        return f"{name!r}: use letters, digits, '_', '-' and '.' only (a file name in {RESULTS_DIR})"
+    return None
 
 
 def machine() -> dict:

@@ -13,8 +13,9 @@ the fraction beating Global AdamLR and per-task AdamLR@14 (with their targets), 
 hand-set θ (task by task, when the result was measured ``--against`` a result of the hand-set θ, recognised by its
 θ digest), and each family's mean unseen-task score (printed as a table: where the θ gains and loses).
 
-Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]``. Writes
-``benchmarks/results/compute_curve.json`` and ``compute_curve.png``.
+Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]
+[--name compute_curve]``. Writes ``benchmarks/results/NAME.json`` and ``NAME.png`` (``--name``: a branch's curve
+beside the main lineage's).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
+from benchmarks.common import RESULTS_DIR, name_problem, save, save_figure  # noqa: E402
 from lopt_trainer.evaluation.compare import family_scores  # noqa: E402
 
 
@@ -134,7 +135,11 @@ def main(argv=None):
     parser.add_argument("--run", default=None, help="a run folder whose current session is not exported yet")
     parser.add_argument("--quality", action="append", default=[], metavar="STEP=RESULT.json",
                         help="a quality benchmark result of the θ at outer step STEP (repeatable)")
+    parser.add_argument("--name", default="compute_curve",
+                        help="results file name (benchmarks/results/NAME.json and NAME.png; a branch's own curve)")
     args = parser.parse_args(argv)
+    if name_problem(args.name):
+        parser.error(f"--name {name_problem(args.name)}")
     quality = parse_quality(args.quality)
     sessions = list(read_state(args.state).history) if Path(args.state, "index.json").is_file() else []
     if args.run:
@@ -143,9 +148,9 @@ def main(argv=None):
         steps = [r["step"] + 1 for r in read_metrics(args.run) if r.get("kind") == "step"]
         sessions.append(session_record(Path(args.run), history["session_start"], max(steps, default=0)))
     points = curve_points(sessions)
-    save("compute_curve", points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions],
+    save(args.name, points, {"sessions": [{k: v for k, v in s.items() if k != "panel"} for s in sessions],
                                    "quality": quality})
-    plot(points, RESULTS_DIR / "compute_curve.png", quality, session_ends(sessions))
+    plot(points, RESULTS_DIR / f"{args.name}.png", quality, session_ends(sessions))
     table = family_table(quality)
     if table:
         print(table)

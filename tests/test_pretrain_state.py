@@ -352,3 +352,24 @@ def test_an_export_that_died_between_its_renames_loses_nothing(base, tmp_path):
     shutil.copytree(base / "state", tmp_path / "state.previous")  # DEST renamed away, the new one not yet in place
     assert P.state_step(tmp_path / "state") == 3
     assert (tmp_path / "state" / "index.json").is_file() and not (tmp_path / "state.previous").exists()
+
+
+def test_compute_curve_name_writes_a_branch_curve_beside_the_main_one_and_refuses_a_path(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.common as common
+    import benchmarks.compute_curve as cc
+
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(cc, "RESULTS_DIR", tmp_path)
+    cc.main(["--state", str(tmp_path / "no_state"), "--name", "compute_curve_branch"])
+    payload = json.loads((tmp_path / "compute_curve_branch.json").read_text())
+    assert payload["benchmark"] == "compute_curve_branch" and payload["rows"] == [] and payload["sessions"] == []
+    assert (tmp_path / "compute_curve_branch.png").is_file() and not (tmp_path / "compute_curve.json").exists()
+    for bad in ("../escape", ".hidden", "a b"):
+        assert common.name_problem(bad) is not None
+        with pytest.raises(SystemExit) as e:
+            cc.main(["--state", str(tmp_path / "no_state"), "--name", bad])
+        assert e.value.code == 2
+    assert common.name_problem("compute_curve_late-1.5") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compute_curve_branch.json", "compute_curve_branch.png"]
