@@ -53,4 +53,8 @@ def test_main_writes_the_rows_and_refuses_mismatched_or_missing_folders(tmp_path
             C.main(["--pair", "p", *pair, "--name", "bad"])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "bad.json").exists()
+    with pytest.raises(SystemExit) as exit_:  # a results name that is a path is refused before anything runs
+        C.main(["--pair", "a-b", str(a), str(b), "--name", "../cmp"])
+    assert exit_.value.code == 2 and "--name '../cmp'" in capsys.readouterr().err
+    assert not (tmp_path.parent / "cmp.json").exists()
     assert math.isfinite(saved["rows"][0]["low"])
