@@ -14,24 +14,29 @@ benchmark result (``benchmarks/results/<label>.json``, with its per-task ``lopt_
 
 and, over the θ, the Pearson and Spearman correlations of each panel figure with ``quality_unseen`` (and of
 ``quality_seen`` with it: whether even the benchmark's own two halves agree), each with a 90% bootstrap interval
-over the θ (θ resampled with replacement, 5000 times, seed 0). With a handful of θ the intervals are wide; a
-correlation whose interval holds 0 says the panel cannot tell which θ will do better on the benchmark.
+over the θ (θ resampled with replacement, 5000 times, seed 0), over all θ and again without the first one (give
+the hand-set θ first: a single outlying θ can carry a correlation). With a handful of θ the intervals are wide, and
+θ from one run are not independent draws, so read them as optimistic; a correlation whose interval holds 0 says the
+panel cannot tell which θ will do better on the benchmark.
 
-Task by task (``unseen_tasks_vs_first``): for each unseen task of the benchmark, the first θ's score (give the
-hand-set θ first), the mean score difference of the other θ from it and on how many of them the final loss is
-lower (by more than ε, as ``make ship`` counts "ahead"). A task that every trained θ loses, or wins, is a
-property of what meta-training learned, not of one θ's noise.
+Task by task (``unseen_tasks_vs_first``): for each unseen task of the benchmark, the first θ's score, the mean
+score difference of the other θ from it and on how many of them the final loss is lower (by more than ε, as
+``make ship`` counts "ahead"). A task that nearly all other θ lose, or win, marks a trade they share; every
+comparison shares the first θ's one measurement, though, so a task it scored well on by chance reads as lost by all.
 
 Usage: ``python -m benchmarks.panel_vs_quality --point LABEL PANEL_DIR QUALITY_JSON [--point ...]
-[--name panel_vs_quality]`` (at least 3 points). Writes ``benchmarks/results/NAME.json`` and ``NAME.png`` (panel
-score against the benchmark's unseen score, one labelled dot per θ). A folder or file that cannot be read stops
-with a message naming it (exit 2) before anything is written.
+[--name panel_vs_quality]`` (at least :data:`MIN_POINTS` points, distinct labels, panels of one task set, quality
+results of one task draw). Writes ``benchmarks/results/NAME.json`` and ``NAME.png`` (panel
+score against the benchmark's unseen score, one labelled dot per θ); each point keeps its panel task scores, so the
+JSON holds every input figure of the panel side. A folder or file that cannot be read, or inputs that do not
+match, stop with a message naming them (exit 2) before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -43,29 +48,58 @@ from benchmarks.common import RESULTS_DIR, name_problem, save, save_figure  # no
 from benchmarks.compare_panels import panel_scores  # noqa: E402
 
 PANEL_FIGURES = ("panel", "panel_shared_families", "quality_seen")
+MIN_POINTS = 5
+"""The fewest θ a run takes: with fewer, nearly every bootstrap resample of the θ repeats one, and the intervals
+say nothing."""
 
 
 def quality_tasks(path) -> dict[str, dict]:
-    """The per-task ``lopt_tasks`` (``group``, ``family``, ``score``) of a quality benchmark result; ``ValueError``
-    naming a file that is unreadable or has none."""
+    """``{task_id: {"group", "family", "score", "final", ...}}``: the per-task ``lopt_tasks`` of a quality benchmark
+    result (``group`` "seen" or "unseen"; ``score`` a number, NaN allowed; ``final`` a finite number). Raises
+    ``ValueError`` naming a file that is unreadable, has no such table, or has a malformed entry."""
     try:
         result = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read a quality benchmark result: {e}") from None
     tasks = result.get("lopt_tasks") if isinstance(result, dict) else None
     if not isinstance(tasks, dict) or not tasks or not all(
-            isinstance(v, dict) and {"group", "family", "score"} <= set(v) for v in tasks.values()):
-        raise ValueError(f"{path}: no per-task results (lopt_tasks with group, family and score); "
+            isinstance(v, dict) and {"group", "family", "score", "final"} <= set(v) for v in tasks.values()):
+        raise ValueError(f"{path}: no per-task results (lopt_tasks with group, family, score and final); "
                          "measure it with the current benchmarks/bench_quality.py")
+    for t, v in tasks.items():
+        if v["group"] not in ("seen", "unseen") or not _is_number(v["score"]) or not _is_number(v["final"]) \
+                or not math.isfinite(v["final"]):
+            raise ValueError(f"{path}: lopt_tasks[{t!r}]: group must be 'seen' or 'unseen', score a number and final "
+                             f"a finite number (got {v['group']!r}, {v['score']!r}, {v['final']!r})")
     return tasks
 
 
-def point(label: str, panel_dir, quality_json) -> dict:
-    """One θ's figures (module docstring); ``ValueError`` naming an unreadable input."""
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def check_same_draw(tables: list[dict], paths: list) -> None:
+    """``ValueError`` naming the first quality result whose tasks or their groups differ from the first one's: the
+    per-task comparison needs evaluations of one task draw."""
+    ref = {t: v["group"] for t, v in tables[0].items()}
+    for tasks, path in zip(tables[1:], paths[1:]):
+        mine = {t: v["group"] for t, v in tasks.items()}
+        if mine != ref:
+            odd = sorted(set(mine) ^ set(ref)) or sorted(t for t in ref if mine[t] != ref[t])
+            raise ValueError(f"{path}: not the task draw of {paths[0]} (differs on {odd[:3]}"
+                             f"{' …' if len(odd) > 3 else ''}); compare results of one quality benchmark draw")
+
+
+def point(label: str, panel_dir, quality_json, tasks: dict | None = None) -> dict:
+    """One θ's figures: ``label``, ``panel_dir``, ``quality`` (the inputs), ``panel_tasks`` (how many),
+    ``panel``, ``panel_shared_families``, ``quality_unseen``, ``quality_seen``, ``beats_global_unseen`` (module
+    docstring), ``unseen_tasks`` (how many have a score), ``shared_families`` and ``panel_task_scores`` (every
+    panel task's score). ``tasks``: the result's :func:`quality_tasks`, when already read. ``ValueError`` naming an
+    unreadable input or a result without a scored unseen task."""
     scores, families = panel_scores(panel_dir)
-    tasks = quality_tasks(quality_json)
-    unseen = [v for v in tasks.values() if v["group"] == "unseen" and np.isfinite(v["score"])]
-    seen = [v for v in tasks.values() if v["group"] == "seen" and np.isfinite(v["score"])]
+    tasks = quality_tasks(quality_json) if tasks is None else tasks
+    unseen = [v for v in tasks.values() if v["group"] == "unseen" and math.isfinite(v["score"])]
+    seen = [v for v in tasks.values() if v["group"] == "seen" and math.isfinite(v["score"])]
     if not unseen:
         raise ValueError(f"{quality_json}: no unseen task with a score")
     shared = {v["family"] for v in unseen}
@@ -76,26 +110,28 @@ def point(label: str, panel_dir, quality_json) -> dict:
             "quality_unseen": float(np.mean([v["score"] for v in unseen])),
             "quality_seen": float(np.mean([v["score"] for v in seen])) if seen else float("nan"),
             "beats_global_unseen": float(np.mean([v["score"] > 0 for v in unseen])),
-            "unseen_tasks": len(unseen), "shared_families": sorted(shared)}
+            "unseen_tasks": len(unseen), "shared_families": sorted(shared),
+            "panel_task_scores": {t: float(scores[t]) for t in sorted(scores)}}
 
 
-def tasks_vs_first(points: list[dict]) -> list[dict]:
-    """Per unseen task of the first point's benchmark result, most lost first: ``task``, ``first_score``,
-    ``mean_score_diff`` (the other θ minus the first), ``ahead`` (how many of the other θ have a lower final loss
-    by more than :data:`~lopt_trainer.evaluation.scoring.EPS`), ``of`` (how many other θ have the task)."""
+def tasks_vs_first(tables: list[dict]) -> list[dict]:
+    """Per unseen task of the first of ``tables`` (:func:`quality_tasks` of results of one task draw,
+    :func:`check_same_draw`), most lost first (NaN last): ``task``, ``first_score``, ``mean_score_diff`` (the
+    other θ minus the first, over those with a finite score on both sides; NaN if none), ``ahead`` (how many of
+    the other θ have a final loss lower than the first's by more than
+    :data:`~lopt_trainer.evaluation.scoring.EPS`, as ``make ship`` counts) and ``of`` (how many other θ)."""
     from lopt_trainer.evaluation.scoring import EPS
 
-    first, others = quality_tasks(points[0]["quality"]), [quality_tasks(p["quality"]) for p in points[1:]]
+    first, others = tables[0], tables[1:]
     rows = []
     for t, ref in first.items():
         if ref["group"] != "unseen":
             continue
-        mine = [o[t] for o in others if t in o]
-        diffs = [m["score"] - ref["score"] for m in mine]
+        diffs = [o[t]["score"] - ref["score"] for o in others if math.isfinite(o[t]["score"] - ref["score"])]
         rows.append({"task": t, "first_score": ref["score"],
                      "mean_score_diff": float(np.mean(diffs)) if diffs else float("nan"),
-                     "ahead": sum(m["final"] < ref["final"] - EPS for m in mine), "of": len(mine)})
-    return sorted(rows, key=lambda r: (r["mean_score_diff"], r["task"]))
+                     "ahead": sum(o[t]["final"] < ref["final"] - EPS for o in others), "of": len(others)})
+    return sorted(rows, key=lambda r: (math.isnan(r["mean_score_diff"]), r["mean_score_diff"], r["task"]))
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -117,24 +153,51 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def correlation(x, y, *, n_boot: int = 5000, level: float = 0.9, seed: int = 0) -> dict:
-    """Pearson and Spearman correlations of paired figures ``x``, ``y`` (one pair per θ, NaN pairs dropped), each
-    with a percentile bootstrap interval at ``level`` over the pairs (resamples where a side is constant are left
-    out). Returns ``{"n", "pearson", "spearman"}``, each correlation ``{"r", "low", "high"}``."""
+    """Pearson and Spearman correlations of paired figures ``x``, ``y`` (one pair per θ, NaN pairs dropped; NaN
+    with fewer than 3 pairs), each with a percentile bootstrap interval at ``level`` over the pairs (``n_boot``
+    resamples from ``seed``; resamples with fewer than 3 distinct pairs, or a constant side, are left out).
+    Returns ``{"n", "pearson", "spearman"}``, each correlation ``{"r", "low", "high"}``."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     out = {"n": int(x.size)}
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size)) if x.size else np.zeros((0, 0), int)
+    idx = np.random.default_rng(seed).integers(0, x.size, size=(n_boot, x.size)) if x.size >= 3 else []
+    idx = [i for i in idx if np.unique(i).size >= 3]
     tail = (1.0 - level) / 2.0
     for name, f in (("pearson", _pearson), ("spearman", lambda a, b: _pearson(_ranks(a), _ranks(b)))):
         r = f(x, y) if x.size >= 3 else float("nan")
-        boots = np.asarray([f(x[i], y[i]) for i in idx]) if x.size >= 3 else np.asarray([])
+        boots = np.asarray([f(x[i], y[i]) for i in idx], np.float64)
         boots = boots[np.isfinite(boots)]
         low, high = (float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail))) if boots.size else \
             (float("nan"), float("nan"))
         out[name] = {"r": r, "low": low, "high": high}
     return out
+
+
+def _load(parser, specs) -> tuple[list[dict], list[dict]]:
+    """The points and quality tables of the ``--point`` arguments; exits 2 naming the first bad input."""
+    labels = [label for label, _, _ in specs]
+    if len(set(labels)) < len(labels):
+        parser.exit(2, f"error: --point labels repeat ({sorted({x for x in labels if labels.count(x) > 1})}); "
+                       "give each θ its own label\n")
+    try:
+        tables = [quality_tasks(q) for _, _, q in specs]
+        check_same_draw(tables, [q for _, _, q in specs])
+        points = [point(label, panel, q, tasks) for (label, panel, q), tasks in zip(specs, tables)]
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
+    for p in points[1:]:
+        if set(p["panel_task_scores"]) != set(points[0]["panel_task_scores"]):
+            parser.exit(2, f"error: {p['panel_dir']} holds other panel tasks than {points[0]['panel_dir']}; give "
+                           "evaluations of one panel\n")
+    return points, tables
+
+
+def _print_correlations(title: str, correlations: dict) -> None:
+    print(f"\n{title}")
+    for f, c in correlations.items():
+        print(f"  {f:24s} Pearson {c['pearson']['r']:+.2f} [{c['pearson']['low']:+.2f}, {c['pearson']['high']:+.2f}]"
+              f"  Spearman {c['spearman']['r']:+.2f} [{c['spearman']['low']:+.2f}, {c['spearman']['high']:+.2f}]")
 
 
 def main(argv=None) -> None:
@@ -145,31 +208,25 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if name_problem(args.name):
         parser.error(f"--name {name_problem(args.name)}")
-    if len(args.point) < 3:
-        parser.error(f"--point: give at least 3 θ (got {len(args.point)}); a correlation needs them")
-    try:
-        points = [point(*p) for p in args.point]
-    except ValueError as e:
-        parser.exit(2, f"error: {e}\n")
-    sizes = {p["panel_tasks"] for p in points}
-    if len(sizes) > 1:
-        parser.exit(2, f"error: the panel folders hold different numbers of tasks ({sorted(sizes)}); "
-                       "give evaluations of one panel\n")
+    if len(args.point) < MIN_POINTS:
+        parser.error(f"--point: give at least {MIN_POINTS} θ (got {len(args.point)}); fewer make the bootstrap "
+                     "intervals of a correlation meaningless")
+    points, tables = _load(parser, args.point)
     unseen = [p["quality_unseen"] for p in points]
     correlations = {f: correlation([p[f] for p in points], unseen) for f in PANEL_FIGURES}
+    without_first = {f: correlation([p[f] for p in points[1:]], unseen[1:]) for f in PANEL_FIGURES}
     rows = [{k: p[k] for k in ("label", "panel", "panel_shared_families", "quality_unseen", "quality_seen",
                                 "beats_global_unseen")} for p in points]
-    by_task = tasks_vs_first(points)
+    by_task = tasks_vs_first(tables)
     save(args.name, rows, {"points": points, "correlations_with_quality_unseen": correlations,
-                           "unseen_tasks_vs_first": by_task})
+                           "correlations_without_first": without_first, "unseen_tasks_vs_first": by_task})
     print(f"\nunseen tasks, the other θ against {points[0]['label']}:")
     for r in by_task:
         print(f"  {r['task']:36s} {points[0]['label']} {r['first_score']:+.2f}  others {r['mean_score_diff']:+.2f} "
               f"on average, ahead on {r['ahead']}/{r['of']}")
-    print("\ncorrelation with the benchmark's unseen score, over", len(points), "θ (90% bootstrap interval):")
-    for f, c in correlations.items():
-        print(f"  {f:24s} Pearson {c['pearson']['r']:+.2f} [{c['pearson']['low']:+.2f}, {c['pearson']['high']:+.2f}]"
-              f"  Spearman {c['spearman']['r']:+.2f} [{c['spearman']['low']:+.2f}, {c['spearman']['high']:+.2f}]")
+    _print_correlations(f"correlation with the benchmark's unseen score, over {len(points)} θ (90% bootstrap "
+                        "interval):", correlations)
+    _print_correlations(f"the same without {points[0]['label']}, over {len(points) - 1} θ:", without_first)
     plot(points, RESULTS_DIR / f"{args.name}.png")
 
 
