@@ -63,16 +63,18 @@ def main(argv=None) -> int:
                    help="an earlier result of this benchmark (another θ, same tasks): report the paired per-task "
                    "comparison with it (repeatable)")
     args = p.parse_args(argv)
+    from lopt_trainer.evaluation.compare import check_lopt_tasks
+
     against = {}
     for path in args.against:  # read first: a bad file fails before an hour of evaluation
         try:
             theirs = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             p.error(f"--against {path}: cannot be read ({e})")
-        if not isinstance(theirs, dict) or not isinstance(theirs.get("lopt_tasks"), dict) or not all(
-                isinstance(v, dict) and {"group", "final", "score"} <= set(v) for v in theirs["lopt_tasks"].values()):
-            p.error(f"--against {path}: not a quality result with per-task results (lopt_tasks with group, final "
-                    "and score per task)")
+        try:
+            check_lopt_tasks(theirs)
+        except ValueError as e:
+            p.error(f"--against {path}: not a quality result with per-task results: {e}")
         against[path] = theirs
 
     from benchmarks.common import save

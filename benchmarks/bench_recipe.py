@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, print_table, save  # noqa: E402
+from benchmarks.common import check_results_name, machine, print_table, save  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,6 +80,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for both runs")
     parser.add_argument("--name", default="recipe", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
+    check_results_name(parser, args.name)  # before an hour of runs
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
     rows = []

@@ -29,7 +29,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from benchmarks.common import RESULTS_DIR, name_problem, save, save_figure  # noqa: E402
+from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
 
 DEFAULT_TASKS = ("mlp_ae-06029dcf8bc4", "mlp_ae-08990ce1a0df")
 REPORT_STEPS = (10, 100, 300, 600)
@@ -104,8 +104,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.steps < 2 * WINDOW or args.seeds < 1:
         parser.error(f"--steps must be at least {2 * WINDOW} and --seeds at least 1")
-    if name_problem(args.name):
-        parser.error(f"--name {name_problem(args.name)}")
+    check_results_name(parser, args.name)
     # repeated names are measured once
     tasks = list(dict.fromkeys(args.task or DEFAULT_TASKS))
     thetas = list(dict.fromkeys(args.theta or ["handset", "pretrained"]))

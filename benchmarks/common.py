@@ -18,6 +18,14 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def check_results_name(parser, name: str) -> None:
+    """Exit through ``parser.error`` (status 2, nothing written) when ``name`` cannot name a results file
+    (:func:`name_problem`): the ``--name`` check every benchmark with that option makes."""
+    problem = name_problem(name)
+    if problem:
+        parser.error(f"--name {problem}")
+
+
 def machine() -> dict:
     """A short description of the machine the figures were measured on."""
     import os

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import name_problem, save  # noqa: E402
+from benchmarks.common import check_results_name, save  # noqa: E402
 
 
 def panel_scores(eval_dir) -> tuple[dict[str, float], dict[str, str]]:
@@ -68,8 +68,7 @@ def main(argv=None) -> None:
                         help="two panel evaluation folders to compare (repeatable)")
     parser.add_argument("--name", default="compare_panels", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
-    if name_problem(args.name):
-        parser.error(f"--name {name_problem(args.name)}")
+    check_results_name(parser, args.name)
     try:
         rows = [compare_pair(*pair) for pair in args.pair]
     except ValueError as e:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import RESULTS_DIR, name_problem, save, save_figure  # noqa: E402
+from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
 from lopt_trainer.evaluation.compare import family_scores  # noqa: E402
 
 
@@ -138,8 +138,7 @@ def main(argv=None):
     parser.add_argument("--name", default="compute_curve",
                         help="results file name (benchmarks/results/NAME.json and NAME.png; a branch's own curve)")
     args = parser.parse_args(argv)
-    if name_problem(args.name):
-        parser.error(f"--name {name_problem(args.name)}")
+    check_results_name(parser, args.name)
     quality = parse_quality(args.quality)
     sessions = list(read_state(args.state).history) if Path(args.state, "index.json").is_file() else []
     if args.run:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import RESULTS_DIR, name_problem, save, save_figure  # noqa: E402
+from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
 from benchmarks.compare_panels import panel_scores  # noqa: E402
 
 PANEL_FIGURES = ("panel", "panel_shared_families", "quality_seen")
@@ -55,27 +55,18 @@ say nothing."""
 
 def quality_tasks(path) -> dict[str, dict]:
     """``{task_id: {"group", "family", "score", "final", ...}}``: the per-task ``lopt_tasks`` of a quality benchmark
-    result (``group`` "seen" or "unseen"; ``score`` a number, NaN allowed; ``final`` a finite number). Raises
+    result, checked by :func:`~lopt_trainer.evaluation.compare.check_lopt_tasks` (with ``family``). Raises
     ``ValueError`` naming a file that is unreadable, has no such table, or has a malformed entry."""
+    from lopt_trainer.evaluation.compare import LOPT_TASK_KEYS, check_lopt_tasks
+
     try:
         result = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read a quality benchmark result: {e}") from None
-    tasks = result.get("lopt_tasks") if isinstance(result, dict) else None
-    if not isinstance(tasks, dict) or not tasks or not all(
-            isinstance(v, dict) and {"group", "family", "score", "final"} <= set(v) for v in tasks.values()):
-        raise ValueError(f"{path}: no per-task results (lopt_tasks with group, family, score and final); "
-                         "measure it with the current benchmarks/bench_quality.py")
-    for t, v in tasks.items():
-        if v["group"] not in ("seen", "unseen") or not _is_number(v["score"]) or not _is_number(v["final"]) \
-                or not math.isfinite(v["final"]):
-            raise ValueError(f"{path}: lopt_tasks[{t!r}]: group must be 'seen' or 'unseen', score a number and final "
-                             f"a finite number (got {v['group']!r}, {v['score']!r}, {v['final']!r})")
-    return tasks
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+    try:
+        return check_lopt_tasks(result, (*LOPT_TASK_KEYS, "family"))
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}; measure it with the current benchmarks/bench_quality.py") from None
 
 
 def check_same_draw(tables: list[dict], paths: list) -> None:
@@ -206,8 +197,7 @@ def main(argv=None) -> None:
                         metavar=("LABEL", "PANEL_DIR", "QUALITY_JSON"), help="one θ measured both ways (repeatable)")
     parser.add_argument("--name", default="panel_vs_quality", help="results file name (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
-    if name_problem(args.name):
-        parser.error(f"--name {name_problem(args.name)}")
+    check_results_name(parser, args.name)
     if len(args.point) < MIN_POINTS:
         parser.error(f"--point: give at least {MIN_POINTS} θ (got {len(args.point)}); fewer make the bootstrap "
                      "intervals of a correlation meaningless")

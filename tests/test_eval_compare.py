@@ -89,6 +89,8 @@ def test_bench_quality_refuses_an_unusable_against_file_before_evaluating(tmp_pa
     for text, message in (('{"rows": []}', "not a quality result with per-task results"),  # written before them
                           ('{"lopt_tasks": null}', "not a quality result with per-task results"),
                           ('{"lopt_tasks": {"x": {"group": "seen"}}}', "not a quality result with per-task results"),
+                          ('{"lopt_tasks": {"x": {"group": "seen", "final": "1", "score": 0.0}}}',
+                           "not a quality result with per-task results: lopt_tasks['x']"),
                           ("{", "cannot be read"),
                           ('{"lopt_tasks": {"x": {"group": "seen", "final": 1.0, "score": 0.0}}, "settings": {}}',
                            "measured on other tasks or with other settings")):
@@ -98,3 +100,20 @@ def test_bench_quality_refuses_an_unusable_against_file_before_evaluating(tmp_pa
         assert e.value.code == 2
         assert f"--against {old}: {message}" in capsys.readouterr().err
         assert not (tmp_path / "eval").exists()
+
+
+def test_check_lopt_tasks_refuses_a_missing_table_or_field_and_a_malformed_entry():
+    from lopt_trainer.evaluation.compare import check_lopt_tasks
+
+    good = {"x": {"group": "unseen", "family": "mlp", "final": 0.5, "score": float("nan")}}
+    assert check_lopt_tasks({"lopt_tasks": good}) is good  # a NaN score (no Global AdamLR row) is allowed
+    for result, message in (([], "no per-task results"), ({"lopt_tasks": {}}, "no per-task results"),
+                            ({"lopt_tasks": {"x": {"group": "seen", "final": 0.5}}}, "with group, score, final"),
+                            ({"lopt_tasks": {"x": {**good["x"], "group": "held"}}}, "group must be"),
+                            ({"lopt_tasks": {"x": {**good["x"], "final": float("inf")}}}, "final a finite number"),
+                            ({"lopt_tasks": {"x": {**good["x"], "score": True}}}, "score a number")):
+        with pytest.raises(ValueError, match=message):
+            check_lopt_tasks(result)
+    with pytest.raises(ValueError, match="with group, score, final, family per task"):
+        check_lopt_tasks({"lopt_tasks": {"x": {"group": "seen", "final": 0.5, "score": 0.0}}},
+                         ("group", "score", "final", "family"))

@@ -52,6 +52,31 @@ def lopt_tasks(table) -> dict[str, dict]:
             for tid, t in sorted(acc.items())}
 
 
+LOPT_TASK_KEYS = ("group", "score", "final")
+"""The fields of a :func:`lopt_tasks` entry that a paired comparison reads."""
+
+
+def check_lopt_tasks(result, keys=LOPT_TASK_KEYS) -> dict[str, dict]:
+    """The ``lopt_tasks`` table of a quality benchmark result (parsed JSON), checked: a non-empty mapping whose
+    entries hold ``keys``, with ``group`` "seen" or "unseen", ``score`` a number (NaN allowed: no Global AdamLR
+    row) and ``final`` a finite number (a diverged run already counts as the task's worst value). ``ValueError``
+    saying what is missing or which entry is malformed (callers add the file's name)."""
+    tasks = result.get("lopt_tasks") if isinstance(result, dict) else None
+    if not isinstance(tasks, dict) or not tasks or not all(isinstance(v, dict) and set(keys) <= set(v)
+                                                           for v in tasks.values()):
+        raise ValueError(f"no per-task results (lopt_tasks with {', '.join(keys)} per task)")
+    for t, v in tasks.items():
+        if v["group"] not in ("seen", "unseen") or not _is_number(v["score"]) or not _is_number(v["final"]) \
+                or not np.isfinite(v["final"]):
+            raise ValueError(f"lopt_tasks[{t!r}]: group must be 'seen' or 'unseen', score a number and final a finite "
+                             f"number (got {v['group']!r}, {v['score']!r}, {v['final']!r})")
+    return tasks
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def paired_comparison(a: dict, b: dict, group: str | None = "unseen", *, level: float = 0.9) -> dict:
     """θ ``a`` against θ ``b``, from two :func:`lopt_tasks` tables, on the tasks of ``group`` (None: all) that
     both have: ``{"tasks", "ahead", "ties", "behind", "frac_ahead", "score_diff": {"mean", "low", "high",
