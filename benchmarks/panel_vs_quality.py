@@ -71,7 +71,9 @@ def quality_tasks(path) -> dict[str, dict]:
 
 def check_same_draw(tables: list[dict], paths: list) -> None:
     """``ValueError`` naming the first quality result whose tasks or their groups differ from the first one's: the
-    per-task comparison needs evaluations of one task draw."""
+    per-task comparison needs evaluations of one task draw. No tables (or one) agree trivially."""
+    if not tables:
+        return
     ref = {t: v["group"] for t, v in tables[0].items()}
     for tasks, path in zip(tables[1:], paths[1:]):
         mine = {t: v["group"] for t, v in tasks.items()}

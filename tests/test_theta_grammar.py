@@ -19,7 +19,8 @@ from tests.meta_helpers import small_quadratic_specs
 
 THETA_COMMANDS = [(train, "theta"), (lopt.commands["eval"], "theta"), (lopt.commands["panel"], "theta"),
                   (lopt.commands["implicit-reg"], "theta"), (lopt.commands["self-train"], "theta"),
-                  (lopt.commands["grad-quality"], "thetas"), (lopt.commands["meta-train"], "init_theta")]
+                  (lopt.commands["grad-quality"], "thetas"), (lopt.commands["meta-train"], "init_theta"),
+                  (lopt.commands["interpolate"], "theta_a"), (lopt.commands["interpolate"], "theta_b")]
 GRAMMAR = ("a θ is a reference-layout .npz file, a meta-training run folder, a checkpoint file (.msgpack), "
            "'pretrained' (the shipped θ), 'handset' (untrained hand-set rule) or 'random' (untrained, seed 0)")
 
@@ -33,7 +34,8 @@ def test_every_theta_option_has_the_one_type_and_help(command, name):
     param = _param(command, name)
     assert param.type is THETA
     assert param.help.startswith(THETA_HELP)
-    assert param.default == {"thetas": ("handset",), "init_theta": None}.get(name, "pretrained")
+    assert param.default == {"thetas": ("handset",), "init_theta": None, "theta_a": "handset",
+                             "theta_b": None}.get(name, "pretrained")
 
 
 @pytest.mark.parametrize("args", [

@@ -389,6 +389,32 @@ def panel_cmd(theta, out_dir, sets, as_json, no_progress):
             click.echo(f"{k:20s} {_fmt(v)}")
 
 
+@lopt.command("interpolate")
+@theta_option("--from", "theta_a", default="handset", show_default=True, help="θ at alpha = 0.")
+@theta_option("--to", "theta_b", default=None, required=True, help="θ at alpha = 1 (meta-trained from --from).")
+@click.option("--alpha", type=FINITE_FLOAT, required=True,
+              help="Weight of --to: 0 gives --from, 1 gives --to, between them a mixture (WiSE-FT).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="The θ file to write (.npz, reference layout; written atomically).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def interpolate_cmd(theta_a, theta_b, alpha, out, as_json):
+    """Write the θ (1 − alpha)·FROM + alpha·TO: a weight-space mixture of a meta-trained θ with the θ it started
+    from, which keeps part of the start's robustness (Wortsman et al. 2022, WiSE-FT)."""
+    from lopt_trainer.theta.interpolate import interpolate_theta  # deferred: see meta_train_cmd
+    from lopt_trainer.theta.load import load_theta, theta_digest
+    from lopt_trainer.theta.reference_io import save_reference_npz
+
+    if not out.endswith(".npz"):
+        raise click.BadParameter(f"{out!r}: a θ file name ends in .npz", param_hint="--out")
+    theta = interpolate_theta(load_theta(theta_a), load_theta(theta_b), alpha, source_b=theta_b)
+    save_reference_npz(theta, out)
+    result = {"out": out, "from": theta_label(theta_a), "to": theta_label(theta_b), "alpha": alpha,
+              "theta_digest": theta_digest(theta)}
+    click.echo(json.dumps(result, sort_keys=True) if as_json else
+               f"wrote {out}: θ = {1 - alpha:g}·{result['from']} + {alpha:g}·{result['to']} "
+               f"(digest {result['theta_digest']})")
+
+
 @lopt.command("grad-quality")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Meta-train settings (.json/.toml; default: the pretraining recipe).")

@@ -5,4 +5,5 @@
 * :mod:`.check` — the checks every θ read from a file passes (finite, and shaped like the optimizer's θ).
 * :mod:`.reference_io` — the reference implementation's ``.npz`` layout.
 * :mod:`.shipped` — the θ shipped with the package and its recipe.
+* :mod:`.interpolate` — θ on the line between two θ (a meta-trained θ mixed with its start, WiSE-FT).
 """
