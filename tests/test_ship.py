@@ -143,3 +143,76 @@ def test_ship_trusts_the_digest_the_benchmark_recorded_not_the_file_today(run, t
     dest = tmp_path / "data"
     dest.mkdir()
     assert ship(run, tmp_path / "q.json", tmp_path / "h.json", dest).is_file()  # no need to reread the file
+
+
+def _mixture(tmp_path):
+    """A θ file (the midpoint of the hand-set and a random θ) and a provenance JSON for it."""
+    from lopt_trainer.theta.interpolate import interpolate_theta
+    from lopt_trainer.theta.load import load_theta, theta_digest
+    from lopt_trainer.theta.reference_io import save_reference_npz
+
+    theta = interpolate_theta(load_theta("handset"), load_theta("random"), 0.5)
+    save_reference_npz(theta, tmp_path / "mix.npz")
+    provenance = {"theta": "0.5·handset + 0.5·random", "config": {"filters": {"split": ["meta_train"]}},
+                  "steps_run": 0, "interpolation": {"alpha": 0.5}}
+    (tmp_path / "prov.json").write_text(json.dumps(provenance))
+    return tmp_path / "mix.npz", tmp_path / "prov.json", theta_digest(theta), provenance
+
+
+def test_ship_file_copies_a_winning_theta_file_with_its_provenance_as_the_recipe(tmp_path):
+    from lopt_trainer.meta.ship import ship_file
+    from lopt_trainer.theta.shipped import RECIPE_FILE
+
+    mix, prov, digest, provenance = _mixture(tmp_path)
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
+    (tmp_path / "q.json").write_text(json.dumps({**_quality(theta=str(mix)), "theta_digest": digest}))
+    dest = tmp_path / "data"
+    dest.mkdir()
+    path = ship_file(mix, tmp_path / "q.json", tmp_path / "h.json", prov, dest)
+    assert path.read_bytes() == mix.read_bytes()
+    recipe = json.loads((dest / RECIPE_FILE).read_text())
+    assert {k: recipe[k] for k in provenance} == provenance and recipe["theta_digest"] == digest
+    assert recipe["shipped_on"]["quality"] == "q.json"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("loses", "45%"), ("other_theta", "not .*mix.npz"), ("no_config", "field 'config' must be a dict"),
+    ("bad_steps", "field 'steps_run' must be a int >= 0"), ("not_json", "not a readable JSON"),
+])
+def test_ship_file_refuses_and_writes_nothing(tmp_path, case, message):
+    from lopt_trainer.meta.ship import ship_file
+
+    mix, prov, digest, provenance = _mixture(tmp_path)
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
+    quality = {**_quality(theta=str(mix)), "theta_digest": digest}
+    if case == "loses":
+        quality["rows"][0]["frac_lopt_better"] = 0.45
+    elif case == "other_theta":
+        quality["theta_digest"] = "f" * 16
+    elif case == "no_config":
+        prov.write_text(json.dumps({k: v for k, v in provenance.items() if k != "config"}))
+    elif case == "bad_steps":
+        prov.write_text(json.dumps({**provenance, "steps_run": -1}))
+    else:
+        prov.write_text("{not json")
+    (tmp_path / "q.json").write_text(json.dumps(quality))
+    dest = tmp_path / "data"
+    dest.mkdir()
+    with pytest.raises(ShipRefusedError, match=message):
+        ship_file(mix, tmp_path / "q.json", tmp_path / "h.json", prov, dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_the_ship_command_needs_provenance_for_a_file_and_refuses_it_for_a_run(run, tmp_path):
+    mix, prov, digest, _ = _mixture(tmp_path)
+    (tmp_path / "h.json").write_text(json.dumps(_handset()))
+    (tmp_path / "q.json").write_text(json.dumps({**_quality(theta=str(mix)), "theta_digest": digest}))
+    common = ["--quality", str(tmp_path / "q.json"), "--handset", str(tmp_path / "h.json")]
+    res = CliRunner().invoke(_cli(), ["lopt", "ship", str(mix), *common])
+    assert res.exit_code == 2 and "--provenance" in res.output
+    res = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), *common, "--provenance", str(prov)])
+    assert res.exit_code == 2 and "carries its own recipe" in res.output
+    (tmp_path / "q.json").write_text(json.dumps({**_quality(theta=str(mix), global_frac=0.3),
+                                                 "theta_digest": digest}))
+    res = CliRunner().invoke(_cli(), ["lopt", "ship", str(mix), *common, "--provenance", str(prov)])
+    assert res.exit_code == 1 and "not shipped" in res.output and "Traceback" not in res.output

@@ -42,9 +42,10 @@ def test_every_theta_option_has_the_one_type_and_help(command, name):
     ["train", "quadratic-83941fda3522", "--optimizer", "lopt"],
     ["lopt", "eval", "--out", "OUT"], ["lopt", "panel", "--out", "OUT"], ["lopt", "implicit-reg", "--out", "OUT"],
     ["lopt", "self-train", "--out", "OUT"], ["lopt", "grad-quality"], ["lopt", "meta-train", "--out", "OUT"],
+    ["lopt", "interpolate", "--alpha", "0.5", "--out", "OUT"],
 ])
 def test_a_missing_path_or_unknown_name_is_one_usage_error_listing_the_grammar(args, tmp_path):
-    option = "--init-theta" if "meta-train" in args else "--theta"
+    option = {"meta-train": "--init-theta", "interpolate": "--to"}.get(args[1], "--theta")
     args = [str(tmp_path / "o") if a == "OUT" else a for a in args]
     res = CliRunner().invoke(cli, [*args, option, "pretrianed"])
     assert res.exit_code == 2

@@ -215,20 +215,35 @@ def export_state_cmd(run, out):
 
 
 @lopt.command("ship")
-@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("source", metavar="RUN|THETA.npz", type=click.Path(exists=True))
 @click.option("--quality", "quality_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The quality benchmark result of RUN's panel-best θ (benchmarks/results/LABEL.json of "
-              "`make quality THETA=RUN/candidate/pretrained_theta.npz QUALITY_LABEL=LABEL`).")
+              help="The quality benchmark result of the θ to ship (benchmarks/results/LABEL.json of "
+              "`make quality THETA=RUN/candidate/pretrained_theta.npz QUALITY_LABEL=LABEL`, or of THETA.npz).")
 @click.option("--handset", "handset_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The same benchmark's result for the untrained hand-set θ (`make quality THETA=handset "
               "QUALITY_LABEL=quality_handset`).")
-def ship_cmd(run, quality_file, handset_file):
-    """Replace the package's shipped θ by RUN's panel-best θ, only if its quality result meets every target (unseen
-    tasks: beats Global AdamLR on >= 60% with median improvement > 0, per-task AdamLR@14 on >= 25%, none
-    diverged, ahead of the hand-set θ on >= 60%); otherwise exit 1 naming what fell short, and write nothing."""
-    from lopt_trainer.meta.ship import ship  # deferred: see meta_train_cmd
+@click.option("--provenance", "provenance_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With a THETA.npz: a JSON saying where the θ comes from (fields theta, config, steps_run; "
+              "it becomes the shipped recipe).")
+def ship_cmd(source, quality_file, handset_file, provenance_file):
+    """Replace the package's shipped θ by RUN's panel-best θ (or by THETA.npz, with --provenance), only if its
+    quality result meets every target (unseen tasks: beats Global AdamLR on >= 60% with median improvement > 0,
+    per-task AdamLR@14 on >= 25%, none diverged, ahead of the hand-set θ on >= 60%); otherwise exit 1 naming what
+    fell short, and write nothing."""
+    from pathlib import Path
 
-    click.echo(f"shipped {ship(run, quality_file, handset_file)}")
+    from lopt_trainer.meta.ship import ship, ship_file  # deferred: see meta_train_cmd
+
+    if Path(source).is_dir():
+        if provenance_file is not None:
+            raise click.BadParameter("a run folder carries its own recipe; --provenance is for a θ file",
+                                     param_hint="--provenance")
+        click.echo(f"shipped {ship(source, quality_file, handset_file)}")
+        return
+    if provenance_file is None:
+        raise click.BadParameter(f"{source!r} is a θ file: say where it comes from with --provenance FILE.json",
+                                 param_hint="--provenance")
+    click.echo(f"shipped {ship_file(source, quality_file, handset_file, provenance_file)}")
 
 
 @lopt.command("settings")
@@ -400,19 +415,28 @@ def panel_cmd(theta, out_dir, sets, as_json, no_progress):
 def interpolate_cmd(theta_a, theta_b, alpha, out, as_json):
     """Write the θ (1 − alpha)·FROM + alpha·TO: a weight-space mixture of a meta-trained θ with the θ it started
     from, which keeps part of the start's robustness (Wortsman et al. 2022, WiSE-FT)."""
+    from pathlib import Path
+
     from lopt_trainer.theta.interpolate import interpolate_theta  # deferred: see meta_train_cmd
     from lopt_trainer.theta.load import load_theta, theta_digest
     from lopt_trainer.theta.reference_io import save_reference_npz
 
-    if not out.endswith(".npz"):
+    dest = Path(out).resolve()
+    if dest.suffix != ".npz":
         raise click.BadParameter(f"{out!r}: a θ file name ends in .npz", param_hint="--out")
-    theta = interpolate_theta(load_theta(theta_a), load_theta(theta_b), alpha, source_b=theta_b)
-    save_reference_npz(theta, out)
-    result = {"out": out, "from": theta_label(theta_a), "to": theta_label(theta_b), "alpha": alpha,
-              "theta_digest": theta_digest(theta)}
+    if any(Path(t).exists() and Path(t).resolve() == dest for t in (theta_a, theta_b)):
+        raise click.BadParameter(f"{out!r} is one of the θ it is made from; write the mixture to another file",
+                                 param_hint="--out")
+    a_label, b_label = theta_label(theta_a), theta_label(theta_b)
+    try:
+        theta = interpolate_theta(load_theta(theta_a), load_theta(theta_b), alpha, source_a=a_label,
+                                  source_b=b_label)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--alpha") from None
+    save_reference_npz(theta, dest)
+    result = {"out": str(dest), "from": a_label, "to": b_label, "alpha": alpha, "theta_digest": theta_digest(theta)}
     click.echo(json.dumps(result, sort_keys=True) if as_json else
-               f"wrote {out}: θ = {1 - alpha:g}·{result['from']} + {alpha:g}·{result['to']} "
-               f"(digest {result['theta_digest']})")
+               f"wrote {dest}: θ = {1 - alpha:g}·{a_label} + {alpha:g}·{b_label} (digest {result['theta_digest']})")
 
 
 @lopt.command("grad-quality")

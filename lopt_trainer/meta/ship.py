@@ -1,5 +1,5 @@
 """Shipping a θ only when it wins: the quality benchmark's targets (issue 19, section 4) checked before a run's θ
-replaces the package's ``pretrained_theta.npz``.
+(or a θ file with its provenance) replaces the package's ``pretrained_theta.npz``.
 
 ``make pretrain`` writes its panel-best θ as a *candidate* (``RUN/candidate/``); ``make quality THETA=…`` measures
 it; :func:`ship` copies it into the package data only when that measurement meets every target
@@ -7,6 +7,10 @@ it; :func:`ship` copies it into the package data only when that measurement meet
 two measurements: the candidate must be ahead of the untrained hand-set θ (``make quality THETA=handset
 QUALITY_LABEL=quality_handset``) on ≥ 60% of the unseen tasks, task by task
 (:func:`lopt_trainer.evaluation.compare.paired_comparison`).
+
+:func:`ship_file` ships a θ that is not a run's panel-best, e.g. a mixture of a meta-trained θ with the hand-set θ
+(``taskgen lopt interpolate``), under the same targets; a provenance JSON says where it comes from and becomes the
+shipped recipe.
 """
 
 from __future__ import annotations
@@ -16,8 +20,12 @@ from pathlib import Path
 
 from lopt_trainer.errors import ShipRefusedError
 from lopt_trainer.evaluation.compare import paired_comparison
+from lopt_trainer.common.run_files import json_text
 from lopt_trainer.meta.export import export_run
 from lopt_trainer.theta.load import load_theta, theta_digest
+from lopt_trainer.theta.reference_io import save_reference_npz
+from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE, data_path
+from taskgen.specfile import atomic_write_bytes
 
 TARGETS = {"global_adamlr": ("frac_lopt_better", 0.60), "per_task_adamlr@14": ("frac_lopt_better", 0.25)}
 """Unseen-task targets: the fraction of tasks on which the learned optimizer beats each baseline."""
@@ -83,13 +91,9 @@ def _number(row: dict, field: str, where: str) -> float:
     return float(value)
 
 
-def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
-    """Copy the panel-best θ of the run in ``run_dir`` (``RUN/best_theta.npz``) into the package data (or
-    ``dest_dir``) when ``quality_file`` meets the targets against the hand-set θ's result ``handset_file`` and
-    measured that very θ (the ``theta_digest`` it records — for older results, the digest of its ``theta`` file —
-    is the one ``RUN/best.json`` records); returns the path written.
-    :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfalls or the mismatch otherwise (nothing
-    written)."""
+def _check_targets(quality_file, handset_file) -> dict:
+    """The parsed quality result when it meets every target against the hand-set result; ``ShipRefusedError``
+    naming the shortfalls or why the two cannot be compared otherwise."""
     quality = json.loads(Path(quality_file).read_text())
     try:
         short = quality_shortfalls(quality, json.loads(Path(handset_file).read_text()))
@@ -97,6 +101,61 @@ def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
         raise ShipRefusedError(f"{quality_file} against {handset_file}: not shipped, {e}")
     if short:
         raise ShipRefusedError(f"{quality_file}: not shipped, the θ misses " + "; ".join(short))
+    return quality
+
+
+PROVENANCE_KEYS = {"theta": str, "config": dict, "steps_run": int}
+"""What a provenance JSON of :func:`ship_file` must hold (the shipped recipe's core: what θ is, the meta-training
+config and outer steps behind it)."""
+
+
+def read_provenance(path) -> dict:
+    """The provenance JSON at ``path``: an object with :data:`PROVENANCE_KEYS` of their types (``steps_run`` ≥ 0).
+    ``ShipRefusedError`` naming the file and the first missing or malformed field."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ShipRefusedError(f"provenance {path}: not a readable JSON file ({e}); nothing shipped") from None
+    if not isinstance(data, dict):
+        raise ShipRefusedError(f"provenance {path}: must be a JSON object; nothing shipped")
+    for key, kind in PROVENANCE_KEYS.items():
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind) or (kind is int and value < 0):
+            raise ShipRefusedError(f"provenance {path}: field {key!r} must be a {kind.__name__}"
+                                   f"{' >= 0' if kind is int else ''} (got {value!r}); nothing shipped")
+    return data
+
+
+def ship_file(theta_file, quality_file, handset_file, provenance_file, dest_dir=None) -> Path:
+    """Copy the θ file ``theta_file`` into the package data (or ``dest_dir``) with the recipe of
+    ``provenance_file`` (:func:`read_provenance`, plus the quality results it was shipped on) when ``quality_file``
+    meets every target against ``handset_file`` and measured that very θ (its ``theta_digest``); returns the path
+    written. :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfall, the mismatch or the bad
+    provenance otherwise (nothing written)."""
+    provenance = read_provenance(provenance_file)
+    quality = _check_targets(quality_file, handset_file)
+    theta = load_theta(theta_file)
+    got = theta_digest(theta)
+    if quality.get("theta_digest") != got:
+        raise ShipRefusedError(f"{quality_file}: not shipped, it measured θ {quality.get('theta_digest')} "
+                               f"({quality.get('theta')}), not {theta_file} (θ {got})")
+    dest = Path(dest_dir) if dest_dir else data_path()
+    recipe = {**provenance, "theta_digest": got,
+              "shipped_on": {"quality": Path(quality_file).name, "handset": Path(handset_file).name,
+                             "targets": quality.get("targets")}}
+    save_reference_npz(theta, dest / THETA_FILE)
+    atomic_write_bytes(dest / RECIPE_FILE, json_text(recipe).encode())
+    return dest / THETA_FILE
+
+
+def ship(run_dir, quality_file, handset_file, dest_dir=None) -> Path:
+    """Copy the panel-best θ of the run in ``run_dir`` (``RUN/best_theta.npz``) into the package data (or
+    ``dest_dir``) when ``quality_file`` meets the targets against the hand-set θ's result ``handset_file`` and
+    measured that very θ (the ``theta_digest`` it records — for older results, the digest of its ``theta`` file —
+    is the one ``RUN/best.json`` records); returns the path written.
+    :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfalls or the mismatch otherwise (nothing
+    written)."""
+    quality = _check_targets(quality_file, handset_file)
     measured, best = quality.get("theta"), Path(run_dir) / "best.json"
     want = json.loads(best.read_text()).get("theta_digest") if best.is_file() else None
     got = quality.get("theta_digest")  # the θ as measured: its file may have been replaced since

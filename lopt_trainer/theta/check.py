@@ -13,7 +13,8 @@ import numpy as np
 from lopt_trainer.errors import ThetaFileError
 
 
-def _name(path) -> str:
+def array_name(path) -> str:
+    """The ``/``-joined name of one array of θ from its pytree key path (e.g. ``"mlp/w0"``), as errors name it."""
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
@@ -23,15 +24,15 @@ def check_finite(theta, source) -> None:
         arr = np.asarray(leaf)
         if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
             bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            raise ThetaFileError(f"θ file {source}: array {_name(path)!r} holds {bad} non-finite value(s) "
+            raise ThetaFileError(f"θ file {source}: array {array_name(path)!r} holds {bad} non-finite value(s) "
                                  "(NaN or inf); use another θ (e.g. an earlier checkpoint)")
 
 
 def check_like(theta, template, source) -> None:
     """Raise :class:`ThetaFileError` naming ``source`` and the first array of ``theta`` whose name or shape
     differs from ``template`` (a fresh θ of the optimizer, or its ``jax.eval_shape``)."""
-    have = dict((_name(p), np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0])
-    want = dict((_name(p), tuple(x.shape)) for p, x in jax.tree_util.tree_flatten_with_path(template)[0])
+    have = dict((array_name(p), np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0])
+    want = dict((array_name(p), tuple(x.shape)) for p, x in jax.tree_util.tree_flatten_with_path(template)[0])
     for name, shape in want.items():
         if name not in have:
             raise ThetaFileError(f"θ file {source}: does not match this learned optimizer: array {name!r} is "

@@ -12,23 +12,46 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lopt_trainer.theta.check import check_like
+from lopt_trainer.errors import ThetaFileError
+from lopt_trainer.theta.check import array_name
 
 __all__ = ["interpolate_theta"]
 
 
-def interpolate_theta(theta_a, theta_b, alpha: float, *, source_b="θ_b"):
-    """``(1 − alpha)·theta_a + alpha·theta_b``, leaf by leaf, in ``theta_a``'s dtypes.
+def _shapes(theta) -> dict[str, tuple]:
+    return {array_name(p): tuple(np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0]}
 
-    ``alpha`` is any finite float: 0 gives ``theta_a``, 1 ``theta_b``, values outside [0, 1] extrapolate.
-    ``ValueError`` for a non-finite ``alpha``; ``ThetaFileError`` naming ``source_b`` and the first array whose name
-    or shape differs from ``theta_a``'s.
+
+def interpolate_theta(theta_a, theta_b, alpha: float, *, source_a="θ_a", source_b="θ_b"):
+    """``(1 − alpha)·theta_a + alpha·theta_b``, leaf by leaf (float32 arithmetic), in ``theta_a``'s structure and
+    dtypes; at ``alpha`` 0 and 1 the endpoints themselves, bit for bit.
+
+    ``alpha`` is any finite float: values outside [0, 1] extrapolate. Raises ``ValueError`` for a non-finite
+    ``alpha`` or one so large that the result overflows (naming the first array); ``ThetaFileError`` naming both
+    sources and the first array whose name or shape differs between the two θ.
     """
-    alpha = float(alpha)
+    alpha = float(alpha) + 0.0  # -0.0 reads as 0.0
     if not math.isfinite(alpha):
         raise ValueError(f"interpolation weight alpha must be finite, got {alpha!r}")
-    check_like(theta_b, theta_a, source_b)
-    return jax.tree_util.tree_map(
-        lambda a, b: ((1.0 - alpha) * jnp.asarray(a, jnp.float32) + alpha * jnp.asarray(b, jnp.float32)).astype(
-            jnp.asarray(a).dtype), theta_a, theta_b)
+    have_a, have_b = _shapes(theta_a), _shapes(theta_b)
+    for name in sorted(set(have_a) | set(have_b)):
+        if have_a.get(name) != have_b.get(name):
+            def show(d):
+                return "no such array" if name not in d else f"shape {d[name]}"
+            raise ThetaFileError(f"cannot interpolate {source_a} and {source_b}: array {name!r} has "
+                                 f"{show(have_a)} in {source_a} and {show(have_b)} in {source_b} (both must be θ of "
+                                 "one learned optimizer)")
+    dtypes = jax.tree_util.tree_map(lambda a: jnp.asarray(a).dtype, theta_a)
+    if alpha in (0.0, 1.0):
+        ends = theta_a if alpha == 0.0 else theta_b
+        return jax.tree_util.tree_map(lambda x, d: jnp.asarray(x, d), ends, dtypes)
+    out = jax.tree_util.tree_map(
+        lambda a, b, d: ((1.0 - alpha) * jnp.asarray(a, jnp.float32) + alpha * jnp.asarray(b, jnp.float32)).astype(d),
+        theta_a, theta_b, dtypes)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
+        if not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"alpha={alpha:g} overflows: array {array_name(path)!r} of the interpolated θ holds "
+                             "non-finite values; use a smaller |alpha|")
+    return out
