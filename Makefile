@@ -58,14 +58,24 @@ pretrain: $(STAMP)
 	mkdir -p $(PRETRAIN_DIR)/candidate && \
 	$(PY) -c "from lopt_trainer.meta.export import export_run; print('candidate θ:', export_run('$(PRETRAIN_DIR)', '$(PRETRAIN_DIR)/candidate'))" && exit $$rc
 
-# Ship the pretraining run's panel-best θ into the package, only if its quality result meets the targets (one of
-# them task by task against the hand-set θ's result), e.g.
+# Ship the pretraining run's panel-best θ into the package, only if its quality results on two task draws meet the
+# targets (one of them task by task against the hand-set θ's result), e.g.
 #   make quality THETA=handset QUALITY_LABEL=quality_handset
-#   make quality THETA=runs/pretrain/candidate/pretrained_theta.npz QUALITY_LABEL=candidate && make ship
+#   make quality THETA=runs/pretrain/candidate/pretrained_theta.npz QUALITY_LABEL=candidate
+#   python -m benchmarks.bench_quality --task-seed 1 --theta handset --label confirm1_handset --out runs/confirm1_handset
+#   python -m benchmarks.bench_quality --task-seed 1 --theta runs/pretrain/candidate/pretrained_theta.npz \
+#     --label confirm1_candidate --out runs/confirm1_candidate
+#   make ship SHIP_CONFIRM="benchmarks/results/confirm1_candidate.json benchmarks/results/confirm1_handset.json"
+# or a θ file with the JSON that says where it comes from (it becomes the shipped recipe):
+#   make ship SHIP_SOURCE=mix.npz SHIP_PROVENANCE=mix_provenance.json SHIP_QUALITY=benchmarks/results/mix.json
+SHIP_SOURCE ?= $(PRETRAIN_DIR)
 SHIP_QUALITY ?= benchmarks/results/candidate.json
 SHIP_HANDSET ?= benchmarks/results/quality_handset.json
+SHIP_PROVENANCE ?=
+SHIP_CONFIRM ?=
 ship: $(STAMP)
-	$(VENV)/bin/taskgen lopt ship $(PRETRAIN_DIR) --quality $(SHIP_QUALITY) --handset $(SHIP_HANDSET)
+	$(VENV)/bin/taskgen lopt ship $(SHIP_SOURCE) --quality $(SHIP_QUALITY) --handset $(SHIP_HANDSET) \
+	  $(if $(SHIP_CONFIRM),--confirm $(SHIP_CONFIRM)) $(SHIP_PROVENANCE:%=--provenance %)
 
 # The quality benchmark of the shipped θ on 40 tasks (half unseen), 2 seeds, 1000 steps: 22 minutes on 2 CPU
 # cores the first time (AMD EPYC), 3 minutes per θ once the AdamLR baselines are in the cache. THETA=handset|random|FILE|RUN;

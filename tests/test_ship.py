@@ -110,6 +110,10 @@ def test_ship_refuses_a_losing_theta_and_writes_nothing(run, tmp_path):
     assert list(dest.iterdir()) == []
     result = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--quality", str(tmp_path / "q.json"),
                                          "--handset", str(tmp_path / "h.json")])
+    assert result.exit_code == 2 and "--confirm" in result.output  # a second draw is required
+    result = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--quality", str(tmp_path / "q.json"),
+                                         "--handset", str(tmp_path / "h.json"), "--confirm", str(tmp_path / "q.json"),
+                                         str(tmp_path / "h.json")])
     assert result.exit_code == 1 and "not shipped" in result.output and "Traceback" not in result.output
 
 
@@ -207,7 +211,8 @@ def test_the_ship_command_needs_provenance_for_a_file_and_refuses_it_for_a_run(r
     mix, prov, digest, _ = _mixture(tmp_path)
     (tmp_path / "h.json").write_text(json.dumps(_handset()))
     (tmp_path / "q.json").write_text(json.dumps({**_quality(theta=str(mix)), "theta_digest": digest}))
-    common = ["--quality", str(tmp_path / "q.json"), "--handset", str(tmp_path / "h.json")]
+    common = ["--quality", str(tmp_path / "q.json"), "--handset", str(tmp_path / "h.json"),
+              "--confirm", str(tmp_path / "q.json"), str(tmp_path / "h.json")]
     res = CliRunner().invoke(_cli(), ["lopt", "ship", str(mix), *common])
     assert res.exit_code == 2 and "--provenance" in res.output
     res = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), *common, "--provenance", str(prov)])
@@ -216,3 +221,32 @@ def test_the_ship_command_needs_provenance_for_a_file_and_refuses_it_for_a_run(r
                                                  "theta_digest": digest}))
     res = CliRunner().invoke(_cli(), ["lopt", "ship", str(mix), *common, "--provenance", str(prov)])
     assert res.exit_code == 1 and "not shipped" in res.output and "Traceback" not in res.output
+
+
+def _draw(tmp_path, name, digest, tasks, lead=True, global_frac=0.65):
+    """A (quality, hand-set) pair of result files on the unseen tasks ``tasks``: the θ ``digest`` ahead of the
+    hand-set θ on all of them (or behind, ``lead=False``)."""
+    finals = dict.fromkeys(tasks, 0.5 if lead else 1.5)
+    q = {**_quality(finals=finals, global_frac=global_frac), "theta_digest": digest}
+    h = _handset(dict.fromkeys(tasks, 1.0))
+    (tmp_path / f"{name}_q.json").write_text(json.dumps(q))
+    (tmp_path / f"{name}_h.json").write_text(json.dumps(h))
+    return tmp_path / f"{name}_q.json", tmp_path / f"{name}_h.json"
+
+
+def test_a_second_draw_must_confirm_every_target_on_other_tasks_with_the_same_theta(tmp_path):
+    from lopt_trainer.meta.ship import ship_file
+
+    mix, prov, digest, _ = _mixture(tmp_path)
+    q0, h0 = _draw(tmp_path, "d0", digest, UNSEEN)
+    other = [f"u{i}" for i in range(5)]
+    dest = tmp_path / "data"
+    dest.mkdir()
+    for confirm, message in ((_draw(tmp_path, "weak", digest, other, global_frac=0.5), "50% \\(target ≥ 60%\\)"),
+                             (_draw(tmp_path, "behind", digest, other, lead=False), "ahead of the hand-set θ: 0%"),
+                             (_draw(tmp_path, "same", digest, UNSEEN), "same unseen tasks"),
+                             (_draw(tmp_path, "other", "f" * 16, other), "not the θ of")):
+        with pytest.raises(ShipRefusedError, match=message):
+            ship_file(mix, q0, h0, prov, dest, confirm=confirm)
+    assert list(dest.iterdir()) == []
+    assert ship_file(mix, q0, h0, prov, dest, confirm=_draw(tmp_path, "good", digest, other)).is_file()

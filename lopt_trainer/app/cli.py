@@ -222,14 +222,18 @@ def export_state_cmd(run, out):
 @click.option("--handset", "handset_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The same benchmark's result for the untrained hand-set θ (`make quality THETA=handset "
               "QUALITY_LABEL=quality_handset`).")
+@click.option("--confirm", "confirm", nargs=2, required=True, metavar="QUALITY HANDSET",
+              type=click.Path(exists=True, dir_okay=False),
+              help="The same two results on another task draw (`python -m benchmarks.bench_quality --task-seed 1 "
+              "…` for the θ and for the hand-set θ): the θ must meet every target there too.")
 @click.option("--provenance", "provenance_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With a THETA.npz: a JSON saying where the θ comes from (fields theta, config, steps_run; "
               "it becomes the shipped recipe).")
-def ship_cmd(source, quality_file, handset_file, provenance_file):
+def ship_cmd(source, quality_file, handset_file, confirm, provenance_file):
     """Replace the package's shipped θ by RUN's panel-best θ (or by THETA.npz, with --provenance), only if its
-    quality result meets every target (unseen tasks: beats Global AdamLR on >= 60% with median improvement > 0,
-    per-task AdamLR@14 on >= 25%, none diverged, ahead of the hand-set θ on >= 60%); otherwise exit 1 naming what
-    fell short, and write nothing."""
+    quality results on two task draws both meet every target (unseen tasks: beats Global AdamLR on >= 60% with
+    median improvement > 0, per-task AdamLR@14 on >= 25%, none diverged, ahead of the hand-set θ on >= 60%);
+    otherwise exit 1 naming what fell short, and write nothing."""
     from pathlib import Path
 
     from lopt_trainer.meta.ship import ship, ship_file  # deferred: see meta_train_cmd
@@ -238,12 +242,12 @@ def ship_cmd(source, quality_file, handset_file, provenance_file):
         if provenance_file is not None:
             raise click.BadParameter("a run folder carries its own recipe; --provenance is for a θ file",
                                      param_hint="--provenance")
-        click.echo(f"shipped {ship(source, quality_file, handset_file)}")
+        click.echo(f"shipped {ship(source, quality_file, handset_file, confirm=confirm)}")
         return
     if provenance_file is None:
         raise click.BadParameter(f"{source!r} is a θ file: say where it comes from with --provenance FILE.json",
                                  param_hint="--provenance")
-    click.echo(f"shipped {ship_file(source, quality_file, handset_file, provenance_file)}")
+    click.echo(f"shipped {ship_file(source, quality_file, handset_file, provenance_file, confirm=confirm)}")
 
 
 @lopt.command("settings")
