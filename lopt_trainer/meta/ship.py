@@ -8,16 +8,17 @@ two measurements: the candidate must be ahead of the untrained hand-set θ (``ma
 QUALITY_LABEL=quality_handset``) on ≥ 60% of the unseen tasks, task by task
 (:func:`lopt_trainer.evaluation.compare.paired_comparison`).
 
-Both take a second pair of results on another task draw (``confirm``: the θ and the hand-set θ measured with
-``bench_quality --task-seed 1``) and then ship only when the θ meets every target on both draws. One draw of 20
+:func:`ship_file` ships a θ that is not a run's panel-best, e.g. a mixture of a meta-trained θ with the hand-set θ
+(``taskgen lopt interpolate``), under the same targets; a provenance JSON says where it comes from and becomes the
+shipped recipe.
+
+Both :func:`ship` and :func:`ship_file` take a second pair of results on another task draw (``confirm``: the θ
+and the hand-set θ measured with ``bench_quality --task-seed 1``) and then ship only when the θ meets every target
+on both draws. One draw of 20
 unseen tasks is too small a test for a θ chosen among many: the 0.5 mixture of the hand-set θ with the pretraining
 state's step-1500 θ met every target on the benchmark's draw (one of 19 θ measured there) and, on the draw of task
 seed 1, beat Global AdamLR on 50% of the unseen tasks and led the hand-set θ on 10 of 20
 (``benchmarks/results/confirm1_*.json``).
-
-:func:`ship_file` ships a θ that is not a run's panel-best, e.g. a mixture of a meta-trained θ with the hand-set θ
-(``taskgen lopt interpolate``), under the same targets; a provenance JSON says where it comes from and becomes the
-shipped recipe.
 """
 
 from __future__ import annotations
