@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
 from benchmarks.compare_panels import panel_scores  # noqa: E402
-from benchmarks.panel_vs_quality import check_same_draw, quality_tasks  # noqa: E402
+from benchmarks.panel_vs_quality import check_same_draw, quality_result, quality_tasks  # noqa: E402
 
 DEFAULT_ALPHAS = (0.25, 0.5, 0.75)
 TARGETS = ("global_adamlr", "median_improvement_global_adamlr", "per_task_adamlr@14", "unseen_diverged")
@@ -147,8 +147,7 @@ def read_quality(qfiles: dict[float, str], digests: dict[float, str]) -> dict[fl
     θ_α (its ``theta_digest``) with §4 targets. ``ValueError`` naming the first file that is not."""
     quality = {}
     for a, f in qfiles.items():
-        tasks = quality_tasks(f)  # names an unreadable or malformed file
-        result = json.loads(Path(f).read_text())
+        result, tasks = quality_result(f)  # names an unreadable or malformed file
         if result.get("theta_digest") != digests[a]:
             raise ValueError(f"--quality {a:g} {f}: a result of θ {result.get('theta_digest')}, not of θ_α "
                              f"{digests[a]}")

@@ -53,10 +53,11 @@ MIN_POINTS = 5
 say nothing."""
 
 
-def quality_tasks(path) -> dict[str, dict]:
-    """``{task_id: {"group", "family", "score", "final", ...}}``: the per-task ``lopt_tasks`` of a quality benchmark
-    result, checked by :func:`~lopt_trainer.evaluation.compare.check_lopt_tasks` (with ``family``). Raises
-    ``ValueError`` naming a file that is unreadable, has no such table, or has a malformed entry."""
+def quality_result(path) -> tuple[dict, dict[str, dict]]:
+    """``(result, tasks)``: a quality benchmark result (parsed JSON) and its per-task ``lopt_tasks``
+    (``{task_id: {"group", "family", "score", "final", ...}}``), checked by
+    :func:`~lopt_trainer.evaluation.compare.check_lopt_tasks` (with ``family``). Raises ``ValueError`` naming a
+    file that is unreadable, has no such table, or has a malformed entry."""
     from lopt_trainer.evaluation.compare import LOPT_TASK_KEYS, check_lopt_tasks
 
     try:
@@ -64,9 +65,14 @@ def quality_tasks(path) -> dict[str, dict]:
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: cannot read a quality benchmark result: {e}") from None
     try:
-        return check_lopt_tasks(result, (*LOPT_TASK_KEYS, "family"))
+        return result, check_lopt_tasks(result, (*LOPT_TASK_KEYS, "family"))
     except ValueError as e:
         raise ValueError(f"{path}: {e}; measure it with the current benchmarks/bench_quality.py") from None
+
+
+def quality_tasks(path) -> dict[str, dict]:
+    """The checked per-task ``lopt_tasks`` of the quality benchmark result at ``path`` (:func:`quality_result`)."""
+    return quality_result(path)[1]
 
 
 def check_same_draw(tables: list[dict], paths: list) -> None:

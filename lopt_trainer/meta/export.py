@@ -45,6 +45,13 @@ def export_run(run_dir, dest_dir=None) -> Path:
         "panel_best": json.loads((run_dir / "best.json").read_text()) if best.is_file() else None,
         "panel": [m for m in records if m.get("kind") == "panel"],
     }
+    return write_shipped(theta, recipe, dest)
+
+
+def write_shipped(theta, recipe: dict, dest) -> Path:
+    """Write θ and its recipe as the package's shipped pair into folder ``dest`` (each file atomically); returns the
+    θ file's path."""
+    dest = Path(dest)
     save_reference_npz(theta, dest / THETA_FILE)
     atomic_write_bytes(dest / RECIPE_FILE, json_text(recipe).encode())
     return dest / THETA_FILE

@@ -28,12 +28,9 @@ from pathlib import Path
 
 from lopt_trainer.errors import ShipRefusedError
 from lopt_trainer.evaluation.compare import paired_comparison
-from lopt_trainer.common.run_files import json_text
-from lopt_trainer.meta.export import export_run
+from lopt_trainer.meta.export import export_run, write_shipped
 from lopt_trainer.theta.load import load_theta, theta_digest
-from lopt_trainer.theta.reference_io import save_reference_npz
-from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE, data_path
-from taskgen.specfile import atomic_write_bytes
+from lopt_trainer.theta.shipped import data_path
 
 TARGETS = {"global_adamlr": ("frac_lopt_better", 0.60), "per_task_adamlr@14": ("frac_lopt_better", 0.25)}
 """Unseen-task targets: the fraction of tasks on which the learned optimizer beats each baseline."""
@@ -161,13 +158,10 @@ def ship_file(theta_file, quality_file, handset_file, provenance_file, dest_dir=
     if quality.get("theta_digest") != got:
         raise ShipRefusedError(f"{quality_file}: not shipped, it measured θ {quality.get('theta_digest')} "
                                f"({quality.get('theta')}), not {theta_file} (θ {got})")
-    dest = Path(dest_dir) if dest_dir else data_path()
     recipe = {**provenance, "theta_digest": got,
               "shipped_on": {"quality": Path(quality_file).name, "handset": Path(handset_file).name,
                              "targets": quality.get("targets")}}
-    save_reference_npz(theta, dest / THETA_FILE)
-    atomic_write_bytes(dest / RECIPE_FILE, json_text(recipe).encode())
-    return dest / THETA_FILE
+    return write_shipped(theta, recipe, Path(dest_dir) if dest_dir else data_path())
 
 
 def ship(run_dir, quality_file, handset_file, dest_dir=None, *, confirm=None) -> Path:

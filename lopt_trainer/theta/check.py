@@ -18,21 +18,32 @@ def array_name(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
-def check_finite(theta, source) -> None:
-    """Raise :class:`ThetaFileError` naming ``source`` and the first array (tree order) holding NaN or inf."""
+def array_shapes(theta) -> dict[str, tuple]:
+    """``{array name: shape}`` of θ's arrays in tree order (leaves may be arrays or ``jax.ShapeDtypeStruct``)."""
+    return {array_name(p): tuple(np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0]}
+
+
+def first_non_finite(theta) -> tuple[str, int] | None:
+    """``(array name, how many values)`` of the first array of θ (tree order) holding NaN or inf; None if none does."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(theta)[0]:
         arr = np.asarray(leaf)
         if np.issubdtype(arr.dtype, np.inexact) and not np.all(np.isfinite(arr)):
-            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-            raise ThetaFileError(f"θ file {source}: array {array_name(path)!r} holds {bad} non-finite value(s) "
-                                 "(NaN or inf); use another θ (e.g. an earlier checkpoint)")
+            return array_name(path), int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    return None
+
+
+def check_finite(theta, source) -> None:
+    """Raise :class:`ThetaFileError` naming ``source`` and the first array (tree order) holding NaN or inf."""
+    bad = first_non_finite(theta)
+    if bad is not None:
+        raise ThetaFileError(f"θ file {source}: array {bad[0]!r} holds {bad[1]} non-finite value(s) "
+                             "(NaN or inf); use another θ (e.g. an earlier checkpoint)")
 
 
 def check_like(theta, template, source) -> None:
     """Raise :class:`ThetaFileError` naming ``source`` and the first array of ``theta`` whose name or shape
     differs from ``template`` (a fresh θ of the optimizer, or its ``jax.eval_shape``)."""
-    have = dict((array_name(p), np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0])
-    want = dict((array_name(p), tuple(x.shape)) for p, x in jax.tree_util.tree_flatten_with_path(template)[0])
+    have, want = array_shapes(theta), array_shapes(template)
     for name, shape in want.items():
         if name not in have:
             raise ThetaFileError(f"θ file {source}: does not match this learned optimizer: array {name!r} is "

@@ -12,16 +12,11 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lopt_trainer.errors import ThetaFileError
-from lopt_trainer.theta.check import array_name
+from lopt_trainer.theta.check import array_shapes, first_non_finite
 
 __all__ = ["interpolate_theta"]
-
-
-def _shapes(theta) -> dict[str, tuple]:
-    return {array_name(p): tuple(np.shape(x)) for p, x in jax.tree_util.tree_flatten_with_path(theta)[0]}
 
 
 def interpolate_theta(theta_a, theta_b, alpha: float, *, source_a="θ_a", source_b="θ_b"):
@@ -35,7 +30,7 @@ def interpolate_theta(theta_a, theta_b, alpha: float, *, source_a="θ_a", source
     alpha = float(alpha) + 0.0  # -0.0 reads as 0.0
     if not math.isfinite(alpha):
         raise ValueError(f"interpolation weight alpha must be finite, got {alpha!r}")
-    have_a, have_b = _shapes(theta_a), _shapes(theta_b)
+    have_a, have_b = array_shapes(theta_a), array_shapes(theta_b)
     for name in sorted(set(have_a) | set(have_b)):
         if have_a.get(name) != have_b.get(name):
             def show(d):
@@ -50,8 +45,8 @@ def interpolate_theta(theta_a, theta_b, alpha: float, *, source_a="θ_a", source
     out = jax.tree_util.tree_map(
         lambda a, b, d: ((1.0 - alpha) * jnp.asarray(a, jnp.float32) + alpha * jnp.asarray(b, jnp.float32)).astype(d),
         theta_a, theta_b, dtypes)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(out)[0]:
-        if not bool(jnp.all(jnp.isfinite(leaf))):
-            raise ValueError(f"alpha={alpha:g} overflows: array {array_name(path)!r} of the interpolated θ holds "
-                             "non-finite values; use a smaller |alpha|")
+    bad = first_non_finite(out)
+    if bad is not None:
+        raise ValueError(f"alpha={alpha:g} overflows: array {bad[0]!r} of the interpolated θ holds {bad[1]} "
+                         "non-finite value(s); use a smaller |alpha|")
     return out
