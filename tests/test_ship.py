@@ -245,8 +245,14 @@ def test_a_second_draw_must_confirm_every_target_on_other_tasks_with_the_same_th
     for confirm, message in ((_draw(tmp_path, "weak", digest, other, global_frac=0.5), "50% \\(target ≥ 60%\\)"),
                              (_draw(tmp_path, "behind", digest, other, lead=False), "ahead of the hand-set θ: 0%"),
                              (_draw(tmp_path, "same", digest, UNSEEN), "same unseen tasks"),
-                             (_draw(tmp_path, "other", "f" * 16, other), "not the θ of")):
+                             (_draw(tmp_path, "other", "f" * 16, other), "not the θ of"),
+                             (_draw(tmp_path, "nodigest", None, other), "not the θ of")):
         with pytest.raises(ShipRefusedError, match=message):
             ship_file(mix, q0, h0, prov, dest, confirm=confirm)
     assert list(dest.iterdir()) == []
+    from lopt_trainer.meta.ship import _check_targets
+
+    old_q, old_h = _draw(tmp_path, "old0", None, UNSEEN)  # results that predate recorded digests cannot confirm
+    with pytest.raises(ShipRefusedError, match="not the θ of"):
+        _check_targets(old_q, old_h, _draw(tmp_path, "old1", None, other))
     assert ship_file(mix, q0, h0, prov, dest, confirm=_draw(tmp_path, "good", digest, other)).is_file()

@@ -113,7 +113,7 @@ def _check_targets(quality_file, handset_file, confirm=None) -> dict:
         results.append(quality)
     if confirm is not None:
         first, second = results
-        if first.get("theta_digest") != second.get("theta_digest"):
+        if first.get("theta_digest") is None or first.get("theta_digest") != second.get("theta_digest"):
             raise ShipRefusedError(f"{confirm[0]}: not shipped, it measured θ {second.get('theta_digest')}, not the θ "
                                    f"of {quality_file} ({first.get('theta_digest')})")
         unseen = [{k for k, v in r["lopt_tasks"].items() if v.get("group") == "unseen"} for r in results]
