@@ -386,6 +386,13 @@ def test_panel_command_scores_an_untrained_theta(tmp_path):
     figures = json.loads(out.output.strip().splitlines()[-1])
     assert figures["theta"] == "handset" and figures["tasks"] == 1
     assert -3.0 <= figures["score"] <= 3.0
+    text = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "p"), "--no-progress",
+                                     "--set", 'families=["twod"]', "--set", "per_family=1", "--set", "steps=20",
+                                     "--set", "seeds=1"])
+    assert text.exit_code == 0, text.output  # the text mode prints the same figures (it used to crash)
+    assert f"score                {figures['score']:.5g}" in text.output and "legend:" in text.output
+    tid = next(iter(figures["task_scores"]))
+    assert tid in text.output and "tasks                1" in text.output
     bad = CliRunner().invoke(lopt, ["panel", "--theta", "handset", "--out", str(tmp_path / "q"),
                                     "--set", "per_family=0"])
     assert bad.exit_code == 2 and "per_family" in bad.output

@@ -216,24 +216,15 @@ def export_state_cmd(run, out):
 
 @lopt.command("ship")
 @click.argument("source", metavar="RUN|THETA.npz", type=click.Path(exists=True))
-@click.option("--quality", "quality_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The quality benchmark result of the θ to ship (benchmarks/results/LABEL.json of "
-              "`make quality THETA=RUN/candidate/pretrained_theta.npz QUALITY_LABEL=LABEL`, or of THETA.npz).")
-@click.option("--handset", "handset_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="The same benchmark's result for the untrained hand-set θ (`make quality THETA=handset "
-              "QUALITY_LABEL=quality_handset`).")
-@click.option("--confirm", "confirm", nargs=2, required=True, metavar="QUALITY HANDSET",
-              type=click.Path(exists=True, dir_okay=False),
-              help="The same two results on another task draw (`python -m benchmarks.bench_quality --task-seed 1 "
-              "…` for the θ and for the hand-set θ): the θ must meet every target there too.")
 @click.option("--provenance", "provenance_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="With a THETA.npz: a JSON saying where the θ comes from (fields theta, config, steps_run; "
               "it becomes the shipped recipe).")
-def ship_cmd(source, quality_file, handset_file, confirm, provenance_file):
-    """Replace the package's shipped θ by RUN's panel-best θ (or by THETA.npz, with --provenance), only if its
-    quality results on two task draws both meet every target (unseen tasks: beats Global AdamLR on >= 60% with
-    median improvement > 0, per-task AdamLR@14 on >= 25%, none diverged, ahead of the hand-set θ on >= 60%);
-    otherwise exit 1 naming what fell short, and write nothing."""
+@click.option("--no-progress", is_flag=True)
+def ship_cmd(source, provenance_file, no_progress):
+    """Replace the package's shipped θ by RUN's panel-best θ (or by THETA.npz, with --provenance) only if, on the
+    yardstick's test set, it is ahead of the hand-set θ in mean normalized loss (95% interval above 0), beats
+    Global AdamLR on >= 60% of the tasks and per-task AdamLR@14 on >= 25%, and never diverges; then write
+    shipped_test.json beside it. Otherwise exit 1 naming what fell short, and write nothing."""
     from pathlib import Path
 
     from lopt_trainer.meta.ship import ship, ship_file  # deferred: see meta_train_cmd
@@ -242,12 +233,12 @@ def ship_cmd(source, quality_file, handset_file, confirm, provenance_file):
         if provenance_file is not None:
             raise click.BadParameter("a run folder carries its own recipe; --provenance is for a θ file",
                                      param_hint="--provenance")
-        click.echo(f"shipped {ship(source, quality_file, handset_file, confirm=confirm)}")
+        click.echo(f"shipped {ship(source, progress=not no_progress)}")
         return
     if provenance_file is None:
         raise click.BadParameter(f"{source!r} is a θ file: say where it comes from with --provenance FILE.json",
                                  param_hint="--provenance")
-    click.echo(f"shipped {ship_file(source, quality_file, handset_file, provenance_file, confirm=confirm)}")
+    click.echo(f"shipped {ship_file(source, provenance_file, progress=not no_progress)}")
 
 
 @lopt.command("settings")
@@ -291,6 +282,12 @@ def plot_cmd(run, out):
 
 @lopt.command("eval")
 @theta_option()
+@click.option("--on", "on", type=click.Choice(["valid", "test"]), default=None,
+              help="Judge θ on the yardstick's frozen task set: 'valid' to choose θ, settings and branches, 'test' "
+              "for claims (the paper's normalized loss against committed AdamLR baselines, 3 seeds, 1000 steps). "
+              "The other task options do not apply.")
+@click.option("--against", "against", type=THETA, multiple=True,
+              help="With --on: another θ to compare with, paired task by task (repeatable).")
 @click.option("--suite", type=click.Path(exists=True, dir_okay=False), help="Spec file (default: the shipped suite).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False), help="Arrow/Parquet manifest instead.")
 @click.option("--tasks", "n_tasks", type=POSITIVE_INT64, default=100, show_default=True,
@@ -311,8 +308,9 @@ def plot_cmd(run, out):
 @click.option("--baselines", default="adamlr,adam8p,opt_list", show_default=True,
               help="Comma-separated baselines to run.")
 @click.option("--eval-every", type=POSITIVE_INT64, default=None, help="Curve spacing (default steps/20).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Evaluation folder (locked while the evaluation writes it).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Evaluation folder (locked while the evaluation writes it); required without --on, optional with "
+              "it (then it receives yardstick.json, per_task.csv and strip.png).")
 @click.option("--workers", type=NON_NEGATIVE_INT64, default=0, show_default=True,
               help="Ray workers (0 = in this process).")
 @click.option("--address", default=None, help="Existing Ray cluster (default: a local one on 127.0.0.1).")
@@ -321,12 +319,27 @@ def plot_cmd(run, out):
               "removed first; other files stay.")
 @click.option("--no-progress", is_flag=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (rows, tasks, legend) as JSON.")
-def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps, trials,
-             adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, overwrite,
+def eval_cmd(theta, on, against, suite, manifest, n_tasks, task_seed, filters, max_params, max_flops, seeds, steps,
+             trials, adamlr_trials, trial_seed, baselines, eval_every, out_dir, workers, address, resume, overwrite,
              no_progress, as_json):
-    """Evaluate a learned optimizer θ against Global / per-task AdamLR, Adam8p and opt_list: per task the
-    improvement of its final normalised test loss over each baseline's (> 0: learned better), summarised over
-    the seen (meta_train) and unseen (meta_test) tasks."""
+    """Evaluate a learned optimizer θ. With --on valid|test: the yardstick (θ's normalized final loss against
+    Global and per-task AdamLR on a frozen task set, with intervals; --against compares θ with others task by
+    task). Without it: a task draw from a suite, against Global / per-task AdamLR, Adam8p and opt_list, as the
+    improvement of the final normalised test loss over each baseline's (> 0: learned better)."""
+    if on is not None:
+        ctx = click.get_current_context()
+        given = [p.opts[0] for p in ctx.command.params
+                 if p.name not in ("theta", "on", "against", "out_dir", "no_progress", "as_json")
+                 and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} do not apply with --on: the yardstick's tasks, seeds, steps "
+                                   "and baselines are fixed")
+        _yardstick_eval(theta, on, against, out_dir, as_json, no_progress)
+        return
+    if against:
+        raise click.UsageError("--against needs --on valid|test")
+    if out_dir is None:
+        raise click.UsageError("Missing option '--out' (needed without --on)")
     # deferred: see meta_train_cmd
     from lopt_trainer.common.folder_lock import folder_lock
     from lopt_trainer.common.run_files import write_command
@@ -377,6 +390,127 @@ def eval_cmd(theta, suite, manifest, n_tasks, task_seed, filters, max_params, ma
     click.echo(f"wrote {out_dir}/results.arrow, eval_summary.json, boxplot_final.png, boxplot_auc.png")
 
 
+def _yardstick_eval(theta, on: str, against, out_dir, as_json: bool, no_progress: bool) -> None:
+    """``taskgen lopt eval --on``: θ (and each ``--against``) on the yardstick's set ``on``."""
+    from lopt_trainer.common.run_files import clean_json, write_command, write_json
+    from lopt_trainer.evaluation import yardstick, yardstick_text
+    from lopt_trainer.theta.load import load_theta
+
+    labels = [theta_label(theta)] + [theta_label(a) for a in against]
+    results = []
+    for name in [theta, *against]:
+        results.append(yardstick.evaluate(load_theta(name), on, progress=not no_progress))
+    comparisons = [{"a": labels[0], "b": lab, **yardstick.compare(results[0][1], res[1])}
+                   for lab, res in zip(labels[1:], results[1:])]
+    payload = {"set": on, "theta": labels[0], "summary": results[0][0],
+               "against": [{"theta": lab, "summary": res[0]} for lab, res in zip(labels[1:], results[1:])],
+               "comparisons": comparisons, "per_task": yardstick.per_task_rows(results[0][1]),
+               "legend": yardstick_text.legend(results[0][0])}
+    written = []
+    if out_dir is not None:
+        from pathlib import Path
+
+        from lopt_trainer.common.folder_lock import folder_lock
+        from lopt_trainer.evaluation.yardstick_plot import strip_plot
+        from taskgen.specfile import atomic_write_bytes
+
+        with folder_lock(out_dir, "evaluation folder"):
+            written.append(write_json(Path(out_dir) / "yardstick.json", payload))
+            rows = payload["per_task"]
+            csv = ",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in r.values()) + "\n" for r in rows)
+            atomic_write_bytes(Path(out_dir) / "per_task.csv", csv.encode())
+            written.append(Path(out_dir) / "per_task.csv")
+            written.append(strip_plot({lab: res[1] for lab, res in zip(labels, results)},
+                                      Path(out_dir) / "strip.png"))
+            write_command(out_dir)
+    if as_json:
+        click.echo(json.dumps(clean_json(payload), sort_keys=True, allow_nan=False))
+        return
+    for lab, (summary, _, _) in zip(labels, results):
+        for line in yardstick_text.summary_lines(summary, label=f"θ {lab}"):
+            click.echo(line)
+        click.echo("")
+    for comp in comparisons:
+        for line in yardstick_text.comparison_lines(comp["a"], comp["b"], comp, per_task=True):
+            click.echo(line)
+        click.echo("")
+    for line in yardstick_text.legend(results[0][0]):
+        click.echo(line)
+    if written:
+        click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@lopt.group("yardstick")
+def yardstick_group():
+    """The yardstick's frozen task sets and their committed AdamLR baselines."""
+
+
+@yardstick_group.command("sets")
+@click.option("--json", "as_json", is_flag=True, help="Print the sets' index as JSON.")
+def yardstick_sets_cmd(as_json):
+    """The valid and test task sets: sizes per family, digests, how they were drawn."""
+    from lopt_trainer.evaluation.task_sets import load_task_set, read_index
+
+    index = read_index()
+    for name in index["sets"]:
+        load_task_set(name)  # checks the digest
+    if as_json:
+        click.echo(json.dumps(index, sort_keys=True))
+        return
+    for name in ("valid", "test"):
+        entry = index["sets"][name]
+        fams = ", ".join(f"{f} {n}" for f, n in sorted(entry["per_family"].items()))
+        click.echo(f"{name}: {entry['tasks']} tasks (sha256 {entry['sha256'][:16]}…): {fams}")
+    click.echo(f"drawn fresh (seed {index['seed']}) from the 12 built-in families within the recipe's cost limits, "
+               f"without the held-out variants {', '.join(index['excluded_variants'])}; disjoint from each other "
+               "and from the default suite")
+
+
+@yardstick_group.command("baselines")
+@click.option("--on", "on", type=click.Choice(["valid", "test"]), required=True, help="The task set.")
+@click.option("--work", "work", required=True, type=click.Path(file_okay=False),
+              help="Work folder of the grid runs (resumable: finished tasks are kept).")
+@click.option("--no-progress", is_flag=True)
+def yardstick_baselines_cmd(on, work, no_progress):
+    """Compute the AdamLR grid on a set and write its committed table (maintainers: run once per change of the
+    inner loop, the grid or a normalizer, then commit lopt_trainer/data/yardstick/)."""
+    from lopt_trainer.common.folder_lock import folder_lock
+    from lopt_trainer.evaluation.baseline_table import compute_baselines, write_baselines
+
+    with folder_lock(work, "baseline work folder"):
+        compute_baselines(on, work, progress=not no_progress)
+        click.echo(f"wrote {write_baselines(on, work)}")
+
+
+@yardstick_group.command("verify")
+@click.option("--on", "on", type=click.Choice(["valid", "test"]), default="valid", show_default=True)
+@click.option("--tasks", "n_tasks", type=POSITIVE_INT64, default=5, show_default=True,
+              help="Tasks to re-run (one per family first).")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the choice of tasks.")
+@click.option("--work", "work", type=click.Path(file_okay=False), default=None,
+              help="Work folder of the re-runs (default: a temporary folder).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--no-progress", is_flag=True)
+def yardstick_verify_cmd(on, n_tasks, seed, work, as_json, no_progress):
+    """Re-run a sample of the committed AdamLR baselines on this machine and say how far they differ."""
+    import tempfile
+
+    from lopt_trainer.common.run_files import clean_json
+    from lopt_trainer.evaluation.baseline_table import verify_baselines
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = verify_baselines(on, work or tmp, n_tasks=n_tasks, seed=seed, progress=not no_progress)
+    if as_json:
+        click.echo(json.dumps(clean_json(out), sort_keys=True, allow_nan=False))
+        return
+    click.echo(f"{len(out['tasks'])} tasks of {on} re-run here ({out['this_machine']['cpu']}) against the committed "
+               f"table ({out['committed_machine'].get('cpu', '?')}):")
+    for r in out["per_task"]:
+        click.echo(f"  {r['task_id']:42s} largest |Δ final loss| {r['max_abs_diff_final']:.2e}")
+    click.echo("largest |Δ| over all runs (normalised-loss units): "
+               + ", ".join(f"{k} {v:.2e}" for k, v in out["max_abs_diff"].items()))
+
+
 @lopt.command("panel")
 @theta_option()
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -405,7 +539,15 @@ def panel_cmd(theta, out_dir, sets, as_json, no_progress):
         click.echo(json.dumps(clean_json({"theta": theta_label(theta), **figures}), sort_keys=True, allow_nan=False))
     else:
         for k, v in figures.items():
-            click.echo(f"{k:20s} {_fmt(v)}")
+            if k != "task_scores":
+                click.echo(f"{k:20s} {_fmt(v)}")
+        click.echo("task scores (improvement over Global AdamLR, clipped to ±3; > 0: θ better):")
+        for tid, v in sorted((figures.get("task_scores") or {}).items()):
+            click.echo(f"  {tid:42s} {_fmt(v)}")
+        click.echo("legend: score = mean task score; beats_global / beats_per_task = fraction of tasks where θ's final "
+                   "test loss is below Global AdamLR's / per-task AdamLR@14's; median_improvement over Global "
+                   "AdamLR; diverged = θ runs that diverged. For choosing θ use the yardstick: "
+                   "`taskgen lopt eval --on valid`.")
 
 
 @lopt.command("interpolate")
@@ -647,7 +789,7 @@ def train(task_id, optimizer, lr, steps, trials, trial_seed, theta, suite, seed,
 
 
 def _fmt(v):
-    return "nan" if v is None else f"{v:.5g}"
+    return "nan" if v is None else str(v) if isinstance(v, (int, str)) else f"{v:.5g}"
 
 
 # --------------------------------------------------------------------------------------------------- report

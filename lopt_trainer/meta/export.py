@@ -25,12 +25,7 @@ def export_run(run_dir, dest_dir=None) -> Path:
     run_dir = Path(run_dir)
     dest = Path(dest_dir) if dest_dir else data_path()
     best = run_dir / "best_theta.npz"
-    theta = load_theta(best if best.is_file() else run_dir)
-    if best.is_file():
-        want = json.loads((run_dir / "best.json").read_text()).get("theta_digest")
-        if want is not None and want != theta_digest(theta):
-            raise ValueError(f"{best}: does not match {run_dir / 'best.json'} (interrupted while saving?); "
-                             "resume the run to write both again")
+    theta = run_theta(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     records = read_metrics(run_dir)
     metrics = [m for m in records if m.get("kind") == "step"]
@@ -46,6 +41,20 @@ def export_run(run_dir, dest_dir=None) -> Path:
         "panel": [m for m in records if m.get("kind") == "panel"],
     }
     return write_shipped(theta, recipe, dest)
+
+
+def run_theta(run_dir):
+    """The θ :func:`export_run` copies from ``run_dir``: the panel-best (``RUN/best_theta.npz``) when the run kept
+    one, else its last θ. ``ValueError`` when the best θ does not match the digest ``best.json`` names."""
+    run_dir = Path(run_dir)
+    best = run_dir / "best_theta.npz"
+    theta = load_theta(best if best.is_file() else run_dir)
+    if best.is_file():
+        want = json.loads((run_dir / "best.json").read_text()).get("theta_digest")
+        if want is not None and want != theta_digest(theta):
+            raise ValueError(f"{best}: does not match {run_dir / 'best.json'} (interrupted while saving?); "
+                             "resume the run to write both again")
+    return theta
 
 
 def write_shipped(theta, recipe: dict, dest) -> Path:

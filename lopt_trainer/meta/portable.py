@@ -38,7 +38,6 @@ import datetime
 import hashlib
 import json
 import os
-import platform
 import shutil
 import sys
 import warnings
@@ -47,6 +46,7 @@ from pathlib import Path
 import flax.serialization as fser
 
 from lopt_trainer.common import checkpoint as ckpt
+from lopt_trainer.common.machine import cpu_model
 from lopt_trainer.common.run_files import json_text, read_json, write_json
 from lopt_trainer.errors import PretrainStateError
 from lopt_trainer.meta.metrics import read_metrics
@@ -182,17 +182,6 @@ def session_record(run_dir: Path, start: int, end: int) -> dict:
     return {"steps_from": int(start), "steps_to": int(end), "steps": int(end - start),
             "wall_seconds": round(seconds, 1), "cpu": cpu_model(), "cpus": os.cpu_count() or 1,
             "date": now.isoformat(), "panel": panel}
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else :func:`platform.processor`, else "unknown")."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def read_run_history(run_dir) -> dict:

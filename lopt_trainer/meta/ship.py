@@ -1,24 +1,23 @@
-"""Shipping a θ only when it wins: the quality benchmark's targets (issue 19, section 4) checked before a run's θ
-(or a θ file with its provenance) replaces the package's ``pretrained_theta.npz``.
+"""Shipping a θ only when it wins on the yardstick's test set.
 
-``make pretrain`` writes its panel-best θ as a *candidate* (``RUN/candidate/``); ``make quality THETA=…`` measures
-it; :func:`ship` copies it into the package data only when that measurement meets every target
-(:func:`quality_shortfalls`), and otherwise says which targets fell short and writes nothing. One target compares
-two measurements: the candidate must be ahead of the untrained hand-set θ (``make quality THETA=handset
-QUALITY_LABEL=quality_handset``) on ≥ 60% of the unseen tasks, task by task
-(:func:`lopt_trainer.evaluation.compare.paired_comparison`).
+The gate measures the candidate θ and the untrained hand-set θ on the yardstick's frozen ``test`` set
+(:func:`lopt_trainer.evaluation.yardstick.evaluate`: 120 tasks, 3 seeds, 1000 steps, committed AdamLR
+baselines; runs already cached for a θ's digest are reused) and ships only when every target of
+:func:`shortfalls` holds:
 
-:func:`ship_file` ships a θ that is not a run's panel-best, e.g. a mixture of a meta-trained θ with the hand-set θ
-(``taskgen lopt interpolate``), under the same targets; a provenance JSON says where it comes from and becomes the
-shipped recipe.
+* the candidate's mean normalized final loss is below the hand-set θ's with the paired 95 % interval of
+  ``n(hand-set) − n(θ)`` above 0;
+* it beats Global AdamLR on ≥ 60 % of the tasks and per-task AdamLR@14 on ≥ 25 % (wins by the yardstick's
+  win / tie / loss rule: ties do not count);
+* none of its runs diverged.
 
-Both :func:`ship` and :func:`ship_file` take a second pair of results on another task draw (``confirm``: the θ
-and the hand-set θ measured with ``bench_quality --task-seed 1``) and then ship only when the θ meets every target
-on both draws. One draw of 20
-unseen tasks is too small a test for a θ chosen among many: the 0.5 mixture of the hand-set θ with the pretraining
-state's step-1500 θ met every target on the benchmark's draw (one of 19 θ measured there) and, on the draw of task
-seed 1, beat Global AdamLR on 50% of the unseen tasks and led the hand-set θ on 10 of 20
-(``benchmarks/results/confirm1_*.json``).
+Because the gate computes its own measurement, no result file can be mixed up with another θ's. On success it
+writes the θ and its recipe into the package data, then ``shipped_test.json`` beside them with what it checked
+(:func:`test_record`); otherwise it raises :class:`~lopt_trainer.errors.ShipRefusedError` naming each shortfall
+and writes nothing.
+
+:func:`ship` ships a run's panel-best θ (or its last θ); :func:`ship_file` ships a θ file with a provenance JSON
+that becomes the shipped recipe.
 """
 
 from __future__ import annotations
@@ -26,101 +25,88 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lopt_trainer.common.run_files import write_json
 from lopt_trainer.errors import ShipRefusedError
-from lopt_trainer.evaluation.compare import paired_comparison
-from lopt_trainer.meta.export import export_run, write_shipped
+from lopt_trainer.evaluation import yardstick
+from lopt_trainer.evaluation.baseline_table import BASELINE_VERSION
+from lopt_trainer.evaluation.task_sets import read_index
+from lopt_trainer.meta.export import export_run, run_theta, write_shipped
 from lopt_trainer.theta.load import load_theta, theta_digest
 from lopt_trainer.theta.shipped import data_path
 
-TARGETS = {"global_adamlr": ("frac_lopt_better", 0.60), "per_task_adamlr@14": ("frac_lopt_better", 0.25)}
-"""Unseen-task targets: the fraction of tasks on which the learned optimizer beats each baseline."""
+__all__ = ["TARGETS", "RECORD_FILE", "test_record", "shortfalls", "ship", "ship_file", "read_provenance"]
 
-AHEAD_OF_HANDSET = 0.60
-"""Unseen-task target: the fraction of tasks on which the candidate's final loss is below the hand-set θ's by more
-than ε (:func:`lopt_trainer.evaluation.compare.paired_comparison`)."""
+TARGETS = {"beats_global_adamlr": 0.60, "beats_per_task_adamlr14": 0.25}
+"""The least fraction of test tasks on which θ must beat each baseline."""
+RECORD_FILE = "shipped_test.json"
+"""The record the gate leaves beside the shipped θ."""
 
 
-def quality_shortfalls(quality: dict, handset: dict | None = None) -> list[str]:
-    """The targets a quality benchmark result (``benchmarks/results/LABEL.json`` of ``make quality``) misses,
-    each as one line; empty when it meets them all: on unseen tasks, beats Global AdamLR on ≥ 60% with median
-    improvement > 0, beats per-task AdamLR@14 on ≥ 25%, no learned-optimizer run diverged, and — when
-    ``handset`` (the same benchmark's result for the hand-set θ) is given — ahead of the hand-set θ on ≥ 60%.
-    ``ValueError`` when the result lacks the unseen rows of either baseline, or the two results cannot be
-    compared (no per-task results, another θ than the hand-set one, other settings or other unseen tasks)."""
-    rows = {r.get("baseline"): r for r in quality.get("rows", []) if isinstance(r, dict) and r.get("group") == "unseen"}
+def test_record(theta, *, cache=None, progress: bool = True, data_dir=None) -> dict:
+    """θ and the hand-set θ on the yardstick's test set: what the gate checks.
+
+    Args:
+      theta: the candidate θ.
+      cache: the yardstick's cache of θ runs (its default when None).
+      progress: show progress bars.
+      data_dir: where the task sets and baselines live (the package's by default).
+
+    Returns:
+      ``{"theta_digest", "vs_handset": {"mean", "low", "high"} (n(hand-set) − n(θ); > 0: θ better),
+      "beats_global_adamlr", "beats_per_task_adamlr14", "diverged", "tasks", "seeds", "mean_normalized_loss",
+      "set_sha256", "baseline_version"}``.
+    """
+    summary, scores, _ = yardstick.evaluate(theta, "test", cache=cache, progress=progress, data_dir=data_dir)
+    _, handset, _ = yardstick.evaluate(load_theta("handset"), "test", cache=cache, progress=progress,
+                                       data_dir=data_dir)
+    d = yardstick.compare(handset, scores)["final"]["difference"]  # hand-set − θ
+    tasks = summary["tasks"]
+    versus = summary["versus"]
+    return {"theta_digest": summary["theta_digest"],
+            "vs_handset": {"mean": d["mean"], "low": d["low"], "high": d["high"]},
+            "beats_global_adamlr": versus["global_adamlr"]["final"]["wins"] / tasks,
+            "beats_per_task_adamlr14": versus["per_task_adamlr@14"]["final"]["wins"] / tasks,
+            "diverged": summary["diverged"], "tasks": tasks, "seeds": summary["seeds"],
+            "mean_normalized_loss": summary["rows"]["theta"]["final"]["mean"],
+            "set_sha256": read_index(data_dir)["sets"]["test"]["sha256"], "baseline_version": BASELINE_VERSION}
+
+
+def shortfalls(record: dict) -> list[str]:
+    """The targets :func:`test_record`'s ``record`` misses, one line each; empty when it meets them all."""
     out = []
-    for baseline, (field, need) in TARGETS.items():
-        got = _number(rows.get(baseline, {}), field, f"the unseen {baseline} row")
-        if got < need:
-            out.append(f"unseen tasks beaten over {baseline}: {got:.0%} (target ≥ {need:.0%})")
-    median = _number(rows["global_adamlr"], "median_improvement", "the unseen global_adamlr row")
-    if not median > 0:
-        out.append(f"median improvement over global_adamlr on unseen tasks: {median:+.3f} (target > 0)")
-    measured = ((quality.get("targets") or {}).get("unseen_diverged") or {}).get("measured")
-    diverged = int(measured if measured is not None else (quality.get("lopt_divergence") or {}).get("diverged", 0))
-    if diverged:
-        out.append(f"learned-optimizer runs diverged on unseen tasks: {diverged} (target 0)")
-    if handset is not None:
-        frac, n = handset_lead(quality, handset)
-        if not frac >= AHEAD_OF_HANDSET:
-            out.append(f"unseen tasks ahead of the hand-set θ: {frac:.0%} of {n} (target ≥ {AHEAD_OF_HANDSET:.0%})")
+    vs = record["vs_handset"]
+    if not vs["low"] > 0:
+        out.append(f"ahead of the hand-set θ by {vs['mean']:+.4f} [{vs['low']:+.4f}, {vs['high']:+.4f}] in mean "
+                   "normalized loss (target: the 95% interval above 0)")
+    for key, need in TARGETS.items():
+        if not record[key] >= need:
+            name = "Global AdamLR" if key == "beats_global_adamlr" else "per-task AdamLR@14"
+            out.append(f"test tasks beaten over {name}: {record[key]:.0%} (target ≥ {need:.0%})")
+    if record["diverged"]:
+        out.append(f"learned-optimizer runs diverged: {record['diverged']} (target 0)")
     return out
 
 
-def handset_lead(quality: dict, handset: dict) -> tuple[float, int]:
-    """``(fraction, tasks)``: on how many of the unseen tasks the θ of ``quality`` ends below (by more than ε) the
-    hand-set θ of
-    ``handset`` (two results of the quality benchmark). ``ValueError`` naming the mismatch when they are not two
-    measurements of the same unseen tasks with the same settings, or ``handset`` did not measure the hand-set θ
-    (its ``theta_digest`` is not the hand-set θ's)."""
-    if handset.get("theta_digest") != theta_digest(load_theta("handset")):
-        raise ValueError(f"the hand-set result measured {handset.get('theta')!r} (digest "
-                         f"{handset.get('theta_digest')}), not the hand-set θ")
-    for name, r in (("quality", quality), ("hand-set", handset)):
-        if not isinstance(r.get("lopt_tasks"), dict):
-            raise ValueError(f"the {name} result has no per-task results (lopt_tasks): measure it again with "
-                             "this version of benchmarks/bench_quality.py")
-    if quality.get("settings") != handset.get("settings"):
-        raise ValueError("the quality and hand-set results were measured with different settings")
-    unseen = {k for k, v in quality["lopt_tasks"].items() if v.get("group") == "unseen"}
-    if unseen != {k for k, v in handset["lopt_tasks"].items() if v.get("group") == "unseen"} or not unseen:
-        raise ValueError("the quality and hand-set results were measured on different unseen tasks")
-    paired = paired_comparison(quality["lopt_tasks"], handset["lopt_tasks"], "unseen")
-    return paired["frac_ahead"], paired["tasks"]
+def _checked(theta, where: str, cache, progress: bool, data_dir) -> dict:
+    record = test_record(theta, cache=cache, progress=progress, data_dir=data_dir)
+    short = shortfalls(record)
+    if short:
+        raise ShipRefusedError(f"{where}: not shipped, on the test set the θ misses " + "; ".join(short))
+    return record
 
 
-def _number(row: dict, field: str, where: str) -> float:
-    value = row.get(field)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"quality result: {where} has no number {field!r} (got {value!r})")
-    return float(value)
+def ship(run_dir, dest_dir=None, *, cache=None, progress: bool = True, data_dir=None) -> Path:
+    """Ship the θ of the run in ``run_dir`` (its panel-best, else its last θ) into the package data (or
+    ``dest_dir``) when it meets every target on the test set; returns the θ file written.
 
-
-def _check_targets(quality_file, handset_file, confirm=None) -> dict:
-    """The parsed quality result when it meets every target against the hand-set result and, when ``confirm`` is a
-    ``(quality, handset)`` pair of result files on another task draw, there too (the same θ, another set of unseen
-    tasks); ``ShipRefusedError`` naming the shortfalls or why the results cannot be compared otherwise."""
-    pairs = [(quality_file, handset_file)] + ([tuple(confirm)] if confirm is not None else [])
-    results = []
-    for q_file, h_file in pairs:
-        try:
-            quality = json.loads(Path(q_file).read_text())
-            short = quality_shortfalls(quality, json.loads(Path(h_file).read_text()))
-        except (OSError, ValueError) as e:
-            raise ShipRefusedError(f"{q_file} against {h_file}: not shipped, {e}")
-        if short:
-            raise ShipRefusedError(f"{q_file}: not shipped, the θ misses " + "; ".join(short))
-        results.append(quality)
-    if confirm is not None:
-        first, second = results
-        if first.get("theta_digest") is None or first.get("theta_digest") != second.get("theta_digest"):
-            raise ShipRefusedError(f"{confirm[0]}: not shipped, it measured θ {second.get('theta_digest')}, not the θ "
-                                   f"of {quality_file} ({first.get('theta_digest')})")
-        unseen = [{k for k, v in r["lopt_tasks"].items() if v.get("group") == "unseen"} for r in results]
-        if unseen[0] == unseen[1]:
-            raise ShipRefusedError(f"{confirm[0]}: not shipped, it measured the same unseen tasks as {quality_file}; "
-                                   "confirm on another task draw (bench_quality --task-seed 1)")
-    return results[0]
+    Raises:
+      ShipRefusedError: naming each target it misses (nothing written).
+    """
+    theta = run_theta(run_dir)
+    record = _checked(theta, str(run_dir), cache, progress, data_dir)
+    path = export_run(run_dir, dest_dir)
+    write_json(path.parent / RECORD_FILE, record)
+    return path
 
 
 PROVENANCE_KEYS = {"theta": str, "config": dict, "steps_run": int}
@@ -145,44 +131,18 @@ def read_provenance(path) -> dict:
     return data
 
 
-def ship_file(theta_file, quality_file, handset_file, provenance_file, dest_dir=None, *, confirm=None) -> Path:
-    """Copy the θ file ``theta_file`` into the package data (or ``dest_dir``) with the recipe of
-    ``provenance_file`` (:func:`read_provenance`, plus the quality results it was shipped on) when ``quality_file``
-    meets every target against ``handset_file`` and measured that very θ (its ``theta_digest``); returns the path
-    written. :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfall, the mismatch or the bad
-    provenance otherwise (nothing written)."""
+def ship_file(theta_file, provenance_file, dest_dir=None, *, cache=None, progress: bool = True,
+              data_dir=None) -> Path:
+    """Ship the θ file ``theta_file`` with the recipe of ``provenance_file`` (:func:`read_provenance`) into the
+    package data (or ``dest_dir``) when it meets every target on the test set; returns the θ file written.
+
+    Raises:
+      ShipRefusedError: naming the bad provenance or each target it misses (nothing written).
+    """
     provenance = read_provenance(provenance_file)
-    quality = _check_targets(quality_file, handset_file, confirm)
     theta = load_theta(theta_file)
-    got = theta_digest(theta)
-    if quality.get("theta_digest") != got:
-        raise ShipRefusedError(f"{quality_file}: not shipped, it measured θ {quality.get('theta_digest')} "
-                               f"({quality.get('theta')}), not {theta_file} (θ {got})")
-    recipe = {**provenance, "theta_digest": got,
-              "shipped_on": {"quality": Path(quality_file).name, "handset": Path(handset_file).name,
-                             "targets": quality.get("targets")}}
-    return write_shipped(theta, recipe, Path(dest_dir) if dest_dir else data_path())
-
-
-def ship(run_dir, quality_file, handset_file, dest_dir=None, *, confirm=None) -> Path:
-    """Copy the panel-best θ of the run in ``run_dir`` (``RUN/best_theta.npz``) into the package data (or
-    ``dest_dir``) when ``quality_file`` meets the targets against the hand-set θ's result ``handset_file`` (and
-    ``confirm``'s ``(quality, handset)`` pair of another task draw, when given) and
-    measured that very θ (the ``theta_digest`` it records — for older results, the digest of its ``theta`` file —
-    is the one ``RUN/best.json`` records); returns the path written.
-    :class:`~lopt_trainer.errors.ShipRefusedError` naming the shortfalls or the mismatch otherwise (nothing
-    written)."""
-    quality = _check_targets(quality_file, handset_file, confirm)
-    measured, best = quality.get("theta"), Path(run_dir) / "best.json"
-    want = json.loads(best.read_text()).get("theta_digest") if best.is_file() else None
-    got = quality.get("theta_digest")  # the θ as measured: its file may have been replaced since
-    if got is None:  # a result written before the benchmark recorded digests: read the file it names
-        try:
-            got = theta_digest(load_theta(measured)) if measured else None
-        except (OSError, ValueError) as e:
-            raise ShipRefusedError(f"{quality_file}: not shipped, the θ it measured ({measured}) cannot be read: {e}")
-    if want is None or got != want:
-        raise ShipRefusedError(f"{quality_file}: not shipped, it measured {measured}, which is not the panel-best θ "
-                               f"of {run_dir} (measure RUN/candidate/pretrained_theta.npz after the last "
-                               "`make pretrain`)")
-    return export_run(run_dir, dest_dir)
+    record = _checked(theta, str(theta_file), cache, progress, data_dir)
+    recipe = {**provenance, "theta_digest": theta_digest(theta), "shipped_on": RECORD_FILE}
+    path = write_shipped(theta, recipe, Path(dest_dir) if dest_dir else data_path())
+    write_json(path.parent / RECORD_FILE, record)
+    return path

@@ -1,0 +1,156 @@
+"""Can the yardstick tell θ apart? Its reliability over a list of θ fixed in advance.
+
+For each θ of :data:`THETAS` (the hand-set θ, the shipped θ, and six θ of the committed pretraining history and
+branches, chosen by a rule before any was measured: the main lineage's last and best θ and the late-phase
+branch's first four exported θ), the mean normalized final loss on the valid set and on each half of the test set
+(each family's first five tasks against its last five, in the set's draw order). Then:
+
+* ``spearman_test_halves``: the Spearman rank correlation over θ of the two halves' means;
+* ``spearman_valid_test``: the same between valid and the whole test set;
+* ``detectable_difference``: for every pair of θ, the half-width of the paired 95 % bootstrap interval of the
+  difference of their mean normalized loss on test (the smallest difference it can resolve); min / median / max.
+
+Run from a checkout (resumable: θ runs are cached by digest under ``--cache``)::
+
+    python -m research.yardstick_reliability [--sets valid,test] [--cache runs/yardstick/cache]
+
+Writes ``benchmarks/results/yardstick_reliability.json`` and ``yardstick_<set>_table.json`` (each θ's headline).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout
+    sys.path.insert(0, str(ROOT))
+
+from lopt_trainer.common.machine import machine  # noqa: E402
+from lopt_trainer.common.run_files import write_json  # noqa: E402
+from lopt_trainer.evaluation import normalized as nz  # noqa: E402
+from lopt_trainer.evaluation import yardstick  # noqa: E402
+from lopt_trainer.theta.load import load_theta  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+THETAS = {
+    "handset": "handset",
+    "shipped": "pretrained",
+    "main_last": "benchmarks/branches/main_lineage/theta_step1500.npz",
+    "main_best": "lopt_trainer/data/pretrain_state/best_theta.npz",
+    "late_300": "benchmarks/branches/late_meta_loss/theta_step300.npz",
+    "late_450": "benchmarks/branches/late_meta_loss/theta_step450.npz",
+    "late_600": "benchmarks/branches/late_meta_loss/theta_step600.npz",
+    "late_750": "benchmarks/branches/late_meta_loss/theta_step750.npz",
+}
+"""Label → θ name, fixed before measuring (module docstring)."""
+EXTRA_TEST = {"random": "random"}
+"""Measured on test for the table only (not part of the reliability figures)."""
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation of two equal-length sequences (average ranks for ties)."""
+    def ranks(v):
+        v = np.asarray(v, np.float64)
+        order = np.argsort(v, kind="stable")
+        r = np.empty(v.size)
+        r[order] = np.arange(v.size, dtype=np.float64)
+        for value in np.unique(v):  # average the ranks of ties
+            idx = v == value
+            r[idx] = r[idx].mean()
+        return r
+
+    rx, ry = ranks(x), ranks(y)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def halves(families) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the test set's two halves: each family's first half of tasks (in set order) and the rest."""
+    families = np.asarray(families)
+    first = np.zeros(families.size, bool)
+    for f in np.unique(families):
+        idx = np.flatnonzero(families == f)
+        first[idx[: idx.size // 2]] = True
+    return first, ~first
+
+
+def evaluate_all(names: dict, set_name: str, cache) -> dict:
+    """``{label: {"summary", "scores", "seconds"}}`` of each θ on ``set_name`` (cached runs reused)."""
+    out = {}
+    for label, name in names.items():
+        t0 = time.perf_counter()
+        summary, scores, timing = yardstick.evaluate(load_theta(str(ROOT / name) if name.endswith(".npz") else name),
+                                             set_name, cache=cache)
+        out[label] = {"summary": summary, "scores": scores, "seconds": time.perf_counter() - t0, **timing}
+        m = summary["rows"]["theta"]["final"]["mean"]
+        print(f"{set_name:5s} {label:10s} mean n {m['value']:+.4f} [{m['low']:+.4f}, {m['high']:+.4f}]  "
+              f"{out[label]['seconds']:.0f} s (runs {timing['wall_s']:.0f} s, compile {timing['compile_s']:.0f} s)",
+              flush=True)
+    return out
+
+
+def table(results: dict) -> dict:
+    """Each θ's headline on one set (the committed table)."""
+    return {label: {**r["summary"], "seconds": r["seconds"], "run_seconds": r["wall_s"],
+                    "compile_seconds": r["compile_s"]} for label, r in results.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sets", default="valid,test", help="Comma-separated sets to evaluate (default valid,test).")
+    ap.add_argument("--cache", default=os.environ.get(yardstick.CACHE_ENV, str(ROOT / "runs" / "yardstick" / "cache")),
+                    help="Cache of θ runs.")
+    ap.add_argument("--only", default=None, help="Comma-separated θ labels to evaluate (default: all).")
+    args = ap.parse_args(argv)
+    sets = [s for s in args.sets.split(",") if s]
+    names = {k: v for k, v in THETAS.items() if args.only is None or k in args.only.split(",")}
+    results = {}
+    for set_name in sets:
+        extra = {k: v for k, v in EXTRA_TEST.items() if args.only is None or k in args.only.split(",")}
+        results[set_name] = evaluate_all({**names, **(extra if set_name == "test" else {})}, set_name, args.cache)
+        write_json(RESULTS / f"yardstick_{set_name}_table.json",
+                   {"set": set_name, "thetas": {k: THETAS.get(k, EXTRA_TEST.get(k)) for k in results[set_name]},
+                    "table": table(results[set_name]), "machine": machine()})
+    if not ({"valid", "test"} <= set(results) and len(names) == len(THETAS)):
+        return 0
+    labels = list(THETAS)
+    test, valid = results["test"], results["valid"]
+    first, second = halves(test[labels[0]]["scores"].families)
+    per_task = {k: test[k]["scores"].final["theta"].mean(axis=1) for k in labels}
+    h1 = [float(per_task[k][first].mean()) for k in labels]
+    h2 = [float(per_task[k][second].mean()) for k in labels]
+    v = [valid[k]["summary"]["rows"]["theta"]["final"]["mean"]["value"] for k in labels]
+    t = [test[k]["summary"]["rows"]["theta"]["final"]["mean"]["value"] for k in labels]
+    fam = np.asarray(test[labels[0]]["scores"].families)
+    widths = []
+    for a, b in itertools.combinations(labels, 2):
+        d = nz.paired_difference(per_task[a], per_task[b], fam)
+        widths.append({"a": a, "b": b, "mean": d["mean"], "half_width": (d["high"] - d["low"]) / 2})
+    hw = np.asarray([w["half_width"] for w in widths])
+    out = {
+        "thetas": {k: THETAS[k] for k in labels},
+        "means": {"valid": dict(zip(labels, v)), "test": dict(zip(labels, t)),
+                  "test_half_1": dict(zip(labels, h1)), "test_half_2": dict(zip(labels, h2))},
+        "spearman_test_halves": spearman(h1, h2),
+        "spearman_valid_test": spearman(v, t),
+        "detectable_difference": {"min": float(hw.min()), "median": float(np.median(hw)), "max": float(hw.max()),
+                                  "pairs": widths},
+        "seconds_per_theta": {s: {k: results[s][k]["seconds"] for k in labels} for s in ("valid", "test")},
+        "tasks": {"valid": valid[labels[0]]["summary"]["tasks"], "test": test[labels[0]]["summary"]["tasks"]},
+        "seeds": test[labels[0]]["summary"]["seeds"],
+        "cpu": machine()["cpu"], "machine": machine(),
+    }
+    write_json(RESULTS / "yardstick_reliability.json", out)
+    print(f"spearman test halves {out['spearman_test_halves']:+.3f}, valid vs test {out['spearman_valid_test']:+.3f}, "
+          f"detectable difference (median half-width) {out['detectable_difference']['median']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
