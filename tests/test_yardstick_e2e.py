@@ -120,3 +120,46 @@ def test_missing_baselines_is_one_clear_error(tmp_path, monkeypatch):
     assert res.exit_code == 1
     assert "baselines of set 'valid' cannot be read" in res.output and "Traceback" not in res.output
     assert "taskgen lopt yardstick baselines --on valid" in res.output
+
+
+def test_verify_and_sets_commands_text_and_json(tiny, tmp_path, monkeypatch):
+    _, data = tiny
+    res = _cli(["lopt", "yardstick", "verify", "--on", "valid", "--tasks", "1", "--no-progress"], data, tmp_path,
+               monkeypatch)
+    assert res.exit_code == 0, res.output
+    assert "1 tasks of valid re-run here" in res.output and "verdict: L* within" in res.output
+    assert "per-task AdamLR's choice changed on 0 task(s)" in res.output
+    res = _cli(["lopt", "yardstick", "verify", "--on", "valid", "--tasks", "2", "--json", "--no-progress"], data,
+               tmp_path, monkeypatch)
+    out = json.loads(res.output)
+    assert len(out["tasks"]) == 2 and out["max_best_loss_diff_normalized"] <= bt.VERIFY_TOLERANCE
+    assert out["committed_machine"]["cpu"] == out["this_machine"]["cpu"]
+    res = _cli(["lopt", "yardstick", "sets", "--json"], data, tmp_path, monkeypatch)
+    assert set(json.loads(res.output)["sets"]) == {"valid", "test"}
+
+
+def test_sets_command_on_the_package_sets():
+    from taskgen.cli import cli
+
+    res = CliRunner().invoke(cli, ["lopt", "yardstick", "sets"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert lines[0].startswith("valid: 48 tasks") and lines[1].startswith("test: 120 tasks")
+    assert "char_lm 4" in lines[0] and "word_lm 10" in lines[1]
+
+
+def test_report_shows_the_yardstick(tiny, tmp_path, monkeypatch):
+    from lopt_trainer.app.report import write_report
+
+    _, data = tiny
+    out = tmp_path / "claim"
+    res = _cli(["lopt", "eval", "--theta", "handset", "--on", "test", "--against", "random", "--out", str(out),
+                "--no-progress"], data, tmp_path / "cache", monkeypatch)
+    assert res.exit_code == 0, res.output
+    page = write_report(out).read_text()
+    payload = json.loads((out / "yardstick.json").read_text())
+    mean = payload["summary"]["rows"]["theta"]["final"]["mean"]
+    assert "The yardstick: normalized loss on a frozen task set" in page
+    assert f"{mean['value']:+.3f} [{mean['low']:+.3f}, {mean['high']:+.3f}]" in page
+    assert "handset − random" in page and "data:image/png;base64" in page and "per-task AdamLR@14" in page
+    assert "θ handset on 2 test tasks: mean normalized loss" in page  # the summary row

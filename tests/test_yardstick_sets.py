@@ -155,3 +155,21 @@ def test_stale_or_missing_table_is_refused(tmp_path):
             w.write_table(t)
         with pytest.raises(bt.BaselineTableError, match=f"{key} is"):
             bt.load_baselines("valid", data_dir=data)
+
+
+def test_committed_valid_baselines_agree_with_a_recomputation_here(tmp_path):
+    """The cheapest task of each of the five cheapest families, recomputed on this machine: L* within the
+    tolerance and per-task AdamLR's learning rate unchanged."""
+    reg = default_registry()
+    cheapest = {}
+    for s in ts.load_task_set("valid"):
+        cost = reg.get(s.family).cost(s.config).flops_per_step
+        if s.family not in cheapest or cost < cheapest[s.family][0]:
+            cheapest[s.family] = (cost, s.task_id)
+    ids = [tid for _, tid in sorted(cheapest.values())[:5]]
+    out = bt.verify_baselines("valid", tmp_path, task_ids=ids, progress=False)
+    assert out["tasks"] == ids
+    assert out["max_best_loss_diff_normalized"] <= bt.VERIFY_TOLERANCE, out["per_task"]
+    assert out["per_task_choice_changed"] == 0, out["per_task"]
+    with pytest.raises(bt.BaselineTableError, match="not in set 'valid'"):
+        bt.verify_baselines("valid", tmp_path, task_ids=["nosuch"], progress=False)

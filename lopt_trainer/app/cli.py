@@ -496,7 +496,7 @@ def yardstick_verify_cmd(on, n_tasks, seed, work, as_json, no_progress):
     import tempfile
 
     from lopt_trainer.common.run_files import clean_json
-    from lopt_trainer.evaluation.baseline_table import verify_baselines
+    from lopt_trainer.evaluation.baseline_table import VERIFY_TOLERANCE, verify_baselines
 
     with tempfile.TemporaryDirectory() as tmp:
         out = verify_baselines(on, work or tmp, n_tasks=n_tasks, seed=seed, progress=not no_progress)
@@ -506,9 +506,16 @@ def yardstick_verify_cmd(on, n_tasks, seed, work, as_json, no_progress):
     click.echo(f"{len(out['tasks'])} tasks of {on} re-run here ({out['this_machine']['cpu']}) against the committed "
                f"table ({out['committed_machine'].get('cpu', '?')}):")
     for r in out["per_task"]:
-        click.echo(f"  {r['task_id']:42s} largest |Δ final loss| {r['max_abs_diff_final']:.2e}")
+        same = "same" if r["per_task_trial"] == r["per_task_trial_now"] else "CHANGED"
+        click.echo(f"  {r['task_id']:42s} largest |Δ final loss| {r['max_abs_diff_final']:.2e}; L* moved by "
+                   f"{r['best_loss_diff_normalized']:.2e} of L0 − L*; per-task AdamLR's rate {same}")
     click.echo("largest |Δ| over all runs (normalised-loss units): "
                + ", ".join(f"{k} {v:.2e}" for k, v in out["max_abs_diff"].items()))
+    click.echo(f"verdict: L* within {out['max_best_loss_diff_normalized']:.2e} of L0 − L* (tolerance "
+               f"{VERIFY_TOLERANCE:g}); per-task AdamLR's choice changed on {out['per_task_choice_changed']} task(s)")
+    if out["max_best_loss_diff_normalized"] > VERIFY_TOLERANCE or out["per_task_choice_changed"]:
+        raise click.ClickException("the committed baselines differ on this machine beyond the tolerance; "
+                                   "judge θ with baselines recomputed here (taskgen lopt yardstick baselines)")
 
 
 @lopt.command("panel")

@@ -7,6 +7,7 @@ table of contents. Sections, each saying "not run" when its output is absent:
 
 * meta-training — a folder with ``metrics.jsonl`` and ``config.json`` (curves drawn with
   :func:`lopt_trainer.meta.metrics.plot_run`), excluding the runs inside a self-training experiment;
+* the yardstick — ``yardstick.json`` of ``taskgen lopt eval --on valid|test`` (+ ``strip.png``);
 * evaluation — ``eval_summary.json`` (+ ``boxplot_*.png``, ``eval.json``);
 * implicit regularisation — ``implicit_reg.json`` (+ ``.png``);
 * training itself — ``self_training.json`` (+ ``.png``).
@@ -60,14 +61,17 @@ def _walk(root: Path, depth: int = 0):
 
 
 def find_parts(root) -> dict:
-    """``{"meta_train": [dirs], "eval": [dirs], "implicit_reg": [dirs], "self_training": [dirs]}`` under root."""
+    """``{"meta_train": [dirs], "yardstick": [dirs], "eval": [dirs], "implicit_reg": [dirs], "self_training":
+    [dirs]}`` under root."""
     root = Path(root)
-    parts = {"meta_train": [], "eval": [], "implicit_reg": [], "self_training": []}
+    parts = {"meta_train": [], "yardstick": [], "eval": [], "implicit_reg": [], "self_training": []}
     dirs = list(_walk(root))
     st = [d for d in dirs if (d / "self_training.json").exists()]
     for d in dirs:
         if (d / "eval_summary.json").exists():
             parts["eval"].append(d)
+        if (d / "yardstick.json").exists():
+            parts["yardstick"].append(d)
         if (d / "implicit_reg.json").exists():
             parts["implicit_reg"].append(d)
         if d in st:
@@ -183,6 +187,50 @@ def section_meta_train(root: Path, dirs, assets: _Assets) -> str:
     return "\n".join(out)
 
 
+def _ci(s: dict) -> str:
+    return f"{s['value']:+.3f} [{s['low']:+.3f}, {s['high']:+.3f}]"
+
+
+def section_yardstick(root: Path, dirs, assets: _Assets) -> str:
+    """Each yardstick evaluation: the headline with intervals, the strip plot, θ against each baseline and each
+    ``--against`` θ, per family."""
+    if not dirs:
+        return ""  # optional: shown only where an evaluation on the yardstick was run
+    out = [_h2("yardstick", "The yardstick: normalized loss on a frozen task set")]
+    for d in dirs:
+        y = read_json(d / "yardstick.json") or {}
+        s = y.get("summary") or {}
+        out.append(f"<h3>θ {_esc(y.get('theta'))} on the {_esc(y.get('set'))} set ({_esc(_rel(root, d))})</h3>")
+        out.append('<p class="note">' + "<br>".join(_esc(line) for line in y.get("legend", [])) + "</p>")
+        rows = []
+        for label_, summ in [("θ " + str(y.get("theta")), s)] + [("θ " + str(a["theta"]), a["summary"])
+                                                                  for a in y.get("against", [])]:
+            r = summ["rows"]["theta"]["final"]
+            rows.append([label_, _ci(r["mean"]), _ci(r["median"]), _ci(r["iqm"]), summ.get("diverged")])
+        for key, name in (("global_adamlr", "Global AdamLR"), ("per_task_adamlr@14", "per-task AdamLR@14")):
+            r = s["rows"][key]["final"]
+            rows.append([name, _ci(r["mean"]), _ci(r["median"]), _ci(r["iqm"]), "–"])
+        out.append(_table(["normalized final loss (lower is better)", "mean [95% CI]", "median [95% CI]",
+                           "IQM [95% CI]", "diverged runs"], rows, left=1))
+        out.append(assets.img(d / "strip.png", "strip plot"))
+        vs = [[name, v["final"]["wins"], v["final"]["ties"], v["final"]["losses"], v["curve"]["wins"],
+               v["curve"]["ties"], v["curve"]["losses"]]
+              for key, name in (("global_adamlr", "Global AdamLR"), ("per_task_adamlr@14", "per-task AdamLR@14"))
+              for v in [s["versus"][key]]]
+        out.append(_table(["θ against", "wins (final)", "ties", "losses", "wins (curve)", "ties", "losses"], vs))
+        comps = [[f"{c['a']} − {c['b']}", _ci({"value": c["final"]["difference"]["mean"],
+                                               "low": c["final"]["difference"]["low"],
+                                               "high": c["final"]["difference"]["high"]}),
+                  c["final"]["wins"], c["final"]["ties"], c["final"]["losses"]] for c in y.get("comparisons", [])]
+        if comps:
+            out.append(_table(["paired", "mean Δn [95% CI] (< 0: first better)", "wins", "ties", "losses"], comps))
+        fam = [[f, r["tasks"], r["theta"], r["global_adamlr"], r["per_task_adamlr@14"]]
+               for f, r in s.get("families", {}).items()]
+        out.append(_table(["family", "tasks", "θ", "Global AdamLR", "per-task AdamLR@14"], fam))
+        out.append(_command(d, root))
+    return "\n".join(out)
+
+
 def section_eval(root: Path, dirs, assets: _Assets) -> str:
     """Box plots and the summary table of each evaluation."""
     if not dirs:
@@ -270,7 +318,8 @@ def section_self_training(root: Path, dirs, assets: _Assets) -> str:
     return "\n".join(out)
 
 
-SECTIONS = (("meta_train", "meta-training", "Meta-training"), ("eval", "evaluation", "Evaluation"),
+SECTIONS = (("meta_train", "meta-training", "Meta-training"), ("yardstick", "yardstick", "The yardstick"),
+            ("eval", "evaluation", "Evaluation"),
             ("implicit_reg", "implicit-regularisation", "Implicit regularisation"),
             ("self_training", "training-itself", "Training itself"))
 """``(part, anchor, title)`` of each section, in page order."""
@@ -285,6 +334,15 @@ def summary_rows(root: Path, parts: dict) -> list[list]:
         what = (f"{len(loss)} outer steps; meta-loss {sum(loss[:k]) / k:.4g} → {sum(loss[-k:]) / k:.4g} "
                 f"(first → last 10%)" if loss else "no outer step yet")
         rows.append(["meta-training", _rel(root, d), what])
+    for d in parts.get("yardstick", []):
+        y = read_json(d / "yardstick.json") or {}
+        s = y.get("summary") or {}
+        if s:
+            m = s["rows"]["theta"]["final"]["mean"]
+            g = s["versus"]["global_adamlr"]["final"]
+            rows.append(["yardstick", _rel(root, d),
+                         f"θ {y.get('theta')} on {s['tasks']} {y.get('set')} tasks: mean normalized loss "
+                         f"{_ci(m)}; vs Global AdamLR {g['wins']} won / {g['ties']} tied / {g['losses']} lost"])
     for d in parts["eval"]:
         s = read_json(d / "eval_summary.json") or {}
         best = {(r["optimizer"], r["group"]): r for r in s.get("rows", [])}
@@ -345,10 +403,11 @@ def write_report(root, out=None) -> Path:
     if not any(parts.values()):
         raise ValueError(
             f"{root} holds no run outputs to report (looked up to {MAX_DEPTH} folders down for a meta-training run "
-            "(metrics.jsonl + config.json), eval_summary.json, implicit_reg.json, self_training.json)")
+            "(metrics.jsonl + config.json), yardstick.json, eval_summary.json, implicit_reg.json, self_training.json)")
     with tempfile.TemporaryDirectory(prefix="report-") as scratch:
         assets = _Assets(Path(scratch))
         body = [section_meta_train(root, parts["meta_train"], assets),
+                section_yardstick(root, parts["yardstick"], assets),
                 section_eval(root, parts["eval"], assets),
                 section_implicit_reg(root, parts["implicit_reg"], assets),
                 section_self_training(root, parts["self_training"], assets)]
@@ -358,7 +417,7 @@ def write_report(root, out=None) -> Path:
                + f'<p class="verdict">{_esc(verdict(root, parts))}</p>')
     toc = "<nav><h2>Contents</h2><ol>" + "".join(
         f'<li><a href="#{anchor}">{_esc(title)}</a>{"" if parts[part] else " (not run)"}</li>'
-        for part, anchor, title in SECTIONS) + "</ol></nav>"
+        for part, anchor, title in SECTIONS if part != "yardstick" or parts[part]) + "</ol></nav>"
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Report: {_esc(root.name)}</title>"
             f"<style>{_CSS}</style></head><body><h1>Learned-optimizer report: {_esc(root.name)}</h1>"
             f"{summary}{toc}"

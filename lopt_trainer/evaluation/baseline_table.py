@@ -39,7 +39,7 @@ from lopt_trainer.evaluation.settings import EvalSettings, RunUnit
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.specfile import atomic_write_bytes
 
-__all__ = ["BASELINE_VERSION", "YARDSTICK_SETTINGS", "BaselineTable", "BaselineTableError", "run_summaries",
+__all__ = ["BASELINE_VERSION", "YARDSTICK_SETTINGS", "VERIFY_TOLERANCE", "BaselineTable", "BaselineTableError", "run_summaries",
            "compute_baselines", "write_baselines", "load_baselines", "verify_baselines", "table_path"]
 
 BASELINE_VERSION = 1
@@ -47,6 +47,10 @@ BASELINE_VERSION = 1
 YARDSTICK_SETTINGS = EvalSettings(steps=1000, seeds=3, baselines=("adamlr",), adamlr_trials=14)
 """How every yardstick run is made: 1000 steps, seeds 0–2, the 14-point AdamLR grid, curves every 50 steps."""
 OPTIMIZER = "adamlr"
+VERIFY_TOLERANCE = 1e-3
+"""How far a recomputed ``L*`` may move, as a fraction of ``L0 − L*`` (normalized-loss units), before the committed
+table no longer holds on a machine: a shift of every θ's ``n`` by this much changes no verdict that an interval of
+the yardstick resolves."""
 FORMAT = "lopt-yardstick-baselines"
 COLUMNS = ("task_id", "trial", "seed", "lr", "init", "final", "curve_mean", "select_final")
 
@@ -251,10 +255,23 @@ def load_baselines(set_name: str, *, data_dir=None) -> BaselineTable:
     return _from_table(set_name, table, [s.task_id for s in tasks], str(path))
 
 
-def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0, progress: bool = True,
-                     data_dir=None) -> dict:
-    """Re-run the grid on ``n_tasks`` tasks of ``set_name`` (one per family first, drawn with ``seed``) on this
-    machine and compare with the committed table.
+def _best(final) -> float:
+    """``L*`` of one task's ``[trials, seeds]`` finals: the lowest seed-mean over trials without a divergence."""
+    with np.errstate(invalid="ignore"):
+        m = np.asarray(final, np.float64).mean(axis=1)
+    return float(np.min(np.where(np.isfinite(m), m, np.inf)))
+
+
+def _chosen(select_final) -> int:
+    """Per-task AdamLR's trial of one task: the lowest seed-mean final inner-valid loss."""
+    m = np.asarray(select_final, np.float64).mean(axis=1)
+    return int(np.argmin(np.where(np.isfinite(m), m, np.inf)))
+
+
+def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0, task_ids=None,
+                     progress: bool = True, data_dir=None) -> dict:
+    """Re-run the grid on ``n_tasks`` tasks of ``set_name`` (one per family first, drawn with ``seed``; or the
+    tasks ``task_ids``) on this machine and compare with the committed table.
 
     Returns:
       ``{"tasks": [...], "max_abs_diff": {column: value}, "per_task": [{task_id, max_abs_diff_final}],
@@ -271,15 +288,26 @@ def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0
     order = [fam_tasks[k] for k in range(max(map(len, by_family.values())))
              for fam_tasks in by_family.values() if k < len(fam_tasks)]
     chosen = order[:max(1, int(n_tasks))]
+    if task_ids is not None:
+        by_id = {t.task_id: t for t in tasks}
+        unknown = [t for t in task_ids if t not in by_id]
+        if unknown:
+            raise BaselineTableError(f"tasks {unknown} are not in set {set_name!r}")
+        chosen = [by_id[t] for t in task_ids]
     fresh = compute_baselines(set_name, work_dir, tasks=chosen, progress=progress, data_dir=data_dir)
     index = {tid: i for i, tid in enumerate(committed.task_ids)}
     diffs = {c: [] for c in ("init", "final", "curve_mean", "select_final")}
     per_task = []
+    n_t, seeds = len(_grid()), YARDSTICK_SETTINGS.seeds
     for t in chosen:
         i = index[t.task_id]
         worst = 0.0
+        now = {c: np.full((n_t, seeds), np.nan) for c in ("final", "select_final")}
+        init_now = np.full(seeds, np.nan)
         for (trial, s), rec in fresh[t.task_id].items():
             new = run_summaries(rec)
+            now["final"][trial, s], now["select_final"][trial, s] = new["final"], new["select_final"]
+            init_now[s] = new["init"]
             old = {"init": committed.init[i, s], "final": committed.final[i, trial, s],
                    "curve_mean": committed.curve_mean[i, trial, s],
                    "select_final": committed.select_final[i, trial, s]}
@@ -288,8 +316,16 @@ def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0
                     diffs[c].append(abs(new[c] - old[c]))
             if np.isfinite(new["final"]) and np.isfinite(old["final"]):
                 worst = max(worst, abs(new["final"] - old["final"]))
-        per_task.append({"task_id": t.task_id, "family": t.spec.family, "max_abs_diff_final": worst})
+        best_old, best_new = _best(committed.final[i]), _best(now["final"])
+        gap = max(float(committed.init[i].mean()) - best_old, 1e-9)
+        per_task.append({"task_id": t.task_id, "family": t.spec.family, "max_abs_diff_final": worst,
+                         "best_loss": best_old, "best_loss_now": best_new,
+                         "best_loss_diff_normalized": abs(best_new - best_old) / gap,
+                         "per_task_trial": _chosen(committed.select_final[i]),
+                         "per_task_trial_now": _chosen(now["select_final"])})
     return {"set": set_name, "tasks": [t.task_id for t in chosen],
+            "max_best_loss_diff_normalized": max(r["best_loss_diff_normalized"] for r in per_task),
+            "per_task_choice_changed": sum(r["per_task_trial"] != r["per_task_trial_now"] for r in per_task),
             "max_abs_diff": {c: (max(v) if v else 0.0) for c, v in diffs.items()}, "per_task": per_task,
             "committed_machine": json.loads(committed.meta.get("machine", "{}")), "this_machine": _machine(),
             "python": sys.version.split()[0]}
