@@ -52,7 +52,7 @@ pretrain: $(STAMP)
 	from=$$(test -f $(PRETRAIN_STATE)/index.json && echo "--from-state $(PRETRAIN_STATE)"); \
 	hours=$$($(PY) -c "import sys; h = float(sys.argv[1]); print(f'--hours {h}' if h > 0 else '')" "$(PRETRAIN_HOURS)") || exit 2; \
 	$(VENV)/bin/taskgen lopt meta-train --config $(PRETRAIN_CONFIG) \
-	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume $$from; rc=$$?; \
+	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume --allow-change $$from; rc=$$?; \
 	test $$rc = 0 -o $$rc = 130 || exit $$rc; \
 	$(VENV)/bin/taskgen lopt export-state $(PRETRAIN_DIR) --out $(PRETRAIN_STATE) && \
 	mkdir -p $(PRETRAIN_DIR)/candidate && \

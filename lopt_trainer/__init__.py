@@ -15,7 +15,9 @@ The package, from the top down (each part imports only the parts below it):
 * :mod:`~lopt_trainer.app` — the command line, ``make run``, the report;
 * :mod:`~lopt_trainer.experiments` — implicit regularisation, a learned optimizer training a learned optimizer;
 * :mod:`~lopt_trainer.meta` — meta-training (config, estimators, the outer loop, checkpoints, the run's panel);
-* :mod:`~lopt_trainer.evaluation` — θ against tuned baselines on seen and unseen tasks, the quality panel;
+* :mod:`~lopt_trainer.evaluation` — the yardstick (θ on frozen valid / test task sets in normalized loss against
+  committed AdamLR baselines: ``evaluate_yardstick``, ``compare_yardstick``), evaluations on other task draws,
+  the quality panel;
 * :mod:`~lopt_trainer.inner` — the inner training loop, the baselines, their curves;
   :mod:`~lopt_trainer.theta` — one loader for every way of naming θ, checks, the reference layout, the shipped θ;
 * :mod:`~lopt_trainer.optimizer` — the optimizer's features and math, its protocol, the optax transformation;
@@ -47,8 +49,11 @@ _EXPORTS = {
     "load_theta": "theta.load", "theta_digest": "theta.load",
     "load_reference_npz": "theta.reference_io", "save_reference_npz": "theta.reference_io",
     "apply_global": "inner.selection", "select_global": "inner.selection", "select_per_task": "inner.selection",
+    "meta_train": "meta.trainer", "MetaTrainConfig": "meta.config",
 }
-_RENAMED = {"lopt_init": ("optimizer.hierarchical", "init"), "lopt_init_state": ("optimizer.hierarchical", "init_state")}
+_RENAMED = {"lopt_init": ("optimizer.hierarchical", "init"), "lopt_init_state": ("optimizer.hierarchical", "init_state"),
+            "evaluate_yardstick": ("evaluation.yardstick", "evaluate"),
+            "compare_yardstick": ("evaluation.yardstick", "compare")}
 
 
 def __getattr__(name: str):

@@ -321,8 +321,8 @@ def test_pretrain_recipe_is_a_valid_config():
 
 
 def test_the_recipe_trains_and_scores_on_all_twelve_families():
-    """Issue 19: every family has >= 10 meta_train and >= 3 meta_test specs within its limits, and the panel holds
-    36 held-out tasks, 3 of each family, run with 2 seeds."""
+    """Every family has >= 10 meta_train and >= 3 meta_test specs within its limits, and the panel is the
+    yardstick's valid set: 48 tasks, 4 of each family."""
     import taskgen
     from lopt_trainer.evaluation.panel import ALL_FAMILIES, PanelSettings, panel_tasks
     from lopt_trainer.meta.config import preset_dict
@@ -337,10 +337,14 @@ def test_the_recipe_trains_and_scores_on_all_twelve_families():
         "char_lm": (12, 4), "mlp_vae": (13, 4), "rnn_text_classification": (29, 5), "word_lm": (16, 6)}
     assert min(train.values()) >= 10 and min(held[f] for f in ALL_FAMILIES) >= 3
     panel = PanelSettings.from_dict(cfg.panel)
-    assert panel == PanelSettings() and panel.seeds == 2 and panel.family_limits == cfg.family_limits
+    assert panel == PanelSettings(on="valid")
     chosen = panel_tasks(panel, specs)
-    assert len(chosen) == 36 and collections.Counter(t.spec.family for t in chosen) == {f: 3 for f in ALL_FAMILIES}
-    assert all(t.group == "unseen" and t.spec.split == "meta_test" for t in chosen)
+    assert len(chosen) == 48 and collections.Counter(t.spec.family for t in chosen) == {f: 4 for f in ALL_FAMILIES}
+    assert all(t.group == "valid" and t.spec.split == "meta_test" for t in chosen)
+    assert not {t.task_id for t in chosen} & {s.task_id for s in specs}  # never a task of the suite
+    from lopt_trainer.evaluation.task_sets import DEFAULT_LIMITS, FAMILY_LIMITS
+
+    assert cfg.family_limits == FAMILY_LIMITS and (cfg.max_params, cfg.max_flops) == tuple(DEFAULT_LIMITS.values())
 
 
 def test_panel_baselines_are_computed_once_and_reused(tmp_path, monkeypatch):

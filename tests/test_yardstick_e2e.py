@@ -163,3 +163,21 @@ def test_report_shows_the_yardstick(tiny, tmp_path, monkeypatch):
     assert f"{mean['value']:+.3f} [{mean['low']:+.3f}, {mean['high']:+.3f}]" in page
     assert "handset − random" in page and "data:image/png;base64" in page and "per-task AdamLR@14" in page
     assert "θ handset on 2 test tasks: mean normalized loss" in page  # the summary row
+
+
+def test_the_run_panel_can_be_the_valid_set(tiny, tmp_path, monkeypatch):
+    _, data = tiny
+    res = _cli(["lopt", "panel", "--theta", "handset", "--out", str(tmp_path / "p"), "--json", "--no-progress",
+                "--set", 'on="valid"'], data, tmp_path / "cache", monkeypatch)
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.output.strip().splitlines()[-1])
+    summary, scores, _ = yardstick.evaluate(load_theta("handset"), "valid", cache=tmp_path / "cache",
+                                            progress=False, data_dir=data)
+    assert figures["tasks"] == 2 and figures["score"] == pytest.approx(-summary["rows"]["theta"]["final"]["mean"]
+                                                                         ["value"])
+    assert set(figures["task_scores"]) == set(scores.task_ids)
+    assert (tmp_path / "p" / "yardstick.json").is_file()
+    from lopt_trainer.evaluation.panel import PanelSettings
+
+    with pytest.raises(ValueError, match="panel on must be 'valid'"):
+        PanelSettings(on="test")  # the test set never chooses θ

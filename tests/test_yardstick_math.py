@@ -134,3 +134,15 @@ def test_scoring_refuses_other_tasks():
     runs = ThetaRuns("valid", "d", ("z",), ("f",), np.ones((1, 1)), np.ones((1, 1)), np.zeros((1, 1), bool))
     with pytest.raises(ValueError, match="different tasks"):
         score(runs, base, 0)
+
+
+def test_the_yardstick_and_meta_training_are_exported_at_the_top():
+    import lopt_trainer
+    from lopt_trainer.evaluation import yardstick
+    from lopt_trainer.meta.config import MetaTrainConfig
+    from lopt_trainer.meta.trainer import meta_train
+
+    assert lopt_trainer.evaluate_yardstick is yardstick.evaluate
+    assert lopt_trainer.compare_yardstick is yardstick.compare
+    assert lopt_trainer.meta_train is meta_train and lopt_trainer.MetaTrainConfig is MetaTrainConfig
+    assert {"evaluate_yardstick", "compare_yardstick", "meta_train", "MetaTrainConfig"} <= set(lopt_trainer.__all__)

@@ -8,6 +8,10 @@ which both Global AdamLR and per-task AdamLR@14 are chosen) come from the baseli
 (:mod:`lopt_trainer.evaluation.records`): computed once, at the first panel evaluation, then reused by every later
 evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
 
+With ``on="valid"`` the panel is the yardstick's valid set instead (:mod:`~.yardstick`: 48 frozen tasks, 3 seeds,
+committed baselines) and its ``score`` is minus θ's mean normalized final loss (higher is better), each task's
+score minus its seed-mean normalized loss; the other settings then do not apply.
+
 Figures of one evaluation (:func:`evaluate_panel`): ``beats_global`` / ``beats_per_task`` (fraction of tasks
 where θ's final test loss beats Global AdamLR / per-task AdamLR@14), ``median_improvement`` over Global AdamLR,
 ``diverged`` (learned-optimizer runs that diverged), and ``score``: the mean over tasks of the improvement over
@@ -21,10 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lopt_trainer.common.run_files import write_json
 from lopt_trainer.common.task_pool import check_family_limits, load_pool
+from lopt_trainer.evaluation import yardstick
 from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
 from lopt_trainer.evaluation.scoring import per_task, read_table
 from lopt_trainer.evaluation.settings import EvalSettings
+from lopt_trainer.evaluation.task_sets import task_set_tasks
 from lopt_trainer.evaluation.tasks import select_tasks
 
 SCORE_CLIP = 3.0
@@ -68,8 +75,11 @@ class PanelSettings:
     seeds: int = 2
     suite: str | None = None
     manifest: str | None = None
+    on: str | None = None
 
     def __post_init__(self):
+        if self.on not in (None, "valid"):
+            raise ValueError(f"panel on must be 'valid' (the yardstick's set for choosing θ) or null, got {self.on!r}")
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "family_limits", check_family_limits(self.family_limits, "panel family_limits"))
         for name in ("per_family", "steps", "seeds"):
@@ -101,6 +111,8 @@ def panel_tasks(settings: PanelSettings, specs=None) -> list:
     """The panel's :class:`~lopt_trainer.evaluation.tasks.EvalTask` list, all ``unseen``: per family, up to
     ``per_family`` ``meta_test`` specs within the size limits (the family's own in ``family_limits``), drawn by variant round robin with ``task_seed``.
     Deterministic in its arguments; ``ValueError`` when no family has a task."""
+    if settings.on is not None:
+        return task_set_tasks(settings.on)
     specs = specs if specs is not None else load_pool(settings.suite, settings.manifest)
     out = []
     for family in settings.families:
@@ -153,8 +165,26 @@ def paired_bootstrap(a: dict, b: dict, *, n_boot: int = 5000, level: float = 0.9
             "high": float(np.quantile(boots, 1.0 - tail)), "tasks": int(d.size)}
 
 
+def yardstick_figures(summary: dict, scores) -> dict:
+    """The panel's figures of a yardstick evaluation (module docstring): scores are minus normalized losses."""
+    per_task = scores.final["theta"].mean(axis=1)
+    versus = summary["versus"]
+    return {"score": -float(per_task.mean()),
+            "beats_global": versus["global_adamlr"]["final"]["wins"] / summary["tasks"],
+            "beats_per_task": versus["per_task_adamlr@14"]["final"]["wins"] / summary["tasks"],
+            "median_improvement": -float(np.median(per_task)), "diverged": summary["diverged"],
+            "tasks": summary["tasks"], "mean_normalized_loss": summary["rows"]["theta"]["final"]["mean"],
+            "task_scores": {tid: -float(v) for tid, v in zip(scores.task_ids, per_task)}}
+
+
 def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False) -> dict:
     """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
-    :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache."""
+    :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache (with
+    ``settings.on``: from the yardstick's committed table; ``out_dir`` then receives ``yardstick.json``)."""
+    if settings.on is not None:
+        summary, scores, _ = yardstick.evaluate(theta, settings.on, progress=progress)
+        write_json(Path(out_dir) / "yardstick.json", {"set": settings.on, "summary": summary,
+                                                      "per_task": yardstick.per_task_rows(scores)})
+        return yardstick_figures(summary, scores)
     summary = run_evaluation(theta, tasks, out_dir, settings.eval_settings(), resume=True, progress=progress)
     return panel_figures(summary, read_table(Path(out_dir) / RESULTS_FILE))

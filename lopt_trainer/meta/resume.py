@@ -4,7 +4,7 @@ A resumed run continues from its checkpoint with the settings stored there. Sett
 
 * :data:`FREE` (``steps``, ``workers``, ``address``, ``pin_workers``, ``prefetch_steps``): where, how fast and how
   long the run goes; always taken from the command line.
-* :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``panel_every``,
+* :data:`SAFE` (``checkpoint_every``, ``eval_every``, ``eval_tasks``, ``eval_steps``, ``panel_every``, ``panel``,
   ``compilation_cache``, ``plugins``): logging, evaluation and caching; they do not change what the
   meta-gradient estimates, so they may change mid-run when the caller allows it (``--allow-change``).
 * every other setting (estimator, sigma, truncation, horizons, task selection, outer optimizer, seed, θ sizes,
@@ -27,7 +27,8 @@ from lopt_trainer.errors import ResumeError
 FREE = ("steps", "workers", "address", "pin_workers", "prefetch_steps")
 TASK_SELECTION = ("manifest", "suite", "filters", "max_params", "max_flops", "family_limits")
 """The settings that choose a run's training tasks: changing one changes the task list (never allowed mid-run)."""
-SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "compilation_cache", "plugins")
+SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "panel", "compilation_cache",
+        "plugins")
 
 
 def task_digest(specs) -> str:
