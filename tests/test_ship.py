@@ -1,7 +1,6 @@
 """Shipping only a θ that wins on the yardstick's test set: the targets, the record the gate measures itself, and
 `taskgen lopt ship` refusing (writing nothing) or shipping a run's θ or a θ file with its record beside it."""
 
-import hashlib
 import json
 
 import jax
@@ -139,23 +138,10 @@ def test_the_ship_command_needs_provenance_for_a_file_and_refuses_it_for_a_run(r
 
 def test_the_record_is_measured_on_the_test_set_against_the_handset_theta(tmp_path, monkeypatch):
     """The real gate on a two-task test set: the hand-set θ against itself is never ahead of itself."""
-    from lopt_trainer.evaluation import baseline_table as bt
-    from lopt_trainer.evaluation import task_sets as ts
     from lopt_trainer.theta.load import load_theta, theta_digest
-    from taskgen.specfile import specs_to_jsonl
+    from tests.yardstick_helpers import tiny_yardstick
 
-    twod = [s for s in ts.load_task_set("valid") if s.family == "twod"]
-    data = tmp_path / "data"
-    data.mkdir()
-    index = {"sets": {}}
-    for name, specs in (("valid", twod[:2]), ("test", twod[2:4])):
-        raw = specs_to_jsonl(specs)
-        (data / f"{name}.jsonl").write_bytes(raw)
-        index["sets"][name] = {"file": f"{name}.jsonl", "sha256": hashlib.sha256(raw).hexdigest()}
-    (data / "sets.json").write_text(json.dumps(index))
-    for name in ("valid", "test"):
-        bt.compute_baselines(name, tmp_path / name, progress=False, data_dir=data)
-        bt.write_baselines(name, tmp_path / name, data_dir=data)
+    data = tiny_yardstick(tmp_path)
     theta = load_theta("handset")
     rec = S.test_record(theta, cache=tmp_path / "cache", progress=False, data_dir=data)
     assert rec["theta_digest"] == theta_digest(theta) and rec["tasks"] == 2 and rec["seeds"] == 3

@@ -1,7 +1,6 @@
 """The yardstick end to end on a two-task set of real twod tasks: baselines computed and packed, θ run, cached
 and scored, and ``taskgen lopt eval --on`` in text and JSON with ``--against`` and ``--out``."""
 
-import hashlib
 import json
 
 import numpy as np
@@ -12,26 +11,14 @@ from lopt_trainer.evaluation import baseline_table as bt
 from lopt_trainer.evaluation import task_sets as ts
 from lopt_trainer.evaluation import yardstick
 from lopt_trainer.theta.load import load_theta
-from taskgen.specfile import specs_to_jsonl
+from tests.yardstick_helpers import tiny_yardstick
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A data folder whose 'valid' and 'test' sets are two twod tasks each, with computed baselines."""
     root = tmp_path_factory.mktemp("yardstick")
-    twod = [s for s in ts.load_task_set("test") if s.family == "twod"]
-    data = root / "data"
-    data.mkdir()
-    index = {"sets": {}}
-    for name, specs in (("valid", twod[:2]), ("test", twod[2:4])):
-        raw = specs_to_jsonl(specs)
-        (data / f"{name}.jsonl").write_bytes(raw)
-        index["sets"][name] = {"file": f"{name}.jsonl", "tasks": 2, "sha256": hashlib.sha256(raw).hexdigest()}
-    (data / "sets.json").write_text(json.dumps(index))
-    for name in ("valid", "test"):
-        bt.compute_baselines(name, root / f"work_{name}", progress=False, data_dir=data)
-        bt.write_baselines(name, root / f"work_{name}", data_dir=data)
-    return root, data
+    return root, tiny_yardstick(root)
 
 
 def test_baselines_are_real_and_best_rate_improves_on_init(tiny):
