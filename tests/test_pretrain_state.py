@@ -373,3 +373,37 @@ def test_compute_curve_name_writes_a_branch_curve_beside_the_main_one_and_refuse
         assert e.value.code == 2
     assert common.name_problem("compute_curve_late-1.5") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["compute_curve_branch.json", "compute_curve_branch.png"]
+
+
+def test_export_never_deletes_what_is_not_a_state(base, tmp_path):
+    """--out = the run folder itself, a folder holding another run, a folder of the user's files: refused, intact."""
+    from taskgen.cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(base / "run", run)
+    other = tmp_path / "other"
+    shutil.copytree(base / "run", other)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    before = {d: sorted(p.relative_to(d).as_posix() for p in d.rglob("*")) for d in (run, other, mine)}
+    history = (run / P.RUN_HISTORY_FILE).read_bytes() if (run / P.RUN_HISTORY_FILE).exists() else None
+    for dest, what in ((run, "checkpoint.msgpack"), (other, "checkpoint.msgpack"), (mine, "thesis.tex")):
+        with pytest.raises(PretrainStateError, match=f"{dest}: holds files that are not a portable state .*{what}"):
+            P.export_state(run, dest)
+        res = CliRunner().invoke(cli, ["lopt", "export-state", str(run), "--out", str(dest)])
+        assert res.exit_code == 1 and "nothing written" in res.output and "Traceback" not in res.output
+    assert {d: sorted(p.relative_to(d).as_posix() for p in d.rglob("*")) for d in (run, other, mine)} == before
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert ((run / P.RUN_HISTORY_FILE).read_bytes() if history is not None else None) == history
+    # a state folder with a file of the user's beside the state's own: refused too
+    state = tmp_path / "state"
+    shutil.copytree(base / "state", state)
+    (state / "notes.md").write_text("mine")
+    with pytest.raises(PretrainStateError, match="not part of its portable state .*notes.md"):
+        P.export_state(run, state)
+    (state / "notes.md").unlink()
+    assert P.export_state(run, state) == state  # a state alone is replaced as a whole
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert P.read_state(P.export_state(run, empty)).step == 3

@@ -108,6 +108,7 @@ def export_state(run_dir, dest) -> Path:
     adds only the steps taken after this one. ``PretrainStateError`` when ``run_dir`` has no checkpoint.
     """
     run_dir, dest = Path(run_dir), Path(dest)
+    check_replaceable(dest)
     raw = ckpt.load_checkpoint(run_dir)
     if raw is None:
         raise PretrainStateError(f"run {run_dir}: no checkpoint ({ckpt.FILENAME}) to export")
@@ -126,6 +127,35 @@ def export_state(run_dir, dest) -> Path:
     _write_directory(dest, files, step)
     write_json(run_dir / RUN_HISTORY_FILE, {"sessions": history, "session_start": step})
     return dest
+
+
+def check_replaceable(dest) -> None:
+    """Refuse to export into ``dest`` when that would delete anything but an earlier portable state.
+
+    ``dest`` may be missing, an empty folder, or a folder whose every file is listed in its own
+    :data:`INDEX_FILE` (a portable state, which the export replaces as a whole). Anything else — a run folder, a
+    folder of other files, a file — raises ``PretrainStateError`` naming ``dest`` and what it holds, before
+    anything is written.
+    """
+    dest = Path(dest)
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir():
+        raise PretrainStateError(f"{dest}: exists and is not a folder; export a state into a new or empty folder "
+                                 "(nothing written)")
+    present = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if not p.is_dir())
+    if not present:
+        return
+    index = read_json(dest / INDEX_FILE)
+    own = set(index.get("files", {})) | {INDEX_FILE} if isinstance(index, dict) and index.get("format") == FORMAT \
+        else set()
+    foreign = [p for p in present if p not in own]
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        what = "files that are not part of its portable state" if own else "files that are not a portable state"
+        raise PretrainStateError(f"{dest}: holds {what} ({shown}); the export replaces the folder as a whole, so "
+                                 "give a new or empty folder, or one that holds only a portable state (nothing "
+                                 "written)")
 
 
 def state_bytes(raw: dict) -> bytes:
