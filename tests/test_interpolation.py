@@ -212,3 +212,32 @@ def test_a_real_sweep_scores_every_theta_and_reuses_a_matching_folder(tmp_path, 
             str(tmp_path / "kept"), "--name", "again", *TINY_PANEL])
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["rows"] == saved["rows"] and not (out / "panel_a1.0").exists()
+
+
+def test_the_command_never_replaces_the_shipped_theta_or_an_existing_file(tmp_path, two_thetas):
+    from lopt_trainer.theta.shipped import data_path
+
+    _, b = two_thetas
+    save_reference_npz(b, tmp_path / "b.npz")
+    shipped = data_path("pretrained_theta.npz")
+    before = shipped.read_bytes()
+    runner = CliRunner()
+    res = runner.invoke(cli, ["lopt", "interpolate", "--to", str(tmp_path / "b.npz"), "--alpha", "0.5",
+                              "--out", str(shipped)])
+    assert res.exit_code == 2 and "only the ship gate" in res.output
+    assert shipped.read_bytes() == before
+    run_theta = tmp_path / "run" / "theta.npz"
+    run_theta.parent.mkdir()
+    run_theta.write_bytes(b"a run's own file")
+    res = runner.invoke(cli, ["lopt", "interpolate", "--to", str(tmp_path / "b.npz"), "--alpha", "0.5",
+                              "--out", str(run_theta)])
+    assert res.exit_code == 2 and "exists; pass --overwrite" in res.output
+    assert run_theta.read_bytes() == b"a run's own file"
+    res = runner.invoke(cli, ["lopt", "interpolate", "--to", str(tmp_path / "b.npz"), "--alpha", "0.5",
+                              "--out", str(run_theta), "--overwrite"])
+    assert res.exit_code == 0 and run_theta.read_bytes() != b"a run's own file"
+    # a damaged θ is named as such, not blamed on --alpha
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    res = runner.invoke(cli, ["lopt", "interpolate", "--to", str(tmp_path / "bad.npz"), "--alpha", "0.5",
+                              "--out", str(tmp_path / "y.npz")])
+    assert res.exit_code != 0 and "bad.npz" in res.output and "--alpha" not in res.output, res.output

@@ -564,15 +564,18 @@ def panel_cmd(theta, out_dir, sets, as_json, no_progress):
               help="Weight of --to: 0 gives --from, 1 gives --to, between them a mixture (WiSE-FT).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="The θ file to write (.npz, reference layout; written atomically).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def interpolate_cmd(theta_a, theta_b, alpha, out, as_json):
+def interpolate_cmd(theta_a, theta_b, alpha, out, overwrite, as_json):
     """Write the θ (1 − alpha)·FROM + alpha·TO: a weight-space mixture of a meta-trained θ with the θ it started
     from, which keeps part of the start's robustness (Wortsman et al. 2022, WiSE-FT)."""
     from pathlib import Path
 
+    from lopt_trainer.errors import ThetaFileError
     from lopt_trainer.theta.interpolate import interpolate_theta  # deferred: see meta_train_cmd
     from lopt_trainer.theta.load import load_theta, theta_digest
     from lopt_trainer.theta.reference_io import save_reference_npz
+    from lopt_trainer.theta.shipped import data_path
 
     dest = Path(out).resolve()
     if dest.suffix != ".npz":
@@ -580,10 +583,17 @@ def interpolate_cmd(theta_a, theta_b, alpha, out, as_json):
     if any(Path(t).exists() and Path(t).resolve() == dest for t in (theta_a, theta_b)):
         raise click.BadParameter(f"{out!r} is one of the θ it is made from; write the mixture to another file",
                                  param_hint="--out")
+    if data_path().resolve() in dest.parents:
+        raise click.BadParameter(f"{out!r} is inside the package's data folder: only the ship gate "
+                                 "(`taskgen lopt ship`) writes the shipped θ", param_hint="--out")
+    if dest.exists() and not overwrite:
+        raise click.BadParameter(f"{out!r} exists; pass --overwrite to replace it", param_hint="--out")
     a_label, b_label = theta_label(theta_a), theta_label(theta_b)
+    theta_from, theta_to = load_theta(theta_a), load_theta(theta_b)  # a damaged θ is named by the loader
     try:
-        theta = interpolate_theta(load_theta(theta_a), load_theta(theta_b), alpha, source_a=a_label,
-                                  source_b=b_label)
+        theta = interpolate_theta(theta_from, theta_to, alpha, source_a=a_label, source_b=b_label)
+    except ThetaFileError:
+        raise  # two θ of different shapes: the error names both sources and the array
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--alpha") from None
     save_reference_npz(theta, dest)
