@@ -101,3 +101,27 @@ def test_works_inside_optax_chain():
     state = tx.init(params)
     updates, _ = tx.update(params, state, params, value=jnp.float32(1.0))
     assert updates["w"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("params", [{"w": jnp.ones((3, 2)), "b": jnp.zeros((2,))}, {"w": jnp.ones((4,))}],
+                         ids=["two tensors", "one tensor"])
+def test_a_loop_that_donates_the_state_keeps_theta_alive(params):
+    """jit(step, donate_argnums=…) over the optimizer state must not delete θ's arrays (init copies them)."""
+    theta = H.init_handset(jax.random.PRNGKey(0))
+    before = [np.asarray(x).copy() for x in jax.tree_util.tree_leaves(theta)]
+    tx = optax_lopt(theta)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+
+    @jax.jit
+    def _step(state, params):
+        updates, state = tx.update(grads, state, params, value=jnp.float32(1.0))
+        return optax.apply_updates(params, updates), state
+
+    step = jax.jit(_step, donate_argnums=(0,))
+    state = tx.init(params)
+    for _ in range(2):
+        params, state = step(state, params)
+    for leaf, old in zip(jax.tree_util.tree_leaves(theta), before):
+        assert not leaf.is_deleted()
+        np.testing.assert_array_equal(np.asarray(leaf), old)
+    tx.init(params)  # θ usable again
