@@ -50,7 +50,7 @@ PRETRAIN_HOURS ?= 0
 pretrain: $(STAMP)
 	start=$$($(PY) -c 'import sys; from lopt_trainer.meta.portable import main; sys.exit(main(sys.argv[1:]))' step $(PRETRAIN_STATE)) || exit 2; \
 	from=$$(test -f $(PRETRAIN_STATE)/index.json && echo "--from-state $(PRETRAIN_STATE)"); \
-	hours=$$($(PY) -c "import sys; h = float(sys.argv[1]); print(f'--hours {h}' if h > 0 else '')" "$(PRETRAIN_HOURS)") || exit 2; \
+	hours=$$($(PY) -c "from lopt_trainer.meta.portable import pretrain_limits; pretrain_limits()" "$(PRETRAIN_STEPS)" "$(PRETRAIN_HOURS)") || exit 2; \
 	$(VENV)/bin/taskgen lopt meta-train --config $(PRETRAIN_CONFIG) \
 	  --steps $$((start + $(PRETRAIN_STEPS))) $$hours --out $(PRETRAIN_DIR) --resume --allow-change $$from; rc=$$?; \
 	test $$rc = 0 -o $$rc = 130 || exit $$rc; \

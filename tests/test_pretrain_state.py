@@ -86,6 +86,11 @@ def test_the_step_reader_make_pretrain_runs_prints_the_step_quietly_and_fails_cl
     bad = run("step", str(damaged))
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith("Error: pretraining state ")
     assert "Traceback" not in bad.stderr and run("steps", "x").returncode == 2
+    (damaged / "index.json").unlink()  # a state that lost its index: stop, do not start again from the hand-set θ
+    lost = run("step", str(damaged))
+    assert lost.returncode == 2 and "but no index.json: damaged" in lost.stderr and lost.stdout == ""
+    (tmp_path / "empty").mkdir()
+    assert run("step", str(tmp_path / "empty")).stdout == "0\n"
 
 
 def test_continuing_restores_step_theta_and_outer_state_exactly_warns_and_reaches_the_total(base, tmp_path):
@@ -407,3 +412,18 @@ def test_export_never_deletes_what_is_not_a_state(base, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert P.read_state(P.export_state(run, empty)).step == 3
+
+
+@pytest.mark.parametrize("steps, hours, out, error", [
+    ("1000", "0", "", None), ("5", "1.5", "--hours 1.5", None),
+    ("1000", "1h", None, "PRETRAIN_HOURS='1h'"), ("1000", "nan", None, "PRETRAIN_HOURS='nan'"),
+    ("1000", "-1", None, "PRETRAIN_HOURS='-1'"), ("abc", "0", None, "PRETRAIN_STEPS='abc'"),
+    ("0", "0", None, "PRETRAIN_STEPS='0'"),
+])
+def test_make_pretrain_checks_its_limits(steps, hours, out, error):
+    code = "from lopt_trainer.meta.portable import pretrain_limits; pretrain_limits()"
+    res = subprocess.run([sys.executable, "-c", code, steps, hours], capture_output=True, text=True)
+    if error is None:
+        assert (res.returncode, res.stdout.strip(), res.stderr) == (0, out, "")
+    else:
+        assert res.returncode == 2 and res.stderr.startswith(f"Error: {error}") and "Traceback" not in res.stderr

@@ -272,11 +272,17 @@ def recover(path) -> None:
 
 
 def state_step(path) -> int:
-    """The outer step of the portable state at ``path`` per its index, or 0 when there is none (no directory or
-    no ``index.json``): what ``make pretrain`` adds its steps to. A damaged index raises ``PretrainStateError``."""
+    """The outer step of the portable state at ``path`` per its index, or 0 when there is none (no directory, or
+    an empty one): what ``make pretrain`` adds its steps to. A damaged index, or a folder that holds files but no
+    ``index.json`` (a damaged state: continuing from the hand-set θ would replace it), raises
+    ``PretrainStateError``."""
     path = Path(path)
     recover(path)
     if not (path / INDEX_FILE).is_file():
+        held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+        if held:
+            raise PretrainStateError(f"pretraining state {path}: holds {', '.join(held[:4])} but no {INDEX_FILE}: "
+                                     "damaged; restore it (e.g. `git checkout -- " f"{path}`) or move it away")
         return 0
     return int(_read_index(path)["step"])
 
@@ -327,6 +333,31 @@ def warn_fresh_estimators(state: PortableState, groups: int, slots: int) -> None
     warnings.warn(f"pretraining state {state.path}: continuing at outer step {state.step} with fresh estimator "
                   f"states (a portable state does not keep them): the {groups * slots} slots of the {groups} "
                   "estimators start new problems of their groups", FreshEstimatorsWarning, stacklevel=2)
+
+
+def pretrain_limits(argv=None) -> None:
+    """``make pretrain``'s check of ``PRETRAIN_STEPS`` and ``PRETRAIN_HOURS`` (``argv`` = ``[steps, hours]``, default
+    ``sys.argv[1:]``): prints ``--hours H`` (nothing for 0 = no limit); a value that is not a whole number of
+    steps ≥ 1, or not a finite number of hours ≥ 0, exits with one ``Error:`` line naming it and status 2."""
+    import math
+
+    steps, hours = (sys.argv[1:] if argv is None else argv)[:2]
+    try:
+        ok_steps = int(steps) >= 1
+    except ValueError:
+        ok_steps = False
+    if not ok_steps:
+        print(f"Error: PRETRAIN_STEPS={steps!r}: give a whole number of outer steps >= 1", file=sys.stderr)
+        sys.exit(2)
+    try:
+        h = float(hours)
+    except ValueError:
+        h = math.nan
+    if not (math.isfinite(h) and h >= 0):
+        print(f"Error: PRETRAIN_HOURS={hours!r}: give a number of hours >= 0 (0 = no limit), e.g. 1.5",
+              file=sys.stderr)
+        sys.exit(2)
+    print(f"--hours {h}" if h > 0 else "")
 
 
 def main(argv) -> int:
