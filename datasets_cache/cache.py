@@ -100,12 +100,20 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _atomic_target(path: Path) -> Iterator[Any]:
     """Open a temp file next to ``path``; on success fsync and ``os.replace`` it onto ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=path.suffix)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files: a shared cache must be readable by others
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -498,3 +498,14 @@ def test_real_cache_verifies(real_cache):
         dc.fetch(info.name, progress=False)
         ok, msg = dc.verify(info.name)
         assert ok, msg
+
+
+def test_cache_files_follow_the_umask_so_a_shared_cache_is_readable(tmp_cache):
+    old = os.umask(0o022)
+    try:
+        cache.write_entry(tmp_cache / "x", "data", _synthetic_images(), {"source": "synthetic"})
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_cache / "x").rglob("*") if p.is_file()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o644 for p in files), \
+        {p.name: oct(p.stat().st_mode & 0o777) for p in files}
