@@ -9,7 +9,9 @@ from taskgen.frozen import DEFAULT_SUITE_NAME, default_manifest_path, default_su
 
 def is_manifest(path) -> bool:
     """Whether ``path`` is an Arrow IPC or Parquet file (told by its magic bytes, whatever its name)."""
-    with open(path, "rb") as f:
+    from taskgen.specfile import check_regular_file
+
+    with open(check_regular_file(path), "rb") as f:
         magic = f.read(6)
     return magic == b"ARROW1" or magic[:4] == b"PAR1"
 

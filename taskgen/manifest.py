@@ -17,7 +17,7 @@ from taskgen.frozen import frozen_record
 from taskgen.registry import Registry, default_registry
 from families.errors import short_repr, short_text
 from taskgen.spec import FAMILY_VERSION_LIMIT, SCHEMA_VERSION, SEED_LIMIT, SUITE_SPLITS, TaskSpec
-from taskgen.specfile import atomic_write_bytes
+from taskgen.specfile import atomic_write_bytes, read_file_bytes
 
 MANIFEST_VERSION = 1
 
@@ -156,7 +156,7 @@ def _read_manifest(path, registry, check_families: bool = True, want_specs: bool
     """``(table, specs)``: the checked table of :func:`load_manifest` and, when already parsed (or ``want_specs``),
     the row specs (checked against their families when ``check_families``); ``specs`` is None otherwise."""
     path = Path(path)
-    data = path.read_bytes()
+    data = read_file_bytes(path)
     table = decode_manifest(data, path)
     table = normalise_manifest(table, path)
     check_manifest_values(table, path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +26,36 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class NotRegularFileError(ValueError):
+    """A path given as an input file names a device, a FIFO, a socket or a folder: nothing is read from it."""
+
+
+def check_regular_file(path) -> Path:
+    """``path`` as a ``Path`` when it names a regular file (after symlinks), without opening it.
+
+    Raises:
+      FileNotFoundError: nothing is there.
+      IsADirectoryError: it is a folder.
+      NotRegularFileError: a device (``/dev/zero``), a FIFO or a socket, which could block or never end.
+    """
+    path = Path(path)
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    if not stat.S_ISREG(mode):
+        kind = ("a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "not a regular file")
+        raise NotRegularFileError(f"{path}: is {kind}, not a regular file; give a file")
+    return path
+
+
+def read_file_bytes(path) -> bytes:
+    """The bytes of the regular file at ``path`` (:func:`check_regular_file` first, so a device or a FIFO is
+    refused at once instead of read until memory runs out or forever)."""
+    return check_regular_file(path).read_bytes()
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -84,7 +116,7 @@ def read_specs(path, registry=None, validate: bool = True) -> list[TaskSpec]:
     file without any spec line is refused.
     """
     try:
-        data = Path(path).read_bytes()
+        data = read_file_bytes(path)
     except IsADirectoryError:
         raise SpecFileError(path, 0, "is a directory, not a spec file") from None
     specs = parse_spec_lines(data.split(b"\n"), path, registry, validate)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from lopt_trainer.errors import CheckpointError
-from taskgen.specfile import atomic_write_bytes
+from taskgen.specfile import atomic_write_bytes, read_file_bytes
 
 FORMAT = "lopt-meta-checkpoint"
 VERSION = 1
@@ -62,7 +62,7 @@ def read_checkpoint(path) -> dict:
     file; ``OSError`` (e.g. ``FileNotFoundError``) when it cannot be read.
     """
     path = Path(path)
-    data = path.read_bytes()
+    data = read_file_bytes(path)
     if not data:
         raise CheckpointError(f"checkpoint {path}: damaged (empty file)")
     return decode_payload(data, f"checkpoint {path}", FORMAT, VERSION, _REQUIRED, CheckpointError)

@@ -23,6 +23,7 @@ from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
 from lopt_trainer.theta.shipped import data_path
 from taskgen.cli_types import INT64_MAX, INT64_MIN, SEED_LIMIT
+from taskgen.specfile import read_file_bytes
 
 
 @dataclasses.dataclass
@@ -408,9 +409,10 @@ class RunSettings:
 def read_config_dict(path) -> dict:
     """The settings a config file (``.json`` or ``.toml``) sets, as a dict (not yet validated)."""
     path = Path(path)
+    text = read_file_bytes(path).decode()
     if path.suffix == ".toml":
-        return tomllib.loads(path.read_text())
-    return json.loads(path.read_text())
+        return tomllib.loads(text)
+    return json.loads(text)
 
 
 def load_config(path) -> MetaTrainConfig:

@@ -20,7 +20,7 @@ import numpy as np
 from lopt_trainer.errors import ThetaFileError
 from lopt_trainer.optimizer.hierarchical import DEFAULT_CONFIG, LOptConfig
 from lopt_trainer.theta.check import check_finite
-from taskgen.specfile import atomic_write_bytes
+from taskgen.specfile import atomic_write_bytes, check_regular_file
 
 _MLP_PREFIX = "ffmod_params/mlp/~/linear_"
 
@@ -113,6 +113,7 @@ def load_reference_npz(path, config: LOptConfig = DEFAULT_CONFIG) -> dict:
     sorted key order), or when its keys or shapes do not fit `config`;
     `FileNotFoundError` when it is absent.
     """
+    check_regular_file(path)  # a device or a FIFO is refused before numpy opens it
     try:
         with np.load(path, allow_pickle=False) as data:
             if not hasattr(data, "files"):
