@@ -121,3 +121,22 @@ def test_wants_valid_loss_follows_the_cadence():
         due.append(state.wants_valid_loss())
         state = state.replace(step=state.step + 1)
     assert due == [False, False, True, False, False, True, False]  # the 3rd and 6th updates, as the inner loop
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "3"])
+def test_valid_every_must_be_a_whole_number_of_steps(bad):
+    with pytest.raises(ValueError, match="valid_every must be a whole number of steps >= 1"):
+        LOptTrainState.create(apply_fn=None, params={}, tx=optax.sgd(0.1), valid_every=bad)
+
+
+def test_an_overwrite_with_gradient_collection_is_set_not_trained_as_in_flax():
+    """Flax's fp8 pattern: params with an ``_overwrite_with_gradient`` collection take that part from the
+    gradient and train only ``params`` (the learned optimizer's state covers ``params`` alone)."""
+    owg = train_state.OVERWRITE_WITH_GRADIENT
+    params = {"params": {"w": jnp.ones((3,))}, owg: {"scale": jnp.ones(())}}
+    state = LOptTrainState.create(apply_fn=None, params=params, tx=lopt_trainer.optax_lopt(
+        lopt_trainer.load_theta("handset")))
+    grads = {"params": {"w": jnp.full((3,), 0.5)}, owg: {"scale": jnp.asarray(7.0)}}
+    new = state.apply_gradients(grads=grads, value=jnp.float32(1.0))
+    assert float(new.params[owg]["scale"]) == 7.0
+    assert not np.allclose(np.asarray(new.params["params"]["w"]), 1.0) and int(new.step) == 1

@@ -47,8 +47,13 @@ class LOptTrainState(train_state.TrainState):
         ``ValueError`` without it; other transformations ignore it). ``valid_loss``: a scalar validation loss
         (e.g. every :attr:`valid_every` steps); ``ValueError`` when nothing in ``tx`` takes one.
         """
-        updates, opt_state = self.tx.update(grads, self.opt_state, self.params, value=value)
-        params = optax.apply_updates(self.params, updates)
+        owg = train_state.OVERWRITE_WITH_GRADIENT  # Flax's pattern: a collection set from its gradient, not trained
+        if owg in grads:
+            updates, opt_state = self.tx.update(grads["params"], self.opt_state, self.params["params"], value=value)
+            params = {"params": optax.apply_updates(self.params["params"], updates), owg: grads[owg]}
+        else:
+            updates, opt_state = self.tx.update(grads, self.opt_state, self.params, value=value)
+            params = optax.apply_updates(self.params, updates)
         if valid_loss is not None:
             observe = validation_feed(self.tx, opt_state)
             if observe is None:
@@ -56,6 +61,14 @@ class LOptTrainState(train_state.TrainState):
                                  "state); pass valid_loss only when tx is or contains the learned optimizer")
             opt_state = observe(opt_state, valid_loss)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **kwargs)
+
+    @classmethod
+    def create(cls, *, apply_fn, params, tx, valid_every: int = DEFAULT_VALID_EVERY, **kwargs):
+        """A new state at step 0 (as Flax's ``TrainState.create``); ``ValueError`` naming ``valid_every`` unless it
+        is a whole number ≥ 1."""
+        if isinstance(valid_every, bool) or not isinstance(valid_every, int) or valid_every < 1:
+            raise ValueError(f"valid_every must be a whole number of steps >= 1, got {valid_every!r}")
+        return super().create(apply_fn=apply_fn, params=params, tx=tx, valid_every=valid_every, **kwargs)
 
     def wants_valid_loss(self) -> bool:
         """Whether the coming :meth:`apply_gradients` is due a validation loss: when it makes the ``valid_every``-th,
