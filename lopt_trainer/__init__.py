@@ -32,6 +32,10 @@ from __future__ import annotations
 
 import importlib
 
+from taskgen import xla_cpu as _xla_cpu
+
+_xla_cpu.apply()  # before JAX starts its CPU backend (a wedge of XLA's Eigen pool; see taskgen.xla_cpu)
+
 _EXPORTS = {
     "ADAM_LR_GRID": "inner.baselines", "adam8p": "inner.baselines", "adam_lr_grid": "inner.baselines",
     "make_optimizer": "inner.baselines", "nadamw": "inner.baselines", "optimizer_factory": "inner.baselines",

@@ -12,6 +12,10 @@ Importing ``taskgen`` is cheap: each name is imported from its module on first u
 
 __version__ = "0.1.0"
 
+from taskgen import xla_cpu as _xla_cpu  # noqa: E402  (before JAX starts: see the module)
+
+_xla_cpu.apply()
+
 _EXPORTS = {
     "SPLITS": "families.base", "ConfigError": "families.errors", "Cost": "families.base",
     "Family": "families.base", "Task": "families.base",
