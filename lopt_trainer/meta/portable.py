@@ -37,6 +37,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
