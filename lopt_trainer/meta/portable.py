@@ -340,8 +340,6 @@ def pretrain_limits(argv=None) -> None:
     """``make pretrain``'s check of ``PRETRAIN_STEPS`` and ``PRETRAIN_HOURS`` (``argv`` = ``[steps, hours]``, default
     ``sys.argv[1:]``): prints ``--hours H`` (nothing for 0 = no limit); a value that is not a whole number of
     steps ≥ 1, or not a finite number of hours ≥ 0, exits with one ``Error:`` line naming it and status 2."""
-    import math
-
     steps, hours = (sys.argv[1:] if argv is None else argv)[:2]
     try:
         ok_steps = int(steps) >= 1
