@@ -34,7 +34,7 @@ import importlib
 
 from taskgen import xla_cpu as _xla_cpu
 
-_xla_cpu.apply()  # before JAX starts its CPU backend (a wedge of XLA's Eigen pool; see taskgen.xla_cpu)
+_xla_cpu.apply()  # before JAX starts its CPU backend (an XLA CPU scheduler deadlock; see taskgen.xla_cpu)
 
 _EXPORTS = {
     "ADAM_LR_GRID": "inner.baselines", "adam8p": "inner.baselines", "adam_lr_grid": "inner.baselines",
