@@ -252,5 +252,23 @@ def test_an_unwritable_ray_session_directory_runs_in_process(tmp_path, monkeypat
     assert isinstance(backend, LocalBackend)
     assert [str(w.message) for w in caught] == [
         f"Ray session directory {blocker}/ray: Not a directory; running the workers' work in this process (set "
-        "RAY_TMPDIR to a writable directory to use Ray workers)"]
+        "RAY_TMPDIR to a short, writable directory such as /tmp to use Ray workers)"]
     assert ray_local.local_ray_usable("ray://elsewhere:10001") is True
+
+
+def test_a_tmpdir_too_long_for_rays_sockets_runs_in_process_and_says_why(tmp_path, monkeypatch):
+    """An 80-character TMPDIR (cluster job folders) made Ray fail on its socket path, blaming the run folder."""
+    from lopt_trainer.common import ray_local
+
+    long_dir = tmp_path / ("j" * max(1, 80 - len(str(tmp_path)) - 1))
+    long_dir.mkdir()
+    assert len(str(long_dir)) >= 80
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setenv("TMPDIR", str(long_dir))
+    monkeypatch.setattr(ray_local, "_warned", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert isinstance(make_backend(2), LocalBackend)
+    (message,) = [str(w.message) for w in caught]
+    assert "too long for Ray's sockets" in message and "TMPDIR" in message and "RAY_TMPDIR" in message
+    assert ray_local.socket_path_problem("/tmp/ray") is None

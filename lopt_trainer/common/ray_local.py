@@ -53,14 +53,31 @@ def local_ray_usable(address: str | None = None) -> bool:
     if ray.is_initialized():
         return True
     root = ray_session_root()
-    reason = directory_problem(root)
+    reason = directory_problem(root) or socket_path_problem(root)
     if reason is None:
         return True
     if root not in _warned:
         _warned.add(root)
         warnings.warn(f"Ray session directory {root}: {reason}; running the workers' work in this process (set "
-                      f"{RAY_TMPDIR_ENV} to a writable directory to use Ray workers)", RuntimeWarning, stacklevel=2)
+                      f"{RAY_TMPDIR_ENV} to a short, writable directory such as /tmp to use Ray workers)",
+                      RuntimeWarning, stacklevel=2)
     return False
+
+
+SOCKET_PATH_MAX = 107
+"""The longest path of a Unix-domain socket (``sun_path`` holds 108 bytes with its terminating zero on Linux)."""
+SESSION_SUFFIX = len("/session_2026-12-07_20-35-12_123456_1234567/sockets/plasma_store")
+"""How much Ray adds below its session root for its longest socket path."""
+
+
+def socket_path_problem(root: str) -> str | None:
+    """Why Ray's sockets under ``root`` would not fit a Unix-domain socket path (a long ``TMPDIR``, as on cluster
+    job folders), or None when they fit."""
+    longest = len(os.fsencode(root)) + SESSION_SUFFIX
+    if longest <= SOCKET_PATH_MAX:
+        return None
+    return (f"too long for Ray's sockets ({longest} bytes below it, at most {SOCKET_PATH_MAX}; it comes from "
+            f"{RAY_TMPDIR_ENV} or TMPDIR)")
 
 
 def init_ray(num_cpus: int, address: str | None = None, env_vars: dict | None = None) -> None:
