@@ -1,7 +1,8 @@
 """Suite generation: a deterministic list of specs over families, with a documented meta-train/meta-test split.
 
-Spec ``i`` of family ``f`` in a suite with seed ``S`` gets the seed ``derive_seed("suite", S, f, i)`` and the
-config ``f.sample(SpecRNG(seed))``. A spec is ``meta_test`` when its family variant is held out, or when the first
+Spec ``i`` of family ``f`` in a suite with seed ``S`` gets the seed ``derive_seed("suite", S, f, i)`` (or, when an
+earlier spec of the family has that seed already, the first of ``derive_seed("suite", S, f, i, k)``, k = 1, 2, …,
+that none has: 31-bit seeds collide in suites of 100k specs) and the config ``f.sample(SpecRNG(seed))``. A spec is ``meta_test`` when its family variant is held out, or when the first
 8 hex digits of its content hash, read as a fraction of 2³², fall below ``holdout_fraction`` (default 0.2).
 Everything else is ``meta_train``. The same arguments give the same bytes on every machine.
 """
@@ -53,8 +54,14 @@ def generate_suite(families: Sequence[str] | None = None, per_family: int = DEFA
     specs = []
     for name in names:
         family = registry.get(name)
+        used: set[int] = set()
         for i in range(per_family):
             spec_seed = derive_seed("suite", seed, name, i)
+            retry = 0
+            while spec_seed in used:  # 31-bit seeds collide in large suites: draw again, deterministically
+                retry += 1
+                spec_seed = derive_seed("suite", seed, name, i, retry)
+            used.add(spec_seed)
             config = family.sample(SpecRNG(spec_seed))
             family.validate(config)
             spec = TaskSpec.create(name, family.version, spec_seed, config)

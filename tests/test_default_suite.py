@@ -56,3 +56,16 @@ def test_frozen_suite_record_is_true_and_guards_the_fast_path(monkeypatch):
     real_sha256 = hashlib.sha256
     monkeypatch.setattr(hashlib, "sha256", lambda data: real_sha256(data + b"changed"))
     assert api._frozen_default_suite() is None  # the bytes differ from the record: every spec is checked
+
+
+def test_colliding_seeds_are_drawn_again_so_every_spec_is_distinct(monkeypatch):
+    """31-bit seeds collide in large suites (200k specs: most suite seeds); a collision draws the seed again."""
+    from taskgen import suite as S
+
+    real = S.derive_seed
+    monkeypatch.setattr(S, "derive_seed", lambda *parts: real(*parts) if len(parts) > 4 else 12345)
+    specs = S.generate_suite(["quadratic"], per_family=5)
+    assert len({s.task_id for s in specs}) == 5 and len({s.seed for s in specs}) == 5
+    monkeypatch.setattr(S, "derive_seed", real)
+    assert [s.seed for s in S.generate_suite(["quadratic"], per_family=3)] == [
+        real("suite", 0, "quadratic", i) for i in range(3)]  # without a collision, the seeds are unchanged
