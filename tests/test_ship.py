@@ -148,3 +148,34 @@ def test_the_record_is_measured_on_the_test_set_against_the_handset_theta(tmp_pa
     assert rec["vs_handset"] == {"mean": 0.0, "low": 0.0, "high": 0.0}
     assert 0.0 <= rec["beats_global_adamlr"] <= 1.0 and rec["diverged"] == 0
     assert any("ahead of the hand-set θ" in line for line in S.shortfalls(rec))
+
+
+def test_a_disk_that_fills_while_shipping_leaves_the_old_theta_recipe_and_record(run, tmp_path, monkeypatch):
+    """θ, its recipe and the gate's record change together: a failure while writing any of them (here the disk
+    fills on the second file) leaves all three as they were, and no staged file behind."""
+    from lopt_trainer.common import run_files
+    from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE
+
+    monkeypatch.setattr(S, "test_record", lambda theta, **kw: _record())
+    dest = tmp_path / "data"
+    dest.mkdir()
+    old = {THETA_FILE: b"old theta", RECIPE_FILE: b"old recipe", S.RECORD_FILE: b"old record"}
+    for name, data in old.items():
+        (dest / name).write_bytes(data)
+    real = run_files.atomic_write_bytes
+    calls = []
+
+    def full_disk(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(run_files, "atomic_write_bytes", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        S.ship(run, dest)
+    assert {p.name: p.read_bytes() for p in dest.iterdir()} == old
+    monkeypatch.setattr(run_files, "atomic_write_bytes", real)
+    S.ship(run, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(old)
+    assert (dest / THETA_FILE).read_bytes() == (run / "best_theta.npz").read_bytes()

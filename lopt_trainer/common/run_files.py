@@ -60,6 +60,34 @@ def write_json(path, value, indent: int | None = 1) -> Path:
     return path
 
 
+STAGING_SUFFIX = ".staged"
+"""The suffix of the files :func:`write_files_together` writes before it renames them into place."""
+
+
+def write_files_together(folder, files: dict) -> list[Path]:
+    """Write ``files`` (name → bytes) into ``folder`` so that they change together: every file is first written
+    in full beside its target (``NAME.staged``, atomically); only when all are on disk are they renamed into
+    place, which needs no space. A failure while writing (a full disk, no permission) removes the staged files
+    and leaves the old ones as they were; returns the paths written."""
+    folder = Path(folder)
+    staged = []
+    try:
+        for name, data in files.items():
+            path = folder / (name + STAGING_SUFFIX)
+            atomic_write_bytes(path, data)
+            staged.append(path)
+    except BaseException:
+        for path in staged:
+            path.unlink(missing_ok=True)
+        raise
+    out = []
+    for path in staged:
+        target = path.with_name(path.name[: -len(STAGING_SUFFIX)])
+        os.replace(path, target)
+        out.append(target)
+    return out
+
+
 def read_json(path, default=None):
     """The JSON value in ``path``, or ``default`` when the file is missing or unreadable (e.g. torn)."""
     try:

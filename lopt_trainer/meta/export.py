@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lopt_trainer.common.run_files import json_text
+from lopt_trainer.common.run_files import json_text, write_files_together
 from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.theta.load import load_theta, theta_digest
-from lopt_trainer.theta.reference_io import save_reference_npz
+from lopt_trainer.theta.reference_io import reference_npz_bytes
 from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE, data_path
-from taskgen.specfile import atomic_write_bytes
 
 
-def export_run(run_dir, dest_dir=None) -> Path:
+RECORD_FILE = "shipped_test.json"
+"""What the ship gate checked, beside the shipped θ (:mod:`lopt_trainer.meta.ship`)."""
+
+
+def export_run(run_dir, dest_dir=None, record: dict | None = None) -> Path:
     """Copy θ of the meta-training run in ``run_dir`` into the package data (or ``dest_dir``) with its recipe.
 
     The θ copied is the run's panel-best (``RUN/best_theta.npz``, see :class:`lopt_trainer.meta.run_panel.Panel`)
@@ -40,7 +43,7 @@ def export_run(run_dir, dest_dir=None) -> Path:
         "panel_best": json.loads((run_dir / "best.json").read_text()) if best.is_file() else None,
         "panel": [m for m in records if m.get("kind") == "panel"],
     }
-    return write_shipped(theta, recipe, dest)
+    return write_shipped(theta, recipe, dest, record)
 
 
 def run_theta(run_dir):
@@ -57,10 +60,13 @@ def run_theta(run_dir):
     return theta
 
 
-def write_shipped(theta, recipe: dict, dest) -> Path:
-    """Write θ and its recipe as the package's shipped pair into folder ``dest`` (each file atomically); returns the
-    θ file's path."""
+def write_shipped(theta, recipe: dict, dest, record: dict | None = None) -> Path:
+    """Write θ, its recipe and (when given) the ship gate's ``record`` into folder ``dest`` so that they change
+    together or not at all (:func:`~lopt_trainer.common.run_files.write_files_together`); returns the θ file's
+    path."""
     dest = Path(dest)
-    save_reference_npz(theta, dest / THETA_FILE)
-    atomic_write_bytes(dest / RECIPE_FILE, json_text(recipe).encode())
+    files = {THETA_FILE: reference_npz_bytes(theta), RECIPE_FILE: json_text(recipe).encode()}
+    if record is not None:
+        files[RECORD_FILE] = json_text(record).encode()
+    write_files_together(dest, files)
     return dest / THETA_FILE

@@ -25,12 +25,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lopt_trainer.common.run_files import write_json
 from lopt_trainer.errors import ShipRefusedError
 from lopt_trainer.evaluation import yardstick
 from lopt_trainer.evaluation.baseline_table import BASELINE_VERSION
 from lopt_trainer.evaluation.task_sets import read_index
-from lopt_trainer.meta.export import export_run, run_theta, write_shipped
+from lopt_trainer.meta.export import RECORD_FILE, export_run, run_theta, write_shipped
 from lopt_trainer.theta.load import load_theta, theta_digest
 from lopt_trainer.theta.shipped import data_path
 
@@ -38,8 +37,6 @@ __all__ = ["TARGETS", "RECORD_FILE", "test_record", "shortfalls", "ship", "ship_
 
 TARGETS = {"beats_global_adamlr": 0.60, "beats_per_task_adamlr14": 0.25}
 """The least fraction of test tasks on which θ must beat each baseline."""
-RECORD_FILE = "shipped_test.json"
-"""The record the gate leaves beside the shipped θ."""
 
 
 def test_record(theta, *, cache=None, progress: bool = True, data_dir=None) -> dict:
@@ -104,9 +101,7 @@ def ship(run_dir, dest_dir=None, *, cache=None, progress: bool = True, data_dir=
     """
     theta = run_theta(run_dir)
     record = _checked(theta, str(run_dir), cache, progress, data_dir)
-    path = export_run(run_dir, dest_dir)
-    write_json(path.parent / RECORD_FILE, record)
-    return path
+    return export_run(run_dir, dest_dir, record)
 
 
 PROVENANCE_KEYS = {"theta": str, "config": dict, "steps_run": int}
@@ -143,6 +138,4 @@ def ship_file(theta_file, provenance_file, dest_dir=None, *, cache=None, progres
     theta = load_theta(theta_file)
     record = _checked(theta, str(theta_file), cache, progress, data_dir)
     recipe = {**provenance, "theta_digest": theta_digest(theta), "shipped_on": RECORD_FILE}
-    path = write_shipped(theta, recipe, Path(dest_dir) if dest_dir else data_path())
-    write_json(path.parent / RECORD_FILE, record)
-    return path
+    return write_shipped(theta, recipe, Path(dest_dir) if dest_dir else data_path(), record)

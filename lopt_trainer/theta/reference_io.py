@@ -137,8 +137,12 @@ def save_reference_npz(theta: dict, path, config: LOptConfig = DEFAULT_CONFIG) -
     Atomic (temporary file in the same folder, then `os.replace`) and
     deterministic (members sorted, fixed timestamps, stored uncompressed).
     """
+    atomic_write_bytes(os.fspath(path), reference_npz_bytes(theta, config))
+
+
+def reference_npz_bytes(theta: dict, config: LOptConfig = DEFAULT_CONFIG) -> bytes:
+    """The bytes :func:`save_reference_npz` writes for θ (members sorted, fixed timestamps, uncompressed)."""
     arrays = to_reference(theta, config)
-    path = os.fspath(path)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
         for key in sorted(arrays):
@@ -146,4 +150,4 @@ def save_reference_npz(theta: dict, path, config: LOptConfig = DEFAULT_CONFIG) -
             info.external_attr = 0o644 << 16
             with zf.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, arrays[key], allow_pickle=False)
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
