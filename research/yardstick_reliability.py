@@ -33,10 +33,10 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from lopt_trainer.common.machine import machine  # noqa: E402
-from lopt_trainer.common.run_files import write_json  # noqa: E402
+from lopt_trainer.common.run_files import read_json, write_json  # noqa: E402
 from lopt_trainer.evaluation import normalized as nz  # noqa: E402
 from lopt_trainer.evaluation import yardstick  # noqa: E402
-from lopt_trainer.theta.load import load_theta  # noqa: E402
+from lopt_trainer.theta.load import load_theta, theta_digest  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 THETAS = {
@@ -80,13 +80,26 @@ def halves(families) -> tuple[np.ndarray, np.ndarray]:
     return first, ~first
 
 
+RUNS_DIR = ROOT / "research" / "results" / "yardstick_runs"
+"""Each θ's runs in compact form (:func:`lopt_trainer.evaluation.yardstick.runs_to_dict`), committed so that a
+later session scores them again without running them."""
+
+
 def evaluate_all(names: dict, set_name: str, cache) -> dict:
-    """``{label: {"summary", "scores", "seconds"}}`` of each θ on ``set_name`` (cached runs reused)."""
+    """``{label: {"summary", "scores", "seconds"}}`` of each θ on ``set_name`` (committed or cached runs reused)."""
     out = {}
     for label, name in names.items():
         t0 = time.perf_counter()
-        summary, scores, timing = yardstick.evaluate(load_theta(str(ROOT / name) if name.endswith(".npz") else name),
-                                             set_name, cache=cache)
+        theta = load_theta(str(ROOT / name) if name.endswith(".npz") else name)
+        saved = read_json(RUNS_DIR / set_name / f"{label}.json")
+        timing = {"wall_s": 0.0, "compile_s": 0.0}
+        if isinstance(saved, dict) and saved.get("theta_digest") == theta_digest(theta):
+            runs = yardstick.runs_from_dict(saved)
+        else:
+            runs = yardstick.run_theta(theta, set_name, cache=cache)
+            timing = {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
+            write_json(RUNS_DIR / set_name / f"{label}.json", yardstick.runs_to_dict(runs), indent=None)
+        summary, scores = yardstick.score_runs(runs)
         out[label] = {"summary": summary, "scores": scores, "seconds": time.perf_counter() - t0, **timing}
         m = summary["rows"]["theta"]["final"]["mean"]
         print(f"{set_name:5s} {label:10s} mean n {m['value']:+.4f} [{m['low']:+.4f}, {m['high']:+.4f}]  "

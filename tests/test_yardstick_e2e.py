@@ -168,3 +168,16 @@ def test_the_run_panel_can_be_the_valid_set(tiny, tmp_path, monkeypatch):
 
     with pytest.raises(ValueError, match="panel on must be 'valid'"):
         PanelSettings(on="test")  # the test set never chooses θ
+
+
+def test_runs_round_trip_as_plain_data_and_score_the_same(tiny, tmp_path):
+    _, data = tiny
+    runs = yardstick.run_theta(load_theta("random"), "test", cache=tmp_path, progress=False, data_dir=data)
+    again = yardstick.runs_from_dict(json.loads(json.dumps(yardstick.runs_to_dict(runs))))
+    np.testing.assert_array_equal(again.final, runs.final)
+    np.testing.assert_array_equal(again.diverged, runs.diverged)
+    a, _ = yardstick.score_runs(runs, data_dir=data)
+    b, _ = yardstick.score_runs(again, data_dir=data)
+    assert a == b
+    with pytest.raises(ValueError, match="not a yardstick runs file"):
+        yardstick.runs_from_dict({"format": "other"})

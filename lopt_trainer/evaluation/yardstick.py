@@ -40,8 +40,8 @@ from lopt_trainer.evaluation.settings import LOPT, RunUnit
 from lopt_trainer.theta.load import theta_digest
 from taskgen.jax_cache import enable_compilation_cache
 
-__all__ = ["CACHE_ENV", "ThetaRuns", "YardstickScores", "run_theta", "score", "evaluate", "compare",
-           "global_trial", "cache_dir"]
+__all__ = ["CACHE_ENV", "ThetaRuns", "YardstickScores", "run_theta", "score", "score_runs", "evaluate", "compare",
+           "global_trial", "cache_dir", "runs_to_dict", "runs_from_dict"]
 
 CACHE_ENV = "TASKGEN_YARDSTICK_CACHE"
 """The setting that places the cache of θ runs."""
@@ -257,14 +257,40 @@ def evaluate(theta, set_name: str, *, cache=None, progress: bool = True,
       lopt_trainer.evaluation.task_sets.TaskSetError: the set is unknown or altered.
       lopt_trainer.evaluation.baseline_table.BaselineTableError: its committed baselines are missing or stale.
     """
-    base = load_baselines(set_name, data_dir=data_dir)
-    valid = base if set_name == "valid" else load_baselines("valid", data_dir=data_dir)
+    load_baselines(set_name, data_dir=data_dir)  # a missing or stale table is refused before anything runs
     runs = run_theta(theta, set_name, cache=cache, progress=progress, data_dir=data_dir)
+    summary, scores = score_runs(runs, data_dir=data_dir)
+    return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
+
+
+def score_runs(runs: ThetaRuns, *, data_dir=None) -> tuple[dict, YardstickScores]:
+    """θ's runs on a set scored against the set's committed baselines: ``(summary, scores)`` as :func:`evaluate`
+    returns them."""
+    base = load_baselines(runs.set_name, data_dir=data_dir)
+    valid = base if runs.set_name == "valid" else load_baselines("valid", data_dir=data_dir)
     scores = score(runs, base, global_trial(valid))
     summary = summarize(scores)
     summary.update({"theta_digest": runs.theta_digest, "diverged": int(runs.diverged.sum()),
                     "runs": int(runs.diverged.size)})
-    return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
+    return summary, scores
+
+
+def runs_to_dict(runs: ThetaRuns) -> dict:
+    """θ's runs as plain JSON data (final and curve-mean losses per task and seed; NaN as None)."""
+    as_list = lambda a: [[None if not np.isfinite(v) else float(v) for v in row] for row in a]  # noqa: E731
+    return {"format": "lopt-yardstick-runs", "version": 1, "set": runs.set_name, "theta_digest": runs.theta_digest,
+            "task_ids": list(runs.task_ids), "families": list(runs.families), "final": as_list(runs.final),
+            "curve_mean": as_list(runs.curve_mean)}
+
+
+def runs_from_dict(d: dict) -> ThetaRuns:
+    """Inverse of :func:`runs_to_dict`; ``ValueError`` for another format."""
+    if d.get("format") != "lopt-yardstick-runs":
+        raise ValueError("not a yardstick runs file")
+    arr = lambda x: np.asarray([[np.nan if v is None else v for v in row] for row in x], np.float64)  # noqa: E731
+    final = arr(d["final"])
+    return ThetaRuns(d["set"], d["theta_digest"], tuple(d["task_ids"]), tuple(d["families"]), final,
+                     arr(d["curve_mean"]), ~np.isfinite(final))
 
 
 def compare(a: YardstickScores, b: YardstickScores, *, seed: int = 0) -> dict:
