@@ -257,16 +257,16 @@ def evaluate(theta, set_name: str, *, cache=None, progress: bool = True,
       lopt_trainer.evaluation.task_sets.TaskSetError: the set is unknown or altered.
       lopt_trainer.evaluation.baseline_table.BaselineTableError: its committed baselines are missing or stale.
     """
-    load_baselines(set_name, data_dir=data_dir)  # a missing or stale table is refused before anything runs
+    base = load_baselines(set_name, data_dir=data_dir)  # a missing or stale table is refused before anything runs
     runs = run_theta(theta, set_name, cache=cache, progress=progress, data_dir=data_dir)
-    summary, scores = score_runs(runs, data_dir=data_dir)
+    summary, scores = score_runs(runs, data_dir=data_dir, base=base)
     return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
 
 
-def score_runs(runs: ThetaRuns, *, data_dir=None) -> tuple[dict, YardstickScores]:
-    """θ's runs on a set scored against the set's committed baselines: ``(summary, scores)`` as :func:`evaluate`
-    returns them."""
-    base = load_baselines(runs.set_name, data_dir=data_dir)
+def score_runs(runs: ThetaRuns, *, data_dir=None, base: BaselineTable | None = None) -> tuple[dict, YardstickScores]:
+    """θ's runs on a set scored against the set's committed baselines (``base``, loaded when None):
+    ``(summary, scores)`` as :func:`evaluate` returns them."""
+    base = base if base is not None else load_baselines(runs.set_name, data_dir=data_dir)
     valid = base if runs.set_name == "valid" else load_baselines("valid", data_dir=data_dir)
     scores = score(runs, base, global_trial(valid))
     summary = summarize(scores)
