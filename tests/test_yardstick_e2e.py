@@ -83,6 +83,12 @@ def test_cli_text_json_against_and_out(tiny, tmp_path, monkeypatch):
     assert payload["set"] == "test" and payload["summary"]["tasks"] == 2
     assert payload["comparisons"][0]["b"] == "random" and len(payload["per_task"]) == 2
     assert payload == json.loads((out / "yardstick.json").read_text())  # the file holds what --json prints
+    import csv
+
+    with open(out / "per_task.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["task_id"] for r in table] == [r["task_id"] for r in payload["per_task"]]
+    assert [float(r["theta"]) for r in table] == [r["theta"] for r in payload["per_task"]]
 
 
 def test_cli_refuses_task_options_with_on(tiny, tmp_path, monkeypatch):

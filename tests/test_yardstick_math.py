@@ -47,6 +47,13 @@ def test_best_grid_loss_is_min_of_seed_means_ignoring_diverged_trials():
     assert math.isnan(nz.best_grid_loss(np.full((1, 2, 2), np.nan))[0])
 
 
+def test_best_trials_take_the_lowest_seed_mean_and_skip_diverged_trials():
+    grid = np.asarray([[[3.0, 5.0], [2.0, 2.0], [1.0, np.nan]],     # trial 2 diverged on a seed
+                       [[0.5, 0.7], [2.0, 2.0], [1.0, 1.0]]])
+    assert nz.best_trials(grid).tolist() == [1, 0]
+    assert nz.best_trials(np.full((1, 3, 2), np.nan)).tolist() == [0]
+
+
 def test_iqm_drops_quarters():
     assert nz.iqm([1, 2, 3, 4]) == 2.5
     assert nz.iqm([0, 1, 2, 3, 4, 5, 6, 100]) == 3.5  # drops 0, 1 and 6, 100

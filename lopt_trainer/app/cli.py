@@ -416,9 +416,14 @@ def _yardstick_eval(theta, on: str, against, out_dir, as_json: bool, no_progress
 
         with folder_lock(out_dir, "evaluation folder"):
             written.append(write_json(Path(out_dir) / "yardstick.json", payload))
-            rows = payload["per_task"]
-            csv = ",".join(rows[0]) + "\n" + "".join(",".join(str(v) for v in r.values()) + "\n" for r in rows)
-            atomic_write_bytes(Path(out_dir) / "per_task.csv", csv.encode())
+            import csv
+            import io
+
+            rows, text = payload["per_task"], io.StringIO()
+            writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_bytes(Path(out_dir) / "per_task.csv", text.getvalue().encode())
             written.append(Path(out_dir) / "per_task.csv")
             written.append(strip_plot({lab: res[1] for lab, res in zip(labels, results)},
                                       Path(out_dir) / "strip.png"))

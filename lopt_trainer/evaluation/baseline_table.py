@@ -33,8 +33,10 @@ import pyarrow as pa
 from lopt_trainer.common.machine import machine
 from lopt_trainer.common.progress import progress_bar
 from lopt_trainer.evaluation.backends import LocalBackend
+from lopt_trainer.evaluation import normalized as nz
 from lopt_trainer.evaluation import task_sets
 from lopt_trainer.evaluation.records import load_records, save_records
+from lopt_trainer.evaluation.scoring import auc
 from lopt_trainer.evaluation.settings import EvalSettings, RunUnit
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.specfile import atomic_write_bytes
@@ -64,14 +66,6 @@ def table_path(set_name: str, data_dir=None) -> Path:
     return Path(data_dir or task_sets.DATA_DIR) / f"baselines_{set_name}.arrow"
 
 
-def _mean_curve(steps, curve) -> float:
-    x = np.asarray(steps, np.float64)
-    y = np.asarray(curve, np.float64)
-    if x.size < 2:
-        return float(y[-1])
-    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2.0 / (x[-1] - x[0]))
-
-
 def run_summaries(record: dict) -> dict:
     """``{"init", "final", "curve_mean", "select_final"}`` of one run record
     (:func:`lopt_trainer.evaluation.compute.compute_unit`); a diverged run's last three are NaN."""
@@ -80,7 +74,7 @@ def run_summaries(record: dict) -> dict:
     bad = bool(record["diverged"]) or not np.all(np.isfinite(rep)) or not np.isfinite(sel[-1])
     return {"init": float(rep[0]),
             "final": np.nan if bad else float(rep[-1]),
-            "curve_mean": np.nan if bad else _mean_curve(record["steps"], rep),
+            "curve_mean": np.nan if bad else auc(record["steps"], rep, np.nan),
             "select_final": np.nan if bad else float(sel[-1])}
 
 
@@ -154,10 +148,6 @@ def compute_baselines(set_name: str, work_dir, *, tasks=None, progress: bool = T
     return out
 
 
-def _machine() -> dict:
-    return machine()
-
-
 def _to_table(set_name: str, tasks, records: dict, set_sha: str, machine: dict) -> pa.Table:
     grid = _grid()
     rows = {c: [] for c in COLUMNS}
@@ -193,7 +183,7 @@ def write_baselines(set_name: str, work_dir, *, data_dir=None) -> Path:
     key, grid = _settings_key(), _grid()
     records = {t.task_id: load_records(work_dir, t.task_id, OPTIMIZER, key, grid) for t in tasks}
     sha = task_sets.read_index(data_dir)["sets"][set_name]["sha256"]
-    table = _to_table(set_name, tasks, records, sha, _machine())
+    table = _to_table(set_name, tasks, records, sha, machine())
     sink = pa.BufferOutputStream()
     with pa.ipc.new_file(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_table(table)
@@ -255,19 +245,6 @@ def load_baselines(set_name: str, *, data_dir=None) -> BaselineTable:
     return _from_table(set_name, table, [s.task_id for s in tasks], str(path))
 
 
-def _best(final) -> float:
-    """``L*`` of one task's ``[trials, seeds]`` finals: the lowest seed-mean over trials without a divergence."""
-    with np.errstate(invalid="ignore"):
-        m = np.asarray(final, np.float64).mean(axis=1)
-    return float(np.min(np.where(np.isfinite(m), m, np.inf)))
-
-
-def _chosen(select_final) -> int:
-    """Per-task AdamLR's trial of one task: the lowest seed-mean final inner-valid loss."""
-    m = np.asarray(select_final, np.float64).mean(axis=1)
-    return int(np.argmin(np.where(np.isfinite(m), m, np.inf)))
-
-
 def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0, task_ids=None,
                      progress: bool = True, data_dir=None) -> dict:
     """Re-run the grid on ``n_tasks`` tasks of ``set_name`` (one per family first, drawn with ``seed``; or the
@@ -316,16 +293,16 @@ def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0
                     diffs[c].append(abs(new[c] - old[c]))
             if np.isfinite(new["final"]) and np.isfinite(old["final"]):
                 worst = max(worst, abs(new["final"] - old["final"]))
-        best_old, best_new = _best(committed.final[i]), _best(now["final"])
+        best_old, best_new = (float(nz.best_grid_loss(f[None])[0]) for f in (committed.final[i], now["final"]))
         gap = max(float(committed.init[i].mean()) - best_old, 1e-9)
         per_task.append({"task_id": t.task_id, "family": t.spec.family, "max_abs_diff_final": worst,
                          "best_loss": best_old, "best_loss_now": best_new,
                          "best_loss_diff_normalized": abs(best_new - best_old) / gap,
-                         "per_task_trial": _chosen(committed.select_final[i]),
-                         "per_task_trial_now": _chosen(now["select_final"])})
+                         "per_task_trial": int(nz.best_trials(committed.select_final[i][None])[0]),
+                         "per_task_trial_now": int(nz.best_trials(now["select_final"][None])[0])})
     return {"set": set_name, "tasks": [t.task_id for t in chosen],
             "max_best_loss_diff_normalized": max(r["best_loss_diff_normalized"] for r in per_task),
             "per_task_choice_changed": sum(r["per_task_trial"] != r["per_task_trial_now"] for r in per_task),
             "max_abs_diff": {c: (max(v) if v else 0.0) for c, v in diffs.items()}, "per_task": per_task,
-            "committed_machine": json.loads(committed.meta.get("machine", "{}")), "this_machine": _machine(),
+            "committed_machine": json.loads(committed.meta.get("machine", "{}")), "this_machine": machine(),
             "python": sys.version.split()[0]}

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CLIP_LOW", "CLIP_HIGH", "TIE_FLOOR", "normalized_loss", "best_grid_loss", "iqm", "bootstrap_summary",
+__all__ = ["CLIP_LOW", "CLIP_HIGH", "TIE_FLOOR", "normalized_loss", "best_grid_loss", "best_trials", "iqm", "bootstrap_summary",
            "paired_difference", "win_tie_loss"]
 
 CLIP_LOW, CLIP_HIGH = -1.0, 2.0
@@ -71,6 +71,20 @@ def best_grid_loss(grid_losses) -> np.ndarray:
     means = np.where(np.isfinite(means), means, np.inf)
     best = means.min(axis=1)
     return np.where(np.isfinite(best), best, np.nan)
+
+
+def best_trials(grid_losses) -> np.ndarray:
+    """Per task, the grid trial with the lowest seed-mean loss (trials with a diverged seed never chosen).
+
+    Args:
+      grid_losses: ``[tasks, trials, seeds]`` losses (e.g. the final inner-valid loss); NaN for a diverged run.
+
+    Returns:
+      ``[tasks]`` trial indices (0 where every trial diverged).
+    """
+    with np.errstate(invalid="ignore"):
+        means = np.asarray(grid_losses, np.float64).mean(axis=2)
+    return np.argmin(np.where(np.isfinite(means), means, np.inf), axis=1)
 
 
 def iqm(values) -> float:

@@ -168,11 +168,6 @@ def global_trial(valid: BaselineTable) -> int:
     return int(np.argmin(n.mean(axis=0)))
 
 
-def _per_task_trials(base: BaselineTable) -> np.ndarray:
-    sel = base.select_final.mean(axis=2)  # NaN when a seed diverged
-    return np.argmin(np.where(np.isfinite(sel), sel, np.inf), axis=1)
-
-
 def score(runs: ThetaRuns, base: BaselineTable, g_trial: int) -> YardstickScores:
     """θ's runs and the baselines as normalized losses (module docstring).
 
@@ -187,16 +182,15 @@ def score(runs: ThetaRuns, base: BaselineTable, g_trial: int) -> YardstickScores
     if tuple(runs.task_ids) != tuple(base.task_ids):
         raise ValueError(f"θ's runs and the baselines are on different tasks of {runs.set_name!r}")
     init = base.init.mean(axis=1)[:, None]
+    pt = nz.best_trials(base.select_final)  # per-task AdamLR@14: the best inner-valid loss
     out = {}
     for name, values, theta_values in (("final", base.final, runs.final), ("curve", base.curve_mean,
                                                                              runs.curve_mean)):
         best = nz.best_grid_loss(values)[:, None]
         grid = nz.normalized_loss(values, init[:, :, None], best[:, :, None])
-        pt = _per_task_trials(base)
         out[name] = {"theta": nz.normalized_loss(theta_values, init, best),
                      "global_adamlr": grid[:, g_trial, :],
                      "per_task_adamlr@14": grid[np.arange(len(pt)), pt, :]}
-    pt = _per_task_trials(base)
     return YardstickScores(runs.set_name, runs.task_ids, runs.families, out["final"], out["curve"],
                            float(base.lrs[g_trial]), base.lrs[pt])
 
