@@ -423,7 +423,7 @@ def test_panel_keeps_a_new_best_only_beyond_the_noise_and_a_fresh_run_ignores_an
 
     folders = []
 
-    def fake(theta, tasks_, settings, out, progress=False):
+    def fake(theta, tasks_, settings, out, progress=False, **kw):
         folders.append(out.name)
         score, values = next(per_task)
         return {"score": score, "beats_global": 0.5, "beats_per_task": 0.0, "median_improvement": 0.0,
@@ -431,7 +431,8 @@ def test_panel_keeps_a_new_best_only_beyond_the_noise_and_a_fresh_run_ignores_an
 
     import types
 
-    monkeypatch.setattr(P, "panel_tasks", lambda settings: [types.SimpleNamespace(task_id=t) for t in tasks])
+    monkeypatch.setattr(P, "panel_tasks", lambda settings, specs=None: [types.SimpleNamespace(task_id=t)
+                                                                        for t in tasks])
     monkeypatch.setattr(P, "evaluate_panel", fake)
     base = jax.jit(hierarchical_lopt().init_handset)(jax.random.PRNGKey(0))  # as a run starts from it
     panel = Panel(PanelSettings(), tmp_path, hierarchical_lopt(), resumed=False)

@@ -131,8 +131,10 @@ def lopt():
 @click.option("--preset", type=click.Choice(PRESET_NAMES), default=None,
               help="Where the settings start: 'recipe' (the pretraining recipe of the shipped θ: 16 estimators × 2 "
               "tasks of 12 families, outer-valid meta-loss, loss scaling, quality panel every 150 steps) or 'quick' "
-              "(one group of 8 tasks, train meta-loss, no panel). Default: recipe, or quick under --config. Every "
-              "setting, its default and range: `taskgen lopt settings`.")
+              "(one group of 8 tasks, train meta-loss, no panel). Default: recipe. With the recipe, a --suite or "
+              "--manifest of your own trains on its meta_train specs (the recipe's families and limits step aside) "
+              "and the panel judges θ on its meta_test specs. Every setting, its default and range: "
+              "`taskgen lopt settings`.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
               help="Settings file (.json or .toml) with MetaTrainConfig fields, over the preset.")
 @click.option("--set", "sets", multiple=True, help="key=value override of any setting (value parsed as JSON).")
@@ -167,7 +169,7 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
              "lopt": lopt_name, "init_theta": init_theta, "plugins": list(plugins)}
     try:
         flags["filters"] = parse_filters(filters) if filters else None
-        preset = preset or ("quick" if config_file else "recipe")
+        preset = preset or "recipe"
         config, given = resolve_config(config_file, sets, flags, preset=preset)
     except (TypeError, ValueError) as e:
         raise click.UsageError(str(e)) from None
@@ -181,10 +183,35 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
     result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
                         allow_change=allow_change, record_command=True, continue_from=from_state,
                         max_seconds=hours * 3600.0 if hours else None)
+    for line in end_lines(result):
+        click.echo(line, err=True)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
-                           "interrupted": result.interrupted}))
+                           "interrupted": result.interrupted, "stop_reason": result.stop_reason,
+                           "verdict": ((result.summary or {}).get("panel") or {}).get("verdict")}))
     if result.interrupted:
         sys.exit(130)
+
+
+def end_lines(result) -> list[str]:
+    """The end of a run in words: why it stopped and, with a panel, the start θ against the best and last θ."""
+    from lopt_trainer.meta.trainer import STOP_REASONS
+
+    out = [f"stopped after outer step {result.state.step}: {STOP_REASONS[result.stop_reason]}"]
+    panel = (result.summary or {}).get("panel")
+    if not panel:
+        return out + ["no panel measured θ, so nothing says whether it improved (--set panel_every=N turns it on)"]
+    ci = lambda d: f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"  # noqa: E731
+    out.append(f"panel ({result.summary['panel_tasks']} {result.summary['panel_on']}; score: higher is better, "
+               "intervals 95%, paired over tasks):")
+    out.append(f"  start θ (step {panel['start_step']}) {panel['start_score']:+.4f}   last θ (step "
+               f"{panel['last_step']}) {panel['last_score']:+.4f}   last − start {ci(panel['last_vs_start'])}")
+    if "best_vs_start" in panel:
+        out.append(f"  best θ (step {panel['best_step']}) {panel['best_score']:+.4f}   best − start "
+                   f"{ci(panel['best_vs_start'])}   (RUN/best_theta.npz)")
+    if "last_vs_global_adamlr" in panel:
+        out.append(f"  last θ − Global AdamLR {ci(panel['last_vs_global_adamlr'])}  (score = −normalized loss)")
+    out.append(f"verdict: {panel['verdict']}")
+    return out
 
 
 def _echo_settings(preset: str, config_file, changed: dict, resume: bool) -> None:

@@ -42,7 +42,7 @@ from taskgen.jax_cache import enable_compilation_cache
 from taskgen.specfile import atomic_write_bytes
 
 __all__ = ["BASELINE_VERSION", "YARDSTICK_SETTINGS", "VERIFY_TOLERANCE", "BaselineTable", "BaselineTableError", "run_summaries",
-           "compute_baselines", "write_baselines", "load_baselines", "verify_baselines", "table_path"]
+           "compute_baselines", "source_baselines", "write_baselines", "load_baselines", "verify_baselines", "table_path"]
 
 BASELINE_VERSION = 1
 """Version of the code whose numbers the committed tables hold (bump when they would change)."""
@@ -111,7 +111,8 @@ def _grid():
     return YARDSTICK_SETTINGS.trial_hparams(OPTIMIZER)
 
 
-def compute_baselines(set_name: str, work_dir, *, tasks=None, progress: bool = True, data_dir=None) -> dict:
+def compute_baselines(set_name: str, work_dir, *, tasks=None, progress: bool = True, data_dir=None,
+                      desc: str | None = None) -> dict:
     """Run the AdamLR grid on every task of ``set_name`` (or the given ``tasks``) not yet in ``work_dir``.
 
     Args:
@@ -120,6 +121,7 @@ def compute_baselines(set_name: str, work_dir, *, tasks=None, progress: bool = T
       tasks: optional subset of the set's :class:`~.tasks.EvalTask` (None: all).
       progress: show a progress bar (sparse lines when stderr is not a terminal).
       data_dir: where the task sets live (the package's by default).
+      desc: the progress bar's label (default: ``AdamLR baselines (<set_name>)``).
 
     Returns:
       ``{task_id: {(trial, seed): record}}`` for the tasks asked for.
@@ -135,7 +137,8 @@ def compute_baselines(set_name: str, work_dir, *, tasks=None, progress: bool = T
         if missing:
             todo.append(RunUnit(t.task_id, t.spec.to_json(), OPTIMIZER, tuple(sorted({i for i, _ in missing})),
                                 tuple(sorted({s for _, s in missing}))))
-    bar = progress_bar(total=len(todo), desc=f"AdamLR baselines ({set_name})", unit="task", enabled=progress)
+    bar = progress_bar(total=len(todo), desc=desc or f"AdamLR baselines ({set_name})", unit="task",
+                       enabled=progress and bool(todo))
     try:
         for unit, recs, _ in LocalBackend().run([(u, YARDSTICK_SETTINGS, None) for u in todo]):
             have = out[unit.task_id]
@@ -243,6 +246,24 @@ def load_baselines(set_name: str, *, data_dir=None) -> BaselineTable:
     if missing:
         raise BaselineTableError(f"{path}: missing columns {missing}")
     return _from_table(set_name, table, [s.task_id for s in tasks], str(path))
+
+
+def source_baselines(tasks, label: str, work_dir, *, progress: bool = True, desc: str | None = None) -> BaselineTable:
+    """The AdamLR grid of any task list, computed once into ``work_dir`` (resumable) and returned as a table.
+
+    Args:
+      tasks: the :class:`~.tasks.EvalTask` list (e.g. a run's own held-out tasks).
+      label: the list's content address (:func:`~.task_sets.source_label`), its name in the table.
+      work_dir: the cache folder of the grid's runs (one record file per task).
+      progress: show a progress bar while runs are missing.
+      desc: the progress bar's label.
+
+    Returns:
+      The :class:`BaselineTable`, aligned with ``tasks``.
+    """
+    records = compute_baselines(label, work_dir, tasks=tasks, progress=progress, desc=desc)
+    table = _to_table(label, tasks, records, label, machine())
+    return _from_table(label, table, [t.task_id for t in tasks], str(work_dir))
 
 
 def verify_baselines(set_name: str, work_dir, *, n_tasks: int = 5, seed: int = 0, task_ids=None,

@@ -10,7 +10,10 @@ evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
 
 With ``on="valid"`` the panel is the yardstick's valid set instead (:mod:`~.yardstick`: 48 frozen tasks, 3 seeds,
 committed baselines) and its ``score`` is minus θ's mean normalized final loss (higher is better), each task's
-score minus its seed-mean normalized loss; the other settings then do not apply.
+score minus its seed-mean normalized loss; the other settings then do not apply. With ``on="source"`` it is the
+same yardstick on up to ``max_tasks`` held-out (``meta_test``) tasks of the run's own task source, spread over its
+families (:func:`~.task_sets.source_tasks` with ``task_seed``), their AdamLR grid computed once and cached
+(:func:`~.yardstick.evaluate_tasks`).
 
 Figures of one evaluation (:func:`evaluate_panel`): ``beats_global`` / ``beats_per_task`` (fraction of tasks
 where θ's final test loss beats Global AdamLR / per-task AdamLR@14), ``median_improvement`` over Global AdamLR,
@@ -27,11 +30,12 @@ import numpy as np
 
 from lopt_trainer.common.run_files import write_json
 from lopt_trainer.common.task_pool import check_family_limits, load_pool
+from lopt_trainer.evaluation import normalized as nz
 from lopt_trainer.evaluation import yardstick
 from lopt_trainer.evaluation.runner import RESULTS_FILE, run_evaluation
 from lopt_trainer.evaluation.scoring import per_task, read_table
 from lopt_trainer.evaluation.settings import EvalSettings
-from lopt_trainer.evaluation.task_sets import task_set_tasks
+from lopt_trainer.evaluation.task_sets import source_tasks, task_set_tasks
 from lopt_trainer.evaluation.tasks import select_tasks
 
 SCORE_CLIP = 3.0
@@ -50,6 +54,11 @@ PANEL_FAMILY_LIMITS = {
 the smallest round limits that leave each at least 10 ``meta_train`` and 3 ``meta_test`` specs of the default
 suite (char_lm 12 / 4, mlp_vae 13 / 4, rnn_text_classification 29 / 5, word_lm 16 / 6; the recipe
 ``pretrain_config.json`` uses the same)."""
+
+
+PANEL_ON = (None, "valid", "source")
+"""What a panel is drawn from: the suite's held-out tasks by family (None), the yardstick's valid set, or the
+run's own task source."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,13 +85,15 @@ class PanelSettings:
     suite: str | None = None
     manifest: str | None = None
     on: str | None = None
+    max_tasks: int = 12
 
     def __post_init__(self):
-        if self.on not in (None, "valid"):
-            raise ValueError(f"panel on must be 'valid' (the yardstick's set for choosing θ) or null, got {self.on!r}")
+        if self.on not in PANEL_ON:
+            raise ValueError(f"panel on must be 'valid' (the yardstick's set for choosing θ), 'source' (the run's own "
+                             f"held-out tasks) or null, got {self.on!r}")
         object.__setattr__(self, "families", tuple(self.families))
         object.__setattr__(self, "family_limits", check_family_limits(self.family_limits, "panel family_limits"))
-        for name in ("per_family", "steps", "seeds"):
+        for name in ("per_family", "steps", "seeds", "max_tasks"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"panel {name} must be an integer >= 1, got {value!r}")
@@ -110,7 +121,12 @@ class PanelSettings:
 def panel_tasks(settings: PanelSettings, specs=None) -> list:
     """The panel's :class:`~lopt_trainer.evaluation.tasks.EvalTask` list, all ``unseen``: per family, up to
     ``per_family`` ``meta_test`` specs within the size limits (the family's own in ``family_limits``), drawn by variant round robin with ``task_seed``.
+    With ``on="source"``, ``specs`` are the run's held-out specs (:func:`~.task_sets.source_tasks`).
     Deterministic in its arguments; ``ValueError`` when no family has a task."""
+    if settings.on == "source":
+        if not specs:
+            raise ValueError("the panel on the run's own source needs its held-out (meta_test) specs; there are none")
+        return source_tasks(specs, settings.max_tasks, settings.task_seed)
     if settings.on is not None:
         return task_set_tasks(settings.on)
     specs = specs if specs is not None else load_pool(settings.suite, settings.manifest)
@@ -168,8 +184,11 @@ def paired_bootstrap(a: dict, b: dict, *, n_boot: int = 5000, level: float = 0.9
 def yardstick_figures(summary: dict, scores) -> dict:
     """The panel's figures of a yardstick evaluation (module docstring): scores are minus normalized losses."""
     per_task = scores.final["theta"].mean(axis=1)
+    glob = scores.final["global_adamlr"].mean(axis=1)
     versus = summary["versus"]
     return {"score": -float(per_task.mean()),
+            "global_adamlr_score": -float(glob.mean()),
+            "vs_global_adamlr": nz.paired_difference(glob, per_task, np.asarray(scores.families)),
             "beats_global": versus["global_adamlr"]["final"]["wins"] / summary["tasks"],
             "beats_per_task": versus["per_task_adamlr@14"]["final"]["wins"] / summary["tasks"],
             "median_improvement": -float(np.median(per_task)), "diverged": summary["diverged"],
@@ -177,12 +196,18 @@ def yardstick_figures(summary: dict, scores) -> dict:
             "task_scores": {tid: -float(v) for tid, v in zip(scores.task_ids, per_task)}}
 
 
-def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False) -> dict:
+def evaluate_panel(theta, tasks, settings: PanelSettings, out_dir, *, progress: bool = False, what: str = "",
+                   base=None) -> dict:
     """Score θ on the panel ``tasks`` into ``out_dir`` (an evaluation folder, see
     :mod:`lopt_trainer.evaluation.runner`); returns :func:`panel_figures`. Baselines come from the cache (with
-    ``settings.on``: from the yardstick's committed table; ``out_dir`` then receives ``yardstick.json``)."""
+    ``settings.on``: from the yardstick's committed table, or for ``source`` computed once and cached, ``base``
+    when already loaded; ``out_dir`` then receives ``yardstick.json``); ``what`` names the tasks in progress
+    lines."""
     if settings.on is not None:
-        summary, scores, _ = yardstick.evaluate(theta, settings.on, progress=progress)
+        if settings.on == "source":
+            summary, scores, _ = yardstick.evaluate_tasks(theta, tasks, what=what, progress=progress, base=base)
+        else:
+            summary, scores, _ = yardstick.evaluate(theta, settings.on, progress=progress)
         write_json(Path(out_dir) / "yardstick.json", {"set": settings.on, "summary": summary,
                                                       "per_task": yardstick.per_task_rows(scores)})
         return yardstick_figures(summary, scores)

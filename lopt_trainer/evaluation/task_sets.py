@@ -23,6 +23,8 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
+
 from families.sampling import SpecRNG, derive_seed
 from lopt_trainer.common.task_pool import limits_for, within_limits
 from lopt_trainer.evaluation.tasks import EvalTask
@@ -31,7 +33,7 @@ from taskgen.specfile import atomic_write_bytes, read_specs, specs_to_jsonl
 from taskgen.suite import DEFAULT_HELD_OUT_VARIANTS
 
 __all__ = ["SET_NAMES", "FAMILIES", "DEFAULT_LIMITS", "FAMILY_LIMITS", "TaskSetError", "sample_task_sets",
-           "load_task_set", "task_set_tasks", "write_task_sets", "DATA_DIR"]
+           "load_task_set", "task_set_tasks", "write_task_sets", "DATA_DIR", "source_tasks", "source_label"]
 
 SET_NAMES = ("valid", "test")
 FAMILIES = ("char_lm", "conv_fc", "conv_pooling", "maf", "mlp", "mlp_ae", "mlp_vae", "nvp", "quadratic",
@@ -175,3 +177,37 @@ def task_set_tasks(name: str, data_dir=None) -> list[EvalTask]:
     """Task set ``name`` as :class:`~lopt_trainer.evaluation.tasks.EvalTask` (group = the set's name)."""
     registry = default_registry()
     return [EvalTask(s, name, registry.get(s.family).variant(s.config)) for s in load_task_set(name, data_dir)]
+
+
+def source_tasks(specs, max_tasks: int = 12, seed: int = 0) -> list[EvalTask]:
+    """Up to ``max_tasks`` of ``specs`` spread evenly over their families (group ``source``).
+
+    Args:
+      specs: the candidate specs (e.g. the ``meta_test`` specs of a run's own task source).
+      max_tasks: how many to keep at most.
+      seed: orders each family's specs (sorted by task id first).
+
+    Returns:
+      The tasks, families taken in turn (sorted by name) until ``max_tasks`` or the specs run out.
+    """
+    registry = default_registry()
+    by_family: dict = {}
+    for s in sorted(specs, key=lambda s: s.task_id):
+        by_family.setdefault(s.family, []).append(s)
+    queues = []
+    for family in sorted(by_family):
+        pool = by_family[family]
+        order = np.random.default_rng(derive_seed("source_tasks", seed, family)).permutation(len(pool))
+        queues.append([pool[int(i)] for i in order])
+    out = []
+    while len(out) < max_tasks and any(queues):
+        for q in queues:
+            if q and len(out) < max_tasks:
+                out.append(q.pop(0))
+    return [EvalTask(s, "source", registry.get(s.family).variant(s.config)) for s in out]
+
+
+def source_label(tasks) -> str:
+    """A content address for a list of tasks (``tasks-`` + 16 hex digits of the sha256 of their specs)."""
+    text = "\n".join(t.spec.to_json() for t in tasks)
+    return "tasks-" + hashlib.sha256(text.encode()).hexdigest()[:16]

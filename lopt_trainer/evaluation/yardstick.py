@@ -33,14 +33,15 @@ from lopt_trainer.common.progress import progress_bar
 from lopt_trainer.evaluation import normalized as nz
 from lopt_trainer.evaluation import task_sets
 from lopt_trainer.evaluation.baseline_table import (YARDSTICK_SETTINGS, BaselineTable, load_baselines,
-                                                    run_summaries)
+                                                    run_summaries, source_baselines)
 from lopt_trainer.evaluation.backends import LocalBackend
 from lopt_trainer.evaluation.records import load_records, save_records
 from lopt_trainer.evaluation.settings import LOPT, RunUnit
 from lopt_trainer.theta.load import theta_digest
 from taskgen.jax_cache import enable_compilation_cache
 
-__all__ = ["CACHE_ENV", "ThetaRuns", "YardstickScores", "run_theta", "score", "score_runs", "evaluate", "compare",
+__all__ = ["CACHE_ENV", "ThetaRuns", "YardstickScores", "run_theta", "score", "score_runs", "evaluate",
+           "evaluate_tasks", "baselines_for", "compare",
            "global_trial", "cache_dir", "runs_to_dict", "runs_from_dict"]
 
 CACHE_ENV = "TASKGEN_YARDSTICK_CACHE"
@@ -82,21 +83,23 @@ class ThetaRuns:
     wall_s: float = 0.0
 
 
-def run_theta(theta, set_name: str, *, cache=None, progress: bool = True, data_dir=None) -> ThetaRuns:
+def run_theta(theta, set_name: str, *, cache=None, progress: bool = True, data_dir=None,
+              tasks=None) -> ThetaRuns:
     """Run θ on every task of ``set_name`` not yet in the cache; returns all its runs there.
 
     Args:
       theta: the learned optimizer's θ (a pytree of arrays).
-      set_name: ``valid`` or ``test``.
+      set_name: ``valid`` or ``test``, or the label of ``tasks`` (:func:`~.task_sets.source_label`).
       cache: the cache folder (:func:`cache_dir` by default).
       progress: show a progress bar.
       data_dir: where the task sets live (the package's by default).
+      tasks: the :class:`~.tasks.EvalTask` list in place of the frozen set ``set_name``.
 
     Returns:
       The :class:`ThetaRuns`.
     """
     enable_compilation_cache()
-    tasks = task_sets.task_set_tasks(set_name, data_dir)
+    tasks = tasks if tasks is not None else task_sets.task_set_tasks(set_name, data_dir)
     digest = theta_digest(theta)
     folder = Path(cache or cache_dir()) / set_name / digest
     key, seeds = YARDSTICK_SETTINGS.run_key(LOPT, digest), YARDSTICK_SETTINGS.seed_list()
@@ -257,16 +260,56 @@ def evaluate(theta, set_name: str, *, cache=None, progress: bool = True,
     return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
 
 
-def score_runs(runs: ThetaRuns, *, data_dir=None, base: BaselineTable | None = None) -> tuple[dict, YardstickScores]:
-    """θ's runs on a set scored against the set's committed baselines (``base``, loaded when None):
-    ``(summary, scores)`` as :func:`evaluate` returns them."""
+def score_runs(runs: ThetaRuns, *, data_dir=None, base: BaselineTable | None = None,
+               g_trial: int | None = None) -> tuple[dict, YardstickScores]:
+    """θ's runs on a set scored against the set's committed baselines (``base``, loaded when None), with Global
+    AdamLR's trial ``g_trial`` (None: chosen on the valid set): ``(summary, scores)`` as :func:`evaluate` returns
+    them."""
     base = base if base is not None else load_baselines(runs.set_name, data_dir=data_dir)
-    valid = base if runs.set_name == "valid" else load_baselines("valid", data_dir=data_dir)
-    scores = score(runs, base, global_trial(valid))
+    if g_trial is None:
+        valid = base if runs.set_name == "valid" else load_baselines("valid", data_dir=data_dir)
+        g_trial = global_trial(valid)
+    scores = score(runs, base, g_trial)
     summary = summarize(scores)
+    summary["global_adamlr_chosen_on"] = "valid" if base.set_name in task_sets.SET_NAMES else "these tasks"
     summary.update({"theta_digest": runs.theta_digest, "diverged": int(runs.diverged.sum()),
                     "runs": int(runs.diverged.size)})
     return summary, scores
+
+
+def evaluate_tasks(theta, tasks, *, what: str = "", cache=None, progress: bool = True,
+                   base: BaselineTable | None = None) -> tuple[dict, YardstickScores, dict]:
+    """The yardstick on any task list (e.g. a run's own held-out tasks): as :func:`evaluate`, with the AdamLR grid
+    computed once per list into the cache and Global AdamLR chosen on the list itself.
+
+    Args:
+      theta: θ (a pytree of arrays).
+      tasks: the :class:`~.tasks.EvalTask` list (:func:`~.task_sets.source_tasks`).
+      what: how progress lines name the tasks (e.g. ``held-out tasks of mine.jsonl``).
+      cache: the cache of θ runs and baselines (:func:`cache_dir` by default).
+      progress: show progress bars.
+      base: the list's baselines when already loaded (:func:`baselines_for`).
+
+    Returns:
+      ``(summary, scores, timing)`` as :func:`evaluate`; ``summary["set"]`` is the list's label.
+
+    Raises:
+      ValueError: ``tasks`` is empty.
+    """
+    if not tasks:
+        raise ValueError("no tasks to evaluate on")
+    base = base if base is not None else baselines_for(tasks, what=what, cache=cache, progress=progress)
+    runs = run_theta(theta, base.set_name, cache=cache, progress=progress, tasks=tasks)
+    summary, scores = score_runs(runs, base=base, g_trial=global_trial(base))
+    return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
+
+
+def baselines_for(tasks, *, what: str = "", cache=None, progress: bool = True) -> BaselineTable:
+    """The AdamLR grid of a task list, computed once into ``<cache>/baselines/<label>/`` and read back after."""
+    label = task_sets.source_label(tasks)
+    desc = f"AdamLR baselines for {len(tasks)} {what or 'tasks'} (computed once, cached)"
+    return source_baselines(tasks, label, Path(cache or cache_dir()) / "baselines" / label, progress=progress,
+                            desc=desc)
 
 
 def runs_to_dict(runs: ThetaRuns) -> dict:

@@ -22,10 +22,16 @@ def legend(summary: dict) -> list[str]:
         f"    Clipped to [{lo:g}, {hi:g}]; a diverged run counts {hi:g}. Curve: the same for the mean loss over the run.",
         "  mean / median / IQM (interquartile mean) over tasks of the seed-mean n, with 95% bootstrap intervals",
         "    (tasks resampled within each family).",
-        f"  Global AdamLR: one learning rate ({summary['global_adamlr_lr']:.3g}) for every task, chosen on the valid",
-        "    set; per-task AdamLR@14: per task, the grid rate with the best inner-valid loss.",
+        f"  Global AdamLR: one learning rate ({summary['global_adamlr_lr']:.3g}) for every task, chosen on "
+        f"{_chosen_on(summary)};",
+        "    per-task AdamLR@14: per task, the grid rate with the best inner-valid loss.",
         "  win / tie / loss: θ's seed-mean n against the baseline's; a tie is |Δ| ≤ 2·SE (seed-to-seed) + 0.001.",
     ]
+
+
+def _chosen_on(summary: dict) -> str:
+    on = summary.get("global_adamlr_chosen_on", "valid")
+    return "the valid set" if on == "valid" else on
 
 
 def summary_lines(summary: dict, label: str = "θ") -> list[str]:

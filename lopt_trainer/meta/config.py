@@ -166,6 +166,23 @@ class MetaTrainConfig:
             pool=PoolSettings(int(self.workers), self.address, bool(self.pin_workers)),
             config_json=self.to_json())
 
+    @classmethod
+    def preset(cls, name: str = "recipe", **settings) -> "MetaTrainConfig":
+        """The settings of preset ``name`` (:data:`PRESETS`) with ``settings`` on top, by the command line's rule.
+
+        Args:
+          name: ``recipe`` (what ``taskgen lopt meta-train`` starts from) or ``quick`` (``MetaTrainConfig()``).
+          **settings: fields to set, e.g. ``suite="mine.jsonl"`` (with the recipe, a spec file of one's own
+            trains on its ``meta_train`` specs and is judged on its ``meta_test`` specs: :func:`own_source`).
+
+        Returns:
+          The config.
+
+        Raises:
+          ValueError: an unknown preset, setting or value.
+        """
+        return resolve_config(flags=settings, preset=name)[0]
+
     def to_dict(self) -> dict:
         """All settings as a JSON-able dict."""
         return dataclasses.asdict(self)
@@ -509,4 +526,33 @@ def resolve_config(config_file=None, sets=(), flags: dict | None = None,
             continue
         cfg[key] = list(cfg.get("plugins") or []) + list(value) if key == "plugins" else value
         given.add(key)
+    if preset == "recipe":
+        own_source(cfg, given)
     return MetaTrainConfig.from_dict(cfg), given
+
+
+RECIPE_SOURCE_KEYS = ("filters", "max_params", "max_flops", "family_limits")
+"""The recipe's settings that describe its own task distribution (the built-in families under its limits)."""
+
+
+def own_source(cfg: dict, given: set) -> None:
+    """The one rule for a run of the recipe on the user's own tasks, applied to ``cfg`` in place.
+
+    When ``given`` names a spec file (``suite`` / ``manifest``), the recipe's description of its own distribution
+    (:data:`RECIPE_SOURCE_KEYS`: the 12 built-in families and their cost limits) steps aside for every key not
+    given too: the run trains on the file's ``meta_train`` specs, whatever their family and size. When ``given``
+    names any task setting (a file, filters or limits) and not ``panel``, the panel judges θ on the held-out
+    (``meta_test``) tasks of that same source (``{"on": "source"}``) instead of the yardstick's valid set of the
+    built-in distribution.
+
+    Args:
+      cfg: the settings being resolved (a full :meth:`MetaTrainConfig.to_dict`).
+      given: the names the user gave.
+    """
+    defaults = MetaTrainConfig().to_dict()
+    if given & {"suite", "manifest"}:
+        for key in RECIPE_SOURCE_KEYS:
+            if key not in given:
+                cfg[key] = defaults[key]
+    if given & {"suite", "manifest", *RECIPE_SOURCE_KEYS} and "panel" not in given:
+        cfg["panel"] = {"on": "source"}

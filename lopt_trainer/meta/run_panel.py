@@ -25,12 +25,16 @@ import jax
 import numpy as np
 
 from lopt_trainer.common.run_files import read_json, write_json
+from lopt_trainer.evaluation import normalized as nz
 from lopt_trainer.evaluation.panel import PanelSettings, evaluate_panel, paired_bootstrap, panel_tasks
+from lopt_trainer.evaluation.yardstick import baselines_for
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.theta.load import theta_digest
-from lopt_trainer.theta.reference_io import save_reference_npz
+from lopt_trainer.theta.reference_io import load_reference_npz, save_reference_npz
 
 
+START_THETA = "start_theta.npz"
+"""``RUN/start_theta.npz``: θ before the first outer step (reference layout), kept until the panel scores it."""
 HANDSET_SCORES = "panel/handset_scores.json"
 """``RUN/panel/handset_scores.json``: the hand-set θ's per-task scores with what they were made under
 (``{"settings": {...}, "theta_digest": ..., "tasks": [task ids], "task_scores": {...}}``); read back instead of
@@ -42,9 +46,12 @@ class Panel:
     """The panel of one run (see the module docstring); ``resumed``: keep the best θ an earlier part of the run
     recorded (a fresh run ignores an old ``best.json``)."""
 
-    def __init__(self, settings: PanelSettings, run_dir: Path, lopt, resumed: bool):
+    def __init__(self, settings: PanelSettings, run_dir: Path, lopt, resumed: bool, held_specs=None,
+                 source: str = ""):
         self.settings = settings
-        self.tasks = panel_tasks(settings)
+        self.tasks = panel_tasks(settings, held_specs if settings.on == "source" else None)
+        self.what = f"held-out tasks of {source}" if settings.on == "source" else ""
+        self.base = None  # the AdamLR grid of a source panel, once computed
         self.task_ids = {t.task_id for t in self.tasks}
         self.run_dir = Path(run_dir)
         self.hierarchical = getattr(lopt, "name", "") == "hierarchical"
@@ -58,12 +65,37 @@ class Panel:
                   file=sys.stderr)
             self.best = None
 
-    def evaluate(self, state, progress: bool = False) -> dict:
-        """Score ``state.theta`` (after ``state.step`` outer steps); returns the metrics record (also appended to
-        the run's metrics), and keeps it as the best when it beats the best beyond the noise (module docstring)."""
+    def keep_start(self, state, progress: bool = False) -> None:
+        """Before the first outer step: keep the start θ for the panel's step-0 point. The hierarchical optimizer's
+        θ goes to ``RUN/start_theta.npz`` and is scored with the first panel evaluation, so that meta-training
+        starts at once; another optimizer's θ is scored now."""
+        if not self.hierarchical:
+            self.evaluate(state, progress)
+            return
+        save_reference_npz(jax.device_get(state.theta), self.run_dir / START_THETA)
+        if progress:
+            print(f"panel: {len(self.tasks)} {self.what or 'held-out tasks'}; the start θ is kept and scored with the "
+                  "first panel evaluation (the step-0 point every later θ is compared with)", file=sys.stderr)
+
+    def score_start(self, progress: bool = False) -> dict | None:
+        """Score the kept start θ (``RUN/start_theta.npz``) as the step-0 record, once; None when there is none."""
+        path = self.run_dir / START_THETA
+        if not path.is_file():
+            return None
+        from types import SimpleNamespace
+
+        record = self.evaluate(SimpleNamespace(theta=load_reference_npz(path), step=0), progress, start=False)
+        path.unlink()
+        return record
+
+    def evaluate(self, state, progress: bool = False, start: bool = True) -> dict:
+        """Score ``state.theta`` (after ``state.step`` outer steps), after the kept start θ when it is still
+        unscored (``start``); returns the metrics record (also appended to the run's metrics), and keeps it as the
+        best when it beats the best beyond the noise (module docstring)."""
+        if start and state.step > 0:
+            self.score_start(progress)
         t0 = time.perf_counter()
-        figures = evaluate_panel(state.theta, self.tasks, self.settings,
-                                 self.run_dir / "panel" / f"step_{state.step:06d}", progress=progress)
+        figures = self._evaluate(state.theta, self.run_dir / "panel" / f"step_{state.step:06d}", progress)
         record = {"kind": "panel", "step": state.step, **figures}
         reference = self.reference_scores(progress, known=(state.theta, figures))
         if reference is not None:
@@ -79,6 +111,12 @@ class Panel:
             self.best = dict(record, theta_digest=theta_digest(state.theta))
             write_json(self.run_dir / "best.json", self.best)
         return record
+
+    def _evaluate(self, theta, out_dir: Path, progress: bool) -> dict:
+        if self.settings.on == "source" and self.base is None:
+            self.base = baselines_for(self.tasks, what=self.what, progress=progress)
+        return evaluate_panel(theta, self.tasks, self.settings, out_dir, progress=progress, what=self.what,
+                              base=self.base)
 
     def reference_scores(self, progress: bool = False, known=None) -> dict | None:
         """The per-task panel scores of the optimizer's hand-set θ (seed 0), evaluated once into
@@ -98,11 +136,63 @@ class Panel:
             if known is not None and theta_digest(known[0]) == theta_digest(theta):
                 figures = known[1]
             else:
-                figures = evaluate_panel(theta, self.tasks, self.settings, self.run_dir / "panel" / "handset",
-                                         progress=progress)
+                figures = self._evaluate(theta, self.run_dir / "panel" / "handset", progress)
             self.handset_scores = figures.get("task_scores") or {}
             write_json(self.run_dir / HANDSET_SCORES, {**made_by, "task_scores": self.handset_scores})
         return self.handset_scores
+
+
+def end_summary(first: dict | None, last: dict | None, best: dict | None, families: dict) -> dict | None:
+    """Whether θ improved over the run, from its panel records: the last and best θ against the start θ (paired
+    over the panel's tasks, 95 % bootstrap intervals resampled within families, in score units: higher is
+    better), the last θ against Global AdamLR when the panel measured it, and a one-line verdict.
+
+    Args:
+      first: the panel record of the start θ (step 0), or None.
+      last: the panel record of the last θ, or None.
+      best: the best θ's record (``RUN/best.json``), or None.
+      families: ``{task_id: family}`` of the panel's tasks.
+
+    Returns:
+      ``{"start_step", "last_step", "start_score", "last_score", "last_vs_start", "best_step", "best_vs_start",
+      "last_vs_global_adamlr", "verdict"}`` (absent keys: not measured), or None without both records.
+    """
+    if not first or not last:
+        return None
+
+    def diff(a: dict, b: dict) -> dict:
+        a, b = a.get("task_scores") or {}, b.get("task_scores") or {}
+        shared = sorted(set(a) & set(b))
+        return nz.paired_difference([a[t] for t in shared], [b[t] for t in shared],
+                                    [families.get(t, "") for t in shared])
+
+    out = {"start_step": first["step"], "last_step": last["step"], "start_score": first.get("score"),
+           "last_score": last.get("score"), "last_vs_start": diff(last, first)}
+    if best is not None:
+        out.update(best_step=best.get("step"), best_score=best.get("score"), best_vs_start=diff(best, first))
+    if last.get("vs_global_adamlr"):
+        out["last_vs_global_adamlr"] = last["vs_global_adamlr"]
+    out["verdict"] = verdict(out["last_vs_start"], last["step"] - first["step"])
+    return out
+
+
+EPS = 1e-9
+"""Score differences this small are rounding, not change."""
+
+
+def verdict(d: dict, steps: int) -> str:
+    """One line on a paired score difference ``last − start`` (higher is better) and its interval."""
+    ci = f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
+    where = f"(95%, paired over {d['tasks']} held-out tasks, after {steps} outer steps)"
+    if not d["tasks"]:
+        return "no verdict: the start and last θ share no panel task"
+    if steps <= 0:
+        return "no verdict: the run made no outer step"
+    if d["low"] > EPS:
+        return f"θ improved: last − start panel score {ci} {where}"
+    if d["high"] < -EPS:
+        return f"θ got worse: last − start panel score {ci} {where}"
+    return f"no detectable change in θ: last − start panel score {ci} {where}"
 
 
 def is_new_best(record: dict, best: dict | None) -> bool:

@@ -42,7 +42,7 @@ from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.plan import check_family_draw
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
-from lopt_trainer.meta.run_panel import Panel
+from lopt_trainer.meta.run_panel import START_THETA, Panel
 from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_run_history, read_state,
                                         start_session, warn_fresh_estimators)
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
@@ -56,21 +56,32 @@ from taskgen.jax_cache import enable_compilation_cache
 THETA_FILE = "theta.npz"
 """θ of the latest checkpoint in the reference layout (hierarchical optimizer only): ``RUN/theta.npz``."""
 
+SUMMARY_FILE = "summary.json"
+"""``RUN/summary.json``: why the run stopped and whether θ improved on its panel (written at the end)."""
 RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
              "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
-             "panel.png", RUN_HISTORY_FILE)
+             "panel.png", RUN_HISTORY_FILE, SUMMARY_FILE, START_THETA)
 """A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
 as ``.npz``, the panel's evaluations and best θ, the plots of ``taskgen lopt plot`` and the pretraining history
 (:data:`~lopt_trainer.meta.portable.RUN_HISTORY_FILE`)."""
 
 
+STOP_REASONS = {"steps": "reached its steps", "time": "its time limit (--hours) passed",
+                "SIGINT": "interrupted (Ctrl-C)", "SIGTERM": "terminated (SIGTERM)"}
+"""Why a run stopped, and how the end of a run says it."""
+
+
 @dataclasses.dataclass
 class RunResult:
-    """What :func:`meta_train` returns: the final state, the run folder and whether it was interrupted."""
+    """What :func:`meta_train` returns: the final state, the run folder, whether a signal interrupted it, why it
+    stopped (:data:`STOP_REASONS`) and the end summary (:func:`~lopt_trainer.meta.run_panel.end_summary`, None
+    without a panel)."""
 
     state: TrainerState
     run_dir: Path
     interrupted: bool
+    stop_reason: str = "steps"
+    summary: dict | None = None
 
     @property
     def theta(self):
@@ -175,18 +186,21 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
     else:
         state = restore_state(ctx, s.init.seed, outer, raw)
     truncate_metrics(run_dir, state.step)
-    cadences = Cadences(run_dir, s, ctx, task_digest(specs), len(specs), eval_specs or [], resumed=raw is not None)
-    if cadences.panel is not None and state.step == 0:
-        cadences.panel.evaluate(state, progress)
+    held = s.tasks.held_out(all_specs(s.tasks)) if s.panel is not None and s.panel.on == "source" else None
+    cadences = Cadences(run_dir, s, ctx, task_digest(specs), len(specs), eval_specs or [], resumed=raw is not None,
+                        held_specs=held)
+    if state.step == 0:
+        cadences.at_start(state, progress)
     pool = backend
     if backend is None and s.pool.workers > 0 and local_ray_usable(s.pool.address):
         pool = RayGradientPool(s.worker, specs, s.pool.workers, address=s.pool.address, pin=s.pool.pin)
     try:
-        interrupted = run_loop(ctx, s, outer, state, pool, cadences, progress, max_seconds)
+        reason = run_loop(ctx, s, outer, state, pool, cadences, progress, max_seconds)
     finally:
         if backend is None and pool is not None:
             pool.close()
-    return RunResult(state, run_dir, interrupted)
+    summary = cadences.at_end(state, reason, progress)
+    return RunResult(state, run_dir, reason in ("SIGINT", "SIGTERM"), reason, summary)
 
 
 def continue_source(run_dir: Path, raw: dict | None, portable: PortableState | None) -> PortableState | None:
@@ -222,11 +236,16 @@ def source_labels(run_dir: Path, portable: PortableState | None) -> dict:
                             f"run without --from-state"}
 
 
+def all_specs(tasks: TaskSource) -> list:
+    """Every spec of the source's file (the default suite when it names none), its plugins imported first."""
+    import_plugins(tasks.plugins)
+    return taskgen.load_specs(tasks.path)
+
+
 def load_specs_for(tasks: TaskSource):
     """``(train_specs, eval_specs)``: the filtered specs and up to ``eval_tasks`` fixed held-out specs (the
     ``meta_test`` specs that pass the non-split filters; training specs when there are none)."""
-    import_plugins(tasks.plugins)
-    specs = taskgen.load_specs(tasks.path)
+    specs = all_specs(tasks)
     train = tasks.filter(specs)
     if not train:
         raise ValueError(tasks.no_specs_message(specs))
@@ -241,21 +260,69 @@ class Cadences:
     the held-out evaluation, the quality panel (:class:`~lopt_trainer.meta.run_panel.Panel`) and checkpoints."""
 
     def __init__(self, run_dir: Path, s: RunSettings, ctx: WorkerContext, tasks_digest: str, tasks_count: int,
-                 eval_specs, resumed: bool):
+                 eval_specs, resumed: bool, held_specs=None):
         self.run_dir, self.cadence, self.ctx = run_dir, s.cadence, ctx
         self.config_json, self.tasks_digest, self.tasks_count = s.config_json, tasks_digest, tasks_count
         self.eval_tasks = [ctx.sampler.builder(spec) for spec in eval_specs]
         self.eval_seed = s.worker.seed
-        self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed) if s.panel is not None else None
+        self.panel = None
+        if s.panel is not None and s.panel.on == "source" and not held_specs:
+            print(f"note: no quality panel: {s.tasks.describe()} has no held-out (meta_test) task that passes the "
+                  "run's other filters, so nothing says whether θ improves; give the source meta_test specs "
+                  "(taskgen sample splits them) or set panel_every=0", file=sys.stderr)
+        elif s.panel is not None:
+            self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed, held_specs, s.tasks.describe())
         self.write_npz = ctx.lopt is hierarchical_lopt()  # the reference layout fits its default sizes only
+
+    def at_start(self, state: TrainerState, progress: bool) -> None:
+        """Before the first outer step: the held-out check and the panel on the start θ (the step-0 points)."""
+        if self.eval_tasks and self.cadence.eval_every > 0:
+            self.held_out_check(state, start=True)
+        if self.panel is not None:
+            self.panel.keep_start(state, progress)
+        if progress:
+            print("note: the meta-loss of the first steps falls as the inner problems train, whatever θ does; "
+                  "whether θ improves shows in the panel (step 0 against later steps) and the end summary",
+                  file=sys.stderr)
+
+    def held_out_check(self, state: TrainerState, start: bool = False) -> None:
+        """The quick held-out check of ``state.theta`` into the metrics (``step`` −1: the start θ)."""
+        c = self.cadence
+        res = evaluate(state.theta, self.eval_tasks, self.ctx.lopt, self.ctx.settings.unroll, c.eval_steps,
+                       self.eval_seed)
+        append_metrics(self.run_dir, {"kind": "eval", "step": -1 if start else state.step - 1, "tasks": res})
+
+    def at_end(self, state: TrainerState, reason: str, progress: bool) -> dict | None:
+        """After the last step: the panel on the last θ (unless a signal stopped the run or it was just scored),
+        then the end summary (:func:`~lopt_trainer.meta.run_panel.end_summary`) into the metrics and
+        ``RUN/summary.json``; returns the summary (None without a panel)."""
+        from lopt_trainer.meta.metrics import read_metrics
+        from lopt_trainer.meta.run_panel import end_summary
+
+        record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step}
+        if self.panel is None:
+            write_json(self.run_dir / SUMMARY_FILE, record)
+            return None
+        panels = [r for r in read_metrics(self.run_dir) if r.get("kind") == "panel"]
+        if reason in ("steps", "time") and (not panels or panels[-1]["step"] != state.step):
+            if progress:
+                print(f"panel: scoring the last θ (step {state.step}) for the end summary", file=sys.stderr)
+            self.panel.evaluate(state, progress)
+            panels = [r for r in read_metrics(self.run_dir) if r.get("kind") == "panel"]
+        first = next((r for r in panels if r["step"] == 0), None)
+        summary = end_summary(first, panels[-1] if panels else None, self.panel.best,
+                              {t.task_id: t.spec.family for t in self.panel.tasks})
+        record.update(panel=summary, panel_tasks=len(self.panel.tasks),
+                      panel_on=self.panel.what or self.panel.settings.on or "suite")
+        append_metrics(self.run_dir, {"kind": "end", **record})
+        write_json(self.run_dir / SUMMARY_FILE, record)
+        return record
 
     def after_step(self, state: TrainerState, progress: bool) -> None:
         """Run what is due after ``state.step`` outer steps."""
         c: Cadence = self.cadence
         if self.eval_tasks and c.eval_every > 0 and state.step % c.eval_every == 0:
-            res = evaluate(state.theta, self.eval_tasks, self.ctx.lopt, self.ctx.settings.unroll, c.eval_steps,
-                           self.eval_seed)
-            append_metrics(self.run_dir, {"kind": "eval", "step": state.step - 1, "tasks": res})
+            self.held_out_check(state)
         if self.panel is not None and state.step % c.panel_every == 0:
             self.panel.evaluate(state, progress)
         if c.checkpoint_every > 0 and state.step % c.checkpoint_every == 0:
@@ -270,15 +337,16 @@ class Cadences:
 
 
 def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, pool, cadences: Cadences,
-             progress: bool, max_seconds: float | None = None) -> bool:
+             progress: bool, max_seconds: float | None = None) -> str:
     """Outer steps until ``s.cadence.steps`` (or a SIGINT/SIGTERM, or the step during which ``max_seconds`` of the
-    loop passed), each logged and followed by its cadences, then a final checkpoint. Returns whether a signal
-    stopped the run."""
+    loop passed), each logged and followed by its cadences, then a final checkpoint. Returns why it stopped (a key
+    of :data:`STOP_REASONS`)."""
     deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
     flag = _StopFlag()
     old = _install_handlers(flag)
     bar = tqdm(total=s.cadence.steps, initial=state.step, desc="meta-train", file=sys.stderr) if progress else None
     on_work = WorkDisplay(bar) if bar is not None else None
+    reason = "steps"
     try:
         while state.step < s.cadence.steps and flag.signum is None:
             record = train_step(ctx, s.plan, outer, state, pool, on_work=on_work)
@@ -290,6 +358,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
                 bar.set_postfix(loss="-" if loss is None else f"{loss:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
             cadences.after_step(state, progress)
             if deadline is not None and time.monotonic() >= deadline:
+                reason = "time" if state.step < s.cadence.steps else "steps"
                 break
         cadences.save(state)
     finally:
@@ -298,7 +367,9 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
             signal.signal(sig, handler)
         if bar is not None:
             bar.close()
-    return flag.signum is not None
+    if flag.signum is not None:
+        return signal.Signals(flag.signum).name if flag.signum in (signal.SIGINT, signal.SIGTERM) else "SIGINT"
+    return reason
 
 
 class WorkDisplay:

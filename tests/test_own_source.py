@@ -1,0 +1,254 @@
+"""A run on the user's own tasks is judged on the user's own held-out tasks: the preset rule, the source panel's
+task choice, the yardstick on any task list, and the end summary that says whether θ improved."""
+
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lopt_trainer.evaluation import task_sets as ts
+from lopt_trainer.evaluation import yardstick
+from lopt_trainer.meta.config import MetaTrainConfig, resolve_config
+from lopt_trainer.meta.run_panel import end_summary, verdict
+from lopt_trainer.theta.load import load_theta
+from taskgen import TaskSpec
+
+
+# ------------------------------------------------------------------ the preset rule
+
+
+def test_recipe_on_own_file_trains_on_all_its_families_and_judges_on_its_held_out_tasks():
+    cfg = MetaTrainConfig.preset("recipe", suite="mine.jsonl")
+    assert cfg.filters == {"split": ["meta_train"]}  # the recipe's 12 built-in families step aside
+    assert (cfg.max_params, cfg.max_flops, cfg.family_limits) == (None, None, {})
+    assert cfg.panel == {"on": "source"} and cfg.panel_every == 150
+    recipe = MetaTrainConfig.preset("recipe")
+    assert cfg.num_groups == recipe.num_groups and cfg.meta_loss == recipe.meta_loss  # the rest is the recipe's
+
+
+def test_a_filter_on_the_default_suite_keeps_the_recipe_limits_but_judges_on_its_own_tasks():
+    cfg = MetaTrainConfig.preset("recipe", filters={"family": ["mlp"], "split": ["meta_train"]})
+    assert cfg.max_params == 20000 and cfg.family_limits  # the built-in distribution's limits stay
+    assert cfg.panel == {"on": "source"}
+
+
+def test_what_the_user_gives_wins_over_the_rule():
+    cfg = MetaTrainConfig.preset("recipe", suite="mine.jsonl", max_params=5000, panel={"on": "valid"})
+    assert cfg.max_params == 5000 and cfg.panel == {"on": "valid"}
+    assert MetaTrainConfig.preset("recipe").panel == {"on": "valid"}  # the recipe's own distribution
+    assert MetaTrainConfig.preset("quick", suite="mine.jsonl") == MetaTrainConfig(suite="mine.jsonl")
+
+
+def test_the_command_line_and_python_resolve_the_same_config(tmp_path):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"sigma": 0.02}))
+    cli, given = resolve_config(path, ["steps=7"], {"suite": "mine.jsonl"}, preset="recipe")
+    py = MetaTrainConfig.preset("recipe", suite="mine.jsonl", sigma=0.02, steps=7)
+    assert cli == py and {"sigma", "steps", "suite"} <= given
+
+
+def test_preset_refuses_unknown_names_with_the_choices():
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        MetaTrainConfig.preset("fast")
+    with pytest.raises(ValueError, match="unknown meta-train settings"):
+        MetaTrainConfig.preset("recipe", sgima=0.1)
+
+
+def test_config_file_starts_from_the_recipe_on_the_command_line(tmp_path, monkeypatch):
+    """``--config`` no longer switches the base to 'quick' behind the user's back."""
+    from lopt_trainer.meta import trainer
+    from taskgen.cli import cli
+
+    seen = {}
+
+    def fake_meta_train(config, out, **kw):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(trainer, "meta_train", fake_meta_train)
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps({"sigma": 0.02}))
+    res = CliRunner().invoke(cli, ["lopt", "meta-train", "--config", str(path), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "preset recipe + " in res.output
+    assert seen["config"] == MetaTrainConfig.preset("recipe", sigma=0.02)
+    res = CliRunner().invoke(cli, ["lopt", "meta-train", "--config", str(path), "--preset", "quick", "--out",
+                                   str(tmp_path / "r")])
+    assert seen["config"] == MetaTrainConfig(sigma=0.02)
+
+
+# ------------------------------------------------------------------ the source panel's tasks
+
+
+def _spec(family: str, seed: int, split: str = "meta_test") -> TaskSpec:
+    return TaskSpec.create(family, 1, seed, {"n": seed}, split=split)
+
+
+@settings(max_examples=30, deadline=None)
+@given(counts=st.lists(st.integers(0, 6), min_size=1, max_size=4), max_tasks=st.integers(1, 14),
+       seed=st.integers(0, 3))
+def test_source_tasks_spread_over_families_deterministically(counts, max_tasks, seed):
+    specs = [_spec(f"fam{i}", j) for i, n in enumerate(counts) for j in range(n)]
+    with mock.patch.object(ts, "default_registry", _FakeRegistry):
+        chosen = ts.source_tasks(specs, max_tasks, seed)
+        again = ts.source_tasks(list(reversed(specs)), max_tasks, seed)
+    assert len(chosen) == min(max_tasks, len(specs))
+    assert len({t.task_id for t in chosen}) == len(chosen)
+    per = {f"fam{i}": sum(t.spec.family == f"fam{i}" for t in chosen) for i in range(len(counts))}
+    # evenly: a family short of another by more than one has no spec left
+    for f, n in per.items():
+        others = [m for g, m in per.items() if g != f]
+        if others and max(others) > n + 1:
+            assert n == counts[int(f[3:])]
+    assert [t.task_id for t in again] == [t.task_id for t in chosen]  # the input order does not matter
+    assert ts.source_label(chosen) == ts.source_label(again)
+
+
+class _FakeRegistry:
+    def get(self, family):
+        return _FakeFamily()
+
+
+class _FakeFamily:
+    def variant(self, config):
+        return "v"
+
+
+# ------------------------------------------------------------------ the yardstick on any task list
+
+
+@pytest.fixture(scope="module")
+def twod_tasks():
+    registry_tasks = [t for t in ts.task_set_tasks("test") if t.spec.family == "twod"][:2]
+    return registry_tasks
+
+
+def test_yardstick_on_a_task_list_computes_baselines_once_and_ranks_theta(twod_tasks, tmp_path):
+    hs, hs_scores, t1 = yardstick.evaluate_tasks(load_theta("handset"), twod_tasks, cache=tmp_path, progress=False)
+    label = ts.source_label(twod_tasks)
+    assert hs["set"] == label and hs["tasks"] == 2 and hs["global_adamlr_chosen_on"] == "these tasks"
+    assert sorted(p.name for p in (tmp_path / "baselines" / label).rglob("*.json"))  # the grid is cached
+    again, _, t2 = yardstick.evaluate_tasks(load_theta("handset"), twod_tasks, cache=tmp_path, progress=False)
+    assert t1["wall_s"] > 0 and t2["wall_s"] == 0.0  # θ's runs read back
+    assert json.dumps(again, sort_keys=True) == json.dumps(hs, sort_keys=True)
+    rnd, _, _ = yardstick.evaluate_tasks(load_theta("random"), twod_tasks, cache=tmp_path, progress=False)
+    assert hs["rows"]["theta"]["final"]["mean"]["value"] < rnd["rows"]["theta"]["final"]["mean"]["value"]
+    # per-task AdamLR is the best grid point by inner-valid loss: never far above 0
+    assert np.all(hs_scores.final["per_task_adamlr@14"].mean(axis=1) < 0.5)
+
+
+def test_yardstick_on_no_tasks_is_refused():
+    with pytest.raises(ValueError, match="no tasks"):
+        yardstick.evaluate_tasks(load_theta("handset"), [], progress=False)
+
+
+# ------------------------------------------------------------------ the end summary
+
+
+def _record(step, scores, **extra):
+    return {"step": step, "score": float(np.mean(list(scores.values()))), "task_scores": scores, **extra}
+
+
+def test_end_summary_says_improved_only_when_the_interval_clears_zero():
+    fam = {f"t{i}": f"f{i // 4}" for i in range(8)}
+    start = _record(0, {t: -0.5 for t in fam})
+    better = _record(30, {t: -0.5 + 0.1 + 0.01 * i for i, t in enumerate(fam)})
+    out = end_summary(start, better, None, fam)
+    assert out["verdict"].startswith("θ improved") and out["last_vs_start"]["low"] > 0
+    assert "8 held-out tasks, after 30 outer steps" in out["verdict"]
+    worse = _record(30, {t: -0.6 - 0.01 * i for i, t in enumerate(fam)})
+    assert end_summary(start, worse, None, fam)["verdict"].startswith("θ got worse")
+    noisy = _record(30, {t: -0.5 + (0.2, -0.2, 0.05, -0.05)[i % 4] for i, t in enumerate(fam)})
+    out = end_summary(start, noisy, dict(noisy), fam)
+    assert out["verdict"].startswith("no detectable change") and out["best_step"] == 30
+    assert out["last_vs_start"]["low"] < 0 < out["last_vs_start"]["high"]
+    assert end_summary(None, noisy, None, fam) is None
+
+
+def test_verdict_without_steps_or_shared_tasks():
+    d = {"mean": 0.0, "low": 0.0, "high": 0.0, "tasks": 0}
+    assert verdict(d, 5).startswith("no verdict: the start and last θ share no panel task")
+    assert verdict({**d, "tasks": 3}, 0) == "no verdict: the run made no outer step"
+
+
+# ------------------------------------------------------------------ a run on its own tasks, end to end
+
+
+def _own_suite(tmp_path, held: bool = True):
+    from taskgen.specfile import specs_to_jsonl
+    from tests.meta_helpers import small_quadratic_specs
+
+    twod = [t.spec for t in ts.task_set_tasks("test") if t.spec.family == "twod"][:2]
+    specs = small_quadratic_specs(4) + ([s.with_split("meta_test") for s in twod] if held else [])
+    path = tmp_path / "own.jsonl"
+    path.write_bytes(specs_to_jsonl(specs))
+    return path
+
+
+def _tiny_recipe(suite, **extra):
+    return MetaTrainConfig.preset("recipe", suite=str(suite), steps=2, num_groups=1, tasks_per_group=2,
+                                  truncation=5, horizon_min=10, horizon_max=20, outer_warmup=0, resample_every=10,
+                                  compilation_cache="", prefetch_steps=0, **extra)
+
+
+def test_a_run_on_its_own_tasks_is_judged_on_them_from_step_0(tmp_path, monkeypatch, capsys):
+    from lopt_trainer.meta.metrics import read_metrics
+    from lopt_trainer.meta.trainer import meta_train
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    cfg = _tiny_recipe(_own_suite(tmp_path), eval_every=1, eval_tasks=1, eval_steps=5)
+    result = meta_train(cfg, tmp_path / "run", progress=True)
+    err = capsys.readouterr().err
+    assert "2 held-out tasks of" in err and "scored with the first panel evaluation" in err
+    assert "the meta-loss of the first steps falls as the inner problems train" in err
+    assert result.stop_reason == "steps" and not result.interrupted
+    records = read_metrics(tmp_path / "run")
+    evals = [r["step"] for r in records if r["kind"] == "eval"]
+    assert evals[0] == -1  # the quick held-out check includes the start θ
+    panels = [r for r in records if r["kind"] == "panel"]
+    assert [r["step"] for r in panels] == [0, 2]  # the start θ and the last θ, on the source's twod tasks
+    assert all(t.startswith("twod-") for t in panels[0]["task_scores"])
+    assert not (tmp_path / "run" / "start_theta.npz").exists()  # scored, then removed
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary == result.summary and summary["stop_reason"] == "steps"
+    assert summary["panel"]["start_step"] == 0 and summary["panel"]["last_step"] == 2
+    assert summary["panel"]["verdict"].split(":")[0] in ("θ improved", "θ got worse", "no detectable change in θ")
+    assert summary["panel"]["last_vs_global_adamlr"]["tasks"] == 2
+    assert records[-1]["kind"] == "end"
+
+
+def test_a_source_without_held_out_tasks_says_so_and_runs_without_a_panel(tmp_path, monkeypatch, capsys):
+    from lopt_trainer.meta.trainer import meta_train
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    result = meta_train(_tiny_recipe(_own_suite(tmp_path, held=False)), tmp_path / "run", progress=False)
+    assert "no quality panel: " in capsys.readouterr().err
+    assert result.summary is None
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["stop_reason"] == "steps"
+    assert not (tmp_path / "cache").exists()  # no baseline was computed for tasks nobody asked for
+
+
+def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, monkeypatch):
+    from taskgen.cli import cli
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    suite = _own_suite(tmp_path)
+    args = ["lopt", "meta-train", "--suite", str(suite), "--steps", "2", "--no-progress", "--out", str(tmp_path / "r")]
+    for item in ("num_groups=1", "tasks_per_group=2", "truncation=5", "horizon_min=10", "horizon_max=20",
+                 "outer_warmup=0", "resample_every=10", 'compilation_cache=""', "prefetch_steps=0"):
+        args += ["--set", item]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert "  panel              {\"on\": \"source\"}" in lines  # the rule shows in the settings printed first
+    assert "stopped after outer step 2: reached its steps" in lines
+    assert any(line.startswith("panel (2 held-out tasks of ") for line in lines)
+    assert any(line.startswith("  start θ (step 0) ") and "last − start" in line for line in lines)
+    assert any(line.startswith("  last θ − Global AdamLR ") for line in lines)
+    verdict_line = next(line for line in lines if line.startswith("verdict: "))
+    out = json.loads(lines[-1])
+    assert out["stop_reason"] == "steps" and out["step"] == 2 and out["verdict"] == verdict_line[len("verdict: "):]
