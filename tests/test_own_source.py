@@ -252,3 +252,48 @@ def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, mon
     verdict_line = next(line for line in lines if line.startswith("verdict: "))
     out = json.loads(lines[-1])
     assert out["stop_reason"] == "steps" and out["step"] == 2 and out["verdict"] == verdict_line[len("verdict: "):]
+
+
+# ------------------------------------------------------------------ taskgen lopt compare
+
+
+def _compare(tmp_path, monkeypatch, *args):
+    from taskgen.cli import cli
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    return CliRunner().invoke(cli, ["lopt", "compare", *map(str, args), "--no-progress"])
+
+
+def test_compare_on_a_spec_file_in_text_and_json(tmp_path, monkeypatch):
+    suite = _own_suite(tmp_path)
+    res = _compare(tmp_path, monkeypatch, "handset", "random", "--tasks", suite, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["theta"] == "handset" and [a["theta"] for a in out["against"]] == ["random"]
+    assert out["set"].endswith("(2 held-out tasks of " + str(suite) + ")")
+    assert {r["task_id"].split("-")[0] for r in out["per_task"]} == {"twod"}
+    comp = out["comparisons"][0]
+    assert (comp["a"], comp["b"]) == ("handset", "random")
+    assert comp["final"]["difference"]["mean"] < 0  # the hand-set θ trains; the random one does not
+    text = _compare(tmp_path, monkeypatch, "handset", "random", "--tasks", suite, "--out", tmp_path / "cmp")
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert any(line.startswith("handset − random: mean Δn -") and "handset is better than random" in line
+               for line in lines)
+    assert "legend:" in lines and "Global AdamLR: one learning rate" in text.output
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} >= {"yardstick.json", "per_task.csv", "strip.png"}
+    assert json.loads((tmp_path / "cmp" / "yardstick.json").read_text())["comparisons"][0]["final"] == comp["final"]
+
+
+def test_compare_refuses_bad_input_in_one_line(tmp_path, monkeypatch):
+    res = _compare(tmp_path, monkeypatch, "handset")
+    assert res.exit_code == 2 and res.output.splitlines()[-1] == ("Error: give at least two θ to compare (e.g. "
+                                                                  "handset RUN)")
+    res = _compare(tmp_path, monkeypatch, "handset", "random", "--tasks", tmp_path / "none.jsonl")
+    assert res.exit_code == 2 and "is neither 'valid', 'test' nor a spec file or manifest" in res.output
+    no_held = _own_suite(tmp_path, held=False)
+    res = _compare(tmp_path, monkeypatch, "handset", "random", "--tasks", no_held)
+    assert res.exit_code == 2 and "no meta_test spec (4 specs in all)" in res.output
+    res = _compare(tmp_path, monkeypatch, "handset", "random", "--filter", "family=mlp")
+    assert res.exit_code == 2 and "--filter applies to a spec file of your own" in res.output
+    assert not (tmp_path / "cache").exists()  # nothing computed for refused input

@@ -419,17 +419,23 @@ def eval_cmd(theta, on, against, suite, manifest, n_tasks, task_seed, filters, m
 
 def _yardstick_eval(theta, on: str, against, out_dir, as_json: bool, no_progress: bool) -> None:
     """``taskgen lopt eval --on``: θ (and each ``--against``) on the yardstick's set ``on``."""
-    from lopt_trainer.common.run_files import clean_json, write_command, write_json
-    from lopt_trainer.evaluation import yardstick, yardstick_text
+    from lopt_trainer.evaluation import yardstick
     from lopt_trainer.theta.load import load_theta
 
-    labels = [theta_label(theta)] + [theta_label(a) for a in against]
-    results = []
-    for name in [theta, *against]:
-        results.append(yardstick.evaluate(load_theta(name), on, progress=not no_progress))
+    names = [theta, *against]
+    results = [yardstick.evaluate(load_theta(name), on, progress=not no_progress) for name in names]
+    _yardstick_report([theta_label(n) for n in names], results, on, out_dir, as_json)
+
+
+def _yardstick_report(labels: list, results: list, set_name: str, out_dir, as_json: bool) -> None:
+    """Print (text or ``--json``) and, with ``out_dir``, write the yardstick results of several θ on one set: each
+    θ's headline and the first θ against each of the others, paired."""
+    from lopt_trainer.common.run_files import clean_json, write_command, write_json
+    from lopt_trainer.evaluation import yardstick, yardstick_text
+
     comparisons = [{"a": labels[0], "b": lab, **yardstick.compare(results[0][1], res[1])}
                    for lab, res in zip(labels[1:], results[1:])]
-    payload = {"set": on, "theta": labels[0], "summary": results[0][0],
+    payload = {"set": set_name, "theta": labels[0], "summary": results[0][0],
                "against": [{"theta": lab, "summary": res[0]} for lab, res in zip(labels[1:], results[1:])],
                "comparisons": comparisons, "per_task": yardstick.per_task_rows(results[0][1]),
                "legend": yardstick_text.legend(results[0][0])}
@@ -470,6 +476,70 @@ def _yardstick_eval(theta, on: str, against, out_dir, as_json: bool, no_progress
         click.echo(line)
     if written:
         click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@lopt.command("compare")
+@click.argument("thetas", type=THETA, nargs=-1, required=True)
+@click.option("--tasks", "source", default="valid", show_default=True,
+              help="Where to compare: 'valid' (the yardstick's set for choosing), 'test' (its set for claims), or a "
+              "spec file / manifest of your own, judged on its meta_test specs.")
+@click.option("--filter", "filters", multiple=True, help="With a spec file: column=value over family, dataset, "
+              "variant, task_id.")
+@click.option("--max-tasks", type=POSITIVE_INT64, default=12, show_default=True,
+              help="With a spec file: how many of its meta_test specs, spread over its families.")
+@click.option("--task-seed", type=SEED, default=0, show_default=True, help="With a spec file: which ones.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Also write yardstick.json, per_task.csv and strip.png here (nothing is written otherwise; runs "
+              "are cached under ~/.cache/taskgen/yardstick or $TASKGEN_YARDSTICK_CACHE).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def compare_cmd(thetas, source, filters, max_tasks, task_seed, out_dir, as_json, no_progress):
+    """Compare θ (files, runs, 'handset', 'pretrained', ...) on one task source: the first against each of the
+    others, paired task by task in the paper's normalized loss, with 95% intervals, a legend and (--out) a plot."""
+    from lopt_trainer.evaluation import yardstick
+    from lopt_trainer.theta.load import load_theta
+
+    if len(thetas) < 2:
+        raise click.UsageError("give at least two θ to compare (e.g. handset RUN)")
+    if source in ("valid", "test"):
+        if filters:
+            raise click.UsageError("--filter applies to a spec file of your own, not to the yardstick's frozen sets")
+        results = [yardstick.evaluate(load_theta(t), source, progress=not no_progress) for t in thetas]
+        set_name = source
+    else:
+        tasks = _source_tasks(source, filters, max_tasks, task_seed)
+        what = f"held-out tasks of {source}"
+        base = yardstick.baselines_for(tasks, what=what, progress=not no_progress)
+        results = [yardstick.evaluate_tasks(load_theta(t), tasks, what=what, progress=not no_progress, base=base)
+                   for t in thetas]
+        set_name = f"{base.set_name} ({len(tasks)} {what})"
+        for summary, _, _ in results:
+            summary["set"] = set_name
+    _yardstick_report([theta_label(t) for t in thetas], results, set_name, out_dir, as_json)
+
+
+def _source_tasks(source: str, filters, max_tasks: int, task_seed: int) -> list:
+    """The compared tasks of a spec file or manifest: up to ``max_tasks`` of its filtered ``meta_test`` specs."""
+    from pathlib import Path
+
+    import taskgen
+    from lopt_trainer.common.task_pool import filter_specs, parse_filters
+    from lopt_trainer.evaluation.task_sets import source_tasks
+
+    if not Path(source).is_file():
+        raise click.BadParameter(f"{source!r} is neither 'valid', 'test' nor a spec file or manifest",
+                                 param_hint="--tasks")
+    try:
+        wanted = parse_filters(filters) if filters else {}
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--filter") from None
+    specs = taskgen.load_specs(source)
+    held = filter_specs(specs, {**wanted, "split": ["meta_test"]}, None, None)
+    if not held:
+        raise click.UsageError(f"{source}: no meta_test spec{' passes the filters' if wanted else ''} ({len(specs)} "
+                               "specs in all); compare on held-out tasks: sample them with `taskgen sample`, which "
+                               "splits meta_train / meta_test")
+    return source_tasks(held, max_tasks, task_seed)
 
 
 @lopt.group("yardstick")
