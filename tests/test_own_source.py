@@ -190,9 +190,9 @@ def _own_suite(tmp_path, held: bool = True):
 
 
 def _tiny_recipe(suite, **extra):
-    return MetaTrainConfig.preset("recipe", suite=str(suite), steps=2, num_groups=1, tasks_per_group=2,
-                                  truncation=5, horizon_min=10, horizon_max=20, outer_warmup=0, resample_every=10,
-                                  compilation_cache="", prefetch_steps=0, **extra)
+    settings = dict(steps=2, num_groups=1, tasks_per_group=2, truncation=5, horizon_min=10, horizon_max=20,
+                    outer_warmup=0, resample_every=10, compilation_cache="", prefetch_steps=0)
+    return MetaTrainConfig.preset("recipe", suite=str(suite), **{**settings, **extra})
 
 
 def test_a_run_on_its_own_tasks_is_judged_on_them_from_step_0(tmp_path, monkeypatch, capsys):
@@ -297,3 +297,50 @@ def test_compare_refuses_bad_input_in_one_line(tmp_path, monkeypatch):
     res = _compare(tmp_path, monkeypatch, "handset", "random", "--filter", "family=mlp")
     assert res.exit_code == 2 and "--filter applies to a spec file of your own" in res.output
     assert not (tmp_path / "cache").exists()  # nothing computed for refused input
+
+
+def _event_scalars(folder):
+    """``{tag: [(step, value)]}`` from the TensorBoard event files under ``folder`` (read without TensorFlow)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    out = {}
+    for path in sorted(folder.rglob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        i = 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in event.summary.value:
+                out.setdefault(v.tag, []).append((event.step, v.simple_value))
+    return out
+
+
+def test_a_run_logs_its_scalars_for_tensorboard_and_csv(tmp_path, monkeypatch):
+    import csv
+
+    from lopt_trainer.meta.trainer import meta_train
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    meta_train(_tiny_recipe(_own_suite(tmp_path), steps=3, eval_every=2, eval_tasks=1, eval_steps=5),
+               tmp_path / "run", progress=False)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "scalars.csv")))
+    meta = [(int(r["step"]), float(r["value"])) for r in rows if (r["kind"], r["name"]) == ("train", "meta_loss")]
+    records = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert meta == [(r["step"], pytest.approx(r["meta_loss"])) for r in records if r["kind"] == "step"]
+    assert [s for s, _ in meta] == [0, 1, 2]
+    panel = {int(r["step"]): float(r["value"]) for r in rows if (r["kind"], r["name"]) == ("panel", "score")}
+    assert sorted(panel) == [0, 3]
+    assert {int(r["step"]) for r in rows if (r["kind"], r["name"]) == ("eval", "test_loss")} == {-1, 1}
+    events = _event_scalars(tmp_path / "run" / "tensorboard")
+    assert [s for s, _ in events["train/meta_loss"]] == [s for s, _ in meta]
+    np.testing.assert_allclose([v for _, v in events["train/meta_loss"]], [v for _, v in meta], rtol=1e-6)
+    assert sorted(s for s, _ in events["panel/score"]) == [0, 3]
+    # a resumed run continues the CSV without repeating steps
+    meta_train(_tiny_recipe(_own_suite(tmp_path), steps=4, eval_every=2, eval_tasks=1, eval_steps=5),
+               tmp_path / "run", progress=False, resume=True)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "scalars.csv")))
+    steps = [int(r["step"]) for r in rows if (r["kind"], r["name"]) == ("train", "meta_loss")]
+    assert steps == [0, 1, 2, 3]

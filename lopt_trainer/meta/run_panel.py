@@ -47,8 +47,9 @@ class Panel:
     recorded (a fresh run ignores an old ``best.json``)."""
 
     def __init__(self, settings: PanelSettings, run_dir: Path, lopt, resumed: bool, held_specs=None,
-                 source: str = ""):
+                 source: str = "", log=None):
         self.settings = settings
+        self.log = log or (lambda record: None)
         self.tasks = panel_tasks(settings, held_specs if settings.on == "source" else None)
         self.what = f"held-out tasks of {source}" if settings.on == "source" else ""
         self.base = None  # the AdamLR grid of a source panel, once computed
@@ -104,6 +105,7 @@ class Panel:
             record["vs_best"] = paired_bootstrap(figures.get("task_scores") or {}, self.best.get("task_scores") or {})
         record["seconds"] = time.perf_counter() - t0
         append_metrics(self.run_dir, record)
+        self.log(record)
         if is_new_best(record, self.best) and self.hierarchical:
             # θ first, then the record that names it: a crash between the two leaves the older record, which
             # export_run checks against the file's digest.

@@ -37,6 +37,7 @@ from lopt_trainer.errors import ResumeError, RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
 from lopt_trainer.meta.estimators import PROGRAMS
 from lopt_trainer.meta.held_out import evaluate
+from lopt_trainer.meta.logs import CSV_FILE, TENSORBOARD_DIR, RunLogs
 from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
 from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.plan import check_family_draw
@@ -60,7 +61,7 @@ SUMMARY_FILE = "summary.json"
 """``RUN/summary.json``: why the run stopped and whether θ improved on its panel (written at the end)."""
 RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
              "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
-             "panel.png", RUN_HISTORY_FILE, SUMMARY_FILE, START_THETA)
+             "panel.png", RUN_HISTORY_FILE, SUMMARY_FILE, START_THETA, CSV_FILE, TENSORBOARD_DIR)
 """A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
 as ``.npz``, the panel's evaluations and best θ, the plots of ``taskgen lopt plot`` and the pretraining history
 (:data:`~lopt_trainer.meta.portable.RUN_HISTORY_FILE`)."""
@@ -187,8 +188,19 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
         state = restore_state(ctx, s.init.seed, outer, raw)
     truncate_metrics(run_dir, state.step)
     held = s.tasks.held_out(all_specs(s.tasks)) if s.panel is not None and s.panel.on == "source" else None
+    logs = RunLogs(run_dir, truncate_at=state.step if raw is not None else None)
+    try:
+        return _run(ctx, s, outer, state, backend, progress, max_seconds, run_dir, specs, eval_specs, raw, held,
+                    logs)
+    finally:
+        logs.close()
+
+
+def _run(ctx, s: RunSettings, outer, state, backend, progress, max_seconds, run_dir, specs, eval_specs, raw, held,
+         logs) -> RunResult:
+    """The run once its state is ready: the start, the outer loop, the end."""
     cadences = Cadences(run_dir, s, ctx, task_digest(specs), len(specs), eval_specs or [], resumed=raw is not None,
-                        held_specs=held)
+                        held_specs=held, logs=logs)
     if state.step == 0:
         cadences.at_start(state, progress)
     pool = backend
@@ -260,8 +272,9 @@ class Cadences:
     the held-out evaluation, the quality panel (:class:`~lopt_trainer.meta.run_panel.Panel`) and checkpoints."""
 
     def __init__(self, run_dir: Path, s: RunSettings, ctx: WorkerContext, tasks_digest: str, tasks_count: int,
-                 eval_specs, resumed: bool, held_specs=None):
+                 eval_specs, resumed: bool, held_specs=None, logs=None):
         self.run_dir, self.cadence, self.ctx = run_dir, s.cadence, ctx
+        self.logs = logs or (lambda record: None)
         self.config_json, self.tasks_digest, self.tasks_count = s.config_json, tasks_digest, tasks_count
         self.eval_tasks = [ctx.sampler.builder(spec) for spec in eval_specs]
         self.eval_seed = s.worker.seed
@@ -271,7 +284,7 @@ class Cadences:
                   "run's other filters, so nothing says whether θ improves; give the source meta_test specs "
                   "(taskgen sample splits them) or set panel_every=0", file=sys.stderr)
         elif s.panel is not None:
-            self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed, held_specs, s.tasks.describe())
+            self.panel = Panel(s.panel, run_dir, ctx.lopt, resumed, held_specs, s.tasks.describe(), log=self.logs)
         self.write_npz = ctx.lopt is hierarchical_lopt()  # the reference layout fits its default sizes only
 
     def at_start(self, state: TrainerState, progress: bool) -> None:
@@ -290,7 +303,9 @@ class Cadences:
         c = self.cadence
         res = evaluate(state.theta, self.eval_tasks, self.ctx.lopt, self.ctx.settings.unroll, c.eval_steps,
                        self.eval_seed)
-        append_metrics(self.run_dir, {"kind": "eval", "step": -1 if start else state.step - 1, "tasks": res})
+        record = {"kind": "eval", "step": -1 if start else state.step - 1, "tasks": res}
+        append_metrics(self.run_dir, record)
+        self.logs(record)
 
     def at_end(self, state: TrainerState, reason: str, progress: bool) -> dict | None:
         """After the last step: the panel on the last θ (unless a signal stopped the run or it was just scored),
@@ -351,6 +366,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
         while state.step < s.cadence.steps and flag.signum is None:
             record = train_step(ctx, s.plan, outer, state, pool, on_work=on_work)
             append_metrics(cadences.run_dir, record)
+            cadences.logs(record)
             if bar is not None:
                 bar.set_description("meta-train", refresh=False)
                 bar.update(1)
