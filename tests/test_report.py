@@ -142,3 +142,36 @@ def test_report_shows_the_self_training_panel_judgement_per_seed(tmp_path):
     assert "measurable from step" in html and "0.5 [0.1, 0.9]" in html and "ahead on 2 of 2 seeds" in html
     rows = summary_rows(tmp_path, {"meta_train": [], "eval": [], "implicit_reg": [], "self_training": [d]})
     assert rows[0][2] == "learned − best Adam outer optimizer, final panel score over 2 seeds: 0.5 [0.1, 0.9] (ahead on 2 seeds)"
+
+
+def test_implicit_regularisation_is_stated_only_for_runs_that_converged():
+    from lopt_trainer.app.report import implicit_reg_finding
+
+    def result(adam_losses, lopt_losses, adam_norm=1.0, lopt_norm=0.5):
+        return {"adam": {"mean_final_norm": adam_norm, "runs": [{"final_loss": v} for v in adam_losses]},
+                "lopt": {"mean_final_norm": lopt_norm, "runs": [{"final_loss": v} for v in lopt_losses]}}
+
+    text = implicit_reg_finding(result([1e-6, 1e-7], [10.09, 17.68]))
+    assert "the learned optimizer did not converge (final loss up to 17.7 ≥ 0.001)" in text
+    assert "nearer the origin" not in text and "stronger" not in text
+    assert implicit_reg_finding(result([1e-6], [1e-8])).endswith(
+        "both converged, and the learned optimizer settled nearer the origin (the smaller-norm minimum)")
+    assert "Adam settled nearer" in implicit_reg_finding(result([1e-6], [1e-8], adam_norm=0.1))
+
+
+def test_the_verdict_states_a_difference_only_where_the_interval_excludes_zero(tmp_path):
+    from lopt_trainer.app.report import find_parts, verdict
+
+    def comp(low, high):
+        return {"a": "meta-trained", "b": "handset", "final": {"difference": {"mean": (low + high) / 2, "low": low,
+                                                                              "high": high}}}
+
+    summary = {"tasks": 6, "versus": {"global_adamlr": {"final": {"wins": 1, "ties": 4, "losses": 1}}}}
+    for name, c in (("a", comp(-0.2, -0.1)), ("b", comp(-0.1, 0.1))):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "yardstick.json").write_text(json.dumps(
+            {"set": "held-out", "theta": "meta-trained", "summary": summary, "comparisons": [c]}))
+    text = verdict(tmp_path, find_parts(tmp_path))
+    assert "θ meta-trained is better than θ handset: mean Δ normalized loss -0.150 [-0.200, -0.100]" in text
+    assert "θ meta-trained is not distinguishable from θ handset" in text
+    assert "against Global AdamLR on the same tasks: 1 won, 4 tied, 1 lost" in text

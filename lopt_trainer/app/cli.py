@@ -430,37 +430,13 @@ def _yardstick_eval(theta, on: str, against, out_dir, as_json: bool, no_progress
 def _yardstick_report(labels: list, results: list, set_name: str, out_dir, as_json: bool) -> None:
     """Print (text or ``--json``) and, with ``out_dir``, write the yardstick results of several θ on one set: each
     θ's headline and the first θ against each of the others, paired."""
-    from lopt_trainer.common.run_files import clean_json, write_command, write_json
-    from lopt_trainer.evaluation import yardstick, yardstick_text
+    from lopt_trainer.common.run_files import clean_json
+    from lopt_trainer.evaluation import yardstick_text
+    from lopt_trainer.evaluation.yardstick_files import results_payload, write_results
 
-    comparisons = [{"a": labels[0], "b": lab, **yardstick.compare(results[0][1], res[1])}
-                   for lab, res in zip(labels[1:], results[1:])]
-    payload = {"set": set_name, "theta": labels[0], "summary": results[0][0],
-               "against": [{"theta": lab, "summary": res[0]} for lab, res in zip(labels[1:], results[1:])],
-               "comparisons": comparisons, "per_task": yardstick.per_task_rows(results[0][1]),
-               "legend": yardstick_text.legend(results[0][0])}
-    written = []
-    if out_dir is not None:
-        from pathlib import Path
-
-        from lopt_trainer.common.folder_lock import folder_lock
-        from lopt_trainer.evaluation.yardstick_plot import strip_plot
-        from taskgen.specfile import atomic_write_bytes
-
-        with folder_lock(out_dir, "evaluation folder"):
-            written.append(write_json(Path(out_dir) / "yardstick.json", payload))
-            import csv
-            import io
-
-            rows, text = payload["per_task"], io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            atomic_write_bytes(Path(out_dir) / "per_task.csv", text.getvalue().encode())
-            written.append(Path(out_dir) / "per_task.csv")
-            written.append(strip_plot({lab: res[1] for lab, res in zip(labels, results)},
-                                      Path(out_dir) / "strip.png"))
-            write_command(out_dir)
+    payload = results_payload(labels, results, set_name)
+    comparisons = payload["comparisons"]
+    written = write_results(out_dir, payload, labels, results) if out_dir is not None else []
     if as_json:
         click.echo(json.dumps(clean_json(payload), sort_keys=True, allow_nan=False))
         return

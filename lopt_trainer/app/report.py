@@ -354,11 +354,8 @@ def summary_rows(root: Path, parts: dict) -> list[list]:
                              f"{_pct(r['frac_lopt_better'])}, median improvement {_fmt(r['final']['median'], 3)}")
         rows.append(["evaluation", _rel(root, d), "; ".join(texts) or "no Global AdamLR row"])
     for d in parts["implicit_reg"]:
-        r = read_json(d / "implicit_reg.json") or {}
-        rows.append(["implicit regularisation", _rel(root, d),
-                     f"mean final ‖p‖: Adam {_fmt(r.get('adam', {}).get('mean_final_norm'), 3)}, learned "
-                     f"{_fmt(r.get('lopt', {}).get('mean_final_norm'), 3)} (smaller: stronger implicit "
-                     "regularisation)"])
+        rows.append(["implicit regularisation", _rel(root, d), implicit_reg_finding(read_json(d / "implicit_reg.json")
+                                                                                 or {})])
     for d in parts["self_training"]:
         s = read_json(d / "self_training.json") or {}
         p = s.get("pooled")
@@ -373,8 +370,54 @@ def summary_rows(root: Path, parts: dict) -> list[list]:
     return rows
 
 
+CONVERGED_LOSS = 1e-3
+"""The final loss on (x − y)² below which a run counts as converged (its ‖p‖ then says where it settled)."""
+
+
+def implicit_reg_finding(r: dict) -> str:
+    """The implicit-regularisation result in words: the final norms, and which optimizer settled nearer the origin
+    only when both converged (a run that did not reach the valley of minima says nothing about which minimum)."""
+    adam, lopt = r.get("adam", {}), r.get("lopt", {})
+    text = (f"mean final ‖p‖: Adam {_fmt(adam.get('mean_final_norm'), 3)}, learned "
+            f"{_fmt(lopt.get('mean_final_norm'), 3)}")
+    worst = {name: max((run.get("final_loss", math.inf) for run in part.get("runs", [])), default=math.inf)
+             for name, part in (("Adam", adam), ("the learned optimizer", lopt))}
+    unconverged = [name for name, loss in worst.items() if not loss < CONVERGED_LOSS]
+    if unconverged:
+        return (text + f"; {' and '.join(unconverged)} did not converge (final loss up to "
+                f"{_fmt(max(worst.values()), 3)} ≥ {CONVERGED_LOSS:g}), so the norms say nothing about implicit "
+                "regularisation")
+    nearer = "the learned optimizer" if lopt["mean_final_norm"] < adam["mean_final_norm"] else "Adam"
+    return text + f"; both converged, and {nearer} settled nearer the origin (the smaller-norm minimum)"
+
+
+def yardstick_findings(root: Path, parts: dict) -> list[str]:
+    """One sentence per paired comparison of each yardstick folder, stating a difference only where its 95 %
+    interval excludes 0, and θ against Global AdamLR in tasks won / tied / lost."""
+    out = []
+    for d in parts.get("yardstick", []):
+        y = read_json(d / "yardstick.json") or {}
+        s = y.get("summary") or {}
+        if not s:
+            continue
+        for c in y.get("comparisons", []):
+            diff = c["final"]["difference"]
+            word = ("better than" if diff["high"] < 0 else "worse than" if diff["low"] > 0
+                    else "not distinguishable from")
+            out.append(f"On {s['tasks']} tasks of {y.get('set')}, θ {c['a']} is {word} θ {c['b']}: mean Δ normalized "
+                       f"loss {_ci({'value': diff['mean'], 'low': diff['low'], 'high': diff['high']})}.")
+        g = s["versus"]["global_adamlr"]["final"]
+        out.append(f"θ {y.get('theta')} against Global AdamLR on the same tasks: {g['wins']} won, {g['ties']} tied, "
+                   f"{g['losses']} lost.")
+    return out
+
+
 def verdict(root: Path, parts: dict) -> str:
-    """One sentence on whether the learned optimizer beat the baseline, from the first evaluation found."""
+    """Sentences on the learned optimizer against its start and the baselines: from the yardstick folders when
+    there are any, else from the first evaluation found."""
+    findings = yardstick_findings(root, parts)
+    if findings:
+        return " ".join(findings)
     for d in parts["eval"]:
         s = read_json(d / "eval_summary.json") or {}
         rows = {(r["optimizer"], r["group"]): r for r in s.get("rows", [])}

@@ -5,8 +5,10 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 1. fetch every dataset into the cache;
 2. regenerate the default suite, check it is byte-identical to the frozen one, export its Arrow manifest;
 3. build one task of every family on its real data and train it with Adam (loss before/after);
-4. meta-train the hierarchical learned optimizer briefly (PES on one group of small MLP tasks, resumable);
-5. evaluate the shipped pretrained θ against the baselines on a few seen and unseen tasks;
+4. meta-train the hierarchical learned optimizer briefly (PES on one group of small MLP tasks, resumable), its
+   panel scoring θ at the start and the end on held-out MLP tasks of the suite;
+5. compare the meta-trained θ with its start and with the shipped θ on those held-out tasks (the yardstick's
+   normalized loss, paired intervals, AdamLR baselines);
 6. the implicit-regularisation experiment with the shipped θ;
 7. "training itself": a fresh learned optimizer meta-trained with the shipped θ as outer optimizer, and with Adam;
 8. write the HTML report and print its path.
@@ -24,12 +26,10 @@ import datasets_cache
 from lopt_trainer.app.report import write_report
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_command, write_json
-from lopt_trainer.evaluation import EvalSettings, evaluate_theta
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
 from lopt_trainer.experiments.self_training import run_self_training
 from lopt_trainer.inner.baselines import make_optimizer
 from lopt_trainer.inner.loop import train
-from lopt_trainer.evaluation.summary_text import summary_lines
 from lopt_trainer.meta import MetaTrainConfig, meta_train
 from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.meta.trainer import THETA_FILE
@@ -44,7 +44,6 @@ from taskgen.suite import generate_suite
 
 META_STEPS = 400
 EVAL_TASKS = 6
-EVAL_STEPS = 300
 
 
 def _done(path: Path) -> bool:
@@ -101,31 +100,58 @@ def step_train_families(out: Path, steps: int = 200) -> None:
     write_json(out / "families.json", rows)
 
 
-def step_meta_train(out: Path, steps: int) -> None:
-    """A short PES run of the hierarchical optimizer on one fixed group of 8 small MLP tasks (resumable).
+def meta_config(out: Path, steps: int) -> MetaTrainConfig:
+    """The short run's settings: PES on one fixed group of 8 small MLP tasks of the suite (no resampling, so the
+    meta-loss curve shows learning rather than task changes), judged by the panel on up to ``EVAL_TASKS`` held-out
+    MLP tasks of the same suite at its start and its end."""
+    return MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"], "family": ["mlp"]},
+                           max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
+                           resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
+                           eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25, panel_every=steps,
+                           panel={"on": "source", "max_tasks": EVAL_TASKS})
 
-    One group for the whole run (no resampling), so the meta-loss curve shows learning rather than task changes.
-    """
-    config = MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"], "family": ["mlp"]},
-                             max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
-                             resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
-                             eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25)
-    result = meta_train(config, out / "meta_train", resume=True)
+
+def step_meta_train(out: Path, steps: int) -> None:
+    """The short meta-training run (resumable), ending with whether θ improved on its held-out tasks."""
+    from lopt_trainer.app.cli import end_lines
+
+    result = meta_train(meta_config(out, steps), out / "meta_train", resume=True)
     losses = [r["meta_loss"] for r in read_metrics(result.run_dir)
               if r.get("kind") == "step" and r.get("meta_loss") is not None]
     k = max(1, len(losses) // 10)
     click.echo(f"  θ after {result.state.step} outer steps: meta-loss {sum(losses[:k]) / k:.3f} (first {k}) -> "
                f"{sum(losses[-k:]) / k:.3f} (last {k}); {result.run_dir / THETA_FILE}")
-
-
-def step_evaluate(out: Path, theta_path: Path) -> None:
-    """Evaluate θ against the baselines on a few seen and unseen tasks."""
-    settings = EvalSettings(steps=EVAL_STEPS, seeds=1, trials=(1, 4), adamlr_trials=14)
-    summary = evaluate_theta(theta_path, out / "eval", suite=str(out / "suite.jsonl"), n_tasks=EVAL_TASKS,
-                             max_params=5000, max_flops=2_000_000, settings=settings, resume=True)
-    for line in summary_lines(summary):
+    for line in end_lines(result):
         click.echo(f"  {line}")
-    click.echo("  (median improvement of the final normalised test loss over each baseline; > 0: learned better)")
+
+
+def step_compare(out: Path, steps: int) -> None:
+    """The meta-trained θ against its start (the hand-set θ) and the shipped θ on the run's held-out tasks (the
+    panel's), in the paper's normalized loss with paired intervals, into ``out/compare``."""
+    from lopt_trainer.evaluation import yardstick, yardstick_text
+    from lopt_trainer.evaluation.panel import panel_tasks
+    from lopt_trainer.evaluation.yardstick_files import results_payload, write_results
+    from taskgen.api import load_specs
+
+    s = meta_config(out, steps).split()
+    tasks = panel_tasks(s.panel, s.tasks.held_out(load_specs(s.tasks.path)))
+    what = f"held-out MLP tasks of {s.tasks.path}"
+    base = yardstick.baselines_for(tasks, what=what)
+    labels = ["meta-trained", "handset (start)", "shipped"]
+    thetas = [out / "meta_train" / THETA_FILE, "handset", pretrained_path()]
+    results = [yardstick.evaluate_tasks(load_theta(t), tasks, what=what, base=base) for t in thetas]
+    set_name = f"{base.set_name} ({len(tasks)} {what})"
+    for summary, _, _ in results:
+        summary["set"] = set_name
+    payload = results_payload(labels, results, set_name)
+    write_results(out / "compare", payload, labels, results)
+    for comp in payload["comparisons"]:
+        for line in yardstick_text.comparison_lines(comp["a"], comp["b"], comp, per_task=False):
+            click.echo(f"  {line}")
+    g = payload["summary"]["rows"]["global_adamlr"]["final"]["mean"]
+    t = payload["summary"]["rows"]["theta"]["final"]["mean"]
+    click.echo(f"  mean normalized loss: meta-trained θ {t['value']:.3f} [{t['low']:.3f}, {t['high']:.3f}], Global "
+               f"AdamLR {g['value']:.3f} [{g['low']:.3f}, {g['high']:.3f}] (lower is better)")
 
 
 def step_implicit_reg(out: Path, theta_path: Path) -> None:
@@ -174,7 +200,8 @@ def _run_steps(out: Path, meta_steps: int) -> None:
         ("default suite", out / "suite.json", lambda: step_suite(out)),
         ("train one task per family", out / "families.json", lambda: step_train_families(out)),
         ("meta-train briefly", None, lambda: step_meta_train(out, meta_steps)),
-        ("evaluate the pretrained θ", out / "eval" / "eval_summary.json", lambda: step_evaluate(out, theta_path)),
+        ("compare the meta-trained θ with its start and the shipped θ", out / "compare" / "yardstick.json",
+         lambda: step_compare(out, meta_steps)),
         ("implicit regularisation", out / "implicit_reg" / "implicit_reg.json",
          lambda: step_implicit_reg(out, theta_path)),
         ("training itself (θ as the outer optimizer)", out / "self_training" / "self_training.json",
