@@ -393,7 +393,10 @@ def implicit_reg_finding(r: dict) -> str:
 
 def yardstick_findings(root: Path, parts: dict) -> list[str]:
     """One sentence per paired comparison of each yardstick folder, stating a difference only where its 95 %
-    interval excludes 0, and θ against Global AdamLR in tasks won / tied / lost."""
+    interval excludes 0 (and the mean exceeds the tie floor), and θ against Global AdamLR in tasks won / tied /
+    lost."""
+    from lopt_trainer.evaluation.normalized import direction
+
     out = []
     for d in parts.get("yardstick", []):
         y = read_json(d / "yardstick.json") or {}
@@ -402,8 +405,7 @@ def yardstick_findings(root: Path, parts: dict) -> list[str]:
             continue
         for c in y.get("comparisons", []):
             diff = c["final"]["difference"]
-            word = ("better than" if diff["high"] < 0 else "worse than" if diff["low"] > 0
-                    else "not distinguishable from")
+            word = {-1: "better than", 1: "worse than", 0: "not distinguishable from"}[direction(diff)]
             out.append(f"On {s['tasks']} tasks of {y.get('set')}, θ {c['a']} is {word} θ {c['b']}: mean Δ normalized "
                        f"loss {_ci({'value': diff['mean'], 'low': diff['low'], 'high': diff['high']})}.")
         g = s["versus"]["global_adamlr"]["final"]

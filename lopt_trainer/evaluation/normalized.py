@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 __all__ = ["CLIP_LOW", "CLIP_HIGH", "TIE_FLOOR", "normalized_loss", "best_grid_loss", "best_trials", "iqm", "bootstrap_summary",
-           "paired_difference", "win_tie_loss"]
+           "paired_difference", "win_tie_loss", "direction"]
 
 CLIP_LOW, CLIP_HIGH = -1.0, 2.0
 """Bounds of a run's normalized loss: below ``CLIP_LOW`` a task's ``L0 − L*`` was tiny; ``CLIP_HIGH`` is twice as
@@ -180,3 +180,21 @@ def win_tie_loss(a, b, *, floor: float = TIE_FLOOR) -> dict:
     return {"wins": int((outcome == 1).sum()), "ties": int((outcome == 0).sum()),
             "losses": int((outcome == -1).sum()), "tasks": int(outcome.size),
             "outcome": [int(o) for o in outcome]}
+
+
+def direction(d: dict, floor: float = TIE_FLOOR) -> int:
+    """Which way a paired difference ``a − b`` of normalized losses (:func:`paired_difference`) points.
+
+    Args:
+      d: ``{"mean", "low", "high"}`` of the difference.
+      floor: the least mean difference that counts (normalized-loss units, as the tie rule's).
+
+    Returns:
+      ``-1`` (``a`` lower, better: the interval lies below 0 and the mean below ``-floor``), ``1`` (``a`` higher,
+      worse), or ``0`` (not distinguishable, or smaller than ``floor``).
+    """
+    if d["high"] < 0 and d["mean"] < -floor:
+        return -1
+    if d["low"] > 0 and d["mean"] > floor:
+        return 1
+    return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lopt_trainer.evaluation.normalized import TIE_FLOOR, direction
 from lopt_trainer.evaluation.yardstick import BASELINE_ROWS, ROW_LABELS
 
 __all__ = ["legend", "summary_lines", "comparison_lines"]
@@ -26,6 +27,7 @@ def legend(summary: dict) -> list[str]:
         f"{_chosen_on(summary)};",
         "    per-task AdamLR@14: per task, the grid rate with the best inner-valid loss.",
         "  win / tie / loss: θ's seed-mean n against the baseline's; a tie is |Δ| ≤ 2·SE (seed-to-seed) + 0.001.",
+        f"  better / worse: the paired 95% interval of the mean Δn excludes 0 and |mean Δn| > {TIE_FLOOR:g}.",
     ]
 
 
@@ -64,7 +66,7 @@ def comparison_lines(label_a: str, label_b: str, comp: dict, per_task: bool = Tr
     """``a`` against ``b``: the paired difference with its interval, wins / ties / losses, and task by task."""
     f = comp["final"]
     d = f["difference"]
-    verdict = ("better than" if d["high"] < 0 else "worse than" if d["low"] > 0 else "not distinguishable from")
+    verdict = {-1: "better than", 1: "worse than", 0: "not distinguishable from"}[direction(d)]
     out = [f"{label_a} − {label_b}: mean Δn {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] (95%, paired, "
            f"{d['tasks']} tasks); {label_a} is {verdict} {label_b} on this set",
            f"  tasks won / tied / lost by {label_a}: {f['wins']} / {f['ties']} / {f['losses']}  "

@@ -178,10 +178,6 @@ def end_summary(first: dict | None, last: dict | None, best: dict | None, famili
     return out
 
 
-EPS = 1e-9
-"""Score differences this small are rounding, not change."""
-
-
 def verdict(d: dict, steps: int) -> str:
     """One line on a paired score difference ``last − start`` (higher is better) and its interval."""
     ci = f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"
@@ -190,11 +186,12 @@ def verdict(d: dict, steps: int) -> str:
         return "no verdict: the start and last θ share no panel task"
     if steps <= 0:
         return "no verdict: the run made no outer step"
-    if d["low"] > EPS:
+    way = nz.direction(d)  # +1: the interval lies above 0 (scores: higher is better)
+    if way > 0:
         return f"θ improved: last − start panel score {ci} {where}"
-    if d["high"] < -EPS:
+    if way < 0:
         return f"θ got worse: last − start panel score {ci} {where}"
-    return f"no detectable change in θ: last − start panel score {ci} {where}"
+    return f"no detectable change in θ: last − start panel score {ci} {where}, within the interval or ±{nz.TIE_FLOOR:g}"
 
 
 def is_new_best(record: dict, best: dict | None) -> bool:
