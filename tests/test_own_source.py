@@ -2,6 +2,7 @@
 task choice, the yardstick on any task list, and the end summary that says whether θ improved."""
 
 import json
+import re
 from unittest import mock
 
 import numpy as np
@@ -246,6 +247,8 @@ def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, mon
     lines = res.output.splitlines()
     assert "  panel              {\"on\": \"source\"}" in lines  # the rule shows in the settings printed first
     assert "stopped after outer step 2: reached its steps" in lines
+    assert any(re.fullmatch(r"time: outer steps \d+ s, of which compiling \d+ s \(\d+%\); panel \d+ s", line)
+               for line in lines)
     assert any(line.startswith("panel (2 held-out tasks of ") for line in lines)
     assert any(line.startswith("  start θ (step 0) ") and "last − start" in line for line in lines)
     assert any(line.startswith("  last θ − Global AdamLR ") for line in lines)

@@ -194,9 +194,15 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
 
 def end_lines(result) -> list[str]:
     """The end of a run in words: why it stopped and, with a panel, the start θ against the best and last θ."""
-    from lopt_trainer.meta.trainer import STOP_REASONS
+    from lopt_trainer.common.run_files import read_json
+    from lopt_trainer.meta.trainer import STOP_REASONS, SUMMARY_FILE
 
     out = [f"stopped after outer step {result.state.step}: {STOP_REASONS[result.stop_reason]}"]
+    spent = read_json(result.run_dir / SUMMARY_FILE) or {}
+    if spent.get("step_seconds"):
+        out.append(f"time: outer steps {spent['step_seconds']:.0f} s, of which compiling {spent['compile_seconds']:.0f} s "
+                   f"({100 * spent['compile_seconds'] / spent['step_seconds']:.0f}%); panel "
+                   f"{spent['panel_seconds']:.0f} s")
     panel = (result.summary or {}).get("panel")
     if not panel:
         return out + ["no panel measured θ, so nothing says whether it improved (--set panel_every=N turns it on)"]

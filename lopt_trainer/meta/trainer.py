@@ -314,7 +314,8 @@ class Cadences:
         from lopt_trainer.meta.metrics import read_metrics
         from lopt_trainer.meta.run_panel import end_summary
 
-        record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step}
+        record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step,
+                  **time_spent(read_metrics(self.run_dir))}
         if self.panel is None:
             write_json(self.run_dir / SUMMARY_FILE, record)
             return None
@@ -349,6 +350,15 @@ class Cadences:
         save_state(self.run_dir, state, self.config_json, self.tasks_digest, self.tasks_count)
         if self.write_npz:
             save_reference_npz(jax.device_get(state.theta), self.run_dir / THETA_FILE)
+
+
+def time_spent(records) -> dict:
+    """Where a run's time went, from its metrics records: ``{"step_seconds", "compile_seconds", "panel_seconds"}``
+    (outer steps in all, the part of them spent compiling new programs, the panel evaluations)."""
+    steps = [r for r in records if r.get("kind") == "step"]
+    return {"step_seconds": float(sum(r.get("step_seconds") or 0.0 for r in steps)),
+            "compile_seconds": float(sum(r.get("compile_seconds") or 0.0 for r in steps)),
+            "panel_seconds": float(sum(r.get("seconds") or 0.0 for r in records if r.get("kind") == "panel"))}
 
 
 def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, pool, cadences: Cadences,
