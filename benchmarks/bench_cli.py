@@ -1,6 +1,6 @@
 """Benchmark: everyday commands as a user runs them (issue 12).
 
-Each command runs as a real subprocess (``python -m taskgen …`` from the repository root), warm caches (one
+Each command runs as a real subprocess (``python -m taskgen_cli …`` from the repository root), warm caches (one
 untimed run first), median of 5. Reported per command: wall seconds and CPU seconds (user + sys of the child,
 which the background load of a shared host disturbs less than wall time). For ``build`` the figure is the time
 to the first printed loss line. ``load_specs`` of the default suite is timed in process.
@@ -46,7 +46,7 @@ def _children_cpu() -> float:
 
 
 def _taskgen(args: list[str], tmp: str) -> list[str]:
-    return [sys.executable, "-m", "taskgen", *(a.format(tmp=tmp) for a in args)]
+    return [sys.executable, "-m", "taskgen_cli", *(a.format(tmp=tmp) for a in args)]
 
 
 def time_commands(cmds: list[list[str]], tmp: str) -> tuple[float, float]:

@@ -31,7 +31,7 @@ def launch(kinds, config: str, out: Path, sets) -> dict:
     """Start one ``taskgen lopt meta-train`` per estimator kind; returns ``{kind: Popen}``."""
     procs = {}
     for kind in kinds:
-        cmd = [sys.executable, "-m", "taskgen", "lopt", "meta-train", "--config", config, "--out",
+        cmd = [sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--config", config, "--out",
                str(out / kind), "--steps", "1000000", "--resume", "--no-progress", "--set", f"estimator={kind}",
                "--set", "panel_every=0", *[x for s in sets for x in ("--set", s)]]
         log = open(out / f"{kind}.log", "a")

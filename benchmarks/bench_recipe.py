@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_tree(tree: Path, config: Path, steps: int, sets: list[str], work: Path) -> dict:
     """Run the recipe in ``tree`` (its own code on ``PYTHONPATH``) and summarise its metrics."""
     run, cache = work / "run", work / "jax_cache"
-    cmd = [sys.executable, "-m", "taskgen", "lopt", "meta-train", "--config", str(config), "--steps", str(steps),
+    cmd = [sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--config", str(config), "--steps", str(steps),
            "--out", str(run), "--set", "panel_every=0", "--set", "checkpoint_every=0", "--set", "eval_every=0",
            "--set", f'compilation_cache="{cache}"']
     for item in sets:

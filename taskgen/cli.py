@@ -5,7 +5,9 @@ The command tree is declared here without importing jax, flax, pyarrow or any fa
 groups of the other packages live in one CLI module per package, imported only when their command is used:
 
 * ``data`` — :mod:`datasets_cache.cli`
-* ``train``, ``lopt``, ``report`` — :mod:`lopt_trainer.app.cli`
+
+The ``taskgen`` console script is the command line of the whole toolkit, a package above this one that adds its
+own groups to :class:`LazyGroup`; ``python -m taskgen`` runs this package's commands alone.
 
 User families: ``taskgen --plugin MODULE …`` (repeatable) and the ``TASKGEN_PLUGINS`` variable (comma-separated
 modules) import modules that register families before any command runs (:mod:`taskgen.registry`); ``--plugin``
@@ -25,47 +27,44 @@ import sys
 import click
 
 from taskgen.cli_types import NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, SEED, UNIT_INTERVAL
+from taskgen.errors import TOOLKIT_PACKAGES
 
 LAZY_COMMANDS = {
     "data": ("datasets_cache.cli:data", "Datasets: list, fetch into the cache, verify checksums, show paths."),
-    "train": ("lopt_trainer.app.cli:train",
-              "Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."),
-    "lopt": ("lopt_trainer.app.cli:lopt", "Meta-train learned optimizers and look at the runs."),
-    "report": ("lopt_trainer.app.cli:report", "Write DIRECTORY/report.html: meta-training curves, evaluation box "
-                                          "plots and tables, the 2-D trajectories, the self-training curves and "
-                                          "the commands that produced them."),
 }
 """Subcommand name -> (``module:attribute``, one-line help shown by ``taskgen --help`` without importing it)."""
-
-_OWN_PACKAGES = {"taskgen", "families", "datasets_cache", "lopt_trainer"}
 
 SUITE_HELP = "Spec file or manifest (default: the shipped default suite's frozen manifest)."
 
 
 class LazyGroup(click.Group):
-    """A click group whose :data:`LAZY_COMMANDS` are imported only when invoked (help lists them from the table),
-    and whose invocation is wrapped in the toolkit's error boundary."""
+    """A click group whose :attr:`lazy_commands` are imported only when invoked (help lists them from the table),
+    and whose invocation is wrapped in the toolkit's error boundary (errors of :attr:`own_packages` shown as
+    ``Error:`` lines). A command line above this package subclasses it to add its own groups."""
+
+    lazy_commands = LAZY_COMMANDS
+    own_packages = TOOLKIT_PACKAGES
 
     def list_commands(self, ctx):
         """Every command name: the ones added so far and the lazy ones."""
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
 
     def get_command(self, ctx, name):
         """The command ``name``, importing its module on first use (a missing third-party package gives a
         stand-in that says what is missing; a broken module of this project raises)."""
-        if name in LAZY_COMMANDS and name not in self.commands:
-            module, _, attr = LAZY_COMMANDS[name][0].partition(":")
+        if name in self.lazy_commands and name not in self.commands:
+            module, _, attr = self.lazy_commands[name][0].partition(":")
             try:
                 command = getattr(importlib.import_module(module), attr)
             except ModuleNotFoundError as e:
-                if (e.name or "").split(".")[0] in _OWN_PACKAGES:
+                if (e.name or "").split(".")[0] in self.own_packages:
                     raise  # our own code is broken: that is a bug to see, not a missing optional package
                 return _unavailable_command(name, str(e))
             self.add_command(command, name)
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx, formatter):
-        """The help's command list, from :data:`LAZY_COMMANDS` for commands not imported yet."""
+        """The help's command list, from :attr:`lazy_commands` for commands not imported yet."""
         rows = []
         for name in self.list_commands(ctx):
             if name in self.commands:
@@ -73,7 +72,7 @@ class LazyGroup(click.Group):
                 if not cmd.hidden:
                     rows.append((name, cmd.get_short_help_str(formatter.width - 6 - len(name))))
             else:
-                rows.append((name, _short(LAZY_COMMANDS[name][1], formatter.width - 6 - len(name))))
+                rows.append((name, _short(self.lazy_commands[name][1], formatter.width - 6 - len(name))))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
@@ -82,7 +81,7 @@ class LazyGroup(click.Group):
         """Run the command inside the toolkit's error boundary (:mod:`taskgen.errors`)."""
         from taskgen.errors import error_boundary
 
-        with error_boundary(debug=ctx.meta.get("taskgen.debug", False)):
+        with error_boundary(debug=ctx.meta.get("taskgen.debug", False), packages=self.own_packages):
             return super().invoke(ctx)
 
 
@@ -428,5 +427,5 @@ def check_family_cmd(name, n_specs, seed, as_json):
 
 
 def main():
-    """Entry point of the ``taskgen`` console script."""
+    """``python -m taskgen``: this package's commands alone (the console script adds the packages above)."""
     cli(prog_name="taskgen")

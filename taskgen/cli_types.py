@@ -32,10 +32,7 @@ import click
 
 from families.errors import short_repr
 
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
-SEED_LIMIT = 2**32
-"""Seeds lie in ``[0, SEED_LIMIT)`` (kept equal to :data:`taskgen.spec.SEED_LIMIT` by a test)."""
+from taskgen.limits import INT64_MAX, INT64_MIN, SEED_LIMIT  # noqa: F401  (the ranges the types check)
 
 __all__ = ["FiniteFloat", "Int64", "FINITE_FLOAT", "POSITIVE_FLOAT", "NON_NEGATIVE_FLOAT", "UNIT_INTERVAL",
            "INT64", "NON_NEGATIVE_INT64", "POSITIVE_INT64", "SEED", "INT64_MIN", "INT64_MAX", "SEED_LIMIT"]

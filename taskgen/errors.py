@@ -52,10 +52,14 @@ class ToolkitError(click.ClickException):
     exit_code = 1
 
 
-def _is_toolkit_error(e: BaseException) -> bool:
+TOOLKIT_PACKAGES = ("taskgen", "families", "datasets_cache")
+"""The packages whose exception classes are errors a user can act on (a package above adds its own to the
+boundary it opens)."""
+
+
+def _is_toolkit_error(e: BaseException, packages=TOOLKIT_PACKAGES) -> bool:
     # The toolkit's own exception classes, told by their defining package (no imports needed).
-    return any(c.__module__.split(".")[0] in ("taskgen", "families", "datasets_cache", "lopt_trainer")
-               and c is not Exception for c in type(e).__mro__[:-2])
+    return any(c.__module__.split(".")[0] in packages and c is not Exception for c in type(e).__mro__[:-2])
 
 
 def _is_encode_error(e: BaseException) -> bool:
@@ -107,8 +111,9 @@ def _path_in_traceback(e: BaseException) -> str | None:
     return found
 
 
-def describe(e: BaseException) -> str | None:
-    """The one-line message for ``e`` (without ``Error:``), or None if ``e`` is not one the boundary handles."""
+def describe(e: BaseException, packages=TOOLKIT_PACKAGES) -> str | None:
+    """The one-line message for ``e`` (without ``Error:``), or None if ``e`` is not one the boundary handles
+    (``packages``: whose exception classes count as the toolkit's own)."""
     if isinstance(e, OSError) and not _is_decode_error(e):
         path = e.filename if e.filename is not None else _path_in_traceback(e)
         what = _OS_WHAT.get(e.errno, "cannot use")
@@ -125,15 +130,16 @@ def describe(e: BaseException) -> str | None:
                    f"{short_text(e, MESSAGE_LIMIT)})"
         return f"cannot read{where}: damaged or not the expected format ({type(e).__name__}: " \
                f"{short_text(e, MESSAGE_LIMIT)})"
-    if _is_toolkit_error(e) or isinstance(e, (ValueError, KeyError)):
+    if _is_toolkit_error(e, packages) or isinstance(e, (ValueError, KeyError)):
         text = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str) else str(e)
         return short_text(text, MESSAGE_LIMIT) or type(e).__name__
     return None
 
 
 @contextlib.contextmanager
-def error_boundary(debug: bool = False):
-    """Run a command body; turn the errors a user can act on into :class:`ToolkitError` (see the module doc)."""
+def error_boundary(debug: bool = False, packages=TOOLKIT_PACKAGES):
+    """Run a command body; turn the errors a user can act on into :class:`ToolkitError` (see the module doc);
+    ``packages``: whose exception classes count as the toolkit's own."""
     try:
         yield
     except KeyboardInterrupt:
@@ -149,7 +155,7 @@ def error_boundary(debug: bool = False):
             raise ToolkitError("a pipe closed while writing (not stdout)") from None
         _reader_left()
     except Exception as e:
-        message = None if debug else describe(e)
+        message = None if debug else describe(e, packages)
         if message is None:
             raise
         raise ToolkitError(message) from None

@@ -1,4 +1,4 @@
-"""A minimal Adam run used by ``taskgen build`` to show that a built task trains (no dependency on lopt_trainer).
+"""A minimal Adam run used by ``taskgen build`` to show that a built task trains (no dependency on the learned-optimizer package).
 
 :func:`adam_chunks` runs the steps in compiled chunks and yields each chunk's losses as soon as it is done, so
 the first loss is printed after one chunk, not after the whole run; :func:`adam_losses` runs them in one scan.

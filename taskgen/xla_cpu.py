@@ -7,7 +7,7 @@ With ``--xla_cpu_enable_concurrency_optimized_scheduler=false`` the same program
 multi-threaded Eigen alike; ``--xla_cpu_multi_thread_eigen=false`` alone does not help).
 
 :func:`apply` adds that flag to ``XLA_FLAGS`` when the process has not chosen a value for it itself, before JAX
-starts its CPU backend (importing ``taskgen`` or ``lopt_trainer`` calls it). It changes how XLA orders a
+starts its CPU backend (importing ``taskgen`` or a package built on it calls it). It changes how XLA orders a
 program's operations on the CPU, not what they compute; set
 ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=true`` to keep XLA's default.
 """

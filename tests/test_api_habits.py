@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import taskgen
 from taskgen.arguments import ArgumentTypeError
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.manifest import manifest_format, sample_manifest, sort_manifest
 
 SHOWN_ID = "quadratic-83941fda3522"

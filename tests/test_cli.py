@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.manifest import load_manifest
 from taskgen.specfile import read_specs
 

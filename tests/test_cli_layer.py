@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from taskgen import cli as cli_mod
-from taskgen.cli import cli
+from taskgen_cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("jax", "flax", "optax", "pyarrow", "numpy", "pandas", "lopt_trainer", "datasets_cache")
 
 
 def _modules_after(*args):
-    code = ("import sys; from taskgen.cli import cli\n"
+    code = ("import sys; from taskgen_cli import cli\n"
             "try:\n    cli(prog_name='taskgen', args=sys.argv[1:])\n"
             "except SystemExit:\n    pass\n"
             "print('MODULES=' + ','.join(sorted(m.split('.')[0] for m in sys.modules)))")
@@ -57,6 +57,22 @@ def test_option_defaults_agree_with_the_modules_they_stand_for():
     assert set(baselines._KEYS) == set(training.OPTIMIZERS) - {"lopt"}
 
 
+PACKAGE_RANK = {"datasets_cache": 0, "families": 1, "taskgen": 2, "lopt_trainer": 3, "taskgen_cli": 4}
+"""The packages from the bottom up: each may name (import, or write in a string) only packages below it."""
+NAMED_ONLY_FROM_ABOVE = ("lopt_trainer", "taskgen_cli")
+"""Package names no lower package may write at all (``taskgen`` is also the command's and the caches' name)."""
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGE_RANK))
+def test_no_package_names_a_package_above_it_even_in_a_string(package):
+    above = [p for p in NAMED_ONLY_FROM_ABOVE if PACKAGE_RANK[p] > PACKAGE_RANK[package]]
+    for path in sorted((REPO / package).rglob("*.py")):
+        text = path.read_text()
+        for name in above:
+            hits = [i + 1 for i, line in enumerate(text.splitlines()) if re.search(rf"\b{name}\b", line)]
+            assert not hits, f"{path.relative_to(REPO)}:{hits[0]} names {name}, a package above {package}"
+
+
 def test_no_package_cli_imports_upward():
     # lopt_trainer.app.cli, datasets_cache.cli: nothing above them; taskgen.cli names them only as lazy strings.
     # (taskgen.cli_types, the shared click number types, is below every CLI and meant for them.)
@@ -75,7 +91,8 @@ def test_families_base_and_space_do_not_import_each_other():
 
 
 def test_lazy_commands_resolve():
-    for name in cli_mod.LAZY_COMMANDS:
+    assert set(cli.lazy_commands) == {"data", "train", "lopt", "report"}
+    for name in cli.lazy_commands:
         res = CliRunner().invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output, res.output
         assert "unavailable" not in res.output
@@ -245,12 +262,12 @@ def test_broken_entry_point_does_not_break_commands(monkeypatch):
 
 
 def test_missing_optional_package_gives_a_stand_in_but_broken_own_code_raises(monkeypatch):
-    monkeypatch.setitem(cli_mod.LAZY_COMMANDS, "fake", ("no_such_package_xyz.cli:cmd", "Needs an extra."))
+    monkeypatch.setitem(cli.lazy_commands, "fake", ("no_such_package_xyz.cli:cmd", "Needs an extra."))
     res = CliRunner().invoke(cli, ["fake"])
     assert res.exit_code != 0 and "no_such_package_xyz" in res.output
-    monkeypatch.setitem(cli_mod.LAZY_COMMANDS, "own", ("taskgen.no_such_module:cmd", "Broken."))
-    with pytest.raises(ModuleNotFoundError, match="taskgen.no_such_module"):
-        cli_mod.cli.get_command(None, "own")
+    monkeypatch.setitem(cli.lazy_commands, "own", ("lopt_trainer.no_such_module:cmd", "Broken."))
+    with pytest.raises(ModuleNotFoundError, match="lopt_trainer.no_such_module"):
+        cli.get_command(None, "own")
 
 
 # ---- a plugin's failure of any kind is a warning, in every command (issue 17, F) ---------------------------------
@@ -340,7 +357,7 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "taskgen", "list", "--limit", "3000"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "taskgen_cli", "list", "--limit", "3000"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=REPO)
     first = proc.stdout.readline()
     proc.stdout.close()  # the reader goes away, as `head -1` does

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from taskgen import cli_types
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.cli_types import (FINITE_FLOAT, INT64, NON_NEGATIVE_INT64, POSITIVE_FLOAT, POSITIVE_INT64, SEED,
                                UNIT_INTERVAL, FiniteFloat, Int64)
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 import taskgen
 import taskgen.registry as registry_mod
 from families.quadratic import QuadraticFamily
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.family_check import CHECKS, FamilyCheckError, check_family, check_seeds, param_count, spec_from_seed
 from tests.toy_family import ToyFamily
 

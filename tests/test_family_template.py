@@ -55,7 +55,7 @@ def _env(*paths, **extra) -> dict:
 
 
 def _taskgen(cwd: Path, env: dict, *args, ok: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "taskgen", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "taskgen_cli", *map(str, args)], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=300)
     if ok:
         assert out.returncode == 0, (args, out.stdout, out.stderr)

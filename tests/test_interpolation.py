@@ -14,7 +14,7 @@ from lopt_trainer.errors import ThetaFileError
 from lopt_trainer.theta.interpolate import interpolate_theta
 from lopt_trainer.theta.load import load_theta, theta_bytes, theta_digest
 from lopt_trainer.theta.reference_io import save_reference_npz, to_reference
-from taskgen.cli import cli
+from taskgen_cli import cli
 from tests.test_compare_panels import _panel
 
 TINY_PANEL = ["--set", 'families=["quadratic"]', "--set", "per_family=1", "--set", "seeds=1", "--set", "steps=30"]

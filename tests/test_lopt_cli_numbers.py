@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from lopt_trainer.meta.config import MetaTrainConfig, parse_sets, resolve_config
-from taskgen.cli import cli
+from taskgen_cli import cli
 
 RANGE = "is not in the range"
 NOT_FINITE = "is not a finite number (NaN and infinities are refused; a literal beyond ±1.8e308 overflows to infinity)."

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from taskgen.api import default_manifest_path
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.manifest import SCHEMA, ManifestError, load_manifest, manifest_bytes, manifest_table
 from tests import fuzz_cases
 from tests.fuzz_cases import BAD_OUTCOMES, base_bytes, base_table, run_cases, tally

@@ -16,7 +16,7 @@ from lopt_trainer.meta.config import (PRESETS, SETTING_CHOICES, describe_setting
                                       read_config_dict, resolve_config)
 from lopt_trainer.meta.trainer import WorkDisplay
 from lopt_trainer.theta.shipped import data_path
-from taskgen.cli import cli
+from taskgen_cli import cli
 from tests.meta_helpers import quadratic_specs
 
 

@@ -97,7 +97,7 @@ def test_warm_start_from_a_run_and_a_clear_error_for_a_foreign_theta(tmp_path):
 
 
 def _cli(run, steps, resume=False):
-    cmd = [sys.executable, "-m", "taskgen", "lopt", "meta-train", "--suite", str(run.parent / "specs.jsonl"),
+    cmd = [sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--suite", str(run.parent / "specs.jsonl"),
            "--filter", "family=quadratic", "--steps", str(steps), "--out", str(run), "--no-progress",
            "--config", str(run.parent / "cfg.toml"), "--preset", "quick"]
     if resume:

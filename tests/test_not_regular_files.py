@@ -29,7 +29,7 @@ def test_the_check_names_the_kind_without_opening(fifo, tmp_path):
 
 
 def _taskgen(*args):
-    code = "import sys; from taskgen.cli import main; sys.argv = ['taskgen', *sys.argv[1:]]; main()"
+    code = "import sys; from taskgen_cli import main; sys.argv = ['taskgen', *sys.argv[1:]]; main()"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, JAX_PLATFORMS="cpu"))
 

@@ -62,7 +62,7 @@ def test_preset_refuses_unknown_names_with_the_choices():
 def test_config_file_starts_from_the_recipe_on_the_command_line(tmp_path, monkeypatch):
     """``--config`` no longer switches the base to 'quick' behind the user's back."""
     from lopt_trainer.meta import trainer
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     seen = {}
 
@@ -234,7 +234,7 @@ def test_a_source_without_held_out_tasks_says_so_and_runs_without_a_panel(tmp_pa
 
 
 def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, monkeypatch):
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
     suite = _own_suite(tmp_path)
@@ -261,7 +261,7 @@ def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, mon
 
 
 def _compare(tmp_path, monkeypatch, *args):
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
     return CliRunner().invoke(cli, ["lopt", "compare", *map(str, args), "--no-progress"])

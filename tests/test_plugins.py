@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import taskgen.registry as registry_mod
-from taskgen.cli import cli
+from taskgen_cli import cli
 from taskgen.registry import PluginError, env_plugins, load_plugin
 from taskgen.registry import Registry, UnknownFamilyError
 

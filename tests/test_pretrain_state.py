@@ -382,7 +382,7 @@ def test_compute_curve_name_writes_a_branch_curve_beside_the_main_one_and_refuse
 
 def test_export_never_deletes_what_is_not_a_state(base, tmp_path):
     """--out = the run folder itself, a folder holding another run, a folder of the user's files: refused, intact."""
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     run = tmp_path / "run"
     shutil.copytree(base / "run", run)

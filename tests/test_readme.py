@@ -16,7 +16,7 @@ import sys
 import click
 import pytest
 
-from taskgen.cli import cli
+from taskgen_cli import cli
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -122,13 +122,13 @@ def test_bash_block_parses_and_its_commands_exist(line, code, tmp_path):
         unknown = _unknown_options(command, rest)
         assert not unknown, f"{line}: taskgen {' '.join(path)} has no {unknown[0]}"
         if path in RUN_CHEAP and not line.startswith(RUN_ELSEWHERE):
-            res = subprocess.run([sys.executable, "-m", "taskgen", *args], cwd=tmp_path, env=_env(),
+            res = subprocess.run([sys.executable, "-m", "taskgen_cli", *args], cwd=tmp_path, env=_env(),
                                  capture_output=True, text=True, timeout=300)
             assert res.returncode == 0, f"{line}: taskgen {' '.join(args)}\n{res.stderr[-2000:]}"
             assert res.stdout.strip(), f"taskgen {' '.join(args)} printed nothing"
 
 
 def test_help_answers_from_another_folder(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "taskgen", "lopt", "meta-train", "--help"], cwd=tmp_path,
+    res = subprocess.run([sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--help"], cwd=tmp_path,
                          env=_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "--preset [recipe|quick]" in res.stdout

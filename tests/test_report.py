@@ -11,7 +11,7 @@ from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
 from lopt_trainer.app.report import find_parts, write_report
 from lopt_trainer.app.cli import report
-from taskgen.cli import cli
+from taskgen_cli import cli
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 

@@ -22,7 +22,7 @@ from lopt_trainer.evaluation.runner import EVAL_FILES, EvaluationExists, run_eva
 from lopt_trainer.meta import meta_train
 from lopt_trainer.meta.trainer import RUN_FILES
 from lopt_trainer.optimizer import hierarchical
-from taskgen.cli import cli
+from taskgen_cli import cli
 from tests.meta_helpers import small_quadratic_specs
 from tests.test_eval_metrics import SETTINGS, synthetic_tasks
 from tests.test_meta_resume import _config

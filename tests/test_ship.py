@@ -50,7 +50,7 @@ def run(tmp_path):
 
 
 def _cli():
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     return cli
 

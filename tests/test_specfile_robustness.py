@@ -184,7 +184,7 @@ def test_short_repr_is_exact_and_total():
 def test_huge_integer_in_a_float_field_is_one_error_line_in_every_command(tmp_path, command):
     from click.testing import CliRunner
 
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     path = tmp_path / "s.jsonl"
     path.write_text(Q + "\n" + _noid(_replace(Q, '"loss_scale":0.473423', f'"loss_scale":{BIG}')) + "\n")

@@ -14,7 +14,7 @@ from lopt_trainer.app.cli import THETA, THETA_HELP, lopt, train
 from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.theta import names
 from lopt_trainer.theta.load import theta_bytes
-from taskgen.cli import cli
+from taskgen_cli import cli
 from tests.meta_helpers import small_quadratic_specs
 
 THETA_COMMANDS = [(train, "theta"), (lopt.commands["eval"], "theta"), (lopt.commands["panel"], "theta"),

@@ -49,7 +49,7 @@ def test_the_tutorial_runs_from_a_fresh_folder(tmp_path):
             if not line.startswith("taskgen "):
                 continue
             args = _small(shlex.split(line)[1:])
-            res = subprocess.run([sys.executable, "-m", "taskgen", *args], cwd=tmp_path, env=env,
+            res = subprocess.run([sys.executable, "-m", "taskgen_cli", *args], cwd=tmp_path, env=env,
                                  capture_output=True, text=True, timeout=600)
             assert res.returncode == 0, (line, res.stdout[-2000:], res.stderr[-3000:])
             ran.append((args[:2], res))

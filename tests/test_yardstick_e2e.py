@@ -55,7 +55,7 @@ def test_evaluate_handset_beats_random(tiny, tmp_path):
 
 
 def _cli(args, data, cache, monkeypatch):
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     monkeypatch.setattr(ts, "DATA_DIR", data)
     monkeypatch.setenv(yardstick.CACHE_ENV, str(cache))
@@ -106,7 +106,7 @@ def test_missing_baselines_is_one_clear_error(tmp_path, monkeypatch):
     data.mkdir()
     for name in ("valid.jsonl", "sets.json"):
         (data / name).write_bytes((ts.DATA_DIR / name).read_bytes())
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     monkeypatch.setattr(ts, "DATA_DIR", data)
     res = CliRunner().invoke(cli, ["lopt", "eval", "--on", "valid"])
@@ -132,7 +132,7 @@ def test_verify_and_sets_commands_text_and_json(tiny, tmp_path, monkeypatch):
 
 
 def test_sets_command_on_the_package_sets():
-    from taskgen.cli import cli
+    from taskgen_cli import cli
 
     res = CliRunner().invoke(cli, ["lopt", "yardstick", "sets"])
     assert res.exit_code == 0, res.output

@@ -1,6 +1,6 @@
 """The command line of lopt_trainer, in one place: ``taskgen train``, ``taskgen lopt …`` and ``taskgen report``.
 
-The top-level ``taskgen`` group (:mod:`taskgen.cli`) imports this module only when one of these commands runs;
+The top-level ``taskgen`` group (the command line above this package) imports this module only when one of these commands runs;
 each command imports the machinery it needs in its body, so that ``--help`` answers without importing JAX. The
 work itself lives elsewhere: :mod:`lopt_trainer.app.train_task` (train one task), :mod:`lopt_trainer.meta`
 (meta-training), :mod:`lopt_trainer.evaluation` and :mod:`lopt_trainer.experiments`,

@@ -36,7 +36,7 @@ from lopt_trainer.meta.trainer import THETA_FILE
 from lopt_trainer.theta.load import load_theta
 from lopt_trainer.theta.shipped import pretrained_path
 from taskgen.api import build_task, default_suite_path
-from taskgen.errors import error_boundary
+from taskgen.errors import TOOLKIT_PACKAGES, error_boundary
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest
 from taskgen.specfile import specs_to_jsonl
@@ -187,7 +187,7 @@ def main(out, meta_steps):
     """Run the default pipeline into OUT and write OUT/report.html."""
     enable_compilation_cache()
     out = Path(out)
-    with error_boundary(), folder_lock(out):  # one `make run` per folder (its steps lock their subfolders too)
+    with error_boundary(packages=(*TOOLKIT_PACKAGES, "lopt_trainer")), folder_lock(out):  # one `make run` per folder (its steps lock their subfolders too)
         _run_steps(out, meta_steps)
 
 

@@ -22,7 +22,7 @@ from lopt_trainer.evaluation.panel import PanelSettings
 from lopt_trainer.meta.estimators import EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
 from lopt_trainer.theta.shipped import data_path
-from taskgen.cli_types import INT64_MAX, INT64_MIN, SEED_LIMIT
+from taskgen.limits import INT64_MAX, INT64_MIN, SEED_LIMIT
 from taskgen.specfile import read_file_bytes
 
 
