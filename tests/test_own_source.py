@@ -347,3 +347,15 @@ def test_a_run_logs_its_scalars_for_tensorboard_and_csv(tmp_path, monkeypatch):
     rows = list(csv.DictReader(open(tmp_path / "run" / "scalars.csv")))
     steps = [int(r["step"]) for r in rows if (r["kind"], r["name"]) == ("train", "meta_loss")]
     assert steps == [0, 1, 2, 3]
+
+
+def test_a_second_signal_stops_at_once(capsys):
+    import signal
+
+    from lopt_trainer.meta.trainer import _StopFlag
+
+    flag = _StopFlag()
+    flag(signal.SIGINT, None)
+    assert flag.signum == signal.SIGINT and "a second Ctrl-C stops at once" in capsys.readouterr().err
+    with pytest.raises(KeyboardInterrupt):
+        flag(signal.SIGTERM, None)

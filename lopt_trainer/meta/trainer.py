@@ -417,14 +417,20 @@ def _short_group(group: str, limit: int = 28) -> str:
 
 
 class _StopFlag:
-    """Set by SIGINT/SIGTERM; the loop checkpoints and stops after the current step."""
+    """Set by SIGINT/SIGTERM: the loop checkpoints and stops after the current step (a step, or a panel
+    evaluation, can take minutes). A second signal stops at once (``KeyboardInterrupt``): the run then continues
+    from its last checkpoint."""
 
     def __init__(self):
         self.signum = None
 
     def __call__(self, signum, frame):
         del frame
+        if self.signum is not None:
+            raise KeyboardInterrupt
         self.signum = signum
+        print("\nstopping after this outer step, with a checkpoint; a second Ctrl-C stops at once (the run then "
+              "continues from its last checkpoint)", file=sys.stderr)
 
 
 def _install_handlers(flag):
