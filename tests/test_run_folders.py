@@ -124,14 +124,15 @@ def test_overwrite_clears_the_runs_own_files_only(finished_run, tmp_path):
     (run / "meta_loss.png").write_bytes(b"old plot")
     removed = [n for n in RUN_FILES if (run / n).exists()]
     assert removed == ["config.json", "metrics.jsonl", "checkpoint.msgpack", "checkpoint.prev.msgpack", "panel",
-                       "meta_loss.png", "summary.json"]
+                       "meta_loss.png", "summary.json", "scalars.csv", "tensorboard"]
     config = _config(steps=1, suite=str(finished_run / "specs.jsonl"))
     result = meta_train(config, run, overwrite=True, progress=False)
     assert result.state.step == 1
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [0]
     assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoint.msgpack", "checkpoint.prev.msgpack",
-                                                     "config.json", "metrics.jsonl", "notes.txt", "summary.json"]
+                                                     "config.json", "metrics.jsonl", "notes.txt", "scalars.csv",
+                                                     "summary.json", "tensorboard"]
     assert (run / "notes.txt").read_text() == "mine"
 
 
