@@ -145,8 +145,10 @@ def load_manifest(path, registry: Registry | None = None, check_families: bool =
     A manifest must not contradict itself: every row's ``spec_json`` is parsed and checked as a spec line, and
     the columns derived from it (:data:`SPEC_COLUMNS`, and with ``check_families`` :data:`FAMILY_COLUMNS`
     recomputed by the row's family) must equal the stored ones. This costs one pass over the file when it is
-    loaded (about 0.3 s for 6000 rows), never per query; the shipped default manifest skips it while its bytes and
-    its families' versions are those recorded in ``default-v1.lock.json`` (it was checked when frozen). With
+    loaded (about 0.3 s for 6000 rows), never per query, and once per file: a manifest whose exact bytes passed it
+    before, with the same family versions, skips it (records by sha256 in ``$TASKGEN_MANIFEST_CHECKS`` or
+    ``~/.cache/taskgen/manifest_checks``); the shipped default manifest skips it while its bytes and its families'
+    versions are those recorded in ``default-v1.lock.json`` (it was checked when frozen). With
     ``check_families``, every (family, family_version) must be known to ``registry``, as for spec files.
     """
     return _read_manifest(path, registry, check_families)[0]
@@ -162,7 +164,8 @@ def _read_manifest(path, registry, check_families: bool = True, want_specs: bool
     check_manifest_values(table, path)
     if check_families:
         check_manifest_families(table, path, registry)
-    if check_families and _is_frozen_default(data, registry):
+    checked = check_families and (_is_frozen_default(data, registry) or _checked_before(data, table, registry))
+    if checked:
         specs = None
         if want_specs:
             from taskgen.specfile import parse_spec_lines
@@ -171,7 +174,58 @@ def _read_manifest(path, registry, check_families: bool = True, want_specs: bool
                                      what="row ")
         return table, specs
     specs = check_manifest_consistency(table, path, registry, check_families)
+    if check_families:
+        _record_checked(data, table, registry)
     return table, specs
+
+
+CHECKS_ENV = "TASKGEN_MANIFEST_CHECKS"
+"""Where the records of manifests checked in full are kept (default ``~/.cache/taskgen/manifest_checks``)."""
+
+
+def _checks_dir() -> Path:
+    import os
+
+    return Path(os.environ.get(CHECKS_ENV) or Path.home() / ".cache" / "taskgen" / "manifest_checks")
+
+
+def _check_key(data: bytes, table: pa.Table, registry) -> tuple[Path, dict] | None:
+    """The record file of a manifest's bytes and what it must hold (its families' versions), or None where no
+    record applies (a registry other than the default one)."""
+    import hashlib
+
+    if registry is not None and registry is not default_registry():
+        return None
+    families = sorted(set(table.column("family").to_pylist()))
+    try:
+        versions = {name: default_registry().get(name).version for name in families}
+    except Exception:  # an unknown family: the full check names it
+        return None
+    return _checks_dir() / f"{hashlib.sha256(data).hexdigest()}.json", {"family_versions": versions}
+
+
+def _checked_before(data: bytes, table: pa.Table, registry) -> bool:
+    """Whether these exact bytes passed the full consistency check before, with the same family versions."""
+    key = _check_key(data, table, registry)
+    if key is None or not key[0].is_file():
+        return False
+    try:
+        return json.loads(key[0].read_text()) == key[1]
+    except (OSError, ValueError):
+        return False
+
+
+def _record_checked(data: bytes, table: pa.Table, registry) -> None:
+    """Record that these bytes passed the full check (best effort: an unwritable cache only costs the next load a
+    check again)."""
+    key = _check_key(data, table, registry)
+    if key is None:
+        return
+    try:
+        key[0].parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(key[0], json.dumps(key[1], sort_keys=True).encode())
+    except OSError:
+        pass
 
 
 def decode_manifest(data: bytes, path="<manifest>") -> pa.Table:

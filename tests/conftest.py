@@ -16,5 +16,8 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _private_baseline_cache(tmp_path, monkeypatch):
-    """Every test gets its own baseline cache, so no test reuses (or leaves) another's baseline runs."""
+    """Every test gets its own baseline cache, yardstick cache and manifest-check records, so no test reuses (or
+    leaves) another's runs or records."""
     monkeypatch.setenv("TASKGEN_BASELINE_CACHE", str(tmp_path / "baselines.arrow"))
+    monkeypatch.setenv("TASKGEN_YARDSTICK_CACHE", str(tmp_path / "yardstick_cache"))
+    monkeypatch.setenv("TASKGEN_MANIFEST_CHECKS", str(tmp_path / "manifest_checks"))

@@ -265,3 +265,28 @@ def test_fuzzed_files_are_read_or_refused_never_crash_nor_accept_invalid(what, n
     bad = [r for r in results if r["outcome"] in BAD_OUTCOMES or r["outcome"] == "refused-valid"]
     assert counts["cases"] == n and not bad, bad[:5]
     assert counts["outcomes"].get("refused", 0) > n // 2
+
+
+def test_a_user_manifest_is_checked_in_full_once_per_bytes_and_family_versions(tmp_path, monkeypatch):
+    import taskgen
+    from taskgen import manifest as mf
+
+    specs = taskgen.generate_suite(["quadratic"], per_family=6, seed=3)
+    path = tmp_path / "m.arrow"
+    taskgen.write_manifest(specs, path)
+    calls = []
+    real = mf.check_manifest_consistency
+    monkeypatch.setattr(mf, "check_manifest_consistency", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = mf.load_manifest(path)
+    again = mf.load_manifest(path)
+    assert len(calls) == 1 and first.equals(again)  # the second load trusts the record of the first
+    assert [s.task_id for s in taskgen.load_specs(path)] == [s.task_id for s in specs] and len(calls) == 1
+    taskgen.write_manifest(specs[:5], path)  # other bytes: checked again
+    mf.load_manifest(path)
+    assert len(calls) == 2
+    for record in (tmp_path / "manifest_checks").glob("*.json"):  # made under another family version
+        record.write_text('{"family_versions": {"quadratic": 999}}')
+    taskgen.write_manifest(specs, path)
+    mf.load_manifest(path)
+    mf.load_manifest(path)
+    assert len(calls) == 3
