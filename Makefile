@@ -2,16 +2,21 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 RUN_DIR ?= runs/default
-export JAX_PLATFORMS ?= cpu
+# ACCEL=cuda12 installs JAX's CUDA 12 build (`make setup ACCEL=cuda12`); jobs then run where JAX finds a device.
+# Only the tests force the CPU. Several processes on one GPU (Ray workers, the tests) need it not preallocated.
+ACCEL ?= cpu
+comma := ,
+EXTRAS := dev$(if $(filter-out cpu,$(ACCEL)),$(comma)$(ACCEL))
+STAMP := $(VENV)/.installed-$(ACCEL)
+export XLA_PYTHON_CLIENT_PREALLOCATE ?= false
 
 .PHONY: run test test-full test-slow bench setup data pretrain ship quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -26,13 +31,13 @@ run: $(STAMP)
 
 # CI's command: the fast suite (family batteries on 6 specs each; `make test-full` runs 20 plus the slow tests).
 test: $(STAMP)
-	TASKGEN_FAMILY_SPECS=$${TASKGEN_FAMILY_SPECS:-6} $(PY) -m pytest -q -n 2 --dist loadfile
+	JAX_PLATFORMS=cpu TASKGEN_FAMILY_SPECS=$${TASKGEN_FAMILY_SPECS:-6} $(PY) -m pytest -q -n 2 --dist loadfile
 
 test-full: $(STAMP)
-	TASKGEN_FAMILY_SPECS=20 $(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
+	JAX_PLATFORMS=cpu TASKGEN_FAMILY_SPECS=20 $(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	JAX_PLATFORMS=cpu $(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
