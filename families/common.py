@@ -1,6 +1,6 @@
 """Pieces shared by the model families: activations, initializers, batching, normalizers, static keys.
 
-Activations and initializers are sampled with TaskSet's weights (see ``shared/reference/task-families.md``) and
+Activations and initializers are sampled with TaskSet's weights (Metz et al. 2020, google-research/task_set) and
 stored in configs as plain JSON (``"relu"``, ``{"name": "orthogonal", "scale": 1.3}``).
 """
 

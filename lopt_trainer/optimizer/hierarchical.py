@@ -2,7 +2,8 @@
 
 A per-tensor LSTM (weights shared across tensors) conditions a per-parameter
 MLP (weights shared across all scalars of all tensors); messages flow both
-ways.  The math follows `shared/reference/hierarchical-lopt.md`; the input
+ways.  The math follows the reference implementation (google/learned_optimization,
+`learned_optimizers/rnn_mlp_lopt.py`); the input
 orders are those of `features.py` (the reference's sorted-name orders), so a
 θ imported with `reference_io.load_reference_npz` gives the reference's
 updates.
