@@ -179,8 +179,58 @@ def reliability(results: dict) -> dict:
         "seeds": test[labels[0]]["summary"]["seeds"],
         "cpu": machine()["cpu"], "machine": machine(),
     }
+    if complete:
+        out["resolved_pairs"] = resolved_pairs(widths, {"halves": (h1, h2), "valid_test": (v, t) if v else None},
+                                               labels)
+        out["projected_spearman_test_halves"] = projected_spearman(per_task, labels, fam)
     print(f"{out['status']}; spearman test halves {out['spearman_test_halves']}, valid vs test "
           f"{out['spearman_valid_test']}", flush=True)
+    return out
+
+
+def resolved_pairs(widths: list, views: dict, labels: list) -> dict:
+    """Of the pairs of θ whose paired 95 % interval on test excludes 0: how many there are, and in how many each
+    other view (the two halves of test; valid against test) orders the pair the same way."""
+    index = {k: i for i, k in enumerate(labels)}
+    pairs = [(w["a"], w["b"]) for w in widths if w["low"] > 0 or w["high"] < 0]
+    out = {"resolved": len(pairs), "of": len(widths)}
+    for name, view in views.items():
+        if view is None:
+            continue
+        x, y = view
+        out[f"{name}_agree"] = sum((x[index[a]] - x[index[b]]) * (y[index[a]] - y[index[b]]) > 0 for a, b in pairs)
+    return out
+
+
+PROJECTED_SIZES = (120, 240, 400)
+"""Test-set sizes (tasks) of the projection; 400 tasks is about what a θ may cost at 30 minutes on these cores."""
+
+
+def projected_spearman(per_task: dict, labels: list, families, *, draws: int = 2000, seed: int = 0) -> dict:
+    """What the two-halves Spearman over these θ would be with more tasks like the test set's: per size ``n`` of
+    :data:`PROJECTED_SIZES`, draw ``n`` tasks with replacement within families (in the set's proportions), split
+    each family's draw in two halves, and take the Spearman of the θ means of the halves; the median and the
+    5–95 % range over ``draws`` draws. An estimate from the tasks at hand, not a run, and an optimistic one: a task
+    drawn twice can fall in both halves, which makes the halves agree more than distinct tasks would."""
+    rng = np.random.default_rng(seed)
+    values = np.stack([per_task[k] for k in labels])  # [θ, tasks]
+    families = np.asarray(families)
+    groups = [np.flatnonzero(families == f) for f in np.unique(families)]
+    out = {}
+    for n in PROJECTED_SIZES:
+        per_family = max(2, round(n / len(groups)))
+        rhos = []
+        for _ in range(draws):
+            a, b = [], []
+            for idx in groups:
+                pick = rng.choice(idx, size=per_family, replace=True)
+                a.append(pick[: per_family // 2])
+                b.append(pick[per_family // 2:])
+            a, b = np.concatenate(a), np.concatenate(b)
+            rhos.append(spearman(values[:, a].mean(axis=1), values[:, b].mean(axis=1)))
+        rhos = np.asarray(rhos)
+        out[str(n)] = {"median": float(np.median(rhos)), "p05": float(np.quantile(rhos, 0.05)),
+                       "p95": float(np.quantile(rhos, 0.95)), "tasks_per_family": per_family}
     return out
 
 
