@@ -36,3 +36,10 @@ def test_the_default_job_judges_the_theta_it_meta_trained(tmp_path, monkeypatch,
     assert {r["task_id"] for r in y["per_task"]} == {s.task_id for s in held}
     page = write_report(tmp_path).read_text()
     assert "θ meta-trained is" in page and "θ handset (start)" in page and "θ shipped" in page
+    # a folder left by a release with other settings is the job's own: it starts again, and says so
+    monkeypatch.setattr(run_default, "meta_config", lambda out, steps: tiny(out, steps).__class__(
+        **{**tiny(out, steps).to_dict(), "truncation": 4}))
+    run_default.step_meta_train(tmp_path, 2)
+    printed = capsys.readouterr().out
+    assert "holds a run with other settings" in printed and "starting it again" in printed
+    assert json.loads((tmp_path / "meta_train" / "config.json").read_text())["truncation"] == 4

@@ -26,6 +26,7 @@ import datasets_cache
 from lopt_trainer.app.report import write_report
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_command, write_json
+from lopt_trainer.errors import ResumeError
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
 from lopt_trainer.experiments.self_training import run_self_training
 from lopt_trainer.inner.baselines import make_optimizer
@@ -102,20 +103,26 @@ def step_train_families(out: Path, steps: int = 200) -> None:
 
 def meta_config(out: Path, steps: int) -> MetaTrainConfig:
     """The short run's settings: PES on one fixed group of 8 small MLP tasks of the suite (no resampling, so the
-    meta-loss curve shows learning rather than task changes), judged by the panel on up to ``EVAL_TASKS`` held-out
-    MLP tasks of the same suite at its start and its end."""
+    meta-loss curve shows learning rather than task changes) with the recipe's outer-valid meta-loss, loss scaling,
+    outer learning rate, element-wise clip and warm-up, judged by the panel on up to ``EVAL_TASKS`` held-out MLP
+    tasks of the same suite at its start and its end."""
     return MetaTrainConfig(suite=str(out / "suite.jsonl"), filters={"split": ["meta_train"], "family": ["mlp"]},
-                           max_params=3000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
-                           resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-3,
-                           eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25, panel_every=steps,
-                           panel={"on": "source", "max_tasks": EVAL_TASKS})
+                           max_params=5000, steps=steps, truncation=20, tasks_per_group=8, num_groups=1,
+                           resample_every=100_000, horizon_min=100, horizon_max=400, outer_lr=3e-4,
+                           meta_loss="outer_valid", loss_scale="initial", outer_clip=0.0, outer_clip_value=0.1,
+                           outer_warmup=50, eval_every=50, eval_tasks=2, eval_steps=200, checkpoint_every=25,
+                           panel_every=steps, panel={"on": "source", "max_tasks": EVAL_TASKS})
 
 
 def step_meta_train(out: Path, steps: int) -> None:
     """The short meta-training run (resumable), ending with whether θ improved on its held-out tasks."""
     from lopt_trainer.app.cli import end_lines
 
-    result = meta_train(meta_config(out, steps), out / "meta_train", resume=True)
+    try:
+        result = meta_train(meta_config(out, steps), out / "meta_train", resume=True)
+    except ResumeError as e:  # made by an earlier release with other settings: this job's own folder, start again
+        click.echo(f"  note: {out / 'meta_train'} holds a run with other settings ({str(e)[:120]}…); starting it again")
+        result = meta_train(meta_config(out, steps), out / "meta_train", overwrite=True)
     losses = [r["meta_loss"] for r in read_metrics(result.run_dir)
               if r.get("kind") == "step" and r.get("meta_loss") is not None]
     k = max(1, len(losses) // 10)

@@ -11,7 +11,7 @@ import os
 import re
 
 import numpy as np
-from tqdm import tqdm
+from lopt_trainer.common.progress import progress_bar
 
 from lopt_trainer.inner import baselines, curves, loop
 from lopt_trainer.inner.names import LOPT, OPTIMIZERS
@@ -64,7 +64,7 @@ def run_training(
     loop_kw = {k: v for k, v in (("eval_batches", eval_batches), ("valid_every", valid_every)) if v is not None}
     loop_kw["eval_every"] = eval_every
 
-    bar = tqdm(total=steps, unit="step", desc=f"{optimizer}", leave=False) if progress else None
+    bar = progress_bar(steps, f"{optimizer}", unit="step") if progress else None
 
     def on_progress(done, total):
         if bar is not None:

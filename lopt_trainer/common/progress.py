@@ -12,7 +12,7 @@ SPARSE_INTERVAL_S = 30.0
 """Seconds between progress lines when stderr is not a terminal (a log file, CI)."""
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, file=None) -> tqdm:
+def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, file=None, initial: int = 0) -> tqdm:
     """A tqdm bar on ``file`` (stderr): live on a terminal, one line per ``SPARSE_INTERVAL_S`` otherwise.
 
     Args:
@@ -21,12 +21,14 @@ def progress_bar(total: int, desc: str, unit: str = "it", enabled: bool = True, 
       unit: the name of one item.
       enabled: False gives a bar that prints nothing.
       file: the stream (stderr by default).
+      initial: items already done (a resumed job).
 
     Returns:
-      The bar; call ``update`` and ``close`` (or use it as a context manager).
+      The bar; call ``update`` and ``close`` (or use it as a context manager); pass ``refresh=False`` to
+      ``set_description`` / ``set_postfix``, so that only ``update`` prints (sparsely off a terminal).
     """
     file = file or sys.stderr
     tty = bool(getattr(file, "isatty", lambda: False)())
-    return tqdm(total=total, desc=desc, unit=unit, file=file, disable=not enabled, dynamic_ncols=tty,
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, file=file, disable=not enabled, dynamic_ncols=tty,
                 mininterval=0.1 if tty else SPARSE_INTERVAL_S, maxinterval=SPARSE_INTERVAL_S * 2,
                 ascii=not tty)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
+from lopt_trainer.common.progress import progress_bar
 
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_json
@@ -123,7 +123,7 @@ def _evaluate(theta, tasks, out_dir: Path, settings: EvalSettings, workers, addr
         backend = backend or make_backend(workers, address)
         bar = None
         if progress:
-            bar = tqdm(total=len(units), desc="eval runs", unit="unit", file=sys.stderr)
+            bar = progress_bar(len(units), "eval runs", unit="unit")
         try:
             items = [(u, settings, theta if u.optimizer == LOPT else None) for u in units]
             for unit, recs, tm in backend.run(items):

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import jax
 import optax
-from tqdm import tqdm
 
 import taskgen
 from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.common.folder_lock import folder_lock
+from lopt_trainer.common.progress import progress_bar
 from lopt_trainer.common.ray_local import local_ray_usable
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
 from lopt_trainer.errors import ResumeError, RunExistsError
@@ -369,7 +369,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
     deadline = None if max_seconds is None else time.monotonic() + float(max_seconds)
     flag = _StopFlag()
     old = _install_handlers(flag)
-    bar = tqdm(total=s.cadence.steps, initial=state.step, desc="meta-train", file=sys.stderr) if progress else None
+    bar = progress_bar(s.cadence.steps, "meta-train", initial=state.step) if progress else None
     on_work = WorkDisplay(bar) if bar is not None else None
     reason = "steps"
     try:
@@ -381,7 +381,8 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
                 bar.set_description("meta-train", refresh=False)
                 bar.update(1)
                 loss = record["meta_loss"]
-                bar.set_postfix(loss="-" if loss is None else f"{loss:.3f}", sps=f"{record['inner_steps_per_s']:.0f}")
+                bar.set_postfix(loss="-" if loss is None else f"{loss:.3f}", sps=f"{record['inner_steps_per_s']:.0f}",
+                                refresh=False)
             cadences.after_step(state, progress)
             if deadline is not None and time.monotonic() >= deadline:
                 reason = "time" if state.step < s.cadence.steps else "steps"
@@ -404,12 +405,13 @@ class WorkDisplay:
 
     def __init__(self, bar):
         self.bar, self.seen = bar, set()
+        self.live = bool(getattr(getattr(bar, "fp", None), "isatty", lambda: False)())  # a terminal shows it now
 
     def __call__(self, i: int, n: int, work) -> None:
         key = (work.group, len(work.task_ids))
         doing = "compiling" if key not in self.seen else "estimator"
         self.seen.add(key)
-        self.bar.set_description(f"meta-train: {doing} {_short_group(work.group)} ({i + 1}/{n})")
+        self.bar.set_description(f"meta-train: {doing} {_short_group(work.group)} ({i + 1}/{n})", refresh=self.live)
 
 
 def _short_group(group: str, limit: int = 28) -> str:
