@@ -36,6 +36,7 @@ def test_the_default_job_judges_the_theta_it_meta_trained(tmp_path, monkeypatch,
     assert {r["task_id"] for r in y["per_task"]} == {s.task_id for s in held}
     page = write_report(tmp_path).read_text()
     assert "θ meta-trained is" in page and "θ handset (start)" in page and "θ shipped" in page
+    assert "θ None" not in page  # the run's own panel evaluations are not yardstick parts of the report
     # a folder left by a release with other settings is the job's own: it starts again, and says so
     monkeypatch.setattr(run_default, "meta_config", lambda out, steps: tiny(out, steps).__class__(
         **{**tiny(out, steps).to_dict(), "truncation": 4}))

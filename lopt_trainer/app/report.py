@@ -70,7 +70,8 @@ def find_parts(root) -> dict:
     for d in dirs:
         if (d / "eval_summary.json").exists():
             parts["eval"].append(d)
-        if (d / "yardstick.json").exists():
+        in_panel = d.parent.name == "panel" and (d.parent.parent / "metrics.jsonl").exists()
+        if (d / "yardstick.json").exists() and not in_panel:  # a run's panel evaluations belong to the run
             parts["yardstick"].append(d)
         if (d / "implicit_reg.json").exists():
             parts["implicit_reg"].append(d)
