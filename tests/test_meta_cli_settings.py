@@ -94,7 +94,7 @@ def test_the_progress_bar_names_the_compiling_group():
     class Bar:
         desc = ""
 
-        def set_description(self, text):
+        def set_description(self, text, refresh=True):
             self.desc = text
 
     bar = Bar()

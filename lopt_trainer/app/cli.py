@@ -183,6 +183,8 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
     result = meta_train(config, out, resume=resume, overwrite=overwrite, progress=not no_progress, given_keys=given,
                         allow_change=allow_change, record_command=True, continue_from=from_state,
                         max_seconds=hours * 3600.0 if hours else None)
+    from lopt_trainer.app.run_text import end_lines
+
     for line in end_lines(result):
         click.echo(line, err=True)
     click.echo(json.dumps({"run": str(result.run_dir), "step": result.state.step,
@@ -190,34 +192,6 @@ def meta_train_cmd(manifest, suite, filters, max_params, max_flops, steps, out, 
                            "verdict": ((result.summary or {}).get("panel") or {}).get("verdict")}))
     if result.interrupted:
         sys.exit(130)
-
-
-def end_lines(result) -> list[str]:
-    """The end of a run in words: why it stopped and, with a panel, the start θ against the best and last θ."""
-    from lopt_trainer.common.run_files import read_json
-    from lopt_trainer.meta.trainer import STOP_REASONS, SUMMARY_FILE
-
-    out = [f"stopped after outer step {result.state.step}: {STOP_REASONS[result.stop_reason]}"]
-    spent = read_json(result.run_dir / SUMMARY_FILE) or {}
-    if spent.get("step_seconds"):
-        out.append(f"time: outer steps {spent['step_seconds']:.0f} s, of which compiling {spent['compile_seconds']:.0f} s "
-                   f"({100 * spent['compile_seconds'] / spent['step_seconds']:.0f}%); panel "
-                   f"{spent['panel_seconds']:.0f} s")
-    panel = (result.summary or {}).get("panel")
-    if not panel:
-        return out + ["no panel measured θ, so nothing says whether it improved (--set panel_every=N turns it on)"]
-    ci = lambda d: f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"  # noqa: E731
-    out.append(f"panel ({result.summary['panel_tasks']} {result.summary['panel_on']}; score: higher is better, "
-               "intervals 95%, paired over tasks):")
-    out.append(f"  start θ (step {panel['start_step']}) {panel['start_score']:+.4f}   last θ (step "
-               f"{panel['last_step']}) {panel['last_score']:+.4f}   last − start {ci(panel['last_vs_start'])}")
-    if "best_vs_start" in panel:
-        out.append(f"  best θ (step {panel['best_step']}) {panel['best_score']:+.4f}   best − start "
-                   f"{ci(panel['best_vs_start'])}   (RUN/best_theta.npz)")
-    if "last_vs_global_adamlr" in panel:
-        out.append(f"  last θ − Global AdamLR {ci(panel['last_vs_global_adamlr'])}  (score = −normalized loss)")
-    out.append(f"verdict: {panel['verdict']}")
-    return out
 
 
 def _echo_settings(preset: str, config_file, changed: dict, resume: bool) -> None:

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from lopt_trainer.common.run_files import COMMAND_FILE, read_json
+from lopt_trainer.evaluation.normalized import direction
 from lopt_trainer.evaluation.scoring import label
 from lopt_trainer.meta.metrics import plot_run, read_metrics
 from taskgen.specfile import atomic_write_bytes
@@ -396,8 +397,6 @@ def yardstick_findings(root: Path, parts: dict) -> list[str]:
     """One sentence per paired comparison of each yardstick folder, stating a difference only where its 95 %
     interval excludes 0 (and the mean exceeds the tie floor), and θ against Global AdamLR in tasks won / tied /
     lost."""
-    from lopt_trainer.evaluation.normalized import direction
-
     out = []
     for d in parts.get("yardstick", []):
         y = read_json(d / "yardstick.json") or {}

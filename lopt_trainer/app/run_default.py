@@ -24,9 +24,13 @@ import click
 
 import datasets_cache
 from lopt_trainer.app.report import write_report
+from lopt_trainer.app.run_text import end_lines
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_command, write_json
 from lopt_trainer.errors import ResumeError
+from lopt_trainer.evaluation import yardstick, yardstick_text
+from lopt_trainer.evaluation.panel import panel_tasks
+from lopt_trainer.evaluation.yardstick_files import results_payload, write_results
 from lopt_trainer.experiments.implicit_reg import run_implicit_reg
 from lopt_trainer.experiments.self_training import run_self_training
 from lopt_trainer.inner.baselines import make_optimizer
@@ -36,7 +40,7 @@ from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.meta.trainer import THETA_FILE
 from lopt_trainer.theta.load import load_theta
 from lopt_trainer.theta.shipped import pretrained_path
-from taskgen.api import build_task, default_suite_path
+from taskgen.api import build_task, default_suite_path, load_specs
 from taskgen.errors import TOOLKIT_PACKAGES, error_boundary
 from taskgen.jax_cache import enable_compilation_cache
 from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest
@@ -116,8 +120,6 @@ def meta_config(out: Path, steps: int) -> MetaTrainConfig:
 
 def step_meta_train(out: Path, steps: int) -> None:
     """The short meta-training run (resumable), ending with whether θ improved on its held-out tasks."""
-    from lopt_trainer.app.cli import end_lines
-
     try:
         result = meta_train(meta_config(out, steps), out / "meta_train", resume=True)
     except ResumeError as e:  # made by an earlier release with other settings: this job's own folder, start again
@@ -135,11 +137,6 @@ def step_meta_train(out: Path, steps: int) -> None:
 def step_compare(out: Path, steps: int) -> None:
     """The meta-trained θ against its start (the hand-set θ) and the shipped θ on the run's held-out tasks (the
     panel's), in the paper's normalized loss with paired intervals, into ``out/compare``."""
-    from lopt_trainer.evaluation import yardstick, yardstick_text
-    from lopt_trainer.evaluation.panel import panel_tasks
-    from lopt_trainer.evaluation.yardstick_files import results_payload, write_results
-    from taskgen.api import load_specs
-
     s = meta_config(out, steps).split()
     tasks = panel_tasks(s.panel, s.tasks.held_out(load_specs(s.tasks.path)))
     what = f"held-out MLP tasks of {s.tasks.path}"

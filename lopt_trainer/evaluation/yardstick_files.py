@@ -44,7 +44,7 @@ def write_results(out_dir, payload: dict, labels: list, results: list) -> list[P
     Returns:
       The paths written.
     """
-    from lopt_trainer.evaluation.yardstick_plot import strip_plot
+    from lopt_trainer.evaluation.yardstick_plot import strip_plot  # deferred: matplotlib only when writing
 
     out_dir = Path(out_dir)
     with folder_lock(out_dir, "evaluation folder"):

@@ -55,7 +55,7 @@ class RunLogs:
     """
 
     def __init__(self, run_dir, truncate_at: int | None = None):
-        from tensorboardX import SummaryWriter
+        from tensorboardX import SummaryWriter  # deferred: protobuf loads only for a run that logs
 
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / CSV_FILE

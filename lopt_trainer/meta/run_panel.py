@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -83,8 +84,6 @@ class Panel:
         path = self.run_dir / START_THETA
         if not path.is_file():
             return None
-        from types import SimpleNamespace
-
         record = self.evaluate(SimpleNamespace(theta=load_reference_npz(path), step=0), progress, start=False)
         path.unlink()
         return record

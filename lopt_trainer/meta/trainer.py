@@ -38,12 +38,12 @@ from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, Task
 from lopt_trainer.meta.estimators import PROGRAMS
 from lopt_trainer.meta.held_out import evaluate
 from lopt_trainer.meta.logs import CSV_FILE, TENSORBOARD_DIR, RunLogs
-from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, truncate_metrics
+from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, read_metrics, truncate_metrics
 from lopt_trainer.meta.outer import build_outer_optimizer, train_step
 from lopt_trainer.meta.plan import check_family_draw
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
-from lopt_trainer.meta.run_panel import START_THETA, Panel
+from lopt_trainer.meta.run_panel import START_THETA, Panel, end_summary
 from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_run_history, read_state,
                                         start_session, warn_fresh_estimators)
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
@@ -311,9 +311,6 @@ class Cadences:
         """After the last step: the panel on the last θ (unless a signal stopped the run or it was just scored),
         then the end summary (:func:`~lopt_trainer.meta.run_panel.end_summary`) into the metrics and
         ``RUN/summary.json``; returns the summary (None without a panel)."""
-        from lopt_trainer.meta.metrics import read_metrics
-        from lopt_trainer.meta.run_panel import end_summary
-
         record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step,
                   **time_spent(read_metrics(self.run_dir))}
         if self.panel is None:

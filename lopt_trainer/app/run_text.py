@@ -1,0 +1,33 @@
+"""A meta-training run's end in words: why it stopped, where its time went, and whether θ improved."""
+
+from __future__ import annotations
+
+from lopt_trainer.common.run_files import read_json
+from lopt_trainer.meta.trainer import STOP_REASONS, SUMMARY_FILE
+
+__all__ = ["end_lines"]
+
+
+def end_lines(result) -> list[str]:
+    """The end of a run in words: why it stopped and, with a panel, the start θ against the best and last θ."""
+    out = [f"stopped after outer step {result.state.step}: {STOP_REASONS[result.stop_reason]}"]
+    spent = read_json(result.run_dir / SUMMARY_FILE) or {}
+    if spent.get("step_seconds"):
+        out.append(f"time: outer steps {spent['step_seconds']:.0f} s, of which compiling {spent['compile_seconds']:.0f} s "
+                   f"({100 * spent['compile_seconds'] / spent['step_seconds']:.0f}%); panel "
+                   f"{spent['panel_seconds']:.0f} s")
+    panel = (result.summary or {}).get("panel")
+    if not panel:
+        return out + ["no panel measured θ, so nothing says whether it improved (--set panel_every=N turns it on)"]
+    ci = lambda d: f"{d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}]"  # noqa: E731
+    out.append(f"panel ({result.summary['panel_tasks']} {result.summary['panel_on']}; score: higher is better, "
+               "intervals 95%, paired over tasks):")
+    out.append(f"  start θ (step {panel['start_step']}) {panel['start_score']:+.4f}   last θ (step "
+               f"{panel['last_step']}) {panel['last_score']:+.4f}   last − start {ci(panel['last_vs_start'])}")
+    if "best_vs_start" in panel:
+        out.append(f"  best θ (step {panel['best_step']}) {panel['best_score']:+.4f}   best − start "
+                   f"{ci(panel['best_vs_start'])}   (RUN/best_theta.npz)")
+    if "last_vs_global_adamlr" in panel:
+        out.append(f"  last θ − Global AdamLR {ci(panel['last_vs_global_adamlr'])}  (score = −normalized loss)")
+    out.append(f"verdict: {panel['verdict']}")
+    return out
