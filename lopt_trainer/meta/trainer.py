@@ -294,8 +294,10 @@ class Cadences:
         if self.panel is not None:
             self.panel.keep_start(state, progress)
         if progress:
-            print("note: the meta-loss of the first steps falls as the inner problems train, whatever θ does; "
-                  "whether θ improves shows in the panel (step 0 against later steps) and the end summary",
+            judge = ("whether θ improves shows in the panel (step 0 against later steps) and the end summary"
+                     if self.panel is not None else "this run has no panel (panel_every=0), so nothing in it "
+                     "says whether θ improves")
+            print(f"note: the meta-loss of the first steps falls as the inner problems train, whatever θ does; {judge}",
                   file=sys.stderr)
 
     def held_out_check(self, state: TrainerState, start: bool = False) -> None:
