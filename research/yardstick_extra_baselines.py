@@ -26,7 +26,7 @@ from taskgen import default_registry, load_specs  # noqa: E402
 
 def extra_tasks(extra: int) -> list[EvalTask]:
     """The next ``extra`` tasks of each family's stream after those the frozen sets hold, family by family."""
-    sets = ts.sample_task_sets(load_specs(), test_per_family=ts.TEST_PER_FAMILY + extra)
+    sets = ts.sample_task_sets(load_specs(), layout=ts.LAYOUT + (("test", extra),))  # positions 14, 15, ...
     frozen = {s.task_id for name in ts.SET_NAMES for s in ts.load_task_set(name)}
     registry = default_registry()
     new = [s for s in sets["test"] if s.task_id not in frozen]

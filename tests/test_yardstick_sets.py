@@ -65,6 +65,21 @@ def test_sampling_reproduces_the_committed_bytes(sets):
         assert specs_to_jsonl(fresh[name]) == (ts.DATA_DIR / f"{name}.jsonl").read_bytes()
 
 
+def test_an_appended_block_keeps_the_frozen_sets_as_prefixes(sets):
+    """Enlarging a set appends a block of each family's stream: the frozen files stay the start of the new ones,
+    the new tasks come from positions after every frozen one, and the two sets stay disjoint."""
+    suite = taskgen.load_specs(None)
+    families = ("quadratic", "twod")
+    grown = ts.sample_task_sets(suite, families=families, layout=ts.LAYOUT + (("valid", 2), ("test", 3)))
+    base = ts.sample_task_sets(suite, families=families)
+    for name, extra in (("valid", 2), ("test", 3)):
+        assert grown[name][:len(base[name])] == base[name]
+        assert len(grown[name]) == len(base[name]) + extra * len(families)
+    assert not {s.task_id for s in grown["valid"]} & {s.task_id for s in grown["test"]}
+    with pytest.raises(ts.TaskSetError, match="a layout takes blocks"):
+        ts.sample_task_sets(suite, families=families, layout=(("train", 2),))
+
+
 def test_an_edited_set_is_refused(tmp_path):
     data = tmp_path / "yardstick"
     shutil.copytree(ts.DATA_DIR, data)

@@ -54,6 +54,9 @@ MAX_DRAWS = 20_000
 """Draws per family before giving up (a family whose samples almost never fit the limits)."""
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "yardstick"
 INDEX_FILE = "sets.json"
+LAYOUT = (("valid", VALID_PER_FAMILY), ("test", TEST_PER_FAMILY))
+"""The frozen sets' blocks of each family's stream: positions 0–3 to valid, 4–13 to test. To enlarge a set, append a
+block (positions 14 on) and keep these: :func:`sample_task_sets` then reproduces the frozen files as prefixes."""
 
 
 class TaskSetError(ValueError):
@@ -67,28 +70,38 @@ def _excluded(suite_specs) -> tuple[set, set]:
 
 
 def sample_task_sets(suite_specs, *, families=FAMILIES, valid_per_family: int = VALID_PER_FAMILY,
-                     test_per_family: int = TEST_PER_FAMILY, seed: int = SET_SEED, registry=None) -> dict:
+                     test_per_family: int = TEST_PER_FAMILY, seed: int = SET_SEED, registry=None,
+                     layout=None) -> dict:
     """``{"valid": [TaskSpec], "test": [TaskSpec]}`` sampled as the module docstring says.
 
     Args:
       suite_specs: the specs the sets must not share a task id or a (family, config) with (the default suite).
       families: the families to draw from, in order.
-      valid_per_family: tasks of each family in ``valid``.
-      test_per_family: tasks of each family in ``test``.
+      valid_per_family: tasks of each family in ``valid`` (the layout's first block).
+      test_per_family: tasks of each family in ``test`` (its second block).
       seed: the sets' seed (``SET_SEED``).
       registry: the family registry (the default one).
+      layout: ``((set name, tasks per family), ...)``: blocks of each family's stream in order (default
+        ``(("valid", valid_per_family), ("test", test_per_family))``). Enlarging a set appends a block, e.g.
+        ``+ (("valid", 6), ("test", 10))``: the tasks already in the sets keep their places, and each set's file
+        is its old file followed by the new block (:data:`LAYOUT`).
 
     Returns:
-      The two spec lists, family by family in draw order; every spec's split is ``meta_test``.
+      The two spec lists, block by block and within a block family by family in draw order; every spec's split
+      is ``meta_test``.
 
     Raises:
       TaskSetError: a family gives too few specs within its limits in ``MAX_DRAWS`` draws.
     """
     registry = registry or default_registry()
+    layout = tuple(layout) if layout is not None else (("valid", valid_per_family), ("test", test_per_family))
+    unknown = sorted({name for name, _ in layout} - set(SET_NAMES))
+    if unknown or any(n < 0 for _, n in layout):
+        raise TaskSetError(f"a layout takes blocks (set, count >= 0) of sets {list(SET_NAMES)}; got {list(layout)}")
     ids, configs = _excluded(suite_specs)
     held_out = set(DEFAULT_HELD_OUT_VARIANTS)
-    out = {"valid": [], "test": []}
-    need = valid_per_family + test_per_family
+    need = sum(n for _, n in layout)
+    streams = {}
     for name in families:
         family = registry.get(name)
         max_params, max_flops = limits_for(name, DEFAULT_LIMITS["max_params"], DEFAULT_LIMITS["max_flops"],
@@ -111,8 +124,13 @@ def sample_task_sets(suite_specs, *, families=FAMILIES, valid_per_family: int = 
         if len(kept) < need:
             raise TaskSetError(f"family {name} gave {len(kept)} of {need} specs within max_params={max_params}, "
                                f"max_flops={max_flops} in {MAX_DRAWS} draws")
-        out["valid"] += kept[:valid_per_family]
-        out["test"] += kept[valid_per_family:]
+        streams[name] = kept
+    out = {set_name: [] for set_name in SET_NAMES}
+    start = 0
+    for set_name, n in layout:  # block by block, so an appended block comes after everything before it
+        for name in families:
+            out[set_name] += streams[name][start:start + n]
+        start += n
     return out
 
 
