@@ -2,6 +2,7 @@
 with its default and range, the resolved settings are printed at the start, an empty task list says which filter
 emptied it, the progress bar names the group that compiles, and the eval summary says what its numbers mean."""
 
+import dataclasses
 import json
 import types
 
@@ -44,14 +45,18 @@ def test_settings_lists_every_field_with_default_recipe_and_range():
     rows = {r["name"]: r for r in describe_settings()}
     assert list(rows) == list(MetaTrainConfig().to_dict())
     assert rows["num_groups"] == {"name": "num_groups", "type": "int", "default": 1, "preset_quick": 1,
-                                  "preset_recipe": 16, "minimum": 1, "maximum": None, "choices": []}
+                                  "preset_recipe": 16, "minimum": 1, "maximum": None, "choices": [],
+                                  "help": "Estimators per outer step, each on its own group of tasks.",
+                                  "resume": "fixed"}
     assert rows["sigma"]["minimum"] == ">0" and rows["seed"]["maximum"] == 2**32 - 1
     assert rows["meta_loss"]["choices"] == ["train", "outer_valid"] and rows["meta_loss"]["preset_recipe"] == \
         "outer_valid"
     res = CliRunner().invoke(cli, ["lopt", "settings"])
     assert res.exit_code == 0
-    lines = {line.split()[0]: line for line in res.output.splitlines()[1:-1]}
-    assert set(lines) == set(rows)
+    lines = {line.split()[0]: line for line in res.output.splitlines()[1:-1] if not line.startswith(" ")}
+    helps = [line for line in res.output.splitlines()[1:-1] if line.startswith("    ")]
+    assert set(lines) == set(rows) and len(helps) == len(rows)
+    assert "    Estimators per outer step, each on its own group of tasks. [resume: fixed]" in helps
     assert lines["num_groups"].split() == ["num_groups", "int", "1", "16", ">=", "1"]
     assert lines["truncation"].split() == ["truncation", "int", "50", "=", ">=", "1"]
     assert lines["seed"].split()[-4:] == [">=", "0,", "<=", str(2**32 - 1)]
@@ -132,3 +137,28 @@ def test_the_eval_summary_says_what_its_numbers_mean():
     assert out["theta"] == "pretrained" and out["tasks"] == [{"task_id": "mlp-0123456789ab", "group": "unseen",
                                                               "variant": "mlp/digits"}]
     assert out["rows"] == SUMMARY["rows"] and out["legend"] == legend(SUMMARY["settings"])
+
+
+def test_every_setting_is_declared_once_with_help_range_and_resume_kind():
+    """Each field carries its help, resume kind, range and choices; the choices, minimums, resume rules, the
+    settings command and the docs table all come from there."""
+    from pathlib import Path
+
+    from lopt_trainer.meta import resume
+    from lopt_trainer.meta.config import (RESUME_KINDS, SETTING_MINIMUM, SETTINGS_TABLE_END, SETTINGS_TABLE_START,
+                                          settings_markdown)
+
+    fields = dataclasses.fields(MetaTrainConfig)
+    assert all(f.metadata.get("help") and f.metadata.get("resume") in RESUME_KINDS for f in fields)
+    kinds = {f.name: f.metadata["resume"] for f in fields}
+    assert set(resume.FREE) == {k for k, v in kinds.items() if v == "free"} >= {"steps", "workers"}
+    assert set(resume.SAFE) == {k for k, v in kinds.items() if v == "safe"} >= {"panel", "checkpoint_every"}
+    assert set(resume.TASK_SELECTION) == {"manifest", "suite", "filters", "max_params", "max_flops", "family_limits"}
+    assert SETTING_CHOICES["estimator"] == ("pes", "es", "backprop", "hybrid") and SETTING_MINIMUM["sigma"] == ">0"
+    page = (Path(__file__).resolve().parent.parent / "docs" / "meta_training.md").read_text()
+    start, end = page.index(SETTINGS_TABLE_START), page.index(SETTINGS_TABLE_END) + len(SETTINGS_TABLE_END)
+    assert page[start:end] == settings_markdown(), "regenerate the table: settings_markdown()"
+    with pytest.raises(ValueError, match="a setting needs help text and a resume kind"):
+        from lopt_trainer.meta.config import setting
+
+        setting(1, help="", resume="fixed")

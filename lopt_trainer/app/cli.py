@@ -267,8 +267,10 @@ def settings_cmd(as_json):
         rng += f", <= {r['maximum']}" if r["maximum"] is not None else ""
         click.echo(f"{r['name']:<21} {r['type']:<12} {_cell(r['default']):<22} "
                    f"{_cell(recipe) if recipe != r['default'] else '=':<22} {rng}")
+        click.echo(f"    {r['help']} [resume: {r['resume']}]")
     click.echo("Set with --config FILE (.json/.toml), --set key=value (JSON value) or the flags; "
-               "'=' under recipe: same as the default. Meanings: help(lopt_trainer.meta.MetaTrainConfig).")
+               "'=' under recipe: same as the default. resume: free = taken from the command line, safe = may "
+               "change with --allow-change, fixed / tasks = never changes mid-run.")
 
 
 def _cell(value, width: int = 22) -> str:

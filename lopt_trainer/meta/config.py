@@ -26,109 +26,144 @@ from taskgen.limits import INT64_MAX, INT64_MIN, SEED_LIMIT
 from taskgen.specfile import read_file_bytes
 
 
+RESUME_KINDS = {
+    "free": "taken from the command line on resume (where, how fast, how long)",
+    "safe": "may change on resume with --allow-change (logging, evaluation, caching)",
+    "fixed": "never changes mid-run (it would make another experiment)",
+    "tasks": "never changes mid-run: it chooses the training task list",
+}
+"""What a resumed run may do with a setting (each field's ``resume``; :mod:`lopt_trainer.meta.resume`)."""
+
+
+def setting(default=dataclasses.MISSING, *, factory=dataclasses.MISSING, help: str, resume: str,  # noqa: A002
+            minimum=None, choices: tuple = ()):
+    """A :class:`MetaTrainConfig` field declared once: its default and everything said about it.
+
+    Args:
+      default: the default value (or ``factory`` for a mutable one).
+      factory: makes the default (a dict or list).
+      help: one line on what the setting does (``taskgen lopt settings``, the docs table).
+      resume: one of :data:`RESUME_KINDS`.
+      minimum: the least value of a number (``">0"``: strictly positive).
+      choices: the values a setting of a few takes.
+
+    Returns:
+      The ``dataclasses.field``.
+
+    Raises:
+      ValueError: an unknown ``resume`` kind or an empty ``help``.
+    """
+    if resume not in RESUME_KINDS or not help:
+        raise ValueError(f"a setting needs help text and a resume kind of {sorted(RESUME_KINDS)}")
+    metadata = {"help": help, "resume": resume, "minimum": minimum, "choices": tuple(choices)}
+    if factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class MetaTrainConfig:
-    """Settings of a meta-training run (defaults in brackets).
+    """Every setting of a meta-training run, each declared once with its default, help, range or choices and
+    resume kind (:func:`setting`): ``taskgen lopt settings`` prints them, ``docs/meta_training.md`` holds the
+    generated table, :mod:`lopt_trainer.meta.resume` takes its rules from them.
 
-    Tasks: ``manifest`` or ``suite`` (a spec file; default suite when both are empty), ``filters``
-    (``{column: [values]}`` over ``family``, ``split``, ``dataset``, ``variant``, ``task_id``), ``max_params``,
-    ``max_flops`` [None = no limit], ``family_limits`` [{}: ``{family: {"max_params": int, "max_flops": int}}``,
-    positive integers, either key may be left out; a family's own cost limits in place of the global ones, e.g.
-    for the RNN families, whose tasks cost more per parameter; :func:`lopt_trainer.common.task_pool.limits_for`],
-    ``plugins`` (modules imported first, e.g. to register user families).
-    Learned optimizer: ``lopt`` ["hierarchical" or "module:factory"], ``init_theta`` [None = ``lopt.init(seed)``;
-    else the θ to start from: a run folder, a checkpoint or a reference ``.npz`` — a warm start, e.g. to fine-tune
-    the shipped θ on other tasks].
-    Estimator: ``estimator`` ["pes" | "es" | "backprop" | "hybrid", see :mod:`lopt_trainer.meta.estimators`],
-    ``sigma`` [0.01], ``bp_clip`` [10.0; global-norm clip of each slot's backpropagated gradient], ``truncation``
-    [50], ``num_groups`` [1] estimators per outer step, ``tasks_per_group`` [8] vmapped problems each,
-    ``resample_every`` [100] outer steps between group draws, ``horizon`` ["log_uniform" | "constant"],
-    ``horizon_min``/``horizon_max`` [100/1000],
-    ``horizon_final_min``/``horizon_final_max``/``horizon_anneal_steps`` (linear change of the bounds),
-    ``random_offsets`` [True], ``meta_loss`` ["train" | "outer_valid"], ``loss_scale`` ["none" | "initial": each
-    problem's meta-loss divided by its own initial normalised loss, at least ``scale_floor`` [0.5]],
-    ``meta_loss_from`` [0; inner steps before this one train but do not count in the meta-loss, so the meta-loss
-    weighs the late phase of each run; :mod:`lopt_trainer.meta.truncation`],
-    ``loss_clip`` [20.0; the cap of a step's meta-loss, and the score of a diverged step], ``valid_every``
-    [10; 0 = never feed validation losses], ``valid_split`` ["inner_valid"].
-    Outer optimizer: ``outer_opt`` ["adam" | "sgd" | "lopt:PATH" (a θ checkpoint/npz used through
-    ``lopt_trainer.optimizer.optax_api``)], ``outer_lr`` [1e-4], ``outer_clip`` [3.0; global-norm clip, 0 = none],
-    ``outer_clip_value`` [0 = none; clip every meta-gradient entry to ±value, the paper's 0.1],
-    ``outer_warmup`` [0; outer steps of a linear learning-rate warm-up from 0, which also warms Adam's moments],
-    ``grad_combine`` ["mean": the estimators' meta-gradients averaged by slot count | "unit": their unit directions
-    averaged by slot count, at the mean's scale, so no family's large gradients set the direction alone;
-    :func:`lopt_trainer.meta.outer.combine_estimates`; it changes what the outer step follows, so it cannot change
-    mid-run: warm-start a new run instead], ``family_draw`` ["uniform": each group draw picks a family uniformly,
-    so a draw of 16 groups may leave families out for ``resample_every`` steps | "stratified": estimator ``e``
-    always draws from family ``e mod F`` (F families in the pool) for the first ``F·⌊num_groups/F⌋`` estimators,
-    the rest uniformly, so every outer step holds every family; needs ``num_groups ≥ F``;
-    :func:`lopt_trainer.meta.plan.family_for`; not changeable mid-run].
-    Initialisation: ``theta_init`` ["auto": "handset" when the learned optimizer has a hand-set θ (the hierarchical
-    one does), else "random" | "handset": the θ of :func:`~lopt_trainer.optimizer.hierarchical.init_handset`, an
-    untrained optimizer that already descends (on the quality panel it scores +0.41 where the random θ scores −2.58) |
-    "random"].
-    Quality panel: ``panel_every`` [0 = never; outer steps between evaluations of θ on the fixed panel of held-out
-    tasks, :mod:`lopt_trainer.evaluation.panel`; the best θ by panel score is kept as ``RUN/best_theta.npz``],
-    ``panel`` [{}: keyword settings of :func:`lopt_trainer.evaluation.panel.PanelSettings`].
-    Run: ``seed``, ``steps``, ``checkpoint_every`` [50], ``eval_every`` [50; 0 = never], ``eval_tasks`` [3],
-    ``eval_steps`` [200], ``workers`` [0 = in process], ``address`` [None = local Ray cluster],
-    ``pin_workers`` [False], ``compilation_cache`` [None = ``$TASKGEN_JAX_CACHE`` or ``~/.cache/taskgen/jax``;
-    "" = off], ``prefetch_steps`` [8; in process, compile the programs of the groups that draining estimators will
-    draw within this many outer steps in the background, :func:`lopt_trainer.meta.plan.upcoming_draws`; 0 = off;
-    changes no number].
+    Groups, in field order: tasks (``manifest`` … ``plugins``; a spec file of one's own with the recipe:
+    :func:`own_source`), the learned optimizer (``lopt``, ``init_theta``), the estimator (``estimator`` …
+    ``valid_split``; :mod:`lopt_trainer.meta.estimators`, :mod:`lopt_trainer.meta.truncation`), the outer
+    optimizer (``outer_opt`` … ``family_draw``; :func:`lopt_trainer.meta.outer.combine_estimates`,
+    :func:`lopt_trainer.meta.plan.family_for`), where θ starts (``theta_init``), the quality panel (``panel_every``,
+    ``panel``; :mod:`lopt_trainer.evaluation.panel`) and the run (``seed`` … ``prefetch_steps``).
+    ``MetaTrainConfig()`` is the ``quick`` preset; :meth:`preset` gives the others.
     """
 
-    manifest: str | None = None
-    suite: str | None = None
-    filters: dict = dataclasses.field(default_factory=lambda: {"split": ["meta_train"]})
-    max_params: int | None = None
-    max_flops: int | None = None
-    family_limits: dict = dataclasses.field(default_factory=dict)
-    plugins: list = dataclasses.field(default_factory=list)
-    lopt: str = "hierarchical"
-    init_theta: str | None = None
-    estimator: str = "pes"
-    sigma: float = 0.01
-    bp_clip: float = 10.0
-    truncation: int = 50
-    num_groups: int = 1
-    tasks_per_group: int = 8
-    resample_every: int = 100
-    horizon: str = "log_uniform"
-    horizon_min: int = 100
-    horizon_max: int = 1000
-    horizon_final_min: int | None = None
-    horizon_final_max: int | None = None
-    horizon_anneal_steps: int = 0
-    random_offsets: bool = True
-    meta_loss: str = "train"
-    loss_scale: str = "none"
-    scale_floor: float = 0.5
-    meta_loss_from: int = 0
-    loss_clip: float = 20.0
-    valid_every: int = 10
-    valid_split: str = "inner_valid"
-    outer_opt: str = "adam"
-    outer_lr: float = 1e-4
-    outer_clip: float = 3.0
-    outer_clip_value: float = 0.0
-    outer_warmup: int = 0
-    grad_combine: str = "mean"
-    family_draw: str = "uniform"
-    theta_init: str = "auto"
-    panel_every: int = 0
-    panel: dict = dataclasses.field(default_factory=dict)
-    seed: int = 0
-    steps: int = 1000
-    checkpoint_every: int = 50
-    eval_every: int = 50
-    eval_tasks: int = 3
-    eval_steps: int = 200
-    workers: int = 0
-    address: str | None = None
-    pin_workers: bool = False
-    compilation_cache: str | None = None
-    prefetch_steps: int = 8
+    manifest: str | None = setting(None, resume="tasks",
+        help="Arrow/Parquet manifest to draw tasks from (or suite; both empty: the default suite).")
+    suite: str | None = setting(None, resume="tasks", help="Spec file (JSON Lines) to draw tasks from.")
+    filters: dict = setting(factory=lambda: {"split": ["meta_train"]}, resume="tasks",
+        help="{column: [values]} over family, split, dataset, variant, task_id.")
+    max_params: int | None = setting(None, resume="tasks", minimum=0,
+        help="Largest task in parameters (null: no limit).")
+    max_flops: int | None = setting(None, resume="tasks", minimum=0,
+        help="Largest task in FLOPs per step (null: no limit).")
+    family_limits: dict = setting(factory=lambda: {}, resume="tasks",
+        help="{family: {max_params, max_flops}}: a family's own cost limits in place of the global ones.")
+    plugins: list = setting(factory=lambda: [], resume="safe",
+        help="Modules imported first (user families), in this process and every worker.")
+    lopt: str = setting("hierarchical", resume="fixed", choices=("hierarchical", "module:factory"),
+        help="The learned optimizer: the paper's hierarchical one, or a user's module:factory.")
+    init_theta: str | None = setting(None, resume="fixed",
+        help="θ to start from (run folder, checkpoint, .npz, a θ name): a warm start; null: theta_init.")
+    estimator: str = setting("pes", resume="fixed", choices=("pes", "es", "backprop", "hybrid"),
+        help="Meta-gradient estimator (lopt_trainer.meta.estimators).")
+    sigma: float = setting(0.01, resume="fixed", minimum=">0",
+        help="Standard deviation of the ES/PES perturbation of θ.")
+    bp_clip: float = setting(10.0, resume="fixed", minimum=">0",
+        help="Global-norm clip of each slot's backpropagated meta-gradient.")
+    truncation: int = setting(50, resume="fixed", minimum=1,
+        help="Inner steps per truncation (one meta-gradient estimate each).")
+    num_groups: int = setting(1, resume="fixed", minimum=1,
+        help="Estimators per outer step, each on its own group of tasks.")
+    tasks_per_group: int = setting(8, resume="fixed", minimum=1, help="Vmapped inner problems (slots) per estimator.")
+    resample_every: int = setting(100, resume="fixed", minimum=1,
+        help="Outer steps before an estimator draws a new group.")
+    horizon: str = setting("log_uniform", resume="fixed", choices=("log_uniform", "constant"),
+        help="How each inner problem's length is drawn.")
+    horizon_min: int = setting(100, resume="fixed", minimum=1, help="Shortest inner problem (steps).")
+    horizon_max: int = setting(1000, resume="fixed", minimum=1, help="Longest inner problem (steps).")
+    horizon_final_min: int | None = setting(None, resume="fixed", minimum=1,
+        help="horizon_min at the end of horizon_anneal_steps (null: unchanged).")
+    horizon_final_max: int | None = setting(None, resume="fixed", minimum=1,
+        help="horizon_max at the end of horizon_anneal_steps (null: unchanged).")
+    horizon_anneal_steps: int = setting(0, resume="fixed", minimum=0,
+        help="Outer steps of a linear change of the horizon bounds (0: none).")
+    random_offsets: bool = setting(True, resume="fixed", help="Start each slot at a random point of its first horizon.")
+    meta_loss: str = setting("train", resume="fixed", choices=("train", "outer_valid"),
+        help="Which loss a truncation's meta-loss averages.")
+    loss_scale: str = setting("none", resume="fixed", choices=("none", "initial"),
+        help="initial: each problem's meta-loss divided by its initial loss (at least scale_floor).")
+    scale_floor: float = setting(0.5, resume="fixed", minimum=">0", help="Least divisor of loss_scale=initial.")
+    meta_loss_from: int = setting(0, resume="fixed", minimum=0,
+        help="Inner steps before this one train but do not count in the meta-loss.")
+    loss_clip: float = setting(20.0, resume="fixed", minimum=">0",
+        help="Cap of a step's meta-loss, and the score of a diverged step.")
+    valid_every: int = setting(10, resume="fixed", minimum=0,
+        help="Inner steps between validation losses fed to the optimizer (0: never).")
+    valid_split: str = setting("inner_valid", resume="fixed", choices=("inner_valid", "outer_valid"),
+        help="The split those validation losses come from.")
+    outer_opt: str = setting("adam", resume="fixed", choices=("adam", "sgd", "lopt:THETA"),
+        help="The outer optimizer (lopt:THETA: a learned optimizer trains this one).")
+    outer_lr: float = setting(1e-4, resume="fixed", minimum=">0", help="Outer learning rate.")
+    outer_clip: float = setting(3.0, resume="fixed", minimum=0, help="Global-norm clip of the meta-gradient (0: none).")
+    outer_clip_value: float = setting(0.0, resume="fixed", minimum=0,
+        help="Element-wise clip of the meta-gradient (0: none; the paper's 0.1).")
+    outer_warmup: int = setting(0, resume="fixed", minimum=0,
+        help="Outer steps of a linear learning-rate warm-up from 0.")
+    grad_combine: str = setting("mean", resume="fixed", choices=("mean", "unit"),
+        help="How estimators' meta-gradients combine: their mean, or their unit directions at the mean's scale.")
+    family_draw: str = setting("uniform", resume="fixed", choices=("uniform", "stratified"),
+        help="How a group draw picks its family (stratified: every step holds every family).")
+    theta_init: str = setting("auto", resume="fixed", choices=("auto", "handset", "random"),
+        help="Where θ starts without init_theta (auto: handset when the optimizer has one).")
+    panel_every: int = setting(0, resume="safe", minimum=0,
+        help="Outer steps between panel evaluations of θ on held-out tasks (0: never).")
+    panel: dict = setting(
+        factory=lambda: {}, resume="safe",
+        help='Panel settings (lopt_trainer.evaluation.panel.PanelSettings), e.g. {"on": "valid"} or {"on": "source"}.')
+    seed: int = setting(0, resume="fixed", minimum=0, help="Seed of every random choice of the run.")
+    steps: int = setting(1000, resume="free", minimum=1, help="Outer steps in all (a resumed run may raise it).")
+    checkpoint_every: int = setting(50, resume="safe", minimum=0,
+        help="Outer steps between checkpoints (0: only at the end).")
+    eval_every: int = setting(50, resume="safe", minimum=0,
+        help="Outer steps between quick held-out checks (0: never).")
+    eval_tasks: int = setting(3, resume="safe", minimum=0, help="Held-out tasks of the quick check.")
+    eval_steps: int = setting(200, resume="safe", minimum=0, help="Inner steps of each quick check run.")
+    workers: int = setting(0, resume="free", minimum=0, help="Ray gradient workers (0: in process).")
+    address: str | None = setting(None, resume="free", help="Ray cluster address (null: a local cluster).")
+    pin_workers: bool = setting(False, resume="free", help="Pin local Ray workers one per core.")
+    compilation_cache: str | None = setting(None, resume="safe",
+        help="Persistent compilation cache folder (null: $TASKGEN_JAX_CACHE or ~/.cache/taskgen/jax; \"\": off).")
+    prefetch_steps: int = setting(8, resume="free", minimum=0,
+        help="Compile the programs of groups drawn within this many outer steps in the background (0: off).")
 
     def estimator_settings(self) -> EstimatorSettings:
         """The hashable estimator settings of this config."""
@@ -221,25 +256,14 @@ class MetaTrainConfig:
         return cfg
 
 
-SETTING_CHOICES = {
-    "estimator": ("pes", "es", "backprop", "hybrid"), "horizon": ("log_uniform", "constant"),
-    "meta_loss": ("train", "outer_valid"), "loss_scale": ("none", "initial"),
-    "valid_split": ("inner_valid", "outer_valid"), "theta_init": ("auto", "handset", "random"),
-    "outer_opt": ("adam", "sgd", "lopt:THETA"), "lopt": ("hierarchical", "module:factory"),
-    "grad_combine": ("mean", "unit"), "family_draw": ("uniform", "stratified"),
-}
+SETTING_CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(MetaTrainConfig) if f.metadata["choices"]}
 """The values of each setting that takes one of a few (``THETA``: any name of :mod:`lopt_trainer.theta.names`;
-``module:factory``: a user's learned optimizer)."""
+``module:factory``: a user's learned optimizer), from the fields' declarations."""
 
-SETTING_MINIMUM = {
-    "max_params": 0, "max_flops": 0, "sigma": ">0", "truncation": 1, "num_groups": 1, "tasks_per_group": 1,
-    "resample_every": 1, "horizon_min": 1, "horizon_max": 1, "horizon_final_min": 1, "horizon_final_max": 1,
-    "horizon_anneal_steps": 0, "bp_clip": ">0", "scale_floor": ">0", "meta_loss_from": 0, "loss_clip": ">0", "valid_every": 0, "outer_lr": ">0",
-    "outer_clip": 0, "outer_clip_value": 0, "outer_warmup": 0, "panel_every": 0, "seed": 0, "steps": 1,
-    "checkpoint_every": 0, "eval_every": 0, "eval_tasks": 0, "eval_steps": 0, "workers": 0,
-    "prefetch_steps": 0,
-}
-"""The least value of each numeric setting (``">0"``: strictly positive); integers also fit int64, seeds 32 bits."""
+SETTING_MINIMUM = {f.name: f.metadata["minimum"] for f in dataclasses.fields(MetaTrainConfig)
+                   if f.metadata["minimum"] is not None}
+"""The least value of each numeric setting (``">0"``: strictly positive), from the fields' declarations; integers
+also fit int64, seeds 32 bits."""
 
 _TYPE_TEXT = {"int": "an integer", "float": "a finite number", "str": "a string", "bool": "true or false",
               "dict": "an object ({...})", "list": "a list ([...])", "None": "null"}
@@ -489,15 +513,36 @@ def preset_dict(name: str) -> dict:
 def describe_settings() -> list[dict]:
     """Every setting of :class:`MetaTrainConfig`: ``name``, ``type`` (annotation text), ``default`` (the Python
     default), one entry per preset (its value), ``minimum`` (:data:`SETTING_MINIMUM`; ``">0"``: strictly positive),
-    ``maximum`` (seeds: 32 bits; other integers fit int64) and ``choices`` (:data:`SETTING_CHOICES`); what
-    ``taskgen lopt settings`` prints."""
+    ``maximum`` (seeds: 32 bits; other integers fit int64), ``choices`` (:data:`SETTING_CHOICES`), ``help`` and
+    ``resume`` (:data:`RESUME_KINDS`), all from the fields' declarations; what ``taskgen lopt settings`` prints."""
     presets = {name: preset_dict(name) for name in PRESETS}
     default = MetaTrainConfig().to_dict()
     return [{"name": f.name, "type": str(f.type), "default": default[f.name],
              **{f"preset_{p}": values[f.name] for p, values in presets.items()},
              "minimum": SETTING_MINIMUM.get(f.name), "maximum": SEED_LIMIT - 1 if f.name == "seed" else None,
-             "choices": list(SETTING_CHOICES.get(f.name, ()))}
+             "choices": list(SETTING_CHOICES.get(f.name, ())), "help": f.metadata["help"],
+             "resume": f.metadata["resume"]}
             for f in dataclasses.fields(MetaTrainConfig)]
+
+
+SETTINGS_TABLE_START = "<!-- settings table: generated by lopt_trainer.meta.config.settings_markdown -->"
+SETTINGS_TABLE_END = "<!-- end of the settings table -->"
+
+
+def settings_markdown() -> str:
+    """The settings as the Markdown table of ``docs/meta_training.md`` (between :data:`SETTINGS_TABLE_START` and
+    :data:`SETTINGS_TABLE_END`; a test keeps the page equal to this)."""
+    def cell(value) -> str:
+        return "`" + json.dumps(value, sort_keys=True).replace("|", "\\|") + "`"
+
+    rows = ["| setting | default (quick) | recipe | range / choices | resume | what it does |",
+            "|---|---|---|---|---|---|"]
+    for r in describe_settings():
+        rng = (" \\| ".join(r["choices"]) if r["choices"]
+               else {None: "", ">0": "> 0"}.get(r["minimum"], f"≥ {r['minimum']}"))
+        recipe = "=" if r["preset_recipe"] == r["default"] else cell(r["preset_recipe"])
+        rows.append(f"| `{r['name']}` | {cell(r['default'])} | {recipe} | {rng} | {r['resume']} | {r['help']} |")
+    return "\n".join([SETTINGS_TABLE_START, *rows, SETTINGS_TABLE_END])
 
 
 def differences(config: MetaTrainConfig, reference: MetaTrainConfig | None = None) -> dict:

@@ -23,12 +23,18 @@ import dataclasses
 import hashlib
 
 from lopt_trainer.errors import ResumeError
+from lopt_trainer.meta.config import MetaTrainConfig
 
-FREE = ("steps", "workers", "address", "pin_workers", "prefetch_steps")
-TASK_SELECTION = ("manifest", "suite", "filters", "max_params", "max_flops", "family_limits")
+def _of_kind(kind: str) -> tuple:
+    return tuple(f.name for f in dataclasses.fields(MetaTrainConfig) if f.metadata["resume"] == kind)
+
+
+FREE = _of_kind("free")
+"""Taken from the command line on resume (each field's ``resume``, :data:`~lopt_trainer.meta.config.RESUME_KINDS`)."""
+TASK_SELECTION = _of_kind("tasks")
 """The settings that choose a run's training tasks: changing one changes the task list (never allowed mid-run)."""
-SAFE = ("checkpoint_every", "eval_every", "eval_tasks", "eval_steps", "panel_every", "panel", "compilation_cache",
-        "plugins")
+SAFE = _of_kind("safe")
+"""May change on resume with ``allow_change``."""
 
 
 def task_digest(specs) -> str:
