@@ -31,6 +31,7 @@ It only sees tasks through ``families.base.Task``. The public names below are im
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from taskgen import xla_cpu as _xla_cpu
 
@@ -60,6 +61,26 @@ _RENAMED = {"lopt_init": ("optimizer.hierarchical", "init"), "lopt_init_state": 
             "compare_yardstick": ("evaluation.yardstick", "compare")}
 
 
+if TYPE_CHECKING:  # the real imports, for editors and type checkers (at run time: on first use)
+    from lopt_trainer.evaluation.yardstick import (compare as compare_yardstick,
+        evaluate as evaluate_yardstick)  # noqa: F401
+    from lopt_trainer.inner.baselines import (ADAM_LR_GRID, adam8p, adam_lr_grid, make_optimizer, nadamw,
+        optimizer_factory, trial_grid)  # noqa: F401
+    from lopt_trainer.inner.loop import DEFAULT_VALID_EVERY, TrainResult, train, train_many  # noqa: F401
+    from lopt_trainer.inner.opt_list import opt_list_trials  # noqa: F401
+    from lopt_trainer.inner.selection import apply_global, select_global, select_per_task  # noqa: F401
+    from lopt_trainer.meta.config import MetaTrainConfig  # noqa: F401
+    from lopt_trainer.meta.trainer import meta_train  # noqa: F401
+    from lopt_trainer.optimizer.flax_state import LOptTrainState  # noqa: F401
+    from lopt_trainer.optimizer.hierarchical import (DEFAULT_CONFIG, LOptConfig, LOptState, init as lopt_init,
+        init_state as lopt_init_state, update)  # noqa: F401
+    from lopt_trainer.optimizer.optax_api import LOptTransformation, observe_validation, optax_lopt  # noqa: F401
+    from lopt_trainer.theta.load import load_theta, theta_digest  # noqa: F401
+    from lopt_trainer.theta.reference_io import load_reference_npz, save_reference_npz  # noqa: F401
+    from lopt_trainer.theta.shipped import pretrained, pretrained_path, pretrained_recipe  # noqa: F401
+    from taskgen.jax_cache import enable_compilation_cache  # noqa: F401
+
+
 def __getattr__(name: str):
     """The public names of :data:`__all__`, imported from their module on first use."""
     if name in _RENAMED:
@@ -78,4 +99,13 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = sorted([*_EXPORTS, *_RENAMED])
+__all__ = [
+    "ADAM_LR_GRID", "DEFAULT_CONFIG", "DEFAULT_VALID_EVERY", "LOptConfig", "LOptState", "LOptTrainState",
+    "LOptTransformation", "MetaTrainConfig", "TrainResult", "adam8p", "adam_lr_grid", "apply_global",
+    "compare_yardstick", "enable_compilation_cache", "evaluate_yardstick", "load_reference_npz", "load_theta",
+    "lopt_init", "lopt_init_state", "make_optimizer", "meta_train", "nadamw", "observe_validation",
+    "opt_list_trials", "optax_lopt", "optimizer_factory", "pretrained", "pretrained_path", "pretrained_recipe",
+    "save_reference_npz", "select_global", "select_per_task", "theta_digest", "train", "train_many", "trial_grid",
+    "update",
+]
+"""The public names, each imported from its module on first use (:data:`_EXPORTS`, :data:`_RENAMED`)."""

@@ -16,6 +16,8 @@ from taskgen import xla_cpu as _xla_cpu  # noqa: E402  (before JAX starts: see t
 
 _xla_cpu.apply()
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 _EXPORTS = {
     "SPLITS": "families.base", "ConfigError": "families.errors", "Cost": "families.base",
     "Family": "families.base", "Task": "families.base",
@@ -33,7 +35,29 @@ _EXPORTS = {
     "generate_suite": "taskgen.suite",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArgumentTypeError", "ConfigError", "Cost", "DuplicateFamilyError", "Family", "FamilyCheckError",
+    "FamilyCheckReport", "PluginError", "Registry", "SPLITS", "SpecFileError", "Task", "TaskSpec",
+    "UnknownFamilyError", "build_task", "canonical_json", "check_family", "default_manifest_path",
+    "default_registry", "default_suite_path", "family_names", "filter_manifest", "generate_suite", "get_family",
+    "load_manifest", "load_plugins", "load_specs", "read_specs", "register_family", "resolve_spec",
+    "specs_from_manifest", "write_manifest", "write_specs",
+]
+
+
+if TYPE_CHECKING:  # the real imports, for editors and type checkers (at run time: on first use)
+    from families.base import Cost, Family, SPLITS, Task  # noqa: F401
+    from families.errors import ConfigError  # noqa: F401
+    from taskgen.api import (build_task, default_manifest_path, default_suite_path, load_specs,
+        resolve_spec)  # noqa: F401
+    from taskgen.arguments import ArgumentTypeError  # noqa: F401
+    from taskgen.family_check import FamilyCheckError, FamilyCheckReport, check_family  # noqa: F401
+    from taskgen.manifest import filter_manifest, load_manifest, specs_from_manifest, write_manifest  # noqa: F401
+    from taskgen.registry import (DuplicateFamilyError, PluginError, Registry, UnknownFamilyError, default_registry,
+        family_names, get_family, load_plugins, register_family)  # noqa: F401
+    from taskgen.spec import TaskSpec, canonical_json  # noqa: F401
+    from taskgen.specfile import SpecFileError, read_specs, write_specs  # noqa: F401
+    from taskgen.suite import generate_suite  # noqa: F401
 
 
 def __getattr__(name):

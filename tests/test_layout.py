@@ -86,3 +86,21 @@ def test_public_names_import_lazily_from_the_package():
     assert lopt_trainer.lopt_init is hierarchical.init and lopt_trainer.load_theta is load_theta
     with pytest.raises(AttributeError, match="no attribute 'nosuch'"):
         lopt_trainer.nosuch  # noqa: B018
+
+
+@pytest.mark.parametrize("package", ["lopt_trainer", "taskgen"])
+def test_the_public_api_is_literal_and_visible_to_type_checkers(package):
+    """``__all__`` is written out (not computed), it is exactly the lazily exported names, and a ``TYPE_CHECKING``
+    block imports each of them for real, so editors and type checkers follow them."""
+    import importlib
+
+    path = pathlib.Path(__file__).resolve().parent.parent / package / "__init__.py"
+    tree = ast.parse(path.read_text())
+    literal = next(n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "__all__")
+    assert isinstance(literal.value, ast.List) and all(isinstance(e, ast.Constant) for e in literal.value.elts)
+    names = [e.value for e in literal.value.elts]
+    module = importlib.import_module(package)
+    assert names == sorted(names) == sorted([*module._EXPORTS, *getattr(module, "_RENAMED", {})])
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    imported = {a.asname or a.name for node in block.body for a in node.names}
+    assert imported == set(names)

@@ -8,7 +8,8 @@ Modules (one job each), from the run loop down:
 * :mod:`~.resume` — what ``--resume`` may change; :mod:`~.state` — the state, fresh, restored, saved.
 * :mod:`~.outer` — one outer step and the outer optimizer; :mod:`~.plan` — which tasks each estimator runs.
 * :mod:`~.work` — one estimator's share of a step (shared by local and Ray runs); :mod:`~.ray_pool` — Ray actors.
-* :mod:`~.estimators` — antithetic PES (default) and ES; :mod:`~.truncation` — one truncated unroll.
+* :mod:`~.estimators` — the four estimators (antithetic PES, the default; ES; truncated backprop; hybrid);
+  :mod:`~.truncation` — one truncated unroll.
 * :mod:`~.task_sampler` — grouping specs by compiled shape, drawing tasks.
 * :mod:`~.run_panel`, :mod:`~.held_out`, :mod:`~.metrics` — how a run is watched; :mod:`~.export` — shipping θ.
 """
