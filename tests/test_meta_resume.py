@@ -66,7 +66,7 @@ def test_safe_settings_change_only_with_allow_change(run, tmp_path):
     shutil.copytree(run / "run", tmp_path / "run")
     given = _config(steps=3, suite=str(run / "specs.jsonl"), eval_every=7)
     with pytest.raises(ResumeError, match=re.escape("(eval_every: stored 0, given 7); pass --allow-change to "
-                                                    "change them (safe mid-run: checkpoint_every,")):
+                                                    "change them (safe mid-run: plugins, panel_every, panel, checkpoint_every,")):
         meta_train(given, tmp_path / "run", resume=True, progress=False)
     with pytest.raises(ResumeError, match="sigma cannot change mid-run"):
         meta_train(_config(steps=3, suite=str(run / "specs.jsonl"), eval_every=7, sigma=0.1), tmp_path / "run",
