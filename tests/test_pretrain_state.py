@@ -427,3 +427,21 @@ def test_make_pretrain_checks_its_limits(steps, hours, out, error):
         assert (res.returncode, res.stdout.strip(), res.stderr) == (0, out, "")
     else:
         assert res.returncode == 2 and res.stderr.startswith(f"Error: {error}") and "Traceback" not in res.stderr
+
+
+def test_an_export_stopped_before_the_run_history_update_is_finished_on_rerun(base, tmp_path, capsys):
+    """make pretrain's export swapped the new state in, then died before advancing the run's history: the rerun
+    continues the same lineage (the history is finished) instead of refusing it as another one."""
+    import shutil
+
+    with pytest.warns(P.FreshEstimatorsWarning):
+        _continue(base, base / "state", tmp_path / "run", steps=5)
+    shutil.copytree(base / "state", tmp_path / "state")
+    before = (tmp_path / "run" / P.RUN_HISTORY_FILE).read_bytes()
+    P.export_state(tmp_path / "run", tmp_path / "state")
+    (tmp_path / "run" / P.RUN_HISTORY_FILE).write_bytes(before)  # as if killed before its last write
+    result = _continue(base, tmp_path / "state", tmp_path / "run", steps=6, resume=True)
+    assert result.state.step == 6
+    assert "was stopped before it updated the run's history; finished it" in capsys.readouterr().err
+    history = json.loads((tmp_path / "run" / P.RUN_HISTORY_FILE).read_text())
+    assert [(h["steps_from"], h["steps_to"]) for h in history["sessions"]] == [(0, 3), (3, 5)]

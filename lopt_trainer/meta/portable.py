@@ -215,6 +215,31 @@ def session_record(run_dir: Path, start: int, end: int) -> dict:
             "date": now.isoformat(), "panel": panel}
 
 
+def finish_interrupted_export(run_dir, raw: dict, state: "PortableState") -> bool:
+    """Finish an export of this run that was stopped between swapping ``state`` in and advancing the run's history
+    (:func:`export_state`'s last step); returns whether there was one to finish.
+
+    It was one when the state is exactly what this run's checkpoint ``raw`` exports to (the same state bytes, at
+    the same step) and its history is the run's sessions plus the one session since the run's current session
+    started, as this run's own metrics record it (its wall seconds and panel records tell it from an identical
+    run elsewhere). The run's history file is then advanced as the export would have done, and the run is again a
+    continuation of the state.
+    """
+    run_history = read_run_history(run_dir)
+    sessions = list(run_history["sessions"])
+    extra = state.history[len(sessions):]
+    if (state.history[:len(sessions)] != sessions or len(extra) != 1 or int(raw["step"]) != state.step
+            or extra[0].get("steps_from") != run_history["session_start"] or extra[0].get("steps_to") != state.step):
+        return False
+    if state_bytes(raw) != (Path(state.path) / STATE_FILE).read_bytes():
+        return False
+    mine = session_record(run_dir, run_history["session_start"], state.step)
+    if any(mine[k] != extra[0].get(k) for k in ("steps_from", "steps_to", "steps", "wall_seconds", "panel")):
+        return False  # the same numbers from another run (a run is deterministic), not this run's own export
+    write_json(Path(run_dir) / RUN_HISTORY_FILE, {"sessions": list(state.history), "session_start": state.step})
+    return True
+
+
 def read_run_history(run_dir) -> dict:
     """The run folder's :data:`RUN_HISTORY_FILE` (``{"sessions": [], "session_start": 0}`` for a run that
     started from its initial θ)."""

@@ -44,8 +44,8 @@ from lopt_trainer.meta.plan import check_family_draw
 from lopt_trainer.meta.ray_pool import RayGradientPool
 from lopt_trainer.meta.resume import check_tasks, resolve_resumed_config, task_digest
 from lopt_trainer.meta.run_panel import START_THETA, Panel, end_summary
-from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, read_run_history, read_state,
-                                        start_session, warn_fresh_estimators)
+from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableState, finish_interrupted_export,
+                                        read_run_history, read_state, start_session, warn_fresh_estimators)
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
@@ -223,6 +223,10 @@ def continue_source(run_dir: Path, raw: dict | None, portable: PortableState | N
     if portable is None or raw is None:
         return portable
     continues = read_run_history(run_dir)["sessions"][:len(portable.history)] == portable.history
+    if not continues and finish_interrupted_export(run_dir, raw, portable):
+        print(f"note: the export of {run_dir} into {portable.path} was stopped before it updated the run's history; "
+              "finished it", file=sys.stderr)
+        continues = True
     if not continues and int(raw["step"]) >= portable.step:  # another lineage that got as far: never replace it
         raise ResumeError(f"run {run_dir}: its run is not a continuation of the pretraining state {portable.path} "
                           f"(the state's {len(portable.history)} recorded sessions are not the run's first ones); "
