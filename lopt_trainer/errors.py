@@ -37,3 +37,7 @@ class RunExistsError(LOptError):
 
 class ShipRefusedError(LOptError):
     """A θ was not shipped: its quality benchmark misses a target (:mod:`lopt_trainer.meta.ship`)."""
+
+
+class WorkersFailedError(LOptError):
+    """Every gradient worker of an outer step failed, on fresh workers too (:mod:`lopt_trainer.meta.outer`)."""

@@ -359,3 +359,44 @@ def test_a_second_signal_stops_at_once(capsys):
     assert flag.signum == signal.SIGINT and "a second Ctrl-C stops at once" in capsys.readouterr().err
     with pytest.raises(KeyboardInterrupt):
         flag(signal.SIGTERM, None)
+
+
+class _FlakyPool:
+    """A gradient pool run in this process whose workers all die in the first ``failures`` calls."""
+
+    def __init__(self, config, specs, failures: int):
+        from lopt_trainer.meta.ray_pool import GradientWorker
+
+        import json as _json
+
+        self.worker = GradientWorker(_json.dumps(config.split().worker.to_dict()), [s.to_json() for s in specs])
+        self.failures, self.calls = failures, 0
+
+    def compute(self, theta, items):
+        from lopt_trainer.meta.ray_pool import _work_dict
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            return [None] * len(items)
+        return [self.worker.compute(theta, _work_dict(w), s) for w, s in items]
+
+    def close(self):
+        pass
+
+
+def test_a_step_whose_workers_all_die_runs_again_on_fresh_workers(tmp_path):
+    from lopt_trainer.errors import WorkersFailedError
+    from lopt_trainer.meta.outer import WORKER_RETRIES
+    from lopt_trainer.meta.trainer import meta_train
+    from tests.meta_helpers import small_quadratic_specs
+
+    specs = small_quadratic_specs(4)
+    cfg = MetaTrainConfig(steps=2, num_groups=1, tasks_per_group=2, truncation=5, horizon_min=10, horizon_max=20,
+                          eval_every=0, compilation_cache="", prefetch_steps=0)
+    pool = _FlakyPool(cfg, specs, failures=1)
+    result = meta_train(cfg, tmp_path / "ok", specs=specs, backend=pool, progress=False)
+    assert result.state.step == 2 and pool.calls == 3  # the first step's work ran twice
+    dead = _FlakyPool(cfg, specs, failures=99)
+    with pytest.raises(WorkersFailedError, match="every gradient worker failed, and again on fresh workers 2 "):
+        meta_train(cfg, tmp_path / "dead", specs=specs, backend=dead, progress=False)
+    assert dead.calls == 1 + WORKER_RETRIES

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from lopt_trainer.common.program_cache import ProgramCache
+from lopt_trainer.errors import WorkersFailedError
 from lopt_trainer.meta.config import OuterSettings, PlanSettings
 from lopt_trainer.meta.plan import plan_step, upcoming_draws
 from lopt_trainer.meta.state import TrainerState
@@ -117,13 +118,18 @@ def family_shares(families: list[str], norms) -> dict[str, float]:
     return dict(sorted(out.items()))
 
 
+WORKER_RETRIES = 2
+"""How many times an outer step whose every worker failed runs again on the replaced workers."""
+
+
 def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerState, pool=None,
                on_work=None) -> dict:
     """One outer step (in place on ``state``) with the outer optimizer ``outer``; the estimators' work runs in
     this process, or on ``pool`` (an object with ``compute(theta, [(work, state), ...])``). Returns the metrics
-    record. ``RuntimeError`` when every estimator failed. ``on_work(i, n, work)``: called before the ``i``-th of
-    ``n`` estimators runs in process (a progress display: the first work of a group compiles its program).
-    A step in which no slot counted a meta-loss step (all problems before ``meta_loss_from``) advances the
+    record. When every estimator's worker failed, the same work runs again on the pool's fresh workers, up to
+    :data:`WORKER_RETRIES` times, then :class:`~lopt_trainer.errors.WorkersFailedError`. ``on_work(i, n, work)``:
+    called before the ``i``-th of ``n`` estimators runs in process (a progress display: the first work of a group
+    compiles its program). A step in which no slot counted a meta-loss step (all problems before ``meta_loss_from``) advances the
     problems but not θ nor the outer optimizer, and records ``meta_loss`` as None."""
     t0 = time.perf_counter()
     works = plan_step(ctx, plan, state)
@@ -137,9 +143,16 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
                 on_work(k, len(works), works[i])
             results[i] = compute_work(ctx, state.theta, state.estimators[works[i].index], works[i])
     else:
-        results = pool.compute(state.theta, [(w, state.estimators[w.index]) for w in works])
+        items = [(w, state.estimators[w.index]) for w in works]
+        results = pool.compute(state.theta, items)
+        for _ in range(WORKER_RETRIES):  # the pool replaced the dead workers: the same work again, on them
+            if any(r is not None for r in results):
+                break
+            results = pool.compute(state.theta, items)
     if not any(r is not None for r in results):
-        raise RuntimeError(f"step {state.step}: every gradient worker failed")
+        raise WorkersFailedError(f"step {state.step}: every gradient worker failed, and again on fresh workers "
+                                 f"{WORKER_RETRIES} times; the run continues from its last checkpoint with --resume "
+                                 "(check the workers' memory and logs, or run with --workers 0)")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
     grads, weights, meta_loss = combine_estimates(results, plan.grad_combine)
     if any(int(st["trained"]) for st in stats if st is not None):
