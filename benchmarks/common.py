@@ -27,13 +27,13 @@ def check_results_name(parser, name: str) -> None:
 
 
 def machine() -> dict:
-    """A short description of the machine the figures were measured on."""
-    import os
+    """A short description of the machine the figures were measured on: the library's
+    (:func:`lopt_trainer.common.machine.machine`: CPU, cores, platform, Python, JAX, backend, device), with the CPU
+    also under its older key ``cpu_model``."""
+    from lopt_trainer.common.machine import machine as library_machine
 
-    import jax
-
-    return {"platform": platform.platform(), "cpu_model": cpu_model(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend()}
+    info = library_machine()
+    return {**info, "cpu_model": info["cpu"]}
 
 
 def cpu_model() -> str:
