@@ -6,6 +6,7 @@ with pyarrow, pandas, polars and duckdb.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,7 +165,9 @@ def _read_manifest(path, registry, check_families: bool = True, want_specs: bool
     check_manifest_values(table, path)
     if check_families:
         check_manifest_families(table, path, registry)
-    checked = check_families and (_is_frozen_default(data, registry) or _checked_before(data, table, registry))
+    sha = hashlib.sha256(data).hexdigest() if check_families else None  # hashed once, for both records
+    key = _check_key(sha, table, registry) if check_families else None
+    checked = check_families and (_is_frozen_default(sha, registry) or _checked_before(key))
     if checked:
         specs = None
         if want_specs:
@@ -174,8 +177,8 @@ def _read_manifest(path, registry, check_families: bool = True, want_specs: bool
                                      what="row ")
         return table, specs
     specs = check_manifest_consistency(table, path, registry, check_families)
-    if check_families:
-        _record_checked(data, table, registry)
+    if key is not None:
+        _record_checked(key)
     return table, specs
 
 
@@ -189,11 +192,9 @@ def _checks_dir() -> Path:
     return Path(os.environ.get(CHECKS_ENV) or Path.home() / ".cache" / "taskgen" / "manifest_checks")
 
 
-def _check_key(data: bytes, table: pa.Table, registry) -> tuple[Path, dict] | None:
-    """The record file of a manifest's bytes and what it must hold (its families' versions), or None where no
-    record applies (a registry other than the default one)."""
-    import hashlib
-
+def _check_key(sha: str, table: pa.Table, registry) -> tuple[Path, dict] | None:
+    """The record file of a manifest's bytes (their sha256 ``sha``) and what it must hold (its families'
+    versions), or None where no record applies (a registry other than the default one)."""
     if registry is not None and registry is not default_registry():
         return None
     families = sorted(set(table.column("family").to_pylist()))
@@ -201,12 +202,12 @@ def _check_key(data: bytes, table: pa.Table, registry) -> tuple[Path, dict] | No
         versions = {name: default_registry().get(name).version for name in families}
     except Exception:  # an unknown family: the full check names it
         return None
-    return _checks_dir() / f"{hashlib.sha256(data).hexdigest()}.json", {"family_versions": versions}
+    return _checks_dir() / f"{sha}.json", {"family_versions": versions}
 
 
-def _checked_before(data: bytes, table: pa.Table, registry) -> bool:
-    """Whether these exact bytes passed the full consistency check before, with the same family versions."""
-    key = _check_key(data, table, registry)
+def _checked_before(key: tuple[Path, dict] | None) -> bool:
+    """Whether the bytes of ``key`` (:func:`_check_key`) passed the full consistency check before, with the same
+    family versions."""
     if key is None or not key[0].is_file():
         return False
     try:
@@ -215,12 +216,9 @@ def _checked_before(data: bytes, table: pa.Table, registry) -> bool:
         return False
 
 
-def _record_checked(data: bytes, table: pa.Table, registry) -> None:
-    """Record that these bytes passed the full check (best effort: an unwritable cache only costs the next load a
-    check again)."""
-    key = _check_key(data, table, registry)
-    if key is None:
-        return
+def _record_checked(key: tuple[Path, dict]) -> None:
+    """Record that the bytes of ``key`` (:func:`_check_key`) passed the full check (best effort: an unwritable
+    cache only costs the next load a check again)."""
     try:
         key[0].parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(key[0], json.dumps(key[1], sort_keys=True).encode())
@@ -386,15 +384,13 @@ def check_manifest_consistency(table: pa.Table, path="<table>", registry: Regist
     return specs
 
 
-def _is_frozen_default(data: bytes, registry) -> bool:
-    """Whether ``data`` are the bytes of the shipped default manifest as recorded (with its families' versions)
-    in ``default-v1.lock.json``, and ``registry`` is the default one: then it was checked when it was frozen."""
+def _is_frozen_default(sha: str, registry) -> bool:
+    """Whether ``sha`` is the sha256 of the shipped default manifest's bytes as recorded (with its families'
+    versions) in ``default-v1.lock.json``, and ``registry`` is the default one: then it was checked when frozen."""
     record = frozen_record()
     if record is None or (registry is not None and registry is not default_registry()):
         return False
-    import hashlib
-
-    return record.get("manifest_sha256") == hashlib.sha256(data).hexdigest() and _versions_match(record)
+    return record.get("manifest_sha256") == sha and _versions_match(record)
 
 
 def _versions_match(record) -> bool:

@@ -466,13 +466,9 @@ def compare_cmd(thetas, source, filters, max_tasks, task_seed, out_dir, as_json,
         set_name = source
     else:
         tasks = _source_tasks(source, filters, max_tasks, task_seed)
-        what = f"held-out tasks of {source}"
-        base = yardstick.baselines_for(tasks, what=what, progress=not no_progress)
-        results = [yardstick.evaluate_tasks(load_theta(t), tasks, what=what, progress=not no_progress, base=base)
-                   for t in thetas]
-        set_name = f"{base.set_name} ({len(tasks)} {what})"
-        for summary, _, _ in results:
-            summary["set"] = set_name
+        set_name, results = yardstick.evaluate_many_on_tasks([load_theta(t) for t in thetas], tasks,
+                                                             what=f"held-out tasks of {source}",
+                                                             progress=not no_progress)
     _yardstick_report([theta_label(t) for t in thetas], results, set_name, out_dir, as_json)
 
 

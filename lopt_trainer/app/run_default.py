@@ -123,7 +123,8 @@ def step_meta_train(out: Path, steps: int) -> None:
     try:
         result = meta_train(meta_config(out, steps), out / "meta_train", resume=True)
     except ResumeError as e:  # made by an earlier release with other settings: this job's own folder, start again
-        click.echo(f"  note: {out / 'meta_train'} holds a run with other settings ({str(e)[:120]}…); starting it again")
+        click.echo(f"  note: {out / 'meta_train'} holds a run with other settings ({str(e)[:120]}…); "
+                   "starting it again")
         result = meta_train(meta_config(out, steps), out / "meta_train", overwrite=True)
     losses = [r["meta_loss"] for r in read_metrics(result.run_dir)
               if r.get("kind") == "step" and r.get("meta_loss") is not None]
@@ -139,14 +140,9 @@ def step_compare(out: Path, steps: int) -> None:
     panel's), in the paper's normalized loss with paired intervals, into ``out/compare``."""
     s = meta_config(out, steps).split()
     tasks = panel_tasks(s.panel, s.tasks.held_out(load_specs(s.tasks.path)))
-    what = f"held-out MLP tasks of {s.tasks.path}"
-    base = yardstick.baselines_for(tasks, what=what)
     labels = ["meta-trained", "handset (start)", "shipped"]
-    thetas = [out / "meta_train" / THETA_FILE, "handset", pretrained_path()]
-    results = [yardstick.evaluate_tasks(load_theta(t), tasks, what=what, base=base) for t in thetas]
-    set_name = f"{base.set_name} ({len(tasks)} {what})"
-    for summary, _, _ in results:
-        summary["set"] = set_name
+    thetas = [load_theta(t) for t in (out / "meta_train" / THETA_FILE, "handset", pretrained_path())]
+    set_name, results = yardstick.evaluate_many_on_tasks(thetas, tasks, what=f"held-out MLP tasks of {s.tasks.path}")
     payload = results_payload(labels, results, set_name)
     write_results(out / "compare", payload, labels, results)
     for comp in payload["comparisons"]:

@@ -41,7 +41,7 @@ from lopt_trainer.theta.load import theta_digest
 from taskgen.jax_cache import enable_compilation_cache
 
 __all__ = ["CACHE_ENV", "ThetaRuns", "YardstickScores", "run_theta", "score", "score_runs", "evaluate",
-           "evaluate_tasks", "baselines_for", "compare",
+           "evaluate_tasks", "evaluate_many_on_tasks", "baselines_for", "compare",
            "global_trial", "cache_dir", "runs_to_dict", "runs_from_dict"]
 
 CACHE_ENV = "TASKGEN_YARDSTICK_CACHE"
@@ -302,6 +302,29 @@ def evaluate_tasks(theta, tasks, *, what: str = "", cache=None, progress: bool =
     runs = run_theta(theta, base.set_name, cache=cache, progress=progress, tasks=tasks)
     summary, scores = score_runs(runs, base=base, g_trial=global_trial(base))
     return summary, scores, {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
+
+
+def evaluate_many_on_tasks(thetas, tasks, *, what: str = "", cache=None,
+                           progress: bool = True) -> tuple[str, list]:
+    """Several θ on one task list, its baselines loaded once: ``(set name, [(summary, scores, timing), ...])``.
+
+    Args:
+      thetas: the θ (pytrees of arrays), in the order of the results.
+      tasks: the :class:`~.tasks.EvalTask` list.
+      what: how progress lines and the set name say what the tasks are.
+      cache: the cache of θ runs and baselines (:func:`cache_dir` by default).
+      progress: show progress bars.
+
+    Returns:
+      The set's name (its label, the task count and ``what``; each summary's ``set`` too) and :func:`evaluate_tasks`'s
+      result for each θ.
+    """
+    base = baselines_for(tasks, what=what, cache=cache, progress=progress)
+    results = [evaluate_tasks(theta, tasks, what=what, cache=cache, progress=progress, base=base) for theta in thetas]
+    set_name = f"{base.set_name} ({len(tasks)} {what or 'tasks'})"
+    for summary, _, _ in results:
+        summary["set"] = set_name
+    return set_name, results
 
 
 def baselines_for(tasks, *, what: str = "", cache=None, progress: bool = True) -> BaselineTable:

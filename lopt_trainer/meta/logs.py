@@ -16,6 +16,7 @@ import math
 import numbers
 from pathlib import Path
 
+from lopt_trainer.meta.metrics import kept_on_resume
 from taskgen.specfile import atomic_write_bytes
 
 __all__ = ["CSV_FILE", "TENSORBOARD_DIR", "RunLogs", "scalars"]
@@ -64,11 +65,11 @@ class RunLogs:
         self.writer = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), flush_secs=30)
 
     def _truncate(self, step: int) -> None:
-        """Drop the CSV rows of steps ≥ ``step`` but the panel's at ``step`` (as the metrics are on resume)."""
+        """Drop the CSV rows a resume from ``step`` does not keep, as the metrics are (:func:`kept_on_resume`)."""
         with open(self.csv_path, newline="") as f:
             rows = list(csv.reader(f))
         keep = [r for r in rows[1:] if len(r) == 4 and r[1].lstrip("-").isdigit()
-                and (int(r[1]) < step or (r[0] == "panel" and int(r[1]) == step))]
+                and kept_on_resume(r[0], int(r[1]), step)]
         text = io.StringIO()
         csv.writer(text, lineterminator="\n").writerows([list(CSV_HEADER), *keep])
         atomic_write_bytes(self.csv_path, text.getvalue().encode())

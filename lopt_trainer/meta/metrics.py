@@ -41,11 +41,17 @@ def read_metrics(run_dir) -> list[dict]:
     return out
 
 
+def kept_on_resume(kind, record_step: int, step: int) -> bool:
+    """Whether a record of ``kind`` at ``record_step`` stays when a run resumes from its checkpoint at ``step``:
+    records of earlier steps, and a panel record of θ after exactly ``step`` outer steps (it scored the
+    checkpointed θ)."""
+    return record_step < step or (kind == "panel" and record_step == step)
+
+
 def truncate_metrics(run_dir, step: int) -> None:
-    """Drop records of steps ≥ ``step`` (used on resume, so the log matches the checkpoint); a panel record of
-    θ after exactly ``step`` outer steps is kept (it scored the checkpointed θ)."""
-    records = [r for r in read_metrics(run_dir) if r.get("step", -1) < step
-               or (r.get("kind") == "panel" and r.get("step") == step)]
+    """Drop the records a resume from ``step`` does not keep (:func:`kept_on_resume`), so the log matches the
+    checkpoint."""
+    records = [r for r in read_metrics(run_dir) if kept_on_resume(r.get("kind"), r.get("step", -1), step)]
     atomic_write_bytes(Path(run_dir) / METRICS_FILE,
                        "".join(jsonl_line(r) for r in records).encode())
 

@@ -317,12 +317,12 @@ class Cadences:
         """After the last step: the panel on the last θ (unless a signal stopped the run or it was just scored),
         then the end summary (:func:`~lopt_trainer.meta.run_panel.end_summary`) into the metrics and
         ``RUN/summary.json``; returns the summary (None without a panel)."""
-        record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step,
-                  **time_spent(read_metrics(self.run_dir))}
+        records = read_metrics(self.run_dir)
+        record = {"stop_reason": reason, "stopped": STOP_REASONS[reason], "step": state.step, **time_spent(records)}
         if self.panel is None:
             write_json(self.run_dir / SUMMARY_FILE, record)
             return None
-        panels = [r for r in read_metrics(self.run_dir) if r.get("kind") == "panel"]
+        panels = [r for r in records if r.get("kind") == "panel"]
         if reason in ("steps", "time") and (not panels or panels[-1]["step"] != state.step):
             if progress:
                 print(f"panel: scoring the last θ (step {state.step}) for the end summary", file=sys.stderr)
@@ -397,9 +397,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
             signal.signal(sig, handler)
         if bar is not None:
             bar.close()
-    if flag.signum is not None:
-        return signal.Signals(flag.signum).name if flag.signum in (signal.SIGINT, signal.SIGTERM) else "SIGINT"
-    return reason
+    return signal.Signals(flag.signum).name if flag.signum is not None else reason  # SIGINT or SIGTERM
 
 
 class WorkDisplay:
