@@ -25,9 +25,9 @@ data: $(STAMP)
 	$(VENV)/bin/taskgen data fetch --all
 
 # Set up, fetch the data, regenerate + check the suite, build and train a sample of tasks, meta-train briefly,
-# evaluate, and write the report (see README).
+# evaluate, and write the report (see README; the job lives in the lab, research/run_default.py).
 run: $(STAMP)
-	$(PY) -m lopt_trainer.app.run_default --out $(RUN_DIR)
+	$(PY) -m research.run_default --out $(RUN_DIR)
 
 # CI's command: the fast suite (family batteries on 6 specs each; `make test-full` runs 20 plus the slow tests).
 test: $(STAMP)
@@ -61,19 +61,20 @@ pretrain: $(STAMP)
 	test $$rc = 0 -o $$rc = 130 || exit $$rc; \
 	$(VENV)/bin/taskgen lopt export-state $(PRETRAIN_DIR) --out $(PRETRAIN_STATE) && \
 	mkdir -p $(PRETRAIN_DIR)/candidate && \
-	$(PY) -c "from lopt_trainer.meta.export import export_run; print('candidate θ:', export_run('$(PRETRAIN_DIR)', '$(PRETRAIN_DIR)/candidate'))" && exit $$rc
+	$(PY) -c "from research.export import export_run; print('candidate θ:', export_run('$(PRETRAIN_DIR)', '$(PRETRAIN_DIR)/candidate'))" && exit $$rc
 
 # Ship the pretraining run's panel-best θ into the package, only if it wins on the yardstick's test set (ahead of
 # the hand-set θ with the 95% interval above 0, beats Global AdamLR on >= 60% of the tasks and per-task AdamLR@14 on
-# >= 25%, none diverged); the gate measures both θ itself (cached runs are reused) and leaves shipped_test.json:
+# >= 25%, none diverged); the gate (research/ship.py) measures both θ itself (cached runs are reused) and leaves
+# shipped_test.json:
 #   make ship                                  (the candidate of PRETRAIN_DIR)
 #   make ship SHIP_SOURCE=mix.npz SHIP_PROVENANCE=mix_provenance.json
 SHIP_SOURCE ?= $(PRETRAIN_DIR)
 SHIP_PROVENANCE ?=
 ship: $(STAMP)
-	$(VENV)/bin/taskgen lopt ship $(SHIP_SOURCE) $(SHIP_PROVENANCE:%=--provenance %)
+	$(PY) -m research ship $(SHIP_SOURCE) $(SHIP_PROVENANCE:%=--provenance %)
 
-# The yardstick's claim: θ on the frozen test set (120 tasks of the 12 families, 3 seeds, 1000 steps) in the paper's
+# The yardstick's claim: θ on the frozen test set (240 tasks of the 12 families, 3 seeds, 1000 steps) in the paper's
 # normalized loss against the committed AdamLR baselines, with 95% intervals; QUALITY_AGAINST: θ names to compare
 # with, paired task by task (e.g. QUALITY_AGAINST=handset). THETA=pretrained|handset|random|FILE|RUN. Results in
 # runs/$(QUALITY_LABEL)/ (yardstick.json, per_task.csv, strip.png); θ runs are cached by digest, so a θ measured

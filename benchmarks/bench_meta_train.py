@@ -25,8 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 MLP_CONFIG = {"layers": [32], "activation": "relu", "init": {"name": "he_normal"},
               "data": {"dataset": "fashion_mnist", "image_size": 8, "batch_size": 64, "center_data": False}}
 

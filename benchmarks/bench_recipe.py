@@ -32,9 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import check_results_name, machine, print_table, save  # noqa: E402
+from benchmarks.common import check_results_name, machine, print_table, save
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmarks: saving results as JSON and printing them as a table."""
+"""Helpers shared by the speed benchmarks (and the studies of ``research/``): saving results as JSON and printing
+them as a table."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import platform
 import re
 from pathlib import Path
 
+__all__ = ["RESULTS_DIR", "check_results_name", "cpu_model", "machine", "name_problem", "print_table", "save",
+           "save_figure"]
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a results file (``benchmarks/results/<name>.json``), or None when it can: letters,
+    """Why ``name`` cannot name a results file (``<results folder>/<name>.json``), or None when it can: letters,
     digits, ``_``, ``-`` and ``.`` only, not starting with ``.``."""
     if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
-        return f"{name!r}: use letters, digits, '_', '-' and '.' only (a file name in {RESULTS_DIR})"
+        return f"{name!r}: use letters, digits, '_', '-' and '.' only (a file name in the results folder)"
     return None
 
 
@@ -47,12 +51,21 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def save(name: str, rows: list[dict], extra: dict | None = None) -> Path:
-    """Write ``rows`` (plus machine info and ``extra``) to ``benchmarks/results/<name>.json`` atomically; print a
-    table; return the path."""
+def save(name: str, rows: list[dict], extra: dict | None = None, directory: Path | None = None) -> Path:
+    """Write ``rows`` (plus machine info and ``extra``) to ``<directory>/<name>.json`` atomically; print a table.
+
+    Args:
+      name: the results file's name, without ``.json``.
+      rows: the table's rows.
+      extra: more top-level fields of the file.
+      directory: the results folder (default :data:`RESULTS_DIR`, ``benchmarks/results/``).
+
+    Returns:
+      The path written.
+    """
     from taskgen.specfile import atomic_write_bytes
 
-    path = RESULTS_DIR / f"{name}.json"
+    path = Path(directory if directory is not None else RESULTS_DIR) / f"{name}.json"
     payload = {"benchmark": name, "machine": machine(), "rows": rows, **(extra or {})}
     atomic_write_bytes(path, (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode())
     print_table(name, rows)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The device check: on whatever accelerator JAX finds (nothing is forced to the CPU), in under 8 minutes:
 #   1. the device tests (tests/test_devices.py: the learned optimizer trains on the device as on the CPU, and
-#      meta-training runs there);
+#      meta-training runs there; tests/test_many_devices.py: runs split over devices match one device);
 #   2. the learned-optimizer/Adam step benchmark (benchmarks/bench_lopt_step.py, two tasks);
 #   3. PES meta-training throughput (benchmarks/bench_meta_train.py, 10 timed steps, no Ray);
 #   4. a short meta-training run of the command line (quick preset, 5 outer steps).
@@ -24,9 +24,9 @@ run() {  # run NAME CMD...: time a part, keep its output and exit status
   echo "== $name: rc $rc"; tail -n 15 "$WORK/$name.log"
 }
 
-run device_tests "$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py
-run lopt_step "$PY" benchmarks/bench_lopt_step.py --steps 50 --reps 3 --tasks mlp784,mlp64 --out "$WORK/lopt_step.json"
-run meta_train "$PY" benchmarks/bench_meta_train.py --steps 10 --no-ray --out "$WORK/meta_train.json"
+run device_tests "$PY" -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_many_devices.py
+run lopt_step "$PY" -m benchmarks.bench_lopt_step --steps 50 --reps 3 --tasks mlp784,mlp64 --out "$WORK/lopt_step.json"
+run meta_train "$PY" -m benchmarks.bench_meta_train --steps 10 --no-ray --out "$WORK/meta_train.json"
 run cli_meta_train "$PY" -m taskgen_cli lopt meta-train --preset quick --steps 5 --no-progress --set eval_every=0 \
   --out "$WORK/run"
 

@@ -1,4 +1,7 @@
-"""Run the speed benchmarks (``benchmarks/bench_*.py``) in turn; ``python -m benchmarks.run_all [NAME...]``."""
+"""Run the speed benchmarks (``benchmarks/bench_*.py``) in turn; ``python -m benchmarks.run_all [NAME...]``.
+
+Every module here measures speed; the studies that measure findings (and need a θ named) live in ``research/``.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,17 @@ import importlib
 import sys
 from pathlib import Path
 
+__all__ = ["default_names", "main"]
 
-LONG = {"bench_quality", "bench_implicit_reg", "bench_interpolation"}
-"""Benchmarks left out of the default run: ``make quality`` runs the quality benchmark, and the other two measure
-findings, not speed, and need their θ named (``--theta`` / ``--to``)."""
+
+def default_names() -> list[str]:
+    """The benchmarks a run without names runs: every ``bench_*.py`` of this folder, sorted."""
+    return sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py"))
 
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (default: all); returns the number that failed."""
-    names = argv or sorted(p.stem for p in Path(__file__).parent.glob("bench_*.py") if p.stem not in LONG)
+    names = argv or default_names()
     failed = 0
     for name in names:
         print(f"\n##### {name}", flush=True)

@@ -1,5 +1,5 @@
 """lopt_trainer: the hierarchical learned optimizer (Metz et al. 2020), baselines, the inner training loop,
-meta-training, evaluation and the paper's experiments.
+meta-training and evaluation.
 
 The learned optimizer is an optax transformation::
 
@@ -12,8 +12,7 @@ and, in Flax, :class:`~lopt_trainer.optimizer.flax_state.LOptTrainState` (``appl
 
 The package, from the top down (each part imports only the parts below it):
 
-* :mod:`~lopt_trainer.app` — the command line, ``make run``, the report;
-* :mod:`~lopt_trainer.experiments` — implicit regularisation, a learned optimizer training a learned optimizer;
+* :mod:`~lopt_trainer.app` — the command line (``taskgen train``, ``taskgen lopt …``), the work of ``taskgen train``;
 * :mod:`~lopt_trainer.meta` — meta-training (config, estimators, the outer loop, checkpoints, the run's panel);
 * :mod:`~lopt_trainer.evaluation` — the yardstick (θ on frozen valid / test task sets in normalized loss against
   committed AdamLR baselines: ``evaluate_yardstick``, ``compare_yardstick``), evaluations on other task draws,
@@ -25,7 +24,8 @@ The package, from the top down (each part imports only the parts below it):
   programs, local Ray.
 
 It only sees tasks through ``families.base.Task``. The public names below are imported on first use, so
-``import lopt_trainer`` (and the command line) stays fast until one is needed.
+``import lopt_trainer`` (and the command line) stays fast until one is needed. The lab (``make run`` and its
+report, the release gate, the paper's experiments, the studies) lives in a checkout's ``research/``, not here.
 """
 
 from __future__ import annotations

@@ -35,9 +35,5 @@ class RunExistsError(LOptError):
     """A folder already holds a finished or interrupted run, and neither resume nor overwrite was asked for."""
 
 
-class ShipRefusedError(LOptError):
-    """A θ was not shipped: its quality benchmark misses a target (:mod:`lopt_trainer.meta.ship`)."""
-
-
 class WorkersFailedError(LOptError):
     """Every gradient worker of an outer step failed, on fresh workers too (:mod:`lopt_trainer.meta.outer`)."""

@@ -15,13 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
-
-from lopt_trainer.evaluation import baseline_table as bt  # noqa: E402
-from lopt_trainer.evaluation import task_sets as ts  # noqa: E402
-from lopt_trainer.evaluation.tasks import EvalTask  # noqa: E402
-from taskgen import default_registry, load_specs  # noqa: E402
+from lopt_trainer.evaluation import baseline_table as bt
+from lopt_trainer.evaluation import task_sets as ts
+from lopt_trainer.evaluation.tasks import EvalTask
+from taskgen import default_registry, load_specs
 
 
 def extra_tasks(extra: int) -> list[EvalTask]:

@@ -3,7 +3,7 @@
 For each θ of :data:`THETAS` (the hand-set θ, the shipped θ, and six θ of the committed pretraining history and
 branches, chosen by a rule before any was measured: the main lineage's last and best θ and the late-phase
 branch's first four exported θ), the mean normalized final loss on the valid set and on each half of the test set
-(each family's first five tasks against its last five, in the set's draw order). Then:
+(each family's first half of its tasks against the second half, in the set's draw order). Then:
 
 * ``spearman_test_halves``: the Spearman rank correlation over θ of the two halves' means;
 * ``spearman_valid_test``: the same between valid and the whole test set;
@@ -14,7 +14,7 @@ Run from a checkout (resumable: θ runs are cached by digest under ``--cache``):
 
     python -m research.yardstick_reliability [--sets valid,test] [--cache runs/yardstick/cache]
 
-Writes ``benchmarks/results/yardstick_reliability.json`` and ``yardstick_<set>_table.json`` (each θ's headline).
+Writes ``research/results/yardstick_reliability.json`` and ``yardstick_<set>_table.json`` (each θ's headline).
 """
 
 from __future__ import annotations
@@ -29,25 +29,23 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from a checkout
-    sys.path.insert(0, str(ROOT))
+from lopt_trainer.common.machine import machine
+from lopt_trainer.common.run_files import read_json, write_json
+from lopt_trainer.evaluation import normalized as nz
+from lopt_trainer.evaluation import yardstick
+from lopt_trainer.evaluation.task_sets import load_task_set
+from lopt_trainer.theta.load import load_theta, theta_digest
 
-from lopt_trainer.common.machine import machine  # noqa: E402
-from lopt_trainer.common.run_files import read_json, write_json  # noqa: E402
-from lopt_trainer.evaluation import normalized as nz  # noqa: E402
-from lopt_trainer.evaluation import yardstick  # noqa: E402
-from lopt_trainer.theta.load import load_theta, theta_digest  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = ROOT / "research" / "results"
 THETAS = {
     "handset": "handset",
     "shipped": "pretrained",
-    "main_last": "benchmarks/branches/main_lineage/theta_step1500.npz",
+    "main_last": "research/branches/main_lineage/theta_step1500.npz",
     "main_best": "lopt_trainer/data/pretrain_state/best_theta.npz",
-    "late_300": "benchmarks/branches/late_meta_loss/theta_step300.npz",
-    "late_450": "benchmarks/branches/late_meta_loss/theta_step450.npz",
-    "late_600": "benchmarks/branches/late_meta_loss/theta_step600.npz",
-    "late_750": "benchmarks/branches/late_meta_loss/theta_step750.npz",
+    "late_300": "research/branches/late_meta_loss/theta_step300.npz",
+    "late_450": "research/branches/late_meta_loss/theta_step450.npz",
+    "late_600": "research/branches/late_meta_loss/theta_step600.npz",
+    "late_750": "research/branches/late_meta_loss/theta_step750.npz",
 }
 """Label → θ name, fixed before measuring (module docstring)."""
 EXTRA_TEST = {"random": "random"}
@@ -85,6 +83,11 @@ RUNS_DIR = ROOT / "research" / "results" / "yardstick_runs"
 later session scores them again without running them."""
 
 
+def set_ids(set_name: str) -> list:
+    """The task ids of frozen set ``set_name``, in order."""
+    return [s.task_id for s in load_task_set(set_name)]
+
+
 def evaluate_all(names: dict, set_name: str, cache) -> dict:
     """``{label: {"summary", "scores", "seconds"}}`` of each θ on ``set_name`` (committed or cached runs reused)."""
     out = {}
@@ -93,7 +96,8 @@ def evaluate_all(names: dict, set_name: str, cache) -> dict:
         theta = load_theta(str(ROOT / name) if name.endswith(".npz") else name)
         saved = read_json(RUNS_DIR / set_name / f"{label}.json")
         timing = {"wall_s": 0.0, "compile_s": 0.0}
-        if isinstance(saved, dict) and saved.get("theta_digest") == theta_digest(theta):
+        if (isinstance(saved, dict) and saved.get("theta_digest") == theta_digest(theta)
+                and saved.get("task_ids") == set_ids(set_name)):  # a grown set: the new tasks run, the rest cached
             runs = yardstick.runs_from_dict(saved)
             timing = {k: float(saved.get(k, 0.0)) for k in ("wall_s", "compile_s")}  # when they were made
         else:

@@ -12,9 +12,6 @@ LOPT_COMMANDS = {
     "train": ("lopt_trainer.app.cli:train",
               "Train TASK_ID with a baseline optimizer or the learned optimizer; save and print its loss curves."),
     "lopt": ("lopt_trainer.app.cli:lopt", "Meta-train learned optimizers, judge θ and look at the runs."),
-    "report": ("lopt_trainer.app.cli:report", "Write DIRECTORY/report.html: meta-training curves, the yardstick's "
-                                              "tables and plots, the 2-D trajectories, the self-training curves "
-                                              "and the commands that produced them."),
 }
 """The learned-optimizer commands: name -> (``module:attribute``, one-line help)."""
 

@@ -12,7 +12,7 @@ default suite. Reading it must end in one of two ways:
 Anything else is a failure: ``crash`` (any other exception, or the process killed by a signal — cases run in a
 worker process so a segfault is counted, not fatal), ``accepted-invalid``, ``unnamed error`` (a toolkit error that
 does not name the file) and ``long message``. ``tests/test_manifest_robustness.py`` runs a few hundred cases in CI;
-``benchmarks/fuzz_files.py`` runs thousands and reports the table.
+``research/tools/fuzz_files.py`` runs thousands and reports the table.
 
 Run a worker by hand: ``python -m tests.fuzz_cases {specs|manifests} SEED START COUNT`` (one JSON line per case).
 """

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-import benchmarks.common
-from benchmarks import bench_implicit_reg as B
+import research.common
+from research import implicit_reg_finding as B
 
 
 def test_starts_are_a_deterministic_draw_in_the_box():
@@ -26,7 +26,7 @@ def test_compare_pairs_the_norms_by_start():
 
 
 def test_a_tiny_run_writes_its_table_and_figure(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(research.common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)
     assert B.main(["--theta", "handset", "--starts", "2", "--steps", "5"]) == 0
     saved = json.loads((tmp_path / "implicit_reg.json").read_text())

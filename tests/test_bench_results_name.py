@@ -1,5 +1,5 @@
-"""Every benchmark with a ``--name`` option refuses a results name that is not a plain file name, before any work
-(benchmarks/common.py: ``check_results_name``)."""
+"""Every benchmark and study with a ``--name`` option refuses a results name that is not a plain file name, before any
+work (benchmarks/common.py: ``check_results_name``)."""
 
 import importlib
 
@@ -9,19 +9,22 @@ from benchmarks.common import name_problem
 
 MAINS = {  # module: the other arguments its parser requires
     "benchmarks.bench_recipe": [],
-    "benchmarks.bench_step_size": [],
-    "benchmarks.compare_panels": ["--pair", "p", "a", "b"],
-    "benchmarks.compute_curve": [],
-    "benchmarks.panel_vs_quality": ["--point", "x", "a", "b.json"],
+    "research.compute_curve": [],
+    "research.compare_panels": ["--pair", "p", "a", "b"],
+    "research.interpolation": ["--to", "handset"],
+    "research.panel_vs_quality": ["--point", "x", "a", "b.json"],
+    "research.step_size": [],
 }
 
 
 @pytest.mark.parametrize("module", sorted(MAINS))
 @pytest.mark.parametrize("bad", ["../escape", ".hidden", "a b", "x/y"])
 def test_a_results_name_that_is_a_path_is_refused_with_exit_2(module, bad, capsys, monkeypatch, tmp_path):
-    import benchmarks.common as common
+    import benchmarks.common
+    import research.common
 
-    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(research.common, "RESULTS_DIR", tmp_path)
     main = importlib.import_module(module).main
     with pytest.raises(SystemExit) as e:
         main(MAINS[module] + ["--name", bad])

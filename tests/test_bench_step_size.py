@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-import benchmarks.common
-from benchmarks import bench_step_size as B
+import research.common
+from research import step_size as B
 
 TASK = "quadratic-83941fda3522"
 
@@ -25,14 +25,14 @@ def test_labels():
     assert B.theta_label("runs/theta_step300/pretrained_theta.npz") == "theta_step300"
     assert B.theta_label("runs/branch/theta_step299.npz") == "theta_step299"
     labels = B.theta_labels(["handset", "runs/theta_step300/pretrained_theta.npz",
-                             "benchmarks/branches/late/theta_step300.npz", "runs/theta_last/theta.npz"])
+                             "research/branches/late/theta_step300.npz", "runs/theta_last/theta.npz"])
     assert labels == {"handset": "handset", "runs/theta_step300/pretrained_theta.npz":
-                      "theta_step300/pretrained_theta.npz", "benchmarks/branches/late/theta_step300.npz":
+                      "theta_step300/pretrained_theta.npz", "research/branches/late/theta_step300.npz":
                       "late/theta_step300.npz", "runs/theta_last/theta.npz": "theta_last"}
 
 
 def test_a_tiny_run_is_deterministic_and_tells_two_thetas_apart(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(research.common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)
     argv = ["--task", TASK, "--theta", "handset", "--theta", "random", "--steps", "60", "--seeds", "2", "--name", "s"]
     assert B.main(argv) == 0
@@ -52,7 +52,7 @@ def test_a_tiny_run_is_deterministic_and_tells_two_thetas_apart(tmp_path, monkey
 @pytest.mark.parametrize("argv", [["--theta", "no/such/theta.npz"], ["--task", "nosuchfamily-000"],
                                   ["--steps", "10"], ["--name", "../escape"]])
 def test_bad_input_is_a_clean_usage_error_that_writes_nothing(tmp_path, monkeypatch, argv):
-    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(research.common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)
     with pytest.raises(SystemExit) as exc:
         B.main(["--task", TASK, *argv])

@@ -33,7 +33,24 @@ def test_help_and_families_do_not_import_jax(args):
     mods, out = _modules_after(*args)
     assert "jax" not in mods and "flax" not in mods and "optax" not in mods
     if args == ["--help"]:
-        assert not mods & set(HEAVY) and "report" in out and "lopt" in out and "data" in out
+        assert not mods & set(HEAVY) and "lopt" in out and "data" in out
+        assert not re.search(r"^\s+report\s", out, re.MULTILINE)  # the lab's command: `python -m research report`
+
+
+def test_the_labs_command_line_answers_help_without_jax():
+    """``python -m research`` (from a checkout) lists the lab's commands, which left the installed ``taskgen``."""
+    code = ("import sys; from research.cli import cli\n"
+            "try:\n    cli(prog_name='python -m research', args=['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('MODULES=' + ','.join(sorted(m.split('.')[0] for m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    mods = set(out.splitlines()[-1][len("MODULES="):].split(","))
+    assert "jax" not in mods and "flax" not in mods and "optax" not in mods and "pyarrow" not in mods
+    for name in ("ship", "grad-quality", "implicit-reg", "self-train", "report"):
+        assert re.search(rf"^\s+{name}\s", out, re.MULTILINE), name
+    res = subprocess.run([sys.executable, "-m", "research", "report", "--help"], cwd=REPO, capture_output=True,
+                         text=True)
+    assert res.returncode == 0 and res.stdout.startswith("Usage: python -m research report [OPTIONS] DIRECTORY")
 
 
 def test_list_and_show_import_no_jax_nor_pandas():
@@ -91,7 +108,7 @@ def test_families_base_and_space_do_not_import_each_other():
 
 
 def test_lazy_commands_resolve():
-    assert set(cli.lazy_commands) == {"data", "train", "lopt", "report"}
+    assert set(cli.lazy_commands) == {"data", "train", "lopt"}
     for name in cli.lazy_commands:
         res = CliRunner().invoke(cli, [name, "--help"])
         assert res.exit_code == 0 and "Usage:" in res.output, res.output

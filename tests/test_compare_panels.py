@@ -1,10 +1,10 @@
-"""benchmarks/compare_panels.py: two panel evaluations paired task by task, on results tables worked by hand."""
+"""research/compare_panels.py: two panel evaluations paired task by task, on results tables worked by hand."""
 
 import math
 
 import pytest
 
-from benchmarks import compare_panels as C
+from research import compare_panels as C
 from lopt_trainer.evaluation.scoring import rows_to_table, table_bytes
 from tests.test_eval_compare import _row
 
@@ -38,7 +38,7 @@ def test_a_pair_gives_both_scores_the_paired_difference_and_each_familys(tmp_pat
 def test_main_writes_the_rows_and_refuses_mismatched_or_missing_folders(tmp_path, monkeypatch, capsys):
     import json
 
-    monkeypatch.setattr("benchmarks.common.RESULTS_DIR", tmp_path)
+    monkeypatch.setattr("research.common.RESULTS_DIR", tmp_path)
     a = _panel(tmp_path / "a", {"m1": 1.0, "m2": 2.0, "q1": 0.0}, FAMILIES)
     b = _panel(tmp_path / "b", {"m1": 0.0, "m2": 0.0, "q1": 0.0}, FAMILIES)
     C.main(["--pair", "a-b", str(a), str(b), "--name", "cmp"])

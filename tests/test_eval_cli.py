@@ -1,8 +1,9 @@
-"""Option checking of the evaluation commands (no training runs)."""
+"""Option checking of the evaluation commands and the lab's experiment commands (no training runs)."""
 
 from click.testing import CliRunner
 
-from lopt_trainer.app.cli import eval_cmd, implicit_reg_cmd, self_train_cmd
+from lopt_trainer.app.cli import eval_cmd
+from research.cli import implicit_reg_cmd, self_train_cmd
 
 
 def _theta(tmp_path):

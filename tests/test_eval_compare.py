@@ -83,7 +83,7 @@ def test_paired_comparison_is_antisymmetric(pairs):
 
 
 def test_bench_quality_refuses_an_unusable_against_file_before_evaluating(tmp_path, capsys):
-    from benchmarks.bench_quality import main
+    from research.quality import main
 
     old = tmp_path / "old.json"
     for text, message in (('{"rows": []}', "not a quality result with per-task results"),  # written before them

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lopt_trainer.optimizer import hierarchical
-from lopt_trainer.experiments.implicit_reg import run_implicit_reg
+from research.implicit_reg import run_implicit_reg
 
 
 def test_implicit_reg_finite_trajectories(tmp_path):
@@ -31,7 +31,7 @@ def test_implicit_reg_finite_trajectories(tmp_path):
 
 def test_self_training_three_curves(tmp_path):
     from lopt_trainer.theta.reference_io import save_reference_npz
-    from lopt_trainer.experiments.self_training import run_self_training
+    from research.self_training import run_self_training
     from tests.meta_helpers import small_quadratic_specs
 
     theta_path = tmp_path / "theta.npz"
@@ -50,7 +50,7 @@ def test_self_training_three_curves(tmp_path):
 
 
 def test_self_training_judges_the_fresh_theta_on_a_panel_over_seeds(tmp_path):
-    from lopt_trainer.experiments.self_training import run_self_training
+    from research.self_training import run_self_training
     from lopt_trainer.theta.reference_io import save_reference_npz
     from tests.meta_helpers import small_quadratic_specs
 
@@ -88,7 +88,7 @@ def _panel_run(d, scores_by_step):
 
 
 def test_run_summary_gain_and_a_budget_step_that_must_hold_at_every_later_look(tmp_path):
-    from lopt_trainer.experiments.self_training import run_summary
+    from research.self_training import run_summary
 
     tasks = [f"t{i}" for i in range(6)]
     flat = dict.fromkeys(tasks, 0.0)
@@ -106,7 +106,7 @@ def test_run_summary_gain_and_a_budget_step_that_must_hold_at_every_later_look(t
 
 
 def test_compare_outer_picks_the_best_adam_at_the_last_common_step_and_pools_over_tasks(tmp_path):
-    from lopt_trainer.experiments.self_training import compare_outer, run_summary
+    from research.self_training import compare_outer, run_summary
 
     zero, low, high = {"t0": 0.0, "t1": 0.0}, {"t0": -2.0, "t1": -2.0}, {"t0": 1.0, "t1": 0.5}
     runs = []
@@ -131,7 +131,7 @@ def test_compare_outer_picks_the_best_adam_at_the_last_common_step_and_pools_ove
 
 def test_two_level_bootstrap_widens_with_the_spread_between_seeds():
     from lopt_trainer.evaluation.panel import paired_bootstrap
-    from lopt_trainer.experiments.self_training import two_level_bootstrap
+    from research.self_training import two_level_bootstrap
 
     flat = two_level_bootstrap(np.full((3, 5), 0.2))
     assert (flat["mean"], flat["low"], flat["high"], flat["tasks"]) == (pytest.approx(0.2), pytest.approx(0.2),

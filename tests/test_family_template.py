@@ -54,8 +54,8 @@ def _env(*paths, **extra) -> dict:
     return env
 
 
-def _taskgen(cwd: Path, env: dict, *args, ok: bool = True) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "taskgen_cli", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+def _taskgen(cwd: Path, env: dict, *args, ok: bool = True, module: str = "taskgen_cli") -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env, capture_output=True,
                          text=True, timeout=300)
     if ok:
         assert out.returncode == 0, (args, out.stdout, out.stderr)
@@ -132,7 +132,8 @@ def test_plugin_class_form_reaches_train_and_check_family(installed):
 
 def test_installed_family_through_meta_train_eval_and_report(installed):
     """The installed family (found through its entry point, no plugin setting) meta-trains, is evaluated against
-    the baselines and appears in the report, all from a folder outside the repository."""
+    the baselines and appears in the report (the lab's ``python -m research report``, the checkout on
+    ``PYTHONPATH``), all from a folder outside the repository."""
     site, work, _ = installed
     env = _env(site)
     _taskgen(work, env, "sample", "--families", FAMILY, "--per-family", "12", "--seed", "3", "-o", "lopt.jsonl")
@@ -147,7 +148,7 @@ def test_installed_family_through_meta_train_eval_and_report(installed):
                               "--baselines", "adamlr", "--no-progress", "--json", "--out",
                               work / "report" / "eval").stdout)
     assert {t["task_id"].split("-")[0] for t in out["tasks"]} == {FAMILY}
-    _taskgen(work, env, "report", work / "report")
+    _taskgen(work, env, "report", work / "report", module="research")
     page = (work / "report" / "report.html").read_text()
     assert "meta-training: not run" not in page and "evaluation: not run" not in page
     assert "Meta-training" in page and "Evaluation" in page

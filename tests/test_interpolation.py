@@ -1,5 +1,5 @@
 """θ on the line between two θ (``lopt_trainer.theta.interpolate``, ``taskgen lopt interpolate``) and the sweep
-benchmark over it (``benchmarks/bench_interpolation.py``): exact endpoints, the mixture's values, clear errors that
+benchmark over it (``research/interpolation.py``): exact endpoints, the mixture's values, clear errors that
 write nothing, and a real (tiny) panel sweep."""
 
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from benchmarks import bench_interpolation as B
+from research import interpolation as B
 from lopt_trainer.errors import ThetaFileError
 from lopt_trainer.theta.interpolate import interpolate_theta
 from lopt_trainer.theta.load import load_theta, theta_bytes, theta_digest
@@ -162,7 +162,7 @@ def test_a_reused_folder_must_hold_the_same_theta(tmp_path):
 
 
 def test_main_refuses_bad_input_before_evaluating_or_writing(tmp_path, monkeypatch, capsys):
-    import benchmarks.common as common
+    import research.common as common
 
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)
@@ -192,7 +192,7 @@ def test_main_refuses_bad_input_before_evaluating_or_writing(tmp_path, monkeypat
 
 
 def test_a_real_sweep_scores_every_theta_and_reuses_a_matching_folder(tmp_path, monkeypatch):
-    import benchmarks.common as common
+    import research.common as common
 
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(B, "RESULTS_DIR", tmp_path)

@@ -1,15 +1,21 @@
 """The package map of ``lopt_trainer`` holds: arrows one way between its subpackages, imports at module top
-unless deferred for a stated reason, one public class per name."""
+unless deferred for a stated reason, one public class per name; and the lab stays apart from the library: nothing
+installed imports ``research`` or ``benchmarks``, ``benchmarks/`` holds speed benchmarks only, and the wheel's
+package list cannot take in either."""
 
 import ast
+import fnmatch
 import pathlib
+import re
+import tomllib
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "lopt_trainer"
+REPO = ROOT.parent
 
 # From the top down; a module may import its own subpackage and any subpackage of a lower rank.
-RANK = {"app": 6, "experiments": 5, "meta": 4, "evaluation": 3, "inner": 2, "theta": 2, "common": 1, "optimizer": 1,
+RANK = {"app": 5, "meta": 4, "evaluation": 3, "inner": 2, "theta": 2, "common": 1, "optimizer": 1,
         "errors": 0}
 DEFERRABLE = {"matplotlib", "matplotlib.pyplot", "ray", "ray._private", "fcntl"}
 """Imports that may sit inside a function anywhere: optional heavy dependencies and a platform module."""
@@ -104,3 +110,66 @@ def test_the_public_api_is_literal_and_visible_to_type_checkers(package):
     block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
     imported = {a.asname or a.name for node in block.body for a in node.names}
     assert imported == set(names)
+
+
+# ---- the lab stays apart from the library ------------------------------------------------------------------------
+
+INSTALLED = ("datasets_cache", "families", "lopt_trainer", "taskgen", "taskgen_cli")
+"""The packages of the wheel (what a user imports and calls)."""
+LAB = ("research", "benchmarks")
+"""The checkout's top-level folders that are not installed: the lab and the speed benchmarks."""
+SPEED_BENCHMARKS = {"__init__.py", "bench_cli.py", "bench_datasets.py", "bench_devices.py", "bench_families.py",
+                    "bench_inner_loop.py", "bench_lopt_step.py", "bench_meta_train.py", "bench_recipe.py",
+                    "bench_suite.py", "common.py", "device_check.sh", "run_all.py"}
+"""Everything ``benchmarks/`` may hold besides ``results/``: studies of findings belong in ``research/``."""
+_LAB_MODULE = re.compile(rf"^({'|'.join(LAB)})(\.\w+)*(:\w+)?$")
+"""A string naming a lab module for a dynamic import (``research.cli``, ``research.cli:cli``)."""
+
+
+def _installed_modules():
+    return [p for package in INSTALLED for p in sorted((REPO / package).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("path", _installed_modules(), ids=lambda p: str(p.relative_to(REPO)))
+def test_no_installed_module_imports_the_lab(path):
+    """Neither by an import statement (at any depth) nor by a module name handed to a dynamic import or a lazy
+    command table."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _LAB_MODULE.match(node.value):
+            names = [node.value]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0].split(":")[0] not in LAB, (
+                f"{path.relative_to(REPO)}:{node.lineno}: names {name}, which is not installed")
+
+
+def test_benchmarks_hold_speed_benchmarks_only():
+    found = {p.name for p in (REPO / "benchmarks").iterdir() if p.name not in ("results", "__pycache__")}
+    extra = sorted(found - SPEED_BENCHMARKS)
+    assert not extra, f"not speed benchmarks (studies go in research/): {extra}"
+    assert {"bench_lopt_step.py", "bench_meta_train.py", "run_all.py", "common.py"} <= found
+    figures = sorted(p.name for p in (REPO / "benchmarks" / "results").iterdir() if p.suffix != ".json")
+    assert not figures, f"benchmarks/results/ holds figures of findings (they go to research/results/): {figures}"
+
+
+def test_the_wheel_cannot_take_in_the_lab():
+    """``[tool.setuptools.packages.find] include`` matches every installed package and no lab module (setuptools
+    matches the patterns with ``fnmatchcase`` against dotted package names)."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    find = config["tool"]["setuptools"]["packages"]["find"]
+    patterns = find["include"]
+    assert find.get("where", ["."]) == ["."]
+
+    def taken(name):
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+    for package in INSTALLED:
+        assert taken(package) and taken(f"{package}.sub"), package
+    for lab in LAB:
+        for name in (lab, f"{lab}.cli", f"{lab}.tools", f"{lab}.results"):
+            assert not taken(name), f"{name} would be installed (pattern list {patterns})"

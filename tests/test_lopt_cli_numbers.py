@@ -5,11 +5,20 @@ import pytest
 from click.testing import CliRunner
 
 from lopt_trainer.meta.config import MetaTrainConfig, parse_sets, resolve_config
+from research.cli import cli as research_cli
 from taskgen_cli import cli
 
 RANGE = "is not in the range"
 NOT_FINITE = "is not a finite number (NaN and infinities are refused; a literal beyond ±1.8e308 overflows to infinity)."
 SEED_RANGE = "0<=x<=4294967295."
+
+
+def _invoke(args):
+    """Run ``taskgen ARGS``, or ``python -m research ARGS[1:]`` when ``ARGS[0]`` is ``research`` (the lab's
+    commands)."""
+    if args[0] == "research":
+        return CliRunner().invoke(research_cli, args[1:])
+    return CliRunner().invoke(cli, args)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -41,19 +50,19 @@ SEED_RANGE = "0<=x<=4294967295."
     (["lopt", "eval", "--trials", str(2**70)], "'--trials': 1180591620717411303424 does not fit a 64-bit integer "
                                               "(allowed: 1<=x<=9223372036854775807)."),
     (["lopt", "eval", "--trials", ","], "'--trials': need at least one budget"),
-    (["lopt", "implicit-reg", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
-    (["lopt", "implicit-reg", "--valid-every", "0"], f"'--valid-every': 0 {RANGE} x>=1."),
-    (["lopt", "implicit-reg", "--adam-lr", "nan"], f"'--adam-lr': 'nan' {NOT_FINITE}"),
-    (["lopt", "implicit-reg", "--start", "1,inf"], f"'--start': 'inf' {NOT_FINITE}"),
-    (["lopt", "implicit-reg", "--start", "1,2,3"], "'--start': each --start must be 'x,y', got '1,2,3'"),
-    (["lopt", "self-train", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
-    (["lopt", "self-train", "--adam-lr", "-1"], f"'--adam-lr': -1.0 {RANGE} x>0."),
-    (["lopt", "self-train", "--seed", "-1"], f"'--seed': -1 {RANGE} {SEED_RANGE}"),
-    (["lopt", "self-train", "--seeds", "0"], f"'--seeds': 0 {RANGE} 1<=x<=1000."),
+    (["research", "implicit-reg", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
+    (["research", "implicit-reg", "--valid-every", "0"], f"'--valid-every': 0 {RANGE} x>=1."),
+    (["research", "implicit-reg", "--adam-lr", "nan"], f"'--adam-lr': 'nan' {NOT_FINITE}"),
+    (["research", "implicit-reg", "--start", "1,inf"], f"'--start': 'inf' {NOT_FINITE}"),
+    (["research", "implicit-reg", "--start", "1,2,3"], "'--start': each --start must be 'x,y', got '1,2,3'"),
+    (["research", "self-train", "--steps", "0"], f"'--steps': 0 {RANGE} x>=1."),
+    (["research", "self-train", "--adam-lr", "-1"], f"'--adam-lr': -1.0 {RANGE} x>0."),
+    (["research", "self-train", "--seed", "-1"], f"'--seed': -1 {RANGE} {SEED_RANGE}"),
+    (["research", "self-train", "--seeds", "0"], f"'--seeds': 0 {RANGE} 1<=x<=1000."),
 ])
 def test_numeric_options_refuse_values_outside_their_range(args, message, tmp_path):
     out = [] if args[0] == "train" else ["--out", str(tmp_path / "o")]
-    res = CliRunner().invoke(cli, args + out)
+    res = _invoke(args + out)
     assert res.exit_code == 2
     assert res.output.splitlines()[-1] == f"Error: Invalid value for {message}"
     assert not (tmp_path / "o").exists()
@@ -111,7 +120,7 @@ def test_a_config_file_with_a_wrong_type_is_one_usage_error(tmp_path):
     res = CliRunner().invoke(cli, ["lopt", "meta-train", "--set", "truncation=abc", "--out", str(tmp_path / "o")])
     assert res.exit_code == 2
     assert res.output.splitlines()[-1] == "Error: meta-train setting truncation must be an integer, got 'abc'"
-    res = CliRunner().invoke(cli, ["lopt", "self-train", "--set", "sigma=-1", "--out", str(tmp_path / "s")])
+    res = _invoke(["research", "self-train", "--set", "sigma=-1", "--out", str(tmp_path / "s")])
     assert res.exit_code == 2
     assert res.output.splitlines()[-1] == "Error: meta-train setting sigma must be a finite number > 0, got -1"
     assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
@@ -175,7 +184,6 @@ def test_ctrl_c_exits_130_in_eval_and_train(command, four_tasks, tmp_path, monke
 
 
 def test_self_train_refuses_seeds_past_the_seed_range_before_any_work(tmp_path):
-    res = CliRunner().invoke(cli, ["lopt", "self-train", "--seed", str(2**32 - 2), "--seeds", "3",
-                                   "--out", str(tmp_path / "s")])
+    res = _invoke(["research", "self-train", "--seed", str(2**32 - 2), "--seeds", "3", "--out", str(tmp_path / "s")])
     assert res.exit_code == 2 and "seed" in res.output.splitlines()[-1] and "Traceback" not in res.output
     assert not (tmp_path / "s").exists()

@@ -21,10 +21,10 @@ import numpy as np
 import optax
 import pytest
 
-from lopt_trainer.experiments import implicit_reg
 from lopt_trainer.inner import loop as inner_loop
 from lopt_trainer.optimizer import hierarchical as H
 from lopt_trainer.optimizer.optax_api import lopt_states, observe_validation, optax_lopt, validation_feed
+from research import implicit_reg
 from tests.test_inner_loop import KW, quadratic_task
 
 THETA = H.init(jax.random.PRNGKey(0))

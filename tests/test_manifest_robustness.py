@@ -1,6 +1,6 @@
 """Manifests read back (issue 17, G): validated in full before any value is read, consistent with their own
 spec_json, refused in one line naming the file, the column and the row; and a seeded fuzz of manifests and spec
-files beside tests/test_specfile_robustness.py (the large run: benchmarks/fuzz_files.py)."""
+files beside tests/test_specfile_robustness.py (the large run: research/tools/fuzz_files.py)."""
 
 import json
 import subprocess
@@ -256,7 +256,7 @@ def test_manifest_schema_is_what_the_writer_writes():
     assert manifest_table(list(fuzz_cases.base_specs())).schema.equals(SCHEMA)
 
 
-# ---- seeded fuzzing in CI (a few hundred cases; the large run is benchmarks/fuzz_files.py) ------------------------
+# ---- seeded fuzzing in CI (a few hundred cases; the large run is research/tools/fuzz_files.py) --------------------
 
 @pytest.mark.parametrize("what,n", [("manifests", 300), ("specs", 300)])
 def test_fuzzed_files_are_read_or_refused_never_crash_nor_accept_invalid(what, n):

@@ -322,7 +322,7 @@ def test_pretrain_recipe_is_a_valid_config():
 
 def test_the_recipe_trains_and_scores_on_all_twelve_families():
     """Every family has >= 10 meta_train and >= 3 meta_test specs within its limits, and the panel is the
-    yardstick's valid set: 48 tasks, 4 of each family."""
+    yardstick's valid set: 120 tasks, 10 of each family."""
     import taskgen
     from lopt_trainer.evaluation.panel import ALL_FAMILIES, PanelSettings, panel_tasks
     from lopt_trainer.meta.config import preset_dict
@@ -339,7 +339,8 @@ def test_the_recipe_trains_and_scores_on_all_twelve_families():
     panel = PanelSettings.from_dict(cfg.panel)
     assert panel == PanelSettings(on="valid")
     chosen = panel_tasks(panel, specs)
-    assert len(chosen) == 48 and collections.Counter(t.spec.family for t in chosen) == {f: 4 for f in ALL_FAMILIES}
+    assert len(chosen) == 120
+    assert collections.Counter(t.spec.family for t in chosen) == {f: 10 for f in ALL_FAMILIES}
     assert all(t.group == "valid" and t.spec.split == "meta_test" for t in chosen)
     assert not {t.task_id for t in chosen} & {s.task_id for s in specs}  # never a task of the suite
     from lopt_trainer.evaluation.task_sets import DEFAULT_LIMITS, FAMILY_LIMITS

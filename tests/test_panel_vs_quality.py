@@ -1,4 +1,4 @@
-"""benchmarks/panel_vs_quality.py: panel scores against quality benchmark scores over several θ, on tables and
+"""research/panel_vs_quality.py: panel scores against quality benchmark scores over several θ, on tables and
 results worked by hand."""
 
 import json
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import panel_vs_quality as P
+from research import panel_vs_quality as P
 from tests.test_compare_panels import _panel
 
 FAMILIES = {"m1": "mlp", "m2": "mlp", "w1": "word_lm", "x1": "mlp"}
@@ -75,7 +75,7 @@ def test_tasks_vs_first_counts_the_others_ahead_by_final_loss_and_puts_nan_last(
 
 
 def test_main_writes_the_points_and_refuses_bad_input_before_writing(tmp_path, monkeypatch, capsys):
-    import benchmarks.common as common
+    import research.common as common
 
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(P, "RESULTS_DIR", tmp_path)

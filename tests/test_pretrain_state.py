@@ -291,7 +291,7 @@ def test_the_run_panel_reads_stored_handset_scores_made_under_its_settings(tmp_p
 
 
 def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
-    from benchmarks.compute_curve import curve_points
+    from research.compute_curve import curve_points
 
     sessions = [{"wall_seconds": 3600, "cpus": 2, "cpu": "A", "panel": [
                     {"step": 0, "score": 0.1, "session_seconds": 600},
@@ -302,7 +302,7 @@ def test_compute_curve_points_accumulate_steps_and_cpu_hours_over_sessions():
     assert [p["wall_hours"] for p in points] == [pytest.approx(1 / 6, abs=1e-3), 1.0, 1.5]
     assert [p["cpu_hours"] for p in points] == [pytest.approx(1 / 3, abs=1e-3), 2.0, 4.0]
     assert points[1]["vs_handset"]["mean"] == 0.1 and points[2]["cpu"] == "B"
-    from benchmarks.compute_curve import session_ends
+    from research.compute_curve import session_ends
 
     sessions[0]["steps_to"], sessions[1]["steps_to"] = 200, 320
     assert session_ends(sessions) == {200: 2.0, 320: 4.0}
@@ -313,13 +313,13 @@ def test_compute_curve_quality_points_read_the_unseen_figures_and_refuse_bad_arg
 
     import math
 
-    from benchmarks.compute_curve import family_table, handset_digest, parse_quality, plot
+    from research.compute_curve import family_table, handset_digest, parse_quality, plot
 
     result = {"theta": "/x/best.npz", "targets": {"unseen_diverged": {"measured": 0}}, "rows": [
         {"baseline": "global_adamlr", "group": "seen", "frac_lopt_better": 0.9, "median_improvement": 1.0},
         {"baseline": "global_adamlr", "group": "unseen", "frac_lopt_better": 0.55, "median_improvement": -0.1},
         {"baseline": "per_task_adamlr@14", "group": "unseen", "frac_lopt_better": 0.2, "median_improvement": -1.0}],
-        "paired": {"benchmarks/results/h.json": {"theta": "handset", "theta_digest": handset_digest(), "unseen": {
+        "paired": {"research/results/h.json": {"theta": "handset", "theta_digest": handset_digest(), "unseen": {
             "frac_ahead": 0.7, "score_diff": {"mean": 0.3, "low": 0.1, "high": 0.5, "tasks": 20}}}}}
     (tmp_path / "q.json").write_text(json.dumps(result))
     (tmp_path / "h.json").write_text(json.dumps({**result, "paired": {}}))
@@ -362,8 +362,8 @@ def test_an_export_that_died_between_its_renames_loses_nothing(base, tmp_path):
 def test_compute_curve_name_writes_a_branch_curve_beside_the_main_one_and_refuses_a_path(tmp_path, monkeypatch):
     import json
 
-    import benchmarks.common as common
-    import benchmarks.compute_curve as cc
+    import research.common as common
+    import research.compute_curve as cc
 
     monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(cc, "RESULTS_DIR", tmp_path)

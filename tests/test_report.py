@@ -1,4 +1,4 @@
-"""``taskgen report``: renders every part from synthetic outputs, and says "not run" for missing parts."""
+"""``python -m research report``: renders every part from synthetic outputs, and says "not run" for missing parts."""
 
 import json
 
@@ -9,9 +9,8 @@ from click.testing import CliRunner
 from lopt_trainer.common.run_files import write_command, write_json
 from lopt_trainer.evaluation.runner import finalize
 from lopt_trainer.meta.metrics import append_metrics
-from lopt_trainer.app.report import find_parts, write_report
-from lopt_trainer.app.cli import report
-from taskgen_cli import cli
+from research.cli import cli, report_cmd
+from research.report import find_parts, write_report
 from tests.test_eval_metrics import SETTINGS, synthetic_records, synthetic_tasks
 
 
@@ -25,7 +24,7 @@ def _meta_run(d, lr):
 
 
 def _implicit_reg(d):
-    from lopt_trainer.experiments.implicit_reg import plot_implicit_reg, summarize
+    from research.implicit_reg import plot_implicit_reg, summarize
 
     starts = [(4.0, -2.0), (-3.0, 3.0)]
     result = {"settings": {"steps": 2, "adam_lr": 0.1, "starts": starts}}
@@ -38,11 +37,11 @@ def _implicit_reg(d):
     d.mkdir(parents=True)
     write_json(d / "implicit_reg.json", result)
     plot_implicit_reg(result, d / "implicit_reg.png")
-    write_command(d, ["taskgen", "lopt", "implicit-reg", "--theta", "t.npz", "--out", str(d)])
+    write_command(d, ["python", "-m", "research", "implicit-reg", "--theta", "t.npz", "--out", str(d)])
 
 
 def _self_training(d):
-    from lopt_trainer.experiments.self_training import plot_self_training, run_summary
+    from research.self_training import plot_self_training, run_summary
 
     runs = []
     for outer, lr in (("lopt", None), ("adam", 3e-4), ("adam", 1e-3)):
@@ -64,13 +63,13 @@ def test_report_all_parts(tmp_path):
     _self_training(tmp_path / "self_training")
     parts = find_parts(tmp_path)
     assert [len(parts[k]) for k in ("meta_train", "eval", "implicit_reg", "self_training")] == [1, 1, 1, 1]
-    res = CliRunner().invoke(report, [str(tmp_path)])
+    res = CliRunner().invoke(report_cmd, [str(tmp_path)])
     assert res.exit_code == 0, res.output
     page = (tmp_path / "report.html").read_text()
     assert "not run" not in page
     assert page.count("data:image/png;base64,") >= 7  # 3 meta curves, 2 box plots, trajectories, self-training
     for text in ("Meta-training", "Evaluation", "Implicit regularisation", "Training itself", "Global AdamLR",
-                 "taskgen lopt eval --theta t.npz --out eval", "taskgen lopt implicit-reg", "adam_lr3e-04"):
+                 "taskgen lopt eval --theta t.npz --out eval", "python -m research implicit-reg", "adam_lr3e-04"):
         assert text in page, text
     assert not (tmp_path / "report_files").exists()  # the page is self-contained: nothing beside it
     # the summary table and the verdict come first, then the contents, whose links reach every section
@@ -99,22 +98,22 @@ def test_report_missing_parts_and_an_empty_folder(tmp_path):
 
 
 def test_a_step_shows_the_command_of_the_run_it_belongs_to(tmp_path):
-    write_command(tmp_path, ["python", "-m", "lopt_trainer.app.run_default", "--out", "x"])
+    write_command(tmp_path, ["python", "-m", "research.run_default", "--out", "x"])
     _implicit_reg(tmp_path / "implicit_reg")
     (tmp_path / "implicit_reg" / "command.json").unlink()  # a step run in process records no command of its own
     page = write_report(tmp_path).read_text()
     section = page[page.index('<h2 id="implicit-regularisation">'):]
     assert "command (a step of the command that wrote" in section
-    assert "python -m lopt_trainer.app.run_default --out x" in section and "not recorded" not in page
+    assert "python -m research.run_default --out x" in section and "not recorded" not in page
 
 
 def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkeypatch):
-    from lopt_trainer.app.report import _command
-    from lopt_trainer.app.run_default import record_command
+    from research.report import _command
+    from research.run_default import record_command
 
     monkeypatch.setenv("MAKELEVEL", "1")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("sys.argv", ["/x/lopt_trainer/run_default.py", "--out", "runs/default"])
+    monkeypatch.setattr("sys.argv", ["/x/research/run_default.py", "--out", "runs/default"])
     record_command(tmp_path)
     rec = json.loads((tmp_path / "command.json").read_text())
     assert rec["cwd"] == str(tmp_path) and rec["make_target"] == "make run" and rec["time_utc"].endswith("+00:00")
@@ -124,7 +123,7 @@ def test_make_run_header_shows_the_real_command_folder_and_time(tmp_path, monkey
 
 
 def test_report_shows_the_self_training_panel_judgement_per_seed(tmp_path):
-    from lopt_trainer.app.report import section_self_training, summary_rows, _Assets
+    from research.report import section_self_training, summary_rows, _Assets
 
     d = tmp_path / "st"
     d.mkdir()
@@ -145,7 +144,7 @@ def test_report_shows_the_self_training_panel_judgement_per_seed(tmp_path):
 
 
 def test_implicit_regularisation_is_stated_only_for_runs_that_converged():
-    from lopt_trainer.app.report import implicit_reg_finding
+    from research.report import implicit_reg_finding
 
     def result(adam_losses, lopt_losses, adam_norm=1.0, lopt_norm=0.5):
         return {"adam": {"mean_final_norm": adam_norm, "runs": [{"final_loss": v} for v in adam_losses]},
@@ -160,7 +159,7 @@ def test_implicit_regularisation_is_stated_only_for_runs_that_converged():
 
 
 def test_the_verdict_states_a_difference_only_where_the_interval_excludes_zero(tmp_path):
-    from lopt_trainer.app.report import find_parts, verdict
+    from research.report import find_parts, verdict
 
     def comp(low, high):
         return {"a": "meta-trained", "b": "handset", "final": {"difference": {"mean": (low + high) / 2, "low": low,

@@ -36,5 +36,12 @@ def test_each_benchmark_sees_an_empty_command_line_and_failures_are_counted(monk
     assert "bench_zz_exit0 FAILED" not in out
 
 
-def test_the_default_run_leaves_out_the_benchmarks_that_need_a_theta():
-    assert {"bench_quality", "bench_implicit_reg", "bench_interpolation"} <= run_all.LONG
+def test_the_default_run_is_the_speed_benchmarks_only():
+    """The studies that need a θ named (the quality benchmark, implicit regularisation, interpolation) live in
+    research/, so a run without names runs every benchmark of benchmarks/ and none of them."""
+    from tests.test_layout import SPEED_BENCHMARKS
+
+    names = run_all.default_names()
+    assert names == sorted(names) and {"bench_cli", "bench_inner_loop", "bench_lopt_step", "bench_meta_train"} <= set(
+        names) and {f"{n}.py" for n in names} <= SPEED_BENCHMARKS
+    assert not {"bench_quality", "bench_implicit_reg", "bench_interpolation"} & set(names)

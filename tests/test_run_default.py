@@ -3,9 +3,9 @@ against its start and the shipped θ, on held-out tasks of the job's suite."""
 
 import json
 
-from lopt_trainer.app import run_default
-from lopt_trainer.app.report import write_report
 from lopt_trainer.meta.config import MetaTrainConfig
+from research import run_default
+from research.report import write_report
 from taskgen import default_manifest_path, load_manifest, load_specs
 from taskgen.specfile import write_specs
 

@@ -1,5 +1,5 @@
 """Shipping only a θ that wins on the yardstick's test set: the targets, the record the gate measures itself, and
-`taskgen lopt ship` refusing (writing nothing) or shipping a run's θ or a θ file with its record beside it."""
+`python -m research ship` refusing (writing nothing) or shipping a run's θ or a θ file with its record beside it."""
 
 import json
 
@@ -7,8 +7,8 @@ import jax
 import pytest
 from click.testing import CliRunner
 
-from lopt_trainer.errors import ShipRefusedError
-from lopt_trainer.meta import ship as S
+from research import ship as S
+from research.ship import ShipRefusedError
 
 
 def _record(**kw):
@@ -50,7 +50,7 @@ def run(tmp_path):
 
 
 def _cli():
-    from taskgen_cli import cli
+    from research.cli import cli
 
     return cli
 
@@ -62,7 +62,7 @@ def test_ship_refuses_a_losing_theta_and_writes_nothing(run, tmp_path, monkeypat
     with pytest.raises(ShipRefusedError, match="not shipped, on the test set the θ misses .*45%"):
         S.ship(run, dest)
     assert list(dest.iterdir()) == []
-    result = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--no-progress"])
+    result = CliRunner().invoke(_cli(), ["ship", str(run), "--no-progress"])
     assert result.exit_code == 1 and "not shipped" in result.output and "Traceback" not in result.output
 
 
@@ -130,9 +130,9 @@ def test_ship_file_refuses_and_writes_nothing(tmp_path, case, message, monkeypat
 
 def test_the_ship_command_needs_provenance_for_a_file_and_refuses_it_for_a_run(run, tmp_path):
     mix, prov, _, _ = _mixture(tmp_path)
-    res = CliRunner().invoke(_cli(), ["lopt", "ship", str(mix)])
+    res = CliRunner().invoke(_cli(), ["ship", str(mix)])
     assert res.exit_code == 2 and "--provenance" in res.output
-    res = CliRunner().invoke(_cli(), ["lopt", "ship", str(run), "--provenance", str(prov)])
+    res = CliRunner().invoke(_cli(), ["ship", str(run), "--provenance", str(prov)])
     assert res.exit_code == 2 and "carries its own recipe" in res.output
 
 

@@ -14,12 +14,13 @@ from lopt_trainer.app.cli import THETA, THETA_HELP, lopt, train
 from lopt_trainer.common import checkpoint as ckpt
 from lopt_trainer.theta import names
 from lopt_trainer.theta.load import theta_bytes
+from research import cli as research_cli
 from taskgen_cli import cli
 from tests.meta_helpers import small_quadratic_specs
 
 THETA_COMMANDS = [(train, "theta"), (lopt.commands["eval"], "theta"), (lopt.commands["panel"], "theta"),
-                  (lopt.commands["implicit-reg"], "theta"), (lopt.commands["self-train"], "theta"),
-                  (lopt.commands["grad-quality"], "thetas"), (lopt.commands["meta-train"], "init_theta"),
+                  (research_cli.implicit_reg_cmd, "theta"), (research_cli.self_train_cmd, "theta"),
+                  (research_cli.grad_quality_cmd, "thetas"), (lopt.commands["meta-train"], "init_theta"),
                   (lopt.commands["interpolate"], "theta_a"), (lopt.commands["interpolate"], "theta_b")]
 GRAMMAR = ("a θ is a reference-layout .npz file, a meta-training run folder, a checkpoint file (.msgpack), "
            "'pretrained' (the shipped θ), 'handset' (untrained hand-set rule) or 'random' (untrained, seed 0)")
@@ -40,20 +41,22 @@ def test_every_theta_option_has_the_one_type_and_help(command, name):
 
 @pytest.mark.parametrize("args", [
     ["train", "quadratic-83941fda3522", "--optimizer", "lopt"],
-    ["lopt", "eval", "--out", "OUT"], ["lopt", "panel", "--out", "OUT"], ["lopt", "implicit-reg", "--out", "OUT"],
-    ["lopt", "self-train", "--out", "OUT"], ["lopt", "grad-quality"], ["lopt", "meta-train", "--out", "OUT"],
+    ["lopt", "eval", "--out", "OUT"], ["lopt", "panel", "--out", "OUT"], ["lopt", "meta-train", "--out", "OUT"],
     ["lopt", "interpolate", "--alpha", "0.5", "--out", "OUT"],
+    ["research", "implicit-reg", "--out", "OUT"], ["research", "self-train", "--out", "OUT"],
+    ["research", "grad-quality"],
 ])
 def test_a_missing_path_or_unknown_name_is_one_usage_error_listing_the_grammar(args, tmp_path):
     option = {"meta-train": "--init-theta", "interpolate": "--to"}.get(args[1], "--theta")
-    args = [str(tmp_path / "o") if a == "OUT" else a for a in args]
-    res = CliRunner().invoke(cli, [*args, option, "pretrianed"])
+    group = research_cli.cli if args[0] == "research" else cli  # the lab's commands: `python -m research ...`
+    args = [str(tmp_path / "o") if a == "OUT" else a for a in (args[1:] if args[0] == "research" else args)]
+    res = CliRunner().invoke(group, [*args, option, "pretrianed"])
     assert res.exit_code == 2
     assert res.output.splitlines()[-1] == (f"Error: Invalid value for '{option}': 'pretrianed' is neither a file, "
                                            f"a folder nor a θ name; {GRAMMAR}")
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = CliRunner().invoke(cli, [*args, option, str(empty)])
+    res = CliRunner().invoke(group, [*args, option, str(empty)])
     assert res.exit_code == 2
     assert res.output.splitlines()[-1] == (f"Error: Invalid value for '{option}': folder {str(empty)!r} holds no "
                                            f"meta-training checkpoint (checkpoint.msgpack); {GRAMMAR}")

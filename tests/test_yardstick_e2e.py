@@ -137,12 +137,12 @@ def test_sets_command_on_the_package_sets():
     res = CliRunner().invoke(cli, ["lopt", "yardstick", "sets"])
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].startswith("valid: 48 tasks") and lines[1].startswith("test: 120 tasks")
-    assert "char_lm 4" in lines[0] and "word_lm 10" in lines[1]
+    assert lines[0].startswith("valid: 120 tasks") and lines[1].startswith("test: 240 tasks")
+    assert "char_lm 10" in lines[0] and "word_lm 20" in lines[1]
 
 
 def test_report_shows_the_yardstick(tiny, tmp_path, monkeypatch):
-    from lopt_trainer.app.report import write_report
+    from research.report import write_report
 
     _, data = tiny
     out = tmp_path / "claim"

@@ -24,7 +24,7 @@ def sets():
 
 
 def test_sizes_and_strata(sets):
-    for name, total, per in (("valid", 48, 4), ("test", 120, 10)):
+    for name, total, per in (("valid", 120, 10), ("test", 240, 20)):
         specs = sets[name]
         assert len(specs) >= total
         counts = {f: sum(s.family == f for s in specs) for f in ts.FAMILIES}

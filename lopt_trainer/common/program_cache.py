@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lopt_trainer.common.devices import sharding_key
+
 _BACKGROUND = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xla-compile")
 
 
@@ -53,7 +55,9 @@ _CACHES: "list[ProgramCache]" = []
 
 
 def shape_signature(args) -> tuple:
-    """A hashable key of a pytree's structure and its leaves' shapes, dtypes and weak types.
+    """A hashable key of a pytree's structure and its leaves' shapes, dtypes, weak types and multi-device
+    shardings (:func:`~lopt_trainer.common.devices.sharding_key`: a program compiled for rows split over devices
+    is another program).
 
     Leaves may be arrays, ``jax.ShapeDtypeStruct`` or Python scalars.
     """
@@ -63,9 +67,21 @@ def shape_signature(args) -> tuple:
         shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
         if shape is None or dtype is None:
             shape, dtype = np.shape(x), jnp.result_type(x)
-        return tuple(shape), np.dtype(dtype).name, bool(getattr(x, "weak_type", False))
+        return tuple(shape), np.dtype(dtype).name, bool(getattr(x, "weak_type", False)), sharding_key(x)
 
     return treedef, tuple(leaf(x) for x in leaves)
+
+
+def shapes_of(args):
+    """``args`` as ``jax.ShapeDtypeStruct`` leaves (shape, dtype, weak type; no placement): a program's key for a
+    cache whose programs fix their own placement (``jax.jit(..., in_shardings=...)``)."""
+    def leaf(x):
+        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+        if shape is None or dtype is None:
+            shape, dtype = np.shape(x), jnp.result_type(x)
+        return jax.ShapeDtypeStruct(tuple(shape), dtype, weak_type=bool(getattr(x, "weak_type", False)))
+
+    return jax.tree_util.tree_map(leaf, args)
 
 
 class ProgramCache:

@@ -9,9 +9,9 @@ sets are sampled fresh, from a seed stream of their own::
     spec seed i of family f = derive_seed("yardstick", SET_SEED, f, i)      i = 0, 1, 2, …
 
 Spec ``i`` is kept when it is within its family's limits, its variant is not held out, and neither its task id
-nor its (family, config) occurs in the default suite (any split) or earlier in the stream. The first
-``VALID_PER_FAMILY`` kept specs of each family go to ``valid``, the next ``TEST_PER_FAMILY`` to ``test``: the sets
-are stratified by family and disjoint from each other and from every task the recipe trains on.
+nor its (family, config) occurs in the default suite (any split) or earlier in the stream. The kept specs of each
+family go to the sets in the blocks of :data:`LAYOUT`: 10 per family to ``valid`` and 20 to ``test`` (120 and 240
+tasks), stratified by family and disjoint from each other and from every task the recipe trains on.
 
 The sets ship as spec files in the package (``lopt_trainer/data/yardstick/{valid,test}.jsonl``) with their
 sha256 in ``sets.json``; :func:`load_task_set` checks it, so an edited set is refused by name.
@@ -48,15 +48,14 @@ FAMILY_LIMITS = {
 }
 """The recipe's per-family cost limits (in place of :data:`DEFAULT_LIMITS` for these families)."""
 SET_SEED = 0
-VALID_PER_FAMILY = 4
-TEST_PER_FAMILY = 10
 MAX_DRAWS = 20_000
 """Draws per family before giving up (a family whose samples almost never fit the limits)."""
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "yardstick"
 INDEX_FILE = "sets.json"
-LAYOUT = (("valid", VALID_PER_FAMILY), ("test", TEST_PER_FAMILY))
-"""The frozen sets' blocks of each family's stream: positions 0–3 to valid, 4–13 to test. To enlarge a set, append a
-block (positions 14 on) and keep these: :func:`sample_task_sets` then reproduces the frozen files as prefixes."""
+LAYOUT = (("valid", 4), ("test", 10), ("valid", 6), ("test", 10))
+"""The frozen sets' blocks of each family's stream, in order: positions 0–3 to valid, 4–13 to test, 14–19 to
+valid, 20–29 to test. Sets only grow: to enlarge one, append a block (positions 30 on) and keep these, so that
+:func:`sample_task_sets` reproduces the frozen files as prefixes and every committed result stays a subset."""
 
 
 class TaskSetError(ValueError):
@@ -69,22 +68,18 @@ def _excluded(suite_specs) -> tuple[set, set]:
     return ids, configs
 
 
-def sample_task_sets(suite_specs, *, families=FAMILIES, valid_per_family: int = VALID_PER_FAMILY,
-                     test_per_family: int = TEST_PER_FAMILY, seed: int = SET_SEED, registry=None,
-                     layout=None) -> dict:
+def sample_task_sets(suite_specs, *, families=FAMILIES, seed: int = SET_SEED, registry=None,
+                     layout=LAYOUT) -> dict:
     """``{"valid": [TaskSpec], "test": [TaskSpec]}`` sampled as the module docstring says.
 
     Args:
       suite_specs: the specs the sets must not share a task id or a (family, config) with (the default suite).
       families: the families to draw from, in order.
-      valid_per_family: tasks of each family in ``valid`` (the layout's first block).
-      test_per_family: tasks of each family in ``test`` (its second block).
       seed: the sets' seed (``SET_SEED``).
       registry: the family registry (the default one).
-      layout: ``((set name, tasks per family), ...)``: blocks of each family's stream in order (default
-        ``(("valid", valid_per_family), ("test", test_per_family))``). Enlarging a set appends a block, e.g.
-        ``+ (("valid", 6), ("test", 10))``: the tasks already in the sets keep their places, and each set's file
-        is its old file followed by the new block (:data:`LAYOUT`).
+      layout: ``((set name, tasks per family), ...)``: blocks of each family's stream in order (:data:`LAYOUT`).
+        Enlarging a set appends a block, e.g. ``LAYOUT + (("valid", 6),)``: the tasks already in the sets keep
+        their places, and each set's file is its old file followed by the new block.
 
     Returns:
       The two spec lists, block by block and within a block family by family in draw order; every spec's split
@@ -94,7 +89,7 @@ def sample_task_sets(suite_specs, *, families=FAMILIES, valid_per_family: int = 
       TaskSetError: a family gives too few specs within its limits in ``MAX_DRAWS`` draws.
     """
     registry = registry or default_registry()
-    layout = tuple(layout) if layout is not None else (("valid", valid_per_family), ("test", test_per_family))
+    layout = tuple(layout)
     unknown = sorted({name for name, _ in layout} - set(SET_NAMES))
     if unknown or any(n < 0 for _, n in layout):
         raise TaskSetError(f"a layout takes blocks (set, count >= 0) of sets {list(SET_NAMES)}; got {list(layout)}")
@@ -138,13 +133,21 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_task_sets(sets: dict, out_dir=None) -> dict:
-    """Write ``sets`` (:func:`sample_task_sets`) as ``<name>.jsonl`` spec files and their index ``sets.json``
-    (digests, sizes, the sampling rule's parameters); returns the index."""
+def write_task_sets(sets: dict, out_dir=None, *, layout=LAYOUT) -> dict:
+    """Write ``sets`` as ``<name>.jsonl`` spec files and their index ``sets.json``.
+
+    Args:
+      sets: ``{"valid": [TaskSpec], "test": [TaskSpec]}`` (:func:`sample_task_sets`).
+      out_dir: the data folder (the package's by default).
+      layout: the blocks the sets were sampled with, recorded in the index.
+
+    Returns:
+      The index: digests, sizes and the sampling rule's parameters.
+    """
     out_dir = Path(out_dir or DATA_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {"format": "lopt-yardstick-sets", "version": 1, "seed": SET_SEED, "families": list(FAMILIES),
-             "limits": DEFAULT_LIMITS, "family_limits": FAMILY_LIMITS,
+             "layout": [list(block) for block in layout], "limits": DEFAULT_LIMITS, "family_limits": FAMILY_LIMITS,
              "excluded_variants": list(DEFAULT_HELD_OUT_VARIANTS), "sets": {}}
     for name in SET_NAMES:
         data = specs_to_jsonl(sets[name])

@@ -25,7 +25,8 @@ How a run goes:
   raises.
 * Batches of runs (:func:`train_many`): hyperparameter trials × seeds are ``vmap``-ed into one compiled run;
   the optimizer is built *inside* the trace from a factory ``hparams -> GradientTransformation`` so each
-  hyperparameter is an array (a whole AdamLR grid is one compiled run).
+  hyperparameter is an array (a whole AdamLR grid is one compiled run). With several local devices the runs
+  are split over them (:mod:`lopt_trainer.common.devices`): one program, each device computing its rows.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lopt_trainer.common.devices import pad_rows, padded_rows, place_rows, row_sharding
 from lopt_trainer.common.program_cache import ProgramCache
 from lopt_trainer.common.run_files import clean_json
 from lopt_trainer.optimizer.optax_api import validation_feed
@@ -455,18 +457,25 @@ def train_many(
     hp = jax.tree_util.tree_map(lambda a: np.repeat(a, n_s, axis=0), stacked)
     keys = jnp.stack([_run_keys(task, s) for s in seeds])  # [n_s, 4, 2]
     keys = jnp.tile(keys, (n_t, 1, 1))
+    n = n_t * n_s
+    sharding = row_sharding()  # several local devices: the rows are split over them (module docstring)
+    hp, keys = place_rows(pad_rows((hp, keys), padded_rows(n, sharding)), sharding)
     settings = _LoopSettings(int(eval_batches), int(valid_every), valid_split)
     meta = {"task_id": _task_id(task), "optimizer": name, "seeds": [int(s) for s in seeds],
             "hparams": clean_json(list(hparams_list), max_array=64)}
     res = _run(task, optimizer_factory, ("factory", optimizer_factory), hp, keys, True, int(steps), eval_every,
                settings, progress, meta)
     b = (n_t, n_s)
+
+    def rows(v):  # the padding rows dropped, the rest as [trial, seed, ...]
+        return v[:n].reshape(b + v.shape[1:])
+
     return dataclasses.replace(
         res,
-        losses={s: v.reshape(b + v.shape[1:]) for s, v in res.losses.items()},
-        normalized={s: v.reshape(b + v.shape[1:]) for s, v in res.normalized.items()},
-        step_losses=res.step_losses.reshape(b + res.step_losses.shape[1:]),
-        diverged=res.diverged.reshape(b),
-        diverged_at=res.diverged_at.reshape(b),
+        losses={s: rows(v) for s, v in res.losses.items()},
+        normalized={s: rows(v) for s, v in res.normalized.items()},
+        step_losses=rows(res.step_losses),
+        diverged=rows(res.diverged),
+        diverged_at=rows(res.diverged_at),
         batch_shape=b,
     )

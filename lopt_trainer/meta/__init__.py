@@ -11,7 +11,8 @@ Modules (one job each), from the run loop down:
 * :mod:`~.estimators` — the four estimators (antithetic PES, the default; ES; truncated backprop; hybrid);
   :mod:`~.truncation` — one truncated unroll.
 * :mod:`~.task_sampler` — grouping specs by compiled shape, drawing tasks.
-* :mod:`~.run_panel`, :mod:`~.held_out`, :mod:`~.metrics` — how a run is watched; :mod:`~.export` — shipping θ.
+* :mod:`~.run_panel`, :mod:`~.held_out`, :mod:`~.metrics` — how a run is watched; :mod:`~.portable` — the
+  portable pretraining state.
 """
 
 from lopt_trainer.meta.config import MetaTrainConfig, load_config, resolve_config

@@ -99,6 +99,8 @@ class MetaTrainConfig:
         help="Standard deviation of the ES/PES perturbation of θ.")
     bp_clip: float = setting(10.0, resume="fixed", minimum=">0",
         help="Global-norm clip of each slot's backpropagated meta-gradient.")
+    loss_difference: str = setting("value", resume="fixed", choices=("value", "sign"),
+        help="How a slot's antithetic loss difference L+ - L- enters its ES/PES estimate: value, or sign only.")
     truncation: int = setting(50, resume="fixed", minimum=1,
         help="Inner steps per truncation (one meta-gradient estimate each).")
     num_groups: int = setting(1, resume="fixed", minimum=1,
@@ -169,7 +171,7 @@ class MetaTrainConfig:
         """The hashable estimator settings of this config."""
         return EstimatorSettings(
             kind=self.estimator, sigma=float(self.sigma), bp_clip=float(self.bp_clip),
-            unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
+            difference=self.loss_difference, unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
                                   loss_clip=float(self.loss_clip), valid_every=int(self.valid_every),
                                   valid_split=self.valid_split, loss_scale=self.loss_scale,
                                   scale_floor=float(self.scale_floor),
@@ -363,7 +365,8 @@ class WorkerSettings:
     def from_dict(cls, d: dict) -> "WorkerSettings":
         """Inverse of :meth:`to_dict`."""
         est = d["estimator"]
-        estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]), est["bp_clip"])
+        estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]), est["bp_clip"],
+                                      est.get("difference", "value"))
         return cls(d["lopt"], estimator, int(d["seed"]), tuple(d["plugins"]), d["compilation_cache"])
 
 

@@ -46,28 +46,39 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.sharding import NamedSharding, PartitionSpec
 
 from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings, fresh_problem, problem_from_params,
                                          tree_where, unroll)
-from lopt_trainer.common.program_cache import ProgramCache, shape_signature
+from lopt_trainer.common.devices import row_sharding
+from lopt_trainer.common.program_cache import ProgramCache, shape_signature, shapes_of
 
 
 KINDS = ("pes", "es", "backprop", "hybrid")
+DIFFERENCES = ("value", "sign")
+"""How a slot's antithetic difference ``L+ − L−`` enters its ES/PES estimate: ``value``, the estimate
+``A (L+ − L−) / (2σ²)``; ``sign``, only which particle did better, ``A sign(L+ − L−) / σ`` (VeLO's reduction, Metz
+et al. 2022, arXiv 2211.09760: a task's scale and outliers no longer weigh; the estimate has expectation
+``√(2/π)`` times the unit gradient direction for ES)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class EstimatorSettings:
     """Estimator kind (one of :data:`KINDS`), σ (ES/PES/hybrid), ``bp_clip`` (the global-norm clip of each slot's
-    backpropagated gradient; backprop and hybrid) and the unroll settings (hashable)."""
+    backpropagated gradient; backprop and hybrid), the unroll settings and ``difference`` (one of
+    :data:`DIFFERENCES`: how a slot's antithetic loss difference enters its ES/PES estimate) (hashable)."""
 
     kind: str = "pes"
     sigma: float = 0.01
     unroll: UnrollSettings = UnrollSettings()
     bp_clip: float = 10.0
+    difference: str = "value"
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown estimator {self.kind!r}; use one of {', '.join(KINDS)}")
+        if self.difference not in DIFFERENCES:
+            raise ValueError(f"unknown loss difference {self.difference!r}; use one of {', '.join(DIFFERENCES)}")
         if not self.sigma > 0:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         if not self.bp_clip > 0:
@@ -194,7 +205,10 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     if kind == "backprop":
         per_slot = bp
     else:
-        diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
+        if settings.difference == "sign":
+            diff = jnp.sign(losses[:, 0] - losses[:, 1]) / sigma
+        else:
+            diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
         per_slot = (accum if kind in ("pes", "hybrid") else eps) * diff[:, None]
     finite = jnp.all(jnp.isfinite(per_slot), axis=1)
     if kind == "hybrid":
@@ -279,27 +293,50 @@ persistent compilation cache (on by default here)."""
 PROGRAMS = ProgramCache(MAX_PROGRAMS)
 
 
-def _programs(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict):
+def slot_sharding(n: int):
+    """How an estimator call of ``n`` slots is split over this process's devices: the row sharding of
+    :func:`lopt_trainer.common.devices.row_sharding` when there are several devices and they divide ``n`` (the
+    slots are never padded: a padded slot would change the estimate), else None (one device)."""
+    sharding = row_sharding()
+    if sharding is None or n % len(sharding.device_set):
+        return None
+    return sharding
+
+
+def _estimate_shardings(sharding, data_axes: tuple):
+    """``in_shardings`` of :func:`estimate_from_draws` with the slots split by ``sharding``: every argument with a
+    leading slot axis split, θ, shared data and the unroll key replicated."""
+    rep = NamedSharding(sharding.mesh, PartitionSpec())
+    data = {split: sharding if axis == 0 else rep for split, axis in data_axes}
+    return (rep, sharding, data, sharding, sharding, sharding, sharding, sharding, rep)
+
+
+def _programs(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict, n: int):
     """The two programs of one compiled shape, as ``(draw key, make draws, estimate key, make estimate)``
-    (:class:`~lopt_trainer.common.program_cache.ProgramCache` keys and their ``jax.jit`` factories)."""
+    (:class:`~lopt_trainer.common.program_cache.ProgramCache` keys and their ``jax.jit`` factories). With several
+    devices the estimate's slots are split over them (:func:`slot_sharding`); the draws run on one."""
     sigma = float(settings.sigma)
     draw_fn = functools.partial(draws, fns=fns, sigma=sigma)
     axes = tuple(sorted(data_axes.items()))
+    sharding = slot_sharding(n)
+    split = {} if sharding is None else {"in_shardings": _estimate_shardings(sharding, axes)}
 
     def make_estimate():
         return jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
-                                         data_axes=dict(axes)), donate_argnums=(1,))
+                                         data_axes=dict(axes)), donate_argnums=(1,), **split)
 
-    return ("draws", fns, sigma), (lambda: jax.jit(draw_fn)), ("estimate", fns, lopt, settings, axes), make_estimate
+    return (("draws", fns, sigma), (lambda: jax.jit(draw_fn)), ("estimate", fns, lopt, settings, axes, sharding),
+            make_estimate)
 
 
 def estimator_ready(theta, state: EstimatorState, data, data_axes: dict, n: int, *, fns: TaskFns, lopt,
                     settings: EstimatorSettings) -> bool:
     """Whether both programs of a call of :func:`run_estimator` with these inputs (``n`` slots) are compiled."""
-    draw_key, _, est_key, _ = _programs(fns, lopt, settings, data_axes)
+    draw_key, _, est_key, _ = _programs(fns, lopt, settings, data_axes, n)
     draw_args = _draw_shapes(theta, n)
     est_args = _estimate_shapes(theta, state, data, n, fns, settings, draw_args)
-    return PROGRAMS.lookup(draw_key, draw_args) is not None and PROGRAMS.lookup(est_key, est_args) is not None
+    return (PROGRAMS.lookup(draw_key, draw_args) is not None
+            and PROGRAMS.lookup(est_key, shapes_of(est_args)) is not None)
 
 
 def prefetch_estimator(theta, state: EstimatorState, data, data_axes: dict, n: int, *, fns: TaskFns, lopt,
@@ -308,10 +345,11 @@ def prefetch_estimator(theta, state: EstimatorState, data, data_axes: dict, n: i
     thread (no-op for programs compiled or queued). ``state`` and ``data`` may be arrays or
     ``jax.ShapeDtypeStruct`` trees: only their shapes are read. The numbers a later call computes do not depend
     on where its program was compiled."""
-    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes)
+    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes, n)
     draw_args = _draw_shapes(theta, n)
     PROGRAMS.prefetch(draw_key, make_draws, draw_args)
-    PROGRAMS.prefetch(est_key, make_estimate, _estimate_shapes(theta, state, data, n, fns, settings, draw_args))
+    PROGRAMS.prefetch(est_key, make_estimate,
+                      shapes_of(_estimate_shapes(theta, state, data, n, fns, settings, draw_args)))
 
 
 def _draw_shapes(theta, n: int):
@@ -351,7 +389,7 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     ``state`` is donated: do not use it after the call.
     """
     init_keys = jax.device_put(np.asarray(init_keys))
-    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes)
+    draw_key, make_draws, est_key, make_estimate = _programs(fns, lopt, settings, data_axes, len(reset))
     draw_args = (theta, init_keys, key)
     head = (theta, state, data, jax.device_put(np.asarray(reset, bool)), init_keys,
             jax.device_put(np.asarray(horizons, np.int32)))
@@ -359,11 +397,13 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     if PROGRAMS.lookup(draw_key, draw_args) is None:  # a new group: compile both programs side by side
         PROGRAMS.prefetch(draw_key, make_draws, draw_args)
         shapes = _estimate_shapes(theta, state, data, len(reset), fns, settings, draw_args)
-        compile_s += PROGRAMS.get(est_key, make_estimate, shapes)[1]
+        compile_s += PROGRAMS.get(est_key, make_estimate, shapes_of(shapes))[1]
     draw_exe, draw_s = PROGRAMS.get(draw_key, make_draws, draw_args)
     eps, fresh_params, unroll_key = draw_exe(*draw_args)
     args = head + (eps, fresh_params, unroll_key)
-    exe, est_s = PROGRAMS.get(est_key, make_estimate, args)
+    # Looked up by shapes alone (a program's placement is part of its key): the arguments are then moved to where
+    # the program wants them, a no-op on one device and for the slots' state it returned the step before.
+    exe, est_s = PROGRAMS.get(est_key, make_estimate, shapes_of(args))
     compile_s += draw_s + est_s
-    grad, state, stats = exe(*args)
+    grad, state, stats = exe(*jax.device_put(args, exe.input_shardings[0]))
     return grad, state, stats, compile_s

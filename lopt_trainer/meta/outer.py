@@ -155,6 +155,8 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
                                  "(check the workers' memory and logs, or run with --workers 0)")
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
     grads, weights, meta_loss = combine_estimates(results, plan.grad_combine)
+    if jax.local_device_count() > 1:  # gradients of slots split over devices: to the host, θ's device takes them
+        grads = jax.device_get(grads)
     if any(int(st["trained"]) for st in stats if st is not None):
         args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
         update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)

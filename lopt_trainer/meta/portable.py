@@ -19,7 +19,7 @@ Layout of the directory (every file written by :func:`export_state`, the directo
   best θ so far and its panel record, so a later session keeps a new best only when it beats this one beyond the
   noise) and ``panel/handset_scores.json`` (the hand-set θ's per-task panel scores, so no session evaluates them
   again); a session record lists the compact panel records of its steps (``panel``: step, score, fractions,
-  ``vs_handset``/``vs_best`` intervals), the points of the compute curve (``benchmarks/compute_curve.py``).
+  ``vs_handset``/``vs_best`` intervals), the points of the compute curve.
 * ``index.json``: ``format``, ``version``, ``step`` and the sha256 and size of each file above. A file that is
   missing, of another size or digest, or unreadable is a :class:`~lopt_trainer.errors.PretrainStateError`
   naming it.

@@ -107,7 +107,7 @@ class Panel:
         self.log(record)
         if is_new_best(record, self.best) and self.hierarchical:
             # θ first, then the record that names it: a crash between the two leaves the older record, which
-            # export_run checks against the file's digest.
+            # a reader checks against the file's digest.
             save_reference_npz(jax.device_get(state.theta), self.run_dir / "best_theta.npz")
             self.best = dict(record, theta_digest=theta_digest(state.theta))
             write_json(self.run_dir / "best.json", self.best)

@@ -94,7 +94,7 @@ def work_keys(seed: int, step: int, index: int, n: int, redraw: int = 0):
     """``(init_keys (n, 2), estimator key)`` of one work item (derived from seed, step and estimator index).
 
     ``redraw`` > 0 gives another estimator key (other perturbations and batches) with the same init keys: an
-    independent estimate of the same step, for :mod:`lopt_trainer.meta.grad_quality`."""
+    independent estimate of the same step (a gradient-quality measurement)."""
     base = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), step), index)
     k_init, k_est = jax.random.split(base)
     if redraw:

@@ -3,8 +3,9 @@
 ``lopt_trainer/data/pretrained_theta.npz`` holds θ in the reference layout (see
 :mod:`lopt_trainer.theta.reference_io`); ``pretrained_recipe.json`` holds the meta-training config
 (``pretrain_config.json``: suite, filters, estimator, seed) and the number of outer steps actually run.
-``make pretrain`` remakes both: meta-train with that config for that many steps, then
-:func:`lopt_trainer.meta.export.export_run`.
+``make pretrain`` remakes both in a checkout: meta-train with that config for that many steps, then export the
+panel-best θ as a candidate, which ``make ship`` (the release gate, ``research/ship.py``) copies here only if it
+wins on the yardstick's test set.
 """
 
 from __future__ import annotations

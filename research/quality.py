@@ -14,17 +14,17 @@ and that no unseen task diverges. AdamLR runs come from the baseline cache
 
 "Beats" = improvement > 0 (see :mod:`lopt_trainer.evaluation.scoring`; per task averaged over seeds; a
 diverged learned-optimizer run counts as the task's worst loss). Only AdamLR is run unless ``--all-baselines``.
-Results: printed table + ``benchmarks/results/<label>.json`` and its box plots (``<label>_boxplot_*.png``;
+Results: printed table + ``research/results/<label>.json`` and its box plots (``<label>_boxplot_*.png``;
 ``--label`` defaults to ``quality``); the evaluation folder (``--out``, resumable with ``--resume``) holds the full
 table and the box plots.
 
-Usage: ``.venv/bin/python benchmarks/bench_quality.py --theta THETA.npz [--label quality] [--tasks 40]
+Usage: ``python -m research.quality --theta THETA.npz [--label quality] [--tasks 40]
 [--steps 1000] [--seeds 2] [--workers 2] [--suite S.jsonl] [--out runs/bench_quality] [--resume]
-[--against benchmarks/results/quality_handset.json]``.
+[--against research/results/quality_handset.json]``.
 
 The JSON also keeps each task's learned-optimizer result (``lopt_tasks``: final normalised loss, score over Global
 AdamLR, divergences; :func:`lopt_trainer.evaluation.compare.lopt_tasks`), so two θ measured on the same tasks can
-be compared task by task later (``--against``, and ``taskgen lopt ship``'s "ahead of the hand-set θ" check).
+be compared task by task later (``--against``, and the ship gate's "ahead of the hand-set θ" check).
 """
 
 from __future__ import annotations
@@ -35,8 +35,6 @@ import os
 import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 TARGETS = {"global_adamlr": 0.60, "per_task_adamlr@14": 0.25}
 
@@ -49,7 +47,7 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", type=int, default=40, help="tasks in all (half seen, half unseen)")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--label", default="quality", help="name of the results file (benchmarks/results/LABEL.json)")
+    p.add_argument("--label", default="quality", help="name of the results file (research/results/LABEL.json)")
     p.add_argument("--task-seed", type=int, default=0)
     p.add_argument("--max-params", type=int, default=20_000)
     p.add_argument("--max-flops", type=int, default=5_000_000)
@@ -77,7 +75,7 @@ def main(argv=None) -> int:
             p.error(f"--against {path}: not a quality result with per-task results: {e}")
         against[path] = theirs
 
-    from benchmarks.common import save
+    from research.common import save
     from lopt_trainer.common.run_files import write_command
     from lopt_trainer.common.task_pool import load_pool
     from lopt_trainer.evaluation import EvalSettings, run_evaluation
@@ -126,7 +124,7 @@ def main(argv=None) -> int:
                            "n_tasks": summary["n_tasks"], "held_out_variants": held_out_variants(tasks, pool),
                            "lopt_divergence": summary["lopt"], "targets": verdict, "wall_s": wall,
                            "eval_dir": os.path.abspath(args.out)})
-    from benchmarks.common import RESULTS_DIR
+    from research.common import RESULTS_DIR
     from taskgen.specfile import atomic_write_bytes
 
     for plot in sorted(Path(args.out).glob("boxplot_*.png")):  # the figures next to the numbers

@@ -1,8 +1,8 @@
 """Fuzz the files the toolkit reads back, at scale: manifests and spec files built from the shipped suite.
 
-``python -m benchmarks.fuzz_files [--manifests 1000] [--specs 2000] [--seed 0]`` runs the seeded cases of
+``python -m research.tools.fuzz_files [--manifests 1000] [--specs 2000] [--seed 0]`` runs the seeded cases of
 :mod:`tests.fuzz_cases` in worker processes (a case that kills its worker with a signal is counted as a crash and
-the run goes on), prints a table of outcomes per mutation kind, and saves ``benchmarks/results/fuzz_files.json``.
+the run goes on), prints a table of outcomes per mutation kind, and saves ``research/results/fuzz_files.json``.
 Crashes (any exception other than the toolkit's own errors, or a signal), accepted-invalid files, errors that do
 not name the file, over-long messages and faithful rewrites refused must all be 0; the exit status is 1 otherwise.
 CI runs a few hundred cases of each (``tests/test_manifest_robustness.py``).
@@ -17,7 +17,7 @@ import platform
 import sys
 import time
 
-from benchmarks.common import RESULTS_DIR, cpu_model, print_table
+from research.common import RESULTS_DIR, cpu_model, print_table
 
 FAILURES = ("crash", "accepted-invalid", "unnamed error", "long message", "refused-valid")
 
@@ -47,7 +47,7 @@ def main(manifests: int = 1000, specs: int = 2000, seed: int = 0, out: str = "fu
                                                          for o in ("refused", "accepted", *FAILURES)}})
     path = RESULTS_DIR / f"{out}.json"
     payload = {"benchmark": "fuzz_files", "seed": seed, "summary": summary, "rows": rows, "failing": failing[:50],
-               "command": f"python -m benchmarks.fuzz_files --manifests {manifests} --specs {specs} --seed {seed}",
+               "command": f"python -m research.tools.fuzz_files --manifests {manifests} --specs {specs} --seed {seed}",
                "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
                            "python": platform.python_version()}}
     from taskgen.specfile import atomic_write_bytes

@@ -1,10 +1,10 @@
 """Gradient-quality diagnostic: how much signal one outer step's meta-gradient carries, by estimator, number of
-estimators and slots, at fixed θ (see :mod:`lopt_trainer.meta.grad_quality`).
+estimators and slots, at fixed θ (see :mod:`research.grad_quality`).
 
-    python -m benchmarks.bench_grad_quality                      # the recipe, hand-set and shipped θ, PES
-    python -m benchmarks.bench_grad_quality --estimators pes,backprop,hybrid --groups 16,8 --slots 2,4 -k 4
+    python -m research.grad_quality_finding                      # the recipe, hand-set and shipped θ, PES
+    python -m research.grad_quality_finding --estimators pes,backprop,hybrid --groups 16,8 --slots 2,4 -k 4
 
-Prints a table and writes ``benchmarks/results/grad_quality.json`` (CPU model recorded).
+Prints a table and writes ``research/results/grad_quality.json`` (CPU model recorded).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.common import cpu_model
+from research.common import RESULTS_DIR, cpu_model
 
 RECIPE = Path(__file__).resolve().parent.parent / "lopt_trainer" / "data" / "pretrain_config.json"
 
@@ -27,13 +27,13 @@ def main(argv=None):
     p.add_argument("--slots", default="2", help="slots (antithetic pairs) per estimator (comma-separated)")
     p.add_argument("-k", type=int, default=4, help="independent estimates of the step")
     p.add_argument("--burn-in", type=int, default=2)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "grad_quality.json"))
+    p.add_argument("--out", default=str(RESULTS_DIR / "grad_quality.json"))
     args = p.parse_args(argv)
 
     from lopt_trainer.meta.config import load_config
-    from lopt_trainer.meta.grad_quality import format_row, run_grid
     from lopt_trainer.meta.trainer import load_specs_for
     from lopt_trainer.theta.load import load_theta
+    from research.grad_quality import format_row, run_grid
     from taskgen.jax_cache import enable_compilation_cache
 
     enable_compilation_cache()

@@ -5,7 +5,7 @@ Runs, into a scratch folder: the default suite and its manifest (regenerated), a
 held-out evaluation and a one-task panel). Prints a table and writes JSON (``--json-out``). Run it on two trees in
 one session, on one machine, and compare: float results may differ between CPU models, never between trees.
 
-    python -m benchmarks.outputs_fingerprint --json-out benchmarks/results/outputs_fingerprint.json
+    python -m research.tools.outputs_fingerprint --json-out research/results/outputs_fingerprint.json
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The HTML report of a run or evaluation folder (``taskgen report DIR``).
+"""The HTML report of a run or evaluation folder (``python -m research report DIR``; ``make run`` ends with it).
 
 :func:`write_report` looks in ``DIR`` (and its sub-folders, up to three levels down) for the outputs of each step
 and writes ``DIR/report.html`` — one self-contained page, every figure embedded as base64 PNG at page width, no

@@ -7,15 +7,15 @@ is the optimizer's own regularisation (Metz et al. 2020 report it for their lear
 the learned optimizer run from ``--starts`` start points drawn uniformly in ``[−5, 5]²`` with ``--seed`` (the
 "seeds" of the experiment: one run per start), for ``--steps`` steps (default 5000: the learned optimizer's steps
 are ~0.002 long, so it needs a few thousand steps to reach the line at all; a comparison of norms means little
-while its loss is still far from 0). Uses :func:`lopt_trainer.experiments.implicit_reg.run_implicit_reg`.
+while its loss is still far from 0). Uses :func:`research.implicit_reg.run_implicit_reg`.
 
 Per θ it reports: the mean final ‖p‖ of each optimizer and of the projection, the fraction of starts on which the
 learned optimizer's ‖p‖ is below (above) Adam's by more than 1e-3 (paired by start), the mean absolute
 difference of the two norms (a drift along the line of minima, in either direction), and the mean final loss of
-each (is it at the minimum?). Output: ``benchmarks/results/implicit_reg.json`` and ``implicit_reg.png`` (per θ: learned vs Adam final
+each (is it at the minimum?). Output: ``research/results/implicit_reg.json`` and ``implicit_reg.png`` (per θ: learned vs Adam final
 ‖p‖ per start, and the final losses).
 
-Usage: ``python -m benchmarks.bench_implicit_reg --theta handset --theta pretrained [--theta FILE.npz] [--starts
+Usage: ``python -m research.implicit_reg_finding --theta handset --theta pretrained [--theta FILE.npz] [--starts
 16] [--seed 0] [--steps 5000] [--adam-lr 0.05]``.
 """
 
@@ -25,11 +25,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
+from research.common import RESULTS_DIR, save, save_figure
 
 
 def draw_starts(n: int, seed: int) -> list[tuple[float, float]]:
@@ -64,8 +62,8 @@ def main(argv=None) -> int:
     if args.starts < 1 or args.steps < 1 or not args.adam_lr > 0:
         p.error("--starts and --steps must be >= 1 and --adam-lr > 0")
 
-    from lopt_trainer.experiments.implicit_reg import run_implicit_reg
     from lopt_trainer.theta.load import load_theta
+    from research.implicit_reg import run_implicit_reg
 
     thetas = {}
     for name in args.theta:  # every θ loaded before any run: a bad name fails at once

@@ -14,7 +14,7 @@ on exactly this panel: its recorded θ digest, evaluation settings and tasks mus
 * ``vs_from`` / ``vs_to``: the mean panel score difference against α = 0 / α = 1, with a paired bootstrap 90%
   interval over the tasks (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`);
 
-and, for each α given a quality benchmark result (``--quality α FILE``, ``benchmarks/results/<label>.json`` of
+and, for each α given a quality benchmark result (``--quality α FILE``, ``research/results/<label>.json`` of
 ``make quality THETA=OUT/theta_a<α>.npz``; all of one task draw, each recording θ_α's digest), on its unseen
 tasks: the mean score (``q_unseen``, over the tasks with a score), the §4 figures the result records
 (``beats_global``, ``median``, ``beats_at14``, ``diverged``), and, when α = 0 has a result too, ``ahead_of_from`` (tasks
@@ -24,10 +24,10 @@ with a lower final loss than α = 0, by more than ε, as ``make ship`` counts) a
 The panel is the selection signal; the quality benchmark is the test. Choose α on the panel (or fix it beforehand)
 and read the benchmark only to test that choice: picking α by the benchmark's unseen tasks would tune on them.
 
-Usage: ``python -m benchmarks.bench_interpolation --to THETA [--from handset] [--alpha 0.25 --alpha 0.5 ...]
+Usage: ``python -m research.interpolation --to THETA [--from handset] [--alpha 0.25 --alpha 0.5 ...]
 [--out runs/interpolation] [--reuse α DIR ...] [--quality α FILE ...] [--set key=value ...] [--name
 interpolation]`` (``--set``: a panel setting, as for ``taskgen lopt panel``). Writes
-``benchmarks/results/NAME.json`` and ``NAME.png`` (panel score with its interval against α = 0, and the
+``research/results/NAME.json`` and ``NAME.png`` (panel score with its interval against α = 0, and the
 benchmark's unseen score where given, over α). Bad input (a non-finite α, a θ that cannot be read or does not
 match, a reused folder of another θ or another panel, quality results of other draws, of another θ or of an α not
 in the sweep, an ``--out`` that is a file) stops with a message naming it (exit 2) before any evaluation runs or
@@ -42,13 +42,11 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
-from benchmarks.compare_panels import panel_scores  # noqa: E402
-from benchmarks.panel_vs_quality import check_same_draw, quality_result, quality_tasks  # noqa: E402
+from research.common import RESULTS_DIR, check_results_name, save, save_figure
+from research.compare_panels import panel_scores
+from research.panel_vs_quality import check_same_draw, quality_result, quality_tasks
 
 DEFAULT_ALPHAS = (0.25, 0.5, 0.75)
 TARGETS = ("global_adamlr", "median_improvement_global_adamlr", "per_task_adamlr@14", "unseen_diverged")
@@ -238,7 +236,7 @@ def main(argv=None) -> None:
                         help="a make quality result of θ_α (its θ digest is checked)")
     parser.add_argument("--set", dest="sets", action="append", default=[],
                         help="key=value: a PanelSettings field, as for taskgen lopt panel (default: the default panel)")
-    parser.add_argument("--name", default="interpolation", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--name", default="interpolation", help="results file name (research/results/NAME.json)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     check_results_name(parser, args.name)
@@ -264,7 +262,7 @@ def main(argv=None) -> None:
         parser.exit(2, f"error: {e}\n")
     points = sweep(prepared, alphas, args.out, reuse, settings, progress=not args.no_progress)
     rows = rows_of(points, quality)
-    save(args.name, rows, {"command": ["python", "-m", "benchmarks.bench_interpolation", *(argv or sys.argv[1:])],
+    save(args.name, rows, {"command": ["python", "-m", "research.interpolation", *(argv or sys.argv[1:])],
                            "from": args.theta_from, "to": args.theta_to, "out": args.out,
                            "points": [{**{k: v for k, v in p.items() if k != "scores"},
                                        "task_scores": p["scores"]} for p in points],

@@ -13,8 +13,8 @@ the fraction beating Global AdamLR and per-task AdamLR@14 (with their targets), 
 hand-set θ (task by task, when the result was measured ``--against`` a result of the hand-set θ, recognised by its
 θ digest), and each family's mean unseen-task score (printed as a table: where the θ gains and loses).
 
-Usage: ``python -m benchmarks.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]
-[--name compute_curve]``. Writes ``benchmarks/results/NAME.json`` and ``NAME.png`` (``--name``: a branch's curve
+Usage: ``python -m research.compute_curve [--state DIR] [--run RUN] [--quality STEP=RESULT.json ...]
+[--name compute_curve]``. Writes ``research/results/NAME.json`` and ``NAME.png`` (``--name``: a branch's curve
 beside the main lineage's).
 """
 
@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
-from lopt_trainer.evaluation.compare import family_scores  # noqa: E402
+from lopt_trainer.evaluation.compare import family_scores
+from research.common import RESULTS_DIR, check_results_name, save, save_figure
 
 
 def curve_points(sessions: list[dict]) -> list[dict]:
@@ -67,7 +64,7 @@ def handset_digest() -> str:
 
 
 def quality_point(step: int, result: dict, path: str) -> dict:
-    """One quality measurement on the curve: the unseen-task figures of a ``bench_quality`` result, and (when it
+    """One quality measurement on the curve: the unseen-task figures of a :mod:`research.quality` result, and (when it
     keeps per-task results) each family's mean unseen-task score, ``family_scores``."""
     unseen = {r.get("baseline"): r for r in result["rows"] if isinstance(r, dict) and r.get("group") == "unseen"}
     point = {"step": step, "file": path, "theta": result.get("theta"),
@@ -136,7 +133,7 @@ def main(argv=None):
     parser.add_argument("--quality", action="append", default=[], metavar="STEP=RESULT.json",
                         help="a quality benchmark result of the θ at outer step STEP (repeatable)")
     parser.add_argument("--name", default="compute_curve",
-                        help="results file name (benchmarks/results/NAME.json and NAME.png; a branch's own curve)")
+                        help="results file name (research/results/NAME.json and NAME.png; a branch's own curve)")
     args = parser.parse_args(argv)
     check_results_name(parser, args.name)
     quality = parse_quality(args.quality)

@@ -4,7 +4,7 @@ Pretraining keeps the θ the panel prefers (``RUN/best_theta.npz``) and ships it
 wins on the *unseen* tasks (issue 19, §4). That rule works only if a θ the panel scores higher also scores higher
 on the benchmark. Each ``--point LABEL PANEL_DIR QUALITY_JSON`` is one θ measured both ways: a panel evaluation
 folder (``RUN/panel/step_N`` or a ``taskgen lopt panel --out`` folder, all of one panel's tasks) and a quality
-benchmark result (``benchmarks/results/<label>.json``, with its per-task ``lopt_tasks``). Per θ it reports
+benchmark result (``research/results/<label>.json``, with its per-task ``lopt_tasks``). Per θ it reports
 
 * ``panel``: the panel score (mean over the panel's tasks of the improvement over Global AdamLR, clipped to ±3);
 * ``panel_shared_families``: the same over the panel tasks of the families the benchmark's unseen tasks come from
@@ -24,9 +24,9 @@ score difference of the other θ from it and on how many of them the final loss 
 ``make ship`` counts "ahead"). A task that nearly all other θ lose, or win, marks a trade they share; every
 comparison shares the first θ's one measurement, though, so a task it scored well on by chance reads as lost by all.
 
-Usage: ``python -m benchmarks.panel_vs_quality --point LABEL PANEL_DIR QUALITY_JSON [--point ...]
+Usage: ``python -m research.panel_vs_quality --point LABEL PANEL_DIR QUALITY_JSON [--point ...]
 [--name panel_vs_quality]`` (at least :data:`MIN_POINTS` points, distinct labels, panels of one task set, quality
-results of one task draw). Writes ``benchmarks/results/NAME.json`` and ``NAME.png`` (panel
+results of one task draw). Writes ``research/results/NAME.json`` and ``NAME.png`` (panel
 score against the benchmark's unseen score, one labelled dot per θ); each point keeps its panel task scores, so the
 JSON holds every input figure of the panel side. A folder or file that cannot be read, or inputs that do not
 match, stop with a message naming them (exit 2) before anything is written.
@@ -37,15 +37,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
-from benchmarks.compare_panels import panel_scores  # noqa: E402
+from research.common import RESULTS_DIR, check_results_name, save, save_figure
+from research.compare_panels import panel_scores
 
 PANEL_FIGURES = ("panel", "panel_shared_families", "quality_seen")
 MIN_POINTS = 5
@@ -67,7 +64,7 @@ def quality_result(path) -> tuple[dict, dict[str, dict]]:
     try:
         return result, check_lopt_tasks(result, (*LOPT_TASK_KEYS, "family"))
     except ValueError as e:
-        raise ValueError(f"{path}: {e}; measure it with the current benchmarks/bench_quality.py") from None
+        raise ValueError(f"{path}: {e}; measure it with the current research/quality.py") from None
 
 
 def quality_tasks(path) -> dict[str, dict]:
@@ -203,7 +200,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--point", nargs=3, action="append", required=True,
                         metavar=("LABEL", "PANEL_DIR", "QUALITY_JSON"), help="one θ measured both ways (repeatable)")
-    parser.add_argument("--name", default="panel_vs_quality", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--name", default="panel_vs_quality", help="results file name (research/results/NAME.json)")
     args = parser.parse_args(argv)
     check_results_name(parser, args.name)
     if len(args.point) < MIN_POINTS:

@@ -1,5 +1,6 @@
-"""Shipping a run's θ: copy the panel-best (or last) θ of a meta-training run into the package data, with its
-recipe (``make pretrain`` ends with :func:`export_run`)."""
+"""Exporting a run's θ: copy the panel-best (or last) θ of a meta-training run into the package data (or a candidate
+folder), with its recipe (``make pretrain`` ends with :func:`export_run`; the release gate, :mod:`research.ship`,
+writes through it)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lopt_trainer.theta.shipped import RECIPE_FILE, THETA_FILE, data_path
 
 
 RECORD_FILE = "shipped_test.json"
-"""What the ship gate checked, beside the shipped θ (:mod:`lopt_trainer.meta.ship`)."""
+"""What the ship gate checked, beside the shipped θ (:mod:`research.ship`)."""
 
 
 def export_run(run_dir, dest_dir=None, record: dict | None = None) -> Path:

@@ -12,6 +12,10 @@ Steps (each writes into ``--out`` and is skipped when its output is already ther
 6. the implicit-regularisation experiment with the shipped θ;
 7. "training itself": a fresh learned optimizer meta-trained with the shipped θ as outer optimizer, and with Adam;
 8. write the HTML report and print its path.
+
+Run from a checkout (``make run`` does)::
+
+    python -m research.run_default --out runs/default [--meta-steps 400]
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from pathlib import Path
 import click
 
 import datasets_cache
-from lopt_trainer.app.report import write_report
 from lopt_trainer.app.run_text import end_lines
 from lopt_trainer.common.folder_lock import folder_lock
 from lopt_trainer.common.run_files import write_command, write_json
@@ -31,8 +34,6 @@ from lopt_trainer.errors import ResumeError
 from lopt_trainer.evaluation import yardstick, yardstick_text
 from lopt_trainer.evaluation.panel import panel_tasks
 from lopt_trainer.evaluation.yardstick_files import results_payload, write_results
-from lopt_trainer.experiments.implicit_reg import run_implicit_reg
-from lopt_trainer.experiments.self_training import run_self_training
 from lopt_trainer.inner.baselines import make_optimizer
 from lopt_trainer.inner.loop import train
 from lopt_trainer.meta import MetaTrainConfig, meta_train
@@ -40,6 +41,9 @@ from lopt_trainer.meta.metrics import read_metrics
 from lopt_trainer.meta.trainer import THETA_FILE
 from lopt_trainer.theta.load import load_theta
 from lopt_trainer.theta.shipped import pretrained_path
+from research.implicit_reg import run_implicit_reg
+from research.report import write_report
+from research.self_training import run_self_training
 from taskgen.api import build_task, default_suite_path, load_specs
 from taskgen.errors import TOOLKIT_PACKAGES, error_boundary
 from taskgen.jax_cache import enable_compilation_cache
@@ -187,7 +191,8 @@ def main(out, meta_steps):
     """Run the default pipeline into OUT and write OUT/report.html."""
     enable_compilation_cache()
     out = Path(out)
-    with error_boundary(packages=(*TOOLKIT_PACKAGES, "lopt_trainer")), folder_lock(out):  # one `make run` per folder (its steps lock their subfolders too)
+    own = (*TOOLKIT_PACKAGES, "lopt_trainer", "research")
+    with error_boundary(packages=own), folder_lock(out):  # one `make run` per folder; its steps lock their subfolders
         _run_steps(out, meta_steps)
 
 

@@ -1,4 +1,5 @@
-"""Shipping a θ only when it wins on the yardstick's test set.
+"""The release gate: shipping a θ into the package only when it wins on the yardstick's test set
+(``python -m research ship``, ``make ship``).
 
 The gate measures the candidate θ and the untrained hand-set θ on the yardstick's frozen ``test`` set
 (:func:`lopt_trainer.evaluation.yardstick.evaluate`: 120 tasks, 3 seeds, 1000 steps, committed AdamLR
@@ -13,7 +14,7 @@ baselines; runs already cached for a θ's digest are reused) and ships only when
 
 Because the gate computes its own measurement, no result file can be mixed up with another θ's. On success it
 writes the θ and its recipe into the package data, then ``shipped_test.json`` beside them with what it checked
-(:func:`test_record`); otherwise it raises :class:`~lopt_trainer.errors.ShipRefusedError` naming each shortfall
+(:func:`test_record`); otherwise it raises :class:`ShipRefusedError` naming each shortfall
 and writes nothing.
 
 :func:`ship` ships a run's panel-best θ (or its last θ); :func:`ship_file` ships a θ file with a provenance JSON
@@ -25,18 +26,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lopt_trainer.errors import ShipRefusedError
+from lopt_trainer.errors import LOptError
 from lopt_trainer.evaluation import yardstick
 from lopt_trainer.evaluation.baseline_table import BASELINE_VERSION
 from lopt_trainer.evaluation.task_sets import read_index
-from lopt_trainer.meta.export import RECORD_FILE, export_run, run_theta, write_shipped
 from lopt_trainer.theta.load import load_theta, theta_digest
 from lopt_trainer.theta.shipped import data_path
+from research.export import RECORD_FILE, export_run, run_theta, write_shipped
 
-__all__ = ["TARGETS", "RECORD_FILE", "test_record", "shortfalls", "ship", "ship_file", "read_provenance"]
+__all__ = ["TARGETS", "RECORD_FILE", "ShipRefusedError", "test_record", "shortfalls", "ship", "ship_file",
+           "read_provenance"]
 
 TARGETS = {"beats_global_adamlr": 0.60, "beats_per_task_adamlr14": 0.25}
 """The least fraction of test tasks on which θ must beat each baseline."""
+
+
+class ShipRefusedError(LOptError):
+    """A θ was not shipped: it misses a target on the test set, or its provenance file is bad (nothing written)."""
 
 
 def test_record(theta, *, cache=None, progress: bool = True, data_dir=None) -> dict:

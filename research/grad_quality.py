@@ -14,7 +14,7 @@ exactly as an outer step combines them. From the ``k`` estimates ``g_1 … g_k``
   per-entry variance across the ``k`` estimates.
 * ``seconds``: wall time of one estimate (compiles excluded, reported apart), and the inner steps it ran.
 
-Used by ``taskgen lopt grad-quality`` and ``benchmarks/bench_grad_quality.py``.
+Used by ``python -m research grad-quality`` and ``python -m research.grad_quality_finding``.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@ meta-training θ from the hand-set initialisation for the same minutes, side by 
 and are stopped together, so whatever else loads the machine loads them alike), then every final θ scored on the
 quality panel with a paired bootstrap 90% interval against the hand-set θ.
 
-    python -m benchmarks.bench_estimators --minutes 30                 # pes, backprop, hybrid
-    python -m benchmarks.bench_estimators --minutes 30 --resume        # score runs already made
+    python -m research.estimators --minutes 30                 # pes, backprop, hybrid
+    python -m research.estimators --minutes 30 --resume        # score runs already made
 
 Runs go to ``runs/estimators/<kind>`` (stopped with SIGTERM: each ends with a checkpoint); the table goes to
-``benchmarks/results/estimators.json``.
+``research/results/estimators.json``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import cpu_model
+from research.common import RESULTS_DIR, cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "lopt_trainer" / "data" / "pretrain_config.json"
@@ -72,7 +72,7 @@ def main(argv=None):
     p.add_argument("--set", dest="sets", action="append", default=[], help="extra meta-train settings")
     p.add_argument("--runs", default=str(ROOT / "runs" / "estimators"))
     p.add_argument("--resume", action="store_true", help="do not meta-train; score the runs already there")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "estimators.json"))
+    p.add_argument("--out", default=str(RESULTS_DIR / "estimators.json"))
     args = p.parse_args(argv)
     kinds = args.kinds.split(",")
     runs = Path(args.runs)

@@ -7,27 +7,24 @@ each θ (and Adam at the best of a learning-rate grid, for reference) for ``--st
 points drawn in each problem's usual domain, and records per step the update length ``‖Δp‖₂`` and the loss gap
 ``f(p) − f_min``.
 
-Output: ``benchmarks/results/twod_step_size.json`` (median step length and loss gap over the starts at steps
+Output: ``research/results/twod_step_size.json`` (median step length and loss gap over the starts at steps
 1, 10, 100, 1000 and the last, per problem and optimizer) and ``twod_step_size.png`` (step length and loss gap
 against the step, log scales, one column per problem). The update rule is not changed; this only measures it.
 
-Usage: ``python -m benchmarks.bench_twod_steps --theta handset --theta pretrained [--theta RUN/theta.npz]``.
+Usage: ``python -m research.twod_steps --theta handset --theta pretrained [--theta RUN/theta.npz]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from benchmarks.common import RESULTS_DIR, save, save_figure  # noqa: E402
+from research.common import RESULTS_DIR, save, save_figure
 
 PROBLEMS = ("logsumexp", "line_minimum", "bowl", "beale")
 ADAM_LRS = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)

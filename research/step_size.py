@@ -6,11 +6,11 @@ records per step the relative update length ``‖Δp‖₂ / ‖p‖₂`` and th
 (``task.normalizer``, the units of the quality benchmark's curves). A θ that is faster early but ends higher, or
 the reverse, shows here as a gap in step size that the final-loss tables only show as a sign.
 
-Output: ``benchmarks/results/NAME.json`` (per task and θ, the mean over seeds of both quantities averaged over a
+Output: ``research/results/NAME.json`` (per task and θ, the mean over seeds of both quantities averaged over a
 window of ±25 steps around steps 10, 100, 300, 600 and the last) and ``NAME.png`` (both against the step, one
 column per task, 50-step moving averages). The update rule is not changed; this only measures it.
 
-Usage: ``python -m benchmarks.bench_step_size --task mlp_ae-06029dcf8bc4 --theta handset --theta pretrained``.
+Usage: ``python -m research.step_size --task mlp_ae-06029dcf8bc4 --theta handset --theta pretrained``.
 The defaults are the two unseen ``mlp_ae`` tasks of ``make quality``, where every pretrained θ measured so far
 ends behind the hand-set θ.
 """
@@ -18,18 +18,15 @@ ends behind the hand-set θ.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from benchmarks.common import RESULTS_DIR, check_results_name, save, save_figure  # noqa: E402
+from research.common import RESULTS_DIR, check_results_name, save, save_figure
 
 DEFAULT_TASKS = ("mlp_ae-06029dcf8bc4", "mlp_ae-08990ce1a0df")
 REPORT_STEPS = (10, 100, 300, 600)
@@ -100,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--theta", action="append", default=None, help="θ names/files (default handset, pretrained)")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--name", default="step_size", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--name", default="step_size", help="results file name (research/results/NAME.json)")
     args = parser.parse_args(argv)
     if args.steps < 2 * WINDOW or args.seeds < 1:
         parser.error(f"--steps must be at least {2 * WINDOW} and --seeds at least 1")

@@ -8,8 +8,8 @@ task_scores`), the mean of ``A − B`` over the tasks with a paired bootstrap 90
 (:func:`~lopt_trainer.evaluation.panel.paired_bootstrap`; above 0: A is better beyond the task-to-task noise),
 and the mean difference per family (where a recipe gains or loses).
 
-Usage: ``python -m benchmarks.compare_panels --pair NAME A_DIR B_DIR [--pair ...] [--name compare_panels]``.
-Writes ``benchmarks/results/<name>.json`` (``rows``: the figures; ``pairs``: the same with the folders and the per-family
+Usage: ``python -m research.compare_panels --pair NAME A_DIR B_DIR [--pair ...] [--name compare_panels]``.
+Writes ``research/results/<name>.json`` (``rows``: the figures; ``pairs``: the same with the folders and the per-family
 differences). A folder without a results table, or two folders of different task
 sets, stops with a message naming it (exit 2) before anything is written.
 """
@@ -17,14 +17,11 @@ sets, stops with a message naming it (exit 2) before anything is written.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from benchmarks.common import check_results_name, save  # noqa: E402
+from research.common import check_results_name, save
 
 
 def panel_scores(eval_dir) -> tuple[dict[str, float], dict[str, str]]:
@@ -66,7 +63,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pair", nargs=3, action="append", required=True, metavar=("NAME", "A_DIR", "B_DIR"),
                         help="two panel evaluation folders to compare (repeatable)")
-    parser.add_argument("--name", default="compare_panels", help="results file name (benchmarks/results/NAME.json)")
+    parser.add_argument("--name", default="compare_panels", help="results file name (research/results/NAME.json)")
     args = parser.parse_args(argv)
     check_results_name(parser, args.name)
     try:
