@@ -19,7 +19,7 @@ from typing import Any
 from families.errors import short_repr
 from lopt_trainer.common.task_pool import check_family_limits, filter_specs, no_specs_message
 from lopt_trainer.evaluation.panel import PanelSettings
-from lopt_trainer.meta.estimators import EstimatorSettings
+from lopt_trainer.meta.estimators import DIFFERENCES, KINDS, EstimatorSettings
 from lopt_trainer.meta.truncation import HorizonSchedule, UnrollSettings
 from lopt_trainer.theta.shipped import data_path
 from taskgen.limits import INT64_MAX, INT64_MIN, SEED_LIMIT
@@ -93,13 +93,13 @@ class MetaTrainConfig:
         help="The learned optimizer: the paper's hierarchical one, or a user's module:factory.")
     init_theta: str | None = setting(None, resume="fixed",
         help="θ to start from (run folder, checkpoint, .npz, a θ name): a warm start; null: theta_init.")
-    estimator: str = setting("pes", resume="fixed", choices=("pes", "es", "backprop", "hybrid"),
+    estimator: str = setting("pes", resume="fixed", choices=KINDS,
         help="Meta-gradient estimator (lopt_trainer.meta.estimators).")
     sigma: float = setting(0.01, resume="fixed", minimum=">0",
         help="Standard deviation of the ES/PES perturbation of θ.")
     bp_clip: float = setting(10.0, resume="fixed", minimum=">0",
         help="Global-norm clip of each slot's backpropagated meta-gradient.")
-    loss_difference: str = setting("value", resume="fixed", choices=("value", "sign"),
+    loss_difference: str = setting("value", resume="fixed", choices=DIFFERENCES,
         help="How a slot's antithetic loss difference L+ - L- enters its ES/PES estimate: value, or sign only.")
     truncation: int = setting(50, resume="fixed", minimum=1,
         help="Inner steps per truncation (one meta-gradient estimate each).")

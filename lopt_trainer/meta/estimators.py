@@ -24,7 +24,10 @@ particle's mean per-step meta-loss (:mod:`lopt_trainer.meta.truncation`).
   the call's slots (averaged over the block's entries): whichever estimator is noisier on a block counts less
   there. ``stats["pes_weight"]`` reports the PES weight of every block.
 
-The estimate is the mean over the slots that trained in this truncation. A slot whose estimate has a non-finite
+Each algorithm is one class (:class:`PES`, :class:`ES`, :class:`TruncatedBackprop`, :class:`Hybrid`, named in
+:data:`ESTIMATORS`): which particles run, and how their losses and gradients become the slots' estimates and the
+call's meta-gradient; :func:`estimate_from_draws` runs the slots and asks the class. The estimate is the mean over
+the slots that trained in this truncation. A slot whose estimate has a non-finite
 entry contributes zero and is counted (``nan_grads``). Compiled code is keyed on (task functions, optimizer,
 settings, data layout) and compiled ahead of time, so compile time is measured apart from run time.
 
@@ -53,8 +56,98 @@ from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings,
 from lopt_trainer.common.devices import row_sharding
 from lopt_trainer.common.program_cache import ProgramCache, shape_signature, shapes_of
 
+__all__ = ["Estimator", "PES", "ES", "TruncatedBackprop", "Hybrid", "ESTIMATORS", "KINDS", "DIFFERENCES",
+           "EstimatorSettings", "EstimatorState", "estimator_state_shapes", "init_estimator_state", "draws",
+           "estimate", "estimate_from_draws", "inverse_variance_combine", "MAX_PROGRAMS", "PROGRAMS", "slot_sharding",
+           "estimator_ready", "prefetch_estimator", "run_estimator"]
 
-KINDS = ("pes", "es", "backprop", "hybrid")
+
+class Estimator:
+    """One algorithm's part of an estimator call: which particles run, and how their losses (and gradients) become
+    each slot's estimate and the call's meta-gradient. Subclasses are stateless; :data:`ESTIMATORS` holds one of
+    each, named as the ``estimator`` setting names them."""
+
+    signs: tuple = (1.0, -1.0)
+    """The particles' perturbations: particle ``k`` runs ``θ + signs[k] ε``."""
+    differentiates: bool = False
+    """Whether each slot also backpropagates through its particles' unroll (the ``bp`` estimate)."""
+    keeps_particles: bool = True
+    """Whether the particles keep separate inner states (and the slot its perturbation sum) across truncations."""
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        """``(per-slot estimates (n, d), finite (n,))`` from the particles' mean losses ``(n, particles)``, the
+        perturbations ``eps`` and their sums since each slot's reset ``accum`` (both ``(n, d)``), and the clipped
+        backpropagated gradients ``bp`` ``(n, d)`` (zeros unless :attr:`differentiates`)."""
+        raise NotImplementedError
+
+    def combine(self, per_slot, bp, finite, live, trained, theta):
+        """``(meta-gradient (d,), extra stats)``: the mean of the finite per-slot estimates over the ``trained``
+        slots that counted steps."""
+        return jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained, {}
+
+
+def _difference(losses, settings):
+    """The antithetic factor of ES/PES: ``(L+ − L−) / (2σ²)``, or ``sign(L+ − L−) / σ`` (:data:`DIFFERENCES`)."""
+    sigma = settings.sigma
+    if settings.difference == "sign":
+        return jnp.sign(losses[:, 0] - losses[:, 1]) / sigma
+    return (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
+
+
+def _finite(x):
+    return jnp.all(jnp.isfinite(x), axis=1)
+
+
+class PES(Estimator):
+    """Persistent evolution strategies (Vicol et al. 2021): ``A (L+ − L−) / (2σ²)`` with ``A`` the slot's
+    perturbations summed since its reset; the particles keep their states across truncations."""
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        per_slot = accum * _difference(losses, settings)[:, None]
+        return per_slot, _finite(per_slot)
+
+
+class ES(Estimator):
+    """Antithetic evolution strategies over one truncation: ``ε (L+ − L−) / (2σ²)``; both particles restart from
+    the ``+`` particle's state."""
+
+    keeps_particles = False
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        per_slot = eps * _difference(losses, settings)[:, None]
+        return per_slot, _finite(per_slot)
+
+
+class TruncatedBackprop(Estimator):
+    """Truncated backpropagation through time: one particle at θ, its truncated meta-loss differentiated through
+    the unroll (each slot's gradient clipped to ``bp_clip``)."""
+
+    signs = (0.0,)
+    differentiates = True
+    keeps_particles = False
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        return bp, _finite(bp)
+
+
+class Hybrid(PES):
+    """PES and the reparameterised gradient of the PES particles, combined per block of θ by inverse-variance
+    weighting (Metz et al. 2019, §4); ``stats["pes_weight"]`` reports the PES weight of every block."""
+
+    differentiates = True
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        per_slot, finite = super().slot_estimates(losses, eps, accum, bp, settings)
+        return per_slot, finite & _finite(bp)
+
+    def combine(self, per_slot, bp, finite, live, trained, theta):
+        flat, weight = inverse_variance_combine(per_slot, bp, finite & live, _segments(theta))
+        return flat, {"pes_weight": weight}
+
+
+ESTIMATORS = {"pes": PES(), "es": ES(), "backprop": TruncatedBackprop(), "hybrid": Hybrid()}
+"""The estimators by the name the ``estimator`` setting gives them."""
+KINDS = tuple(ESTIMATORS)
 DIFFERENCES = ("value", "sign")
 """How a slot's antithetic difference ``L+ − L−`` enters its ES/PES estimate: ``value``, the estimate
 ``A (L+ − L−) / (2σ²)``; ``sign``, only which particle did better, ``A sign(L+ − L−) / σ`` (VeLO's reduction, Metz
@@ -158,17 +251,13 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
 def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, horizons, eps, fresh_params,
                         unroll_key, *, fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict):
     """:func:`estimate` given the outputs of :func:`draws` (pure; jit it); returns ``(grad, new_state, stats)``."""
+    algo = ESTIMATORS[settings.kind]
     n = reset.shape[0]
-    sigma = settings.sigma
-    kind = settings.kind
     flat_theta, unravel = ravel_pytree(theta)
     flat_accum = jax.vmap(lambda a: ravel_pytree(a)[0])(state.accum)
     accum = jnp.where(reset[:, None], 0.0, flat_accum) + eps
-    # backprop runs one particle at θ itself (ε unused); the others run the antithetic pair θ ± ε
-    signs = jnp.array([0.0] if kind == "backprop" else [1.0, -1.0], jnp.float32)
-    particles = state.particles
-    if kind == "backprop":
-        particles = jax.tree_util.tree_map(lambda x: x[:, :1], particles)
+    signs = jnp.asarray(algo.signs, jnp.float32)
+    particles = jax.tree_util.tree_map(lambda x: x[:, :len(algo.signs)], state.particles)
 
     def slot(eps_s, parts_s, data_s, reset_s, params_s, init_key_s, horizon_s, i):
         ukey = jax.random.fold_in(unroll_key, i)
@@ -182,15 +271,15 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
             count = jnp.sum(counted)
             return jnp.sum(meta) / jnp.maximum(count, 1), (ps, count, jnp.sum(clipped), ps.step - start)
 
-        def pair(flat_t):
+        def all_particles(flat_t):
             means, aux = jax.vmap(particle, in_axes=(0, 0, None))(signs, parts_s, flat_t)
             return jnp.mean(means), (means, aux)
 
-        if kind in ("backprop", "hybrid"):
-            (_, (means, aux)), g = jax.value_and_grad(pair, has_aux=True)(flat_theta)
+        if algo.differentiates:
+            (_, (means, aux)), g = jax.value_and_grad(all_particles, has_aux=True)(flat_theta)
             g = _clip_norm(g, settings.bp_clip)
         else:
-            _, (means, aux) = pair(flat_theta)
+            _, (means, aux) = all_particles(flat_theta)
             g = jnp.zeros_like(flat_theta)
         return (means, *aux, g)
 
@@ -201,23 +290,10 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     # signal: average over the slots whose steps counted in the meta-loss.
     live = counts[:, 0] > 0
     trained = jnp.maximum(jnp.sum(live), 1)
-    stats = {}
-    if kind == "backprop":
-        per_slot = bp
-    else:
-        if settings.difference == "sign":
-            diff = jnp.sign(losses[:, 0] - losses[:, 1]) / sigma
-        else:
-            diff = (losses[:, 0] - losses[:, 1]) / (2.0 * sigma * sigma)
-        per_slot = (accum if kind in ("pes", "hybrid") else eps) * diff[:, None]
-    finite = jnp.all(jnp.isfinite(per_slot), axis=1)
-    if kind == "hybrid":
-        finite = finite & jnp.all(jnp.isfinite(bp), axis=1)
-        flat_grad, stats["pes_weight"] = inverse_variance_combine(per_slot, bp, finite & live, _segments(theta))
-    else:
-        flat_grad = jnp.sum(jnp.where(finite[:, None], per_slot, 0.0), axis=0) / trained
+    per_slot, finite = algo.slot_estimates(losses, eps, accum, bp, settings)
+    flat_grad, stats = algo.combine(per_slot, bp, finite, live, trained, theta)
     grad = unravel(flat_grad)
-    if kind in ("es", "backprop"):  # one shared state for the next truncation; no perturbation sums
+    if not algo.keeps_particles:  # one shared state for the next truncation; no perturbation sums
         parts = jax.tree_util.tree_map(lambda x: jnp.concatenate([x[:, :1], x[:, :1]], axis=1), parts)
         accum = jnp.zeros_like(accum)
         losses = jnp.concatenate([losses[:, :1], losses[:, :1]], axis=1)
