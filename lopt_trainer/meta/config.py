@@ -101,6 +101,9 @@ class MetaTrainConfig:
         help="Global-norm clip of each slot's backpropagated meta-gradient.")
     loss_difference: str = setting("value", resume="fixed", choices=DIFFERENCES,
         help="How a slot's antithetic loss difference L+ - L- enters its ES/PES estimate: value, or sign only.")
+    train_parts: list | None = setting(None, resume="fixed",
+        help='Top-level parts of θ that meta-training perturbs and changes (e.g. ["mlp"]); the rest stays fixed. '
+             "null: all of θ.")
     truncation: int = setting(50, resume="fixed", minimum=1,
         help="Inner steps per truncation (one meta-gradient estimate each).")
     num_groups: int = setting(1, resume="fixed", minimum=1,
@@ -171,7 +174,8 @@ class MetaTrainConfig:
         """The hashable estimator settings of this config."""
         return EstimatorSettings(
             kind=self.estimator, sigma=float(self.sigma), bp_clip=float(self.bp_clip),
-            difference=self.loss_difference, unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
+            difference=self.loss_difference, parts=None if self.train_parts is None else tuple(self.train_parts),
+            unroll=UnrollSettings(truncation=int(self.truncation), meta_loss=self.meta_loss,
                                   loss_clip=float(self.loss_clip), valid_every=int(self.valid_every),
                                   valid_split=self.valid_split, loss_scale=self.loss_scale,
                                   scale_floor=float(self.scale_floor),
@@ -365,8 +369,9 @@ class WorkerSettings:
     def from_dict(cls, d: dict) -> "WorkerSettings":
         """Inverse of :meth:`to_dict`."""
         est = d["estimator"]
+        parts = est.get("parts")
         estimator = EstimatorSettings(est["kind"], est["sigma"], UnrollSettings(**est["unroll"]), est["bp_clip"],
-                                      est.get("difference", "value"))
+                                      est.get("difference", "value"), tuple(parts) if parts else None)
         return cls(d["lopt"], estimator, int(d["seed"]), tuple(d["plugins"]), d["compilation_cache"])
 
 

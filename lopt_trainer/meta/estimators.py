@@ -57,9 +57,9 @@ from lopt_trainer.common.devices import row_sharding
 from lopt_trainer.common.program_cache import ProgramCache, shape_signature, shapes_of
 
 __all__ = ["Estimator", "PES", "ES", "TruncatedBackprop", "Hybrid", "ESTIMATORS", "KINDS", "DIFFERENCES",
-           "EstimatorSettings", "EstimatorState", "estimator_state_shapes", "init_estimator_state", "draws",
-           "estimate", "estimate_from_draws", "inverse_variance_combine", "MAX_PROGRAMS", "PROGRAMS", "slot_sharding",
-           "estimator_ready", "prefetch_estimator", "run_estimator"]
+           "EstimatorSettings", "EstimatorState", "estimator_state_shapes", "init_estimator_state", "part_mask",
+           "draws", "estimate", "estimate_from_draws", "inverse_variance_combine", "MAX_PROGRAMS", "PROGRAMS",
+           "slot_sharding", "estimator_ready", "prefetch_estimator", "run_estimator"]
 
 
 class Estimator:
@@ -158,14 +158,16 @@ et al. 2022, arXiv 2211.09760: a task's scale and outliers no longer weigh; the 
 @dataclasses.dataclass(frozen=True)
 class EstimatorSettings:
     """Estimator kind (one of :data:`KINDS`), σ (ES/PES/hybrid), ``bp_clip`` (the global-norm clip of each slot's
-    backpropagated gradient; backprop and hybrid), the unroll settings and ``difference`` (one of
-    :data:`DIFFERENCES`: how a slot's antithetic loss difference enters its ES/PES estimate) (hashable)."""
+    backpropagated gradient; backprop and hybrid), the unroll settings, ``difference`` (one of
+    :data:`DIFFERENCES`: how a slot's antithetic loss difference enters its ES/PES estimate) and ``parts`` (the
+    top-level parts of θ that are perturbed and get a meta-gradient, :func:`part_mask`; None: all) (hashable)."""
 
     kind: str = "pes"
     sigma: float = 0.01
     unroll: UnrollSettings = UnrollSettings()
     bp_clip: float = 10.0
     difference: str = "value"
+    parts: tuple | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -176,6 +178,8 @@ class EstimatorSettings:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         if not self.bp_clip > 0:
             raise ValueError(f"bp_clip must be > 0, got {self.bp_clip}")
+        if self.parts is not None and (not self.parts or not all(isinstance(p, str) for p in self.parts)):
+            raise ValueError(f"parts must be a non-empty list of names of θ's parts, or None; got {self.parts!r}")
 
 
 class EstimatorState(NamedTuple):
@@ -208,17 +212,45 @@ def init_estimator_state(theta, fns: TaskFns, lopt, n: int) -> EstimatorState:
     return jax.tree_util.tree_map(lambda s: np.zeros(s.shape, s.dtype), estimator_state_shapes(theta, fns, lopt, n))
 
 
-def draws(theta, init_keys, key, *, fns: TaskFns, sigma: float):
+def part_mask(theta, parts) -> np.ndarray | None:
+    """Which entries of raveled θ belong to the named top-level parts (the keys of θ's outer dict).
+
+    Args:
+      theta: θ (a dict of parts for the hierarchical optimizer: ``mlp``, ``lstm``, ``to_mlp``, …).
+      parts: part names, or None for all of θ.
+
+    Returns:
+      float32 ``(|θ|,)``, 1 inside the parts and 0 elsewhere; None when ``parts`` is None.
+
+    Raises:
+      ValueError: a name is not a top-level part of θ (the message lists θ's parts).
+    """
+    if parts is None:
+        return None
+    names = list(theta) if isinstance(theta, dict) else []
+    unknown = [p for p in parts if p not in names]
+    if unknown:
+        raise ValueError(f"train_parts {list(unknown)} are not parts of θ; θ's parts: {names or 'none (not a dict)'}")
+    leaves = jax.tree_util.tree_flatten_with_path(theta)[0]
+    return np.concatenate([np.full(int(np.size(x)), float(path[0].key in parts), np.float32)
+                           for path, x in leaves])
+
+
+def draws(theta, init_keys, key, *, fns: TaskFns, sigma: float, parts=None):
     """The random inputs of one estimator call; returns ``(eps, fresh_params, unroll_key)``.
 
-    ``eps``: ``(n, |θ|)`` float32, ``σ · N(0, I)`` per slot over raveled θ; ``fresh_params``: ``fns.init`` of every
-    slot's ``init_keys[i]`` (used where the slot resets); ``unroll_key``: the key of the slots' batches.
+    ``eps``: ``(n, |θ|)`` float32, ``σ · N(0, I)`` per slot over raveled θ (zero outside ``parts``, see
+    :func:`part_mask`); ``fresh_params``: ``fns.init`` of every slot's ``init_keys[i]`` (used where the slot
+    resets); ``unroll_key``: the key of the slots' batches.
     """
     k_eps, k_unroll = jax.random.split(key)
     flat, _ = ravel_pytree(theta)
     n = init_keys.shape[0]
     eps = jax.vmap(lambda i: sigma * jax.random.normal(jax.random.fold_in(k_eps, i), flat.shape, flat.dtype))(
         jnp.arange(n))
+    mask = part_mask(theta, parts)
+    if mask is not None:
+        eps = eps * mask
     # lax.map, not vmap: a batched-key initializer takes about twice as long to compile, for no run-time gain
     # (an init is cheap next to the unroll).
     return eps, jax.lax.map(fns.init, init_keys), k_unroll
@@ -243,7 +275,7 @@ def estimate(theta, state: EstimatorState, data, reset, init_keys, horizons, key
     ``active_steps`` (particle steps that trained), ``counted_steps`` (of those, the ones the meta-loss counts),
     ``slot_loss`` ``(n,)``.
     """
-    eps, fresh_params, k_unroll = draws(theta, init_keys, key, fns=fns, sigma=settings.sigma)
+    eps, fresh_params, k_unroll = draws(theta, init_keys, key, fns=fns, sigma=settings.sigma, parts=settings.parts)
     return estimate_from_draws(theta, state, data, reset, init_keys, horizons, eps, fresh_params, k_unroll,
                                fns=fns, lopt=lopt, settings=settings, data_axes=data_axes)
 
@@ -292,6 +324,9 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     trained = jnp.maximum(jnp.sum(live), 1)
     per_slot, finite = algo.slot_estimates(losses, eps, accum, bp, settings)
     flat_grad, stats = algo.combine(per_slot, bp, finite, live, trained, theta)
+    mask = part_mask(theta, settings.parts)
+    if mask is not None:  # the parts held fixed get no meta-gradient (ES/PES: none arises; backprop: dropped)
+        flat_grad = flat_grad * mask
     grad = unravel(flat_grad)
     if not algo.keeps_particles:  # one shared state for the next truncation; no perturbation sums
         parts = jax.tree_util.tree_map(lambda x: jnp.concatenate([x[:, :1], x[:, :1]], axis=1), parts)
@@ -392,7 +427,7 @@ def _programs(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict, 
     (:class:`~lopt_trainer.common.program_cache.ProgramCache` keys and their ``jax.jit`` factories). With several
     devices the estimate's slots are split over them (:func:`slot_sharding`); the draws run on one."""
     sigma = float(settings.sigma)
-    draw_fn = functools.partial(draws, fns=fns, sigma=sigma)
+    draw_fn = functools.partial(draws, fns=fns, sigma=sigma, parts=settings.parts)
     axes = tuple(sorted(data_axes.items()))
     sharding = slot_sharding(n)
     split = {} if sharding is None else {"in_shardings": _estimate_shardings(sharding, axes)}
@@ -401,8 +436,8 @@ def _programs(fns: TaskFns, lopt, settings: EstimatorSettings, data_axes: dict, 
         return jax.jit(functools.partial(estimate_from_draws, fns=fns, lopt=lopt, settings=settings,
                                          data_axes=dict(axes)), donate_argnums=(1,), **split)
 
-    return (("draws", fns, sigma), (lambda: jax.jit(draw_fn)), ("estimate", fns, lopt, settings, axes, sharding),
-            make_estimate)
+    return (("draws", fns, sigma, settings.parts), (lambda: jax.jit(draw_fn)),
+            ("estimate", fns, lopt, settings, axes, sharding), make_estimate)
 
 
 def estimator_ready(theta, state: EstimatorState, data, data_axes: dict, n: int, *, fns: TaskFns, lopt,

@@ -35,7 +35,7 @@ from lopt_trainer.common.ray_local import local_ray_usable
 from lopt_trainer.common.run_files import COMMAND_FILE, remove_files, write_command, write_json
 from lopt_trainer.errors import ResumeError, RunExistsError
 from lopt_trainer.meta.config import Cadence, MetaTrainConfig, RunSettings, TaskSource
-from lopt_trainer.meta.estimators import PROGRAMS
+from lopt_trainer.meta.estimators import PROGRAMS, part_mask
 from lopt_trainer.meta.held_out import evaluate
 from lopt_trainer.meta.logs import CSV_FILE, TENSORBOARD_DIR, RunLogs
 from lopt_trainer.meta.metrics import METRICS_FILE, append_metrics, read_metrics, truncate_metrics
@@ -175,17 +175,19 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
     if raw is not None:
         check_tasks(raw, specs, run_dir, s.tasks.describe(), what=labels.get("what"))
     check_family_draw(s.plan, specs)
-    write_json(run_dir / "config.json", config.to_dict())
     ctx = make_context(s.worker, specs)
     outer = outer_optimizer or build_outer_optimizer(s.outer)
     if raw is None:
         state = initial_state(ctx, s.init, outer)
     elif portable is not None:
         state = restore_portable(ctx, s.init.seed, outer, raw)
-        warn_fresh_estimators(portable, s.plan.num_groups, s.plan.tasks_per_group)
-        start_session(run_dir, portable)
     else:
         state = restore_state(ctx, s.init.seed, outer, raw)
+    part_mask(state.theta, s.worker.estimator.parts)  # parts θ does not have: refused before any file is written
+    write_json(run_dir / "config.json", config.to_dict())
+    if portable is not None:
+        warn_fresh_estimators(portable, s.plan.num_groups, s.plan.tasks_per_group)
+        start_session(run_dir, portable)
     truncate_metrics(run_dir, state.step)
     held = s.tasks.held_out(all_specs(s.tasks)) if s.panel is not None and s.panel.on == "source" else None
     logs = RunLogs(run_dir, truncate_at=state.step if raw is not None else None)
