@@ -126,10 +126,11 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds!r}")
     portable = read_state(continue_from) if continue_from is not None else None  # checked before any write
     if not resume and portable is None:  # a fresh run: its task list and family draw are checked before any write
+        s = config.split()
         if specs is None:
-            specs, default_eval = load_specs_for(config.split().tasks)
+            specs, default_eval = load_specs_for(s.tasks)
             eval_specs = default_eval if eval_specs is None else eval_specs
-        check_family_draw(config.split().plan, specs)
+        check_family_draw(s.plan, specs)
     with folder_lock(run_dir):
         claim_run_folder(run_dir, resume, overwrite)
         if record_command:

@@ -1,0 +1,123 @@
+"""Meta-objectives and estimators compared at equal CPU time, judged on the yardstick's valid set.
+
+Each arm is the pretraining recipe with a few settings changed. Every arm meta-trains θ from the hand-set θ with
+the same seed and task stream for the same ``--hours`` (one arm after another, alone on the machine, so each gets
+the same CPU time); its last θ is then scored on the valid set and compared task by task with the hand-set θ
+(paired 95 % bootstrap interval of the mean normalized final loss, and of the mean over the curve; below 0: the arm
+is better). Nothing here is claimed on test.
+
+    python -m research.objectives [--arms recipe,sign,final,final_sign,mlp_only] [--hours 0.75]
+
+Resumable: an arm whose run reached its time limit is not run again, an interrupted one continues for the time it
+has left (its outer steps' seconds counted), and θ runs on valid are cached. Runs go to ``runs/objectives/<arm>``; the table to
+``research/results/objectives.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from research.common import RESULTS_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPE = ROOT / "lopt_trainer" / "data" / "pretrain_config.json"
+
+ARMS = {
+    "recipe": {},
+    "sign": {"loss_difference": "sign"},
+    "final": {"horizon": "constant", "horizon_min": 1000, "horizon_max": 1000, "meta_loss_from": 950},
+    "final_sign": {"horizon": "constant", "horizon_min": 1000, "horizon_max": 1000, "meta_loss_from": 950,
+                   "loss_difference": "sign"},
+    "mlp_only": {"train_parts": ["mlp"]},
+}
+"""Arm name → the recipe settings it changes.
+
+* ``recipe``: the reference row (mean outer-valid loss over log-uniform 200–3000-step horizons, scaled by each
+  problem's initial loss).
+* ``sign``: each slot's antithetic difference reduced to its sign (VeLO), so no task's loss scale weighs: the
+  scale-free limit of any per-task normalisation of the meta-loss.
+* ``final``: the yardstick's horizon (1000 steps) with the meta-loss counted on its last 50 steps only (PES carries
+  the credit back to the start of the unroll).
+* ``final_sign``: both (VeLO's objective at this horizon).
+* ``mlp_only``: only the per-parameter MLP is perturbed and trained; the LSTM and its heads stay hand-set.
+"""
+
+
+def meta_train(arm: str, hours: float, runs: Path, config: str) -> Path:
+    """Meta-train ``arm`` for ``hours`` in ``runs/<arm>`` (continued when it holds an unfinished run)."""
+    run = runs / arm
+    summary = run / "summary.json"
+    if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") == "time":
+        return run
+    left = hours - (run_figures(run)["step_seconds"] / 3600 if (run / "checkpoint.msgpack").is_file() else 0.0)
+    if left <= 0:
+        return run
+    sets = [x for k, v in ARMS[arm].items() for x in ("--set", f"{k}={json.dumps(v)}")]
+    cmd = [sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--config", config, "--out", str(run),
+           "--steps", "1000000", "--hours", f"{left:.4f}", "--set", "panel_every=0", "--no-progress", *sets]
+    if (run / "checkpoint.msgpack").is_file():
+        cmd.append("--resume")
+    print(f"{arm}: meta-training {left:.2f} h more ({' '.join(sets[1::2]) or 'the recipe'})", flush=True)
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    return run
+
+
+def run_figures(run: Path) -> dict:
+    """Outer steps, inner steps and seconds of a run (from its metrics)."""
+    from lopt_trainer.meta.metrics import read_metrics
+
+    steps = [r for r in read_metrics(run) if r.get("kind") == "step"]
+    return {"outer_steps": len(steps), "inner_steps": sum(r["inner_steps"] for r in steps),
+            "step_seconds": sum(r["step_seconds"] for r in steps),
+            "compile_seconds": sum(r["compile_seconds"] for r in steps)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arms", default=",".join(ARMS), help=f"Comma-separated, of {', '.join(ARMS)}.")
+    ap.add_argument("--hours", type=float, default=0.75, help="Meta-training time of each arm (default 0.75).")
+    ap.add_argument("--config", default=str(RECIPE), help="The recipe the arms change (default: the shipped one).")
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "objectives"), help="Folder of the arms' runs.")
+    ap.add_argument("--out", default=str(RESULTS_DIR / "objectives.json"), help="The table (JSON).")
+    args = ap.parse_args(argv)
+    arms = [a for a in args.arms.split(",") if a]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not args.hours > 0:
+        ap.error(f"--arms takes {', '.join(ARMS)} (got {unknown}); --hours > 0")
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    for arm in arms:
+        meta_train(arm, args.hours, runs, args.config)
+
+    from lopt_trainer.common.machine import machine
+    from lopt_trainer.common.run_files import write_json
+    from lopt_trainer.evaluation import yardstick
+    from lopt_trainer.theta.load import load_theta
+
+    base_summary, base_scores, _ = yardstick.evaluate(load_theta("handset"), "valid")
+    rows = [{"arm": "handset", "final_mean": base_summary["rows"]["theta"]["final"]["mean"]}]
+    for arm in arms:
+        summary, scores, _ = yardstick.evaluate(load_theta(runs / arm), "valid")
+        vs = yardstick.compare(scores, base_scores)
+        rows.append({"arm": arm, "settings": ARMS[arm], **run_figures(runs / arm),
+                     "final_mean": summary["rows"]["theta"]["final"]["mean"],
+                     "vs_handset_final": vs["final"]["difference"], "vs_handset_curve": vs["curve"]["difference"],
+                     "wins_ties_losses": [vs["final"][k] for k in ("wins", "ties", "losses")]})
+    print(f"{'arm':<11} {'outer':>6} {'mean n':>8}  {'Δ final vs hand-set [95%]':>28}  {'Δ curve [95%]':>26}  w/t/l")
+    for r in rows:
+        d, c = r.get("vs_handset_final"), r.get("vs_handset_curve")
+        cell = (lambda x: f"{x['mean']:+.4f} [{x['low']:+.4f}, {x['high']:+.4f}]" if x else "")
+        print(f"{r['arm']:<11} {r.get('outer_steps', 0):>6} {r['final_mean']['value']:>8.4f}  {cell(d):>28}  "
+              f"{cell(c):>26}  {'/'.join(map(str, r.get('wins_ties_losses', [])))}")
+    write_json(args.out, {"study": "objectives_equal_cpu_time", "set": "valid", "hours": args.hours,
+                          "config": args.config, "arms": ARMS, "rows": rows, "machine": machine()})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
