@@ -92,6 +92,23 @@ def test_upcoming_draws_only_for_draining_estimators_within_lookahead():
     assert near == [] and all(w.step >= state2.step for w in far)
 
 
+def test_nothing_is_compiled_ahead_for_steps_the_run_will_not_reach(monkeypatch):
+    """With the run's last step known, a group foreseen to be drawn at or after it queues no compile (a run that
+    ends would otherwise wait for a program nobody uses); without it, the look-ahead is the setting's."""
+    queued = []
+    monkeypatch.setattr(outer_mod, "prefetch_work", lambda ctx, theta, st, w: queued.append(w.step))
+    s, ctx, outer, state = _setup(prefetch_steps=8)
+    end = 9
+    while state.step < end:
+        train_step(ctx, s.plan, outer, state, end_step=end)
+    assert queued and max(queued) < end
+    queued.clear()
+    s, ctx, outer, state = _setup(prefetch_steps=8)
+    while state.step < end:
+        train_step(ctx, s.plan, outer, state)
+    assert max(queued) >= end  # what the cap held back
+
+
 def test_run_order_and_prefetch_change_no_number(monkeypatch):
     """The same steps with the works run in reverse order and without look-ahead give the same bytes."""
     s, ctx, outer, a = _setup()

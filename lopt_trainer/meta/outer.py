@@ -123,14 +123,15 @@ WORKER_RETRIES = 2
 
 
 def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerState, pool=None,
-               on_work=None) -> dict:
+               on_work=None, end_step: int | None = None) -> dict:
     """One outer step (in place on ``state``) with the outer optimizer ``outer``; the estimators' work runs in
     this process, or on ``pool`` (an object with ``compute(theta, [(work, state), ...])``). Returns the metrics
     record. When every estimator's worker failed, the same work runs again on the pool's fresh workers, up to
     :data:`WORKER_RETRIES` times, then :class:`~lopt_trainer.errors.WorkersFailedError`. ``on_work(i, n, work)``:
     called before the ``i``-th of ``n`` estimators runs in process (a progress display: the first work of a group
     compiles its program). A step in which no slot counted a meta-loss step (all problems before ``meta_loss_from``) advances the
-    problems but not θ nor the outer optimizer, and records ``meta_loss`` as None."""
+    problems but not θ nor the outer optimizer, and records ``meta_loss`` as None. ``end_step``: the step the run
+    stops before, when known; no program is compiled ahead for a group drawn at or after it."""
     t0 = time.perf_counter()
     works = plan_step(ctx, plan, state)
     _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
@@ -176,8 +177,9 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     record = _step_record(ctx, state, works, results, stats, time.perf_counter() - t0)
     record.update(meta_loss=meta_loss, grad_norm=float(gnorm), theta_norm=float(tnorm), family_grad_share=shares)
     state.step += 1
-    if pool is None and plan.prefetch_steps > 0:
-        for w in upcoming_draws(ctx, plan, state, plan.prefetch_steps):
+    lookahead = plan.prefetch_steps if end_step is None else min(plan.prefetch_steps, end_step - 1 - state.step)
+    if pool is None and lookahead > 0:
+        for w in upcoming_draws(ctx, plan, state, lookahead):
             prefetch_work(ctx, state.theta, None, w)
     return record
 

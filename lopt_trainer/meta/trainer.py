@@ -380,7 +380,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
     reason = "steps"
     try:
         while state.step < s.cadence.steps and flag.signum is None:
-            record = train_step(ctx, s.plan, outer, state, pool, on_work=on_work)
+            record = train_step(ctx, s.plan, outer, state, pool, on_work=on_work, end_step=s.cadence.steps)
             append_metrics(cadences.run_dir, record)
             cadences.logs(record)
             if bar is not None:
