@@ -6,7 +6,7 @@ the same CPU time); its last θ is then scored on the valid set and compared tas
 (paired 95 % bootstrap interval of the mean normalized final loss, and of the mean over the curve; below 0: the arm
 is better). Nothing here is claimed on test.
 
-    python -m research.objectives [--arms recipe,sign,final,final_sign,mlp_only] [--hours 0.75]
+    python -m research.objectives [--arms recipe,sign,final,final_sign,mlp_only,nres] [--hours 0.75]
 
 Resumable: an arm whose run reached its time limit is not run again, an interrupted one continues for the time it
 has left (its outer steps' seconds counted), and θ runs on valid are cached. Runs go to ``runs/objectives/<arm>``; the table to
@@ -33,6 +33,7 @@ ARMS = {
     "final_sign": {"horizon": "constant", "horizon_min": 1000, "horizon_max": 1000, "meta_loss_from": 950,
                    "loss_difference": "sign"},
     "mlp_only": {"train_parts": ["mlp"]},
+    "nres": {"estimator": "nres"},
 }
 """Arm name → the recipe settings it changes.
 
@@ -44,6 +45,7 @@ ARMS = {
   the credit back to the start of the unroll).
 * ``final_sign``: both (VeLO's objective at this horizon).
 * ``mlp_only``: only the per-parameter MLP is perturbed and trained; the LSTM and its heads stay hand-set.
+* ``nres``: noise-reuse ES (one perturbation per inner problem) in place of PES.
 """
 
 

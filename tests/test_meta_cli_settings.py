@@ -60,7 +60,7 @@ def test_settings_lists_every_field_with_default_recipe_and_range():
     assert lines["num_groups"].split() == ["num_groups", "int", "1", "16", ">=", "1"]
     assert lines["truncation"].split() == ["truncation", "int", "50", "=", ">=", "1"]
     assert lines["seed"].split()[-4:] == [">=", "0,", "<=", str(2**32 - 1)]
-    assert lines["estimator"].split()[-7:] == ["pes", "|", "es", "|", "backprop", "|", "hybrid"]
+    assert lines["estimator"].split()[-9:] == ["pes", "|", "es", "|", "backprop", "|", "hybrid", "|", "nres"]
     assert json.loads(CliRunner().invoke(cli, ["lopt", "settings", "--json"]).output) == describe_settings()
 
 
@@ -154,7 +154,7 @@ def test_every_setting_is_declared_once_with_help_range_and_resume_kind():
     assert set(resume.FREE) == {k for k, v in kinds.items() if v == "free"} >= {"steps", "workers"}
     assert set(resume.SAFE) == {k for k, v in kinds.items() if v == "safe"} >= {"panel", "checkpoint_every"}
     assert set(resume.TASK_SELECTION) == {"manifest", "suite", "filters", "max_params", "max_flops", "family_limits"}
-    assert SETTING_CHOICES["estimator"] == ("pes", "es", "backprop", "hybrid") and SETTING_MINIMUM["sigma"] == ">0"
+    assert SETTING_CHOICES["estimator"] == ("pes", "es", "backprop", "hybrid", "nres") and SETTING_MINIMUM["sigma"] == ">0"
     page = (Path(__file__).resolve().parent.parent / "docs" / "meta_training.md").read_text()
     start, end = page.index(SETTINGS_TABLE_START), page.index(SETTINGS_TABLE_END) + len(SETTINGS_TABLE_END)
     assert page[start:end] == settings_markdown(), "regenerate the table: settings_markdown()"

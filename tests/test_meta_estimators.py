@@ -66,7 +66,7 @@ def _fd(task, theta, n_trunc, settings, h=1e-2):
     return out
 
 
-@pytest.mark.parametrize("kind,n_trunc", [("pes", 3), ("es", 1)])
+@pytest.mark.parametrize("kind,n_trunc", [("pes", 3), ("nres", 3), ("es", 1)])
 def test_gradient_matches_finite_differences(task, kind, n_trunc):
     theta = _theta()
     est, stats, settings = _estimates(task, kind, n_trunc, n_slots=8192, sigma=0.01, theta=theta)

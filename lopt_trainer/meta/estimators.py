@@ -1,4 +1,4 @@
-"""Truncated gradient estimators over a batch of inner problems: antithetic PES (default), antithetic ES,
+"""Truncated gradient estimators over a batch of inner problems: antithetic PES (default), NRES, antithetic ES,
 truncated backpropagation, and a hybrid of PES and backpropagation.
 
 One estimator call advances ``n`` *slots* (inner problems of one compiled shape, vmapped) by one truncation. For
@@ -9,6 +9,9 @@ particle's mean per-step meta-loss (:mod:`lopt_trainer.meta.truncation`).
 * **PES** (Vicol et al. 2021): the ``±`` particles keep separate inner states across truncations and every slot
   keeps the sum ``A`` of the perturbations since its problem started (``A ← A + ε``, zeroed at a reset). The slot's
   estimate is ``A (L+ − L−) / (2σ²)``: unbiased for the gradient of the smoothed loss of the whole unroll.
+* **NRES** (Li et al. 2023, "Noise-reuse in online evolution strategies"): the particles keep their states as in
+  PES, but every slot draws one ``ε`` when its problem starts and reuses it for all its truncations; the estimate is
+  ``ε (L+ − L−) / (2σ²)``, unbiased for the same gradient as PES, with lower variance.
 * **ES**: both particles start every truncation from one shared state (the ``+`` particle's state is kept); the
   estimate is ``ε (L+ − L−) / (2σ²)`` (biased by truncation, lower variance).
 * **Backprop** (truncated backpropagation through time): one particle at θ itself; the estimate is the gradient
@@ -24,11 +27,11 @@ particle's mean per-step meta-loss (:mod:`lopt_trainer.meta.truncation`).
   the call's slots (averaged over the block's entries): whichever estimator is noisier on a block counts less
   there. ``stats["pes_weight"]`` reports the PES weight of every block.
 
-Each algorithm is one class (:class:`PES`, :class:`ES`, :class:`TruncatedBackprop`, :class:`Hybrid`, named in
-:data:`ESTIMATORS`): which particles run, and how their losses and gradients become the slots' estimates and the
-call's meta-gradient; :func:`estimate_from_draws` runs the slots and asks the class. The estimate is the mean over
-the slots that trained in this truncation. A slot whose estimate has a non-finite
-entry contributes zero and is counted (``nan_grads``). Compiled code is keyed on (task functions, optimizer,
+Each algorithm is one class (:class:`PES`, :class:`NRES`, :class:`ES`, :class:`TruncatedBackprop`,
+:class:`Hybrid`, named in :data:`ESTIMATORS`): which particles run with which perturbation, and how their losses
+and gradients become the slots' estimates and the call's meta-gradient; :func:`estimate_from_draws` runs the slots
+and asks the class. The estimate is the mean over the slots that trained in this truncation. A slot whose estimate
+has a non-finite entry contributes zero and is counted (``nan_grads``). Compiled code is keyed on (task functions, optimizer,
 settings, data layout) and compiled ahead of time, so compile time is measured apart from run time.
 
 Compile time is the cost of a new group on this machine, so the estimator is shaped for it: the θ-wide arithmetic
@@ -56,7 +59,7 @@ from lopt_trainer.meta.truncation import (ProblemState, TaskFns, UnrollSettings,
 from lopt_trainer.common.devices import row_sharding
 from lopt_trainer.common.program_cache import ProgramCache, shape_signature, shapes_of
 
-__all__ = ["Estimator", "PES", "ES", "TruncatedBackprop", "Hybrid", "ESTIMATORS", "KINDS", "DIFFERENCES",
+__all__ = ["Estimator", "PES", "NRES", "ES", "TruncatedBackprop", "Hybrid", "ESTIMATORS", "KINDS", "DIFFERENCES",
            "EstimatorSettings", "EstimatorState", "estimator_state_shapes", "init_estimator_state", "part_mask",
            "draws", "estimate", "estimate_from_draws", "inverse_variance_combine", "MAX_PROGRAMS", "PROGRAMS",
            "slot_sharding", "estimator_ready", "prefetch_estimator", "run_estimator"]
@@ -73,6 +76,12 @@ class Estimator:
     """Whether each slot also backpropagates through its particles' unroll (the ``bp`` estimate)."""
     keeps_particles: bool = True
     """Whether the particles keep separate inner states (and the slot its perturbation sum) across truncations."""
+
+    def perturbations(self, eps, accum, reset):
+        """``(the perturbation the slots' particles run with, the slots' carried perturbation)``, both ``(n, d)``,
+        from this call's draws ``eps``, the carried ones ``accum`` and the slots starting afresh ``reset`` ``(n,)``:
+        a fresh ``ε`` per truncation, its sum since the reset carried (PES's ``A``)."""
+        return eps, jnp.where(reset[:, None], 0.0, accum) + eps
 
     def slot_estimates(self, losses, eps, accum, bp, settings):
         """``(per-slot estimates (n, d), finite (n,))`` from the particles' mean losses ``(n, particles)``, the
@@ -101,6 +110,20 @@ def _finite(x):
 class PES(Estimator):
     """Persistent evolution strategies (Vicol et al. 2021): ``A (L+ − L−) / (2σ²)`` with ``A`` the slot's
     perturbations summed since its reset; the particles keep their states across truncations."""
+
+    def slot_estimates(self, losses, eps, accum, bp, settings):
+        per_slot = accum * _difference(losses, settings)[:, None]
+        return per_slot, _finite(per_slot)
+
+
+class NRES(Estimator):
+    """Noise-reuse evolution strategies (Li et al. 2023, arXiv 2304.12180): one perturbation ``ε`` per episode,
+    drawn at the slot's reset and reused by every truncation of that unroll; the estimate is ``ε (L+ − L−) / (2σ²)``.
+    Like PES unbiased for the smoothed loss of the whole unroll, with lower variance (no sum of fresh draws)."""
+
+    def perturbations(self, eps, accum, reset):
+        noise = jnp.where(reset[:, None], eps, accum)
+        return noise, noise
 
     def slot_estimates(self, losses, eps, accum, bp, settings):
         per_slot = accum * _difference(losses, settings)[:, None]
@@ -145,7 +168,7 @@ class Hybrid(PES):
         return flat, {"pes_weight": weight}
 
 
-ESTIMATORS = {"pes": PES(), "es": ES(), "backprop": TruncatedBackprop(), "hybrid": Hybrid()}
+ESTIMATORS = {"pes": PES(), "es": ES(), "backprop": TruncatedBackprop(), "hybrid": Hybrid(), "nres": NRES()}
 """The estimators by the name the ``estimator`` setting gives them."""
 KINDS = tuple(ESTIMATORS)
 DIFFERENCES = ("value", "sign")
@@ -287,7 +310,7 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     n = reset.shape[0]
     flat_theta, unravel = ravel_pytree(theta)
     flat_accum = jax.vmap(lambda a: ravel_pytree(a)[0])(state.accum)
-    accum = jnp.where(reset[:, None], 0.0, flat_accum) + eps
+    noise, accum = algo.perturbations(eps, flat_accum, reset)
     signs = jnp.asarray(algo.signs, jnp.float32)
     particles = jax.tree_util.tree_map(lambda x: x[:, :len(algo.signs)], state.particles)
 
@@ -317,7 +340,7 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
 
     axes = {s: data_axes[s] for s in data}
     losses, parts, counts, clipped, steps_run, bp = jax.vmap(slot, in_axes=(0, 0, axes, 0, 0, 0, 0, 0))(
-        eps, particles, data, reset, fresh_params, init_keys, horizons, jnp.arange(n))
+        noise, particles, data, reset, fresh_params, init_keys, horizons, jnp.arange(n))
     # Idle slots (a draining estimator's ended problems, or a truncation wholly before ``meta_loss_from``) have no
     # signal: average over the slots whose steps counted in the meta-loss.
     live = counts[:, 0] > 0
