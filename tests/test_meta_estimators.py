@@ -240,7 +240,7 @@ def test_backprop_slot_gradients_are_clipped(task):
     norm = float(jnp.sqrt(sum(jnp.square(x) for x in jax.tree_util.tree_leaves(clipped))))
     # every slot's gradient is cut to norm big/10 before the mean over slots (which can only be shorter)
     assert big > 0 and 0 < norm <= big / 10 * (1 + 1e-5)
-    from lopt_trainer.meta.estimators import _clip_norm
+    from lopt_trainer.meta.estimators.compute import _clip_norm
 
     np.testing.assert_allclose(np.asarray(_clip_norm(jnp.array([3.0, 4.0]), 1.0)), [0.6, 0.8], rtol=1e-6)
     np.testing.assert_array_equal(np.asarray(_clip_norm(jnp.array([3.0, 4.0]), 10.0)), [3.0, 4.0])

@@ -8,8 +8,9 @@ Modules (one job each), from the run loop down:
 * :mod:`~.resume` — what ``--resume`` may change; :mod:`~.state` — the state, fresh, restored, saved.
 * :mod:`~.outer` — one outer step and the outer optimizer; :mod:`~.plan` — which tasks each estimator runs.
 * :mod:`~.work` — one estimator's share of a step (shared by local and Ray runs); :mod:`~.ray_pool` — Ray actors.
-* :mod:`~.estimators` — the four estimators, one class each (:class:`~.estimators.PES`, the default;
-  :class:`~.estimators.ES`; :class:`~.estimators.TruncatedBackprop`; :class:`~.estimators.Hybrid`);
+* :mod:`~.estimators` — the five estimators, one class and module each (:class:`~.estimators.PES`, the default;
+  :class:`~.estimators.NRES`; :class:`~.estimators.ES`; :class:`~.estimators.TruncatedBackprop`;
+  :class:`~.estimators.Hybrid`);
   :mod:`~.truncation` — one truncated unroll.
 * :mod:`~.task_sampler` — grouping specs by compiled shape, drawing tasks.
 * :mod:`~.run_panel`, :mod:`~.held_out`, :mod:`~.metrics` — how a run is watched; :mod:`~.portable` — the
@@ -17,8 +18,8 @@ Modules (one job each), from the run loop down:
 """
 
 from lopt_trainer.meta.config import MetaTrainConfig, load_config, resolve_config
-from lopt_trainer.meta.estimators import (ES, ESTIMATORS, PES, Estimator, EstimatorSettings, EstimatorState, Hybrid,
-                                         TruncatedBackprop, estimate, init_estimator_state)
+from lopt_trainer.meta.estimators import (ES, ESTIMATORS, NRES, PES, Estimator, EstimatorSettings, EstimatorState,
+                                         Hybrid, TruncatedBackprop, estimate, init_estimator_state)
 from lopt_trainer.meta.outer import build_outer_optimizer
 from lopt_trainer.meta.trainer import RunResult, meta_train
 from lopt_trainer.meta.truncation import HorizonSchedule, ProblemState, TaskFns, UnrollSettings
@@ -26,8 +27,8 @@ from lopt_trainer.optimizer.protocol import LearnedOptimizer, hierarchical_lopt,
 from lopt_trainer.theta.load import theta_bytes
 
 __all__ = [
-    "ES", "ESTIMATORS", "Estimator", "EstimatorSettings", "EstimatorState", "Hybrid", "PES", "TruncatedBackprop", "HorizonSchedule", "LearnedOptimizer", "MetaTrainConfig",
-    "ProblemState", "RunResult", "TaskFns", "UnrollSettings", "build_outer_optimizer", "estimate",
-    "hierarchical_lopt", "init_estimator_state", "load_config", "meta_train", "resolve_config", "resolve_lopt",
-    "theta_bytes",
+    "ES", "ESTIMATORS", "Estimator", "EstimatorSettings", "EstimatorState", "Hybrid", "NRES", "PES",
+    "TruncatedBackprop", "HorizonSchedule", "LearnedOptimizer", "MetaTrainConfig", "ProblemState", "RunResult",
+    "TaskFns", "UnrollSettings", "build_outer_optimizer", "estimate", "hierarchical_lopt", "init_estimator_state",
+    "load_config", "meta_train", "resolve_config", "resolve_lopt", "theta_bytes",
 ]
