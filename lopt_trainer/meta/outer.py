@@ -134,39 +134,13 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     stops before, when known; no program is compiled ahead for a group drawn at or after it."""
     t0 = time.perf_counter()
     works = plan_step(ctx, plan, state)
-    _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
-        state.theta, state.outer_state, [state.theta] * len(works), jax.ShapeDtypeStruct((len(works),), np.float32),
-        jax.ShapeDtypeStruct((), np.float32)))
-    if pool is None:
-        results = [None] * len(works)
-        for k, i in enumerate(compiled_first(ctx, state, works)):
-            if on_work is not None:
-                on_work(k, len(works), works[i])
-            results[i] = compute_work(ctx, state.theta, state.estimators[works[i].index], works[i])
-    else:
-        items = [(w, state.estimators[w.index]) for w in works]
-        results = pool.compute(state.theta, items)
-        for _ in range(WORKER_RETRIES):  # the pool replaced the dead workers: the same work again, on them
-            if any(r is not None for r in results):
-                break
-            results = pool.compute(state.theta, items)
-    if not any(r is not None for r in results):
-        raise WorkersFailedError(f"step {state.step}: every gradient worker failed, and again on fresh workers "
-                                 f"{WORKER_RETRIES} times; the run continues from its last checkpoint with --resume "
-                                 "(check the workers' memory and logs, or run with --workers 0)")
+    _prefetch_outer_update(outer, state, len(works))
+    results = _run_works(ctx, state, works, pool, on_work)
     stats = [jax.device_get(r[2]) if r is not None else None for r in results]
     grads, weights, meta_loss = combine_estimates(results, plan.grad_combine)
-    if jax.local_device_count() > 1:  # gradients of slots split over devices: to the host, θ's device takes them
-        grads = jax.device_get(grads)
-    if any(int(st["trained"]) for st in stats if st is not None):
-        args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
-        update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
-        theta, outer_state, gnorm, tnorm, parts = update(*args)
-    else:
-        # No slot had a step that counts in the meta-loss (every problem still before ``meta_loss_from``): there
-        # is nothing to learn from, so θ and the outer optimizer (its step count, its warm-up) stay as they are.
-        theta, outer_state, meta_loss = state.theta, state.outer_state, None
-        gnorm, tnorm, parts = 0.0, optax.global_norm(state.theta), np.zeros(len(grads), np.float32)
+    trained = any(int(st["trained"]) for st in stats if st is not None)
+    theta, outer_state, gnorm, tnorm, parts = _outer_update(outer, state, grads, weights, meta_loss, trained)
+    meta_loss = meta_loss if trained else None
     shares = family_shares([ctx.sampler.family_of(w.anchor) for w, r in zip(works, results) if r is not None],
                            np.asarray(parts))
     for w, r, st in zip(works, results, stats):
@@ -177,11 +151,67 @@ def train_step(ctx: WorkerContext, plan: PlanSettings, outer, state: TrainerStat
     record = _step_record(ctx, state, works, results, stats, time.perf_counter() - t0)
     record.update(meta_loss=meta_loss, grad_norm=float(gnorm), theta_norm=float(tnorm), family_grad_share=shares)
     state.step += 1
+    if pool is None:
+        compile_ahead(ctx, plan, state, end_step)
+    return record
+
+
+def _run_works(ctx: WorkerContext, state: TrainerState, works, pool, on_work) -> list:
+    """Every work's ``(grad, new state, stats, compile seconds)`` or None (its worker failed): in this process, the
+    compiled ones first (:func:`compiled_first`), or on ``pool``, run again on its fresh workers when all failed.
+
+    Raises:
+      WorkersFailedError: every worker failed, :data:`WORKER_RETRIES` more times too.
+    """
+    if pool is None:
+        results = [None] * len(works)
+        for k, i in enumerate(compiled_first(ctx, state, works)):
+            if on_work is not None:
+                on_work(k, len(works), works[i])
+            results[i] = compute_work(ctx, state.theta, state.estimators[works[i].index], works[i])
+        return results
+    items = [(w, state.estimators[w.index]) for w in works]
+    results = pool.compute(state.theta, items)
+    for _ in range(WORKER_RETRIES):  # the pool replaced the dead workers: the same work again, on them
+        if any(r is not None for r in results):
+            break
+        results = pool.compute(state.theta, items)
+    if not any(r is not None for r in results):
+        raise WorkersFailedError(f"step {state.step}: every gradient worker failed, and again on fresh workers "
+                                 f"{WORKER_RETRIES} times; the run continues from its last checkpoint with --resume "
+                                 "(check the workers' memory and logs, or run with --workers 0)")
+    return results
+
+
+def _prefetch_outer_update(outer, state: TrainerState, n_works: int) -> None:
+    """Queue the outer update's compile (on the first step it overlaps the estimators')."""
+    _OUTER_PROGRAMS.prefetch(("outer", outer), lambda: _outer_update_fn(outer), (
+        state.theta, state.outer_state, [state.theta] * n_works, jax.ShapeDtypeStruct((n_works,), np.float32),
+        jax.ShapeDtypeStruct((), np.float32)))
+
+
+def _outer_update(outer, state: TrainerState, grads, weights, meta_loss: float, trained: bool):
+    """``(θ, outer state, ‖combined gradient‖, ‖θ‖, each estimator's weighted gradient norm)`` after the step.
+
+    A step in which no slot counted a meta-loss step (every problem still before ``meta_loss_from``) has nothing
+    to learn from: θ and the outer optimizer (its step count, its warm-up) stay as they are.
+    """
+    if not trained:
+        return state.theta, state.outer_state, 0.0, optax.global_norm(state.theta), np.zeros(len(grads), np.float32)
+    if jax.local_device_count() > 1:  # gradients of slots split over devices: to the host, θ's device takes them
+        grads = jax.device_get(grads)
+    args = (state.theta, state.outer_state, grads, weights, np.float32(meta_loss))
+    update, _ = _OUTER_PROGRAMS.get(("outer", outer), lambda: _outer_update_fn(outer), args)
+    return update(*args)
+
+
+def compile_ahead(ctx: WorkerContext, plan: PlanSettings, state: TrainerState, end_step: int | None) -> None:
+    """Queue the compiles of the groups foreseen to be drawn within ``plan.prefetch_steps`` steps (and before
+    ``end_step`` when known) on the background compile thread (:func:`~lopt_trainer.meta.plan.upcoming_draws`)."""
     lookahead = plan.prefetch_steps if end_step is None else min(plan.prefetch_steps, end_step - 1 - state.step)
-    if pool is None and lookahead > 0:
+    if lookahead > 0:
         for w in upcoming_draws(ctx, plan, state, lookahead):
             prefetch_work(ctx, state.theta, None, w)
-    return record
 
 
 def compiled_first(ctx: WorkerContext, state: TrainerState, works) -> list[int]:
