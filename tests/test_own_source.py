@@ -400,3 +400,41 @@ def test_a_step_whose_workers_all_die_runs_again_on_fresh_workers(tmp_path):
     with pytest.raises(WorkersFailedError, match="every gradient worker failed, and again on fresh workers 2 "):
         meta_train(cfg, tmp_path / "dead", specs=specs, backend=dead, progress=False)
     assert dead.calls == 1 + WORKER_RETRIES
+
+
+def test_a_signal_during_a_panel_drops_it_and_the_run_checkpoints_at_once(tmp_path, monkeypatch, capsys):
+    """A scheduler's SIGTERM must not wait minutes for a panel evaluation: it ends the panel at once (its finished
+    tasks stay cached), the run checkpoints the steps it made and stops; --resume continues it."""
+    import os
+    import signal
+    import time
+
+    from lopt_trainer.common import checkpoint as ckpt
+    from lopt_trainer.meta import run_panel
+    from lopt_trainer.meta.trainer import meta_train
+
+    monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
+    original = run_panel.Panel.evaluate
+    waited = []
+
+    def slow_panel(self, state, progress=False, start=True):
+        if state.step == 1:
+            t0 = time.monotonic()
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(60)  # a panel of minutes: the signal must end it now
+            finally:
+                waited.append(time.monotonic() - t0)
+            pytest.fail("the panel ran on after the signal")
+        return original(self, state, progress, start)
+
+    monkeypatch.setattr(run_panel.Panel, "evaluate", slow_panel)
+    cfg = _tiny_recipe(_own_suite(tmp_path), steps=3, panel_every=1, checkpoint_every=0)
+    result = meta_train(cfg, tmp_path / "run", progress=False)
+    assert result.stop_reason == "SIGTERM" and waited and waited[0] < 10
+    assert "the panel evaluation is dropped, then a checkpoint" in capsys.readouterr().err
+    assert ckpt.load_checkpoint(tmp_path / "run")["step"] == 1
+    monkeypatch.setattr(run_panel.Panel, "evaluate", original)
+    resumed = meta_train(_tiny_recipe(_own_suite(tmp_path), steps=3, panel_every=1, checkpoint_every=0),
+                         tmp_path / "run", progress=False, resume=True)
+    assert resumed.stop_reason == "steps"

@@ -17,6 +17,7 @@ bit for bit. SIGINT/SIGTERM end the run after the current step, with a checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
@@ -340,13 +341,18 @@ class Cadences:
         write_json(self.run_dir / SUMMARY_FILE, record)
         return record
 
-    def after_step(self, state: TrainerState, progress: bool) -> None:
-        """Run what is due after ``state.step`` outer steps."""
+    def after_step(self, state: TrainerState, progress: bool, stop=None) -> None:
+        """Run what is due after ``state.step`` outer steps; ``stop``: the run's :class:`_StopFlag`, with which a
+        stop request ends a panel evaluation at once (a panel can take minutes; its finished tasks stay cached)."""
         c: Cadence = self.cadence
         if self.eval_tasks and c.eval_every > 0 and state.step % c.eval_every == 0:
             self.held_out_check(state)
         if self.panel is not None and state.step % c.panel_every == 0:
-            self.panel.evaluate(state, progress)
+            try:
+                with stop.interruptible() if stop is not None else contextlib.nullcontext():
+                    self.panel.evaluate(state, progress)
+            except StopRequested:
+                print(f"stopped the panel of step {state.step} (its finished tasks are cached)", file=sys.stderr)
         if c.checkpoint_every > 0 and state.step % c.checkpoint_every == 0:
             self.save(state)
 
@@ -389,7 +395,7 @@ def run_loop(ctx: WorkerContext, s: RunSettings, outer, state: TrainerState, poo
                 loss = record["meta_loss"]
                 bar.set_postfix(loss="-" if loss is None else f"{loss:.3f}", sps=f"{record['inner_steps_per_s']:.0f}",
                                 refresh=False)
-            cadences.after_step(state, progress)
+            cadences.after_step(state, progress, stop=flag)
             if deadline is not None and time.monotonic() >= deadline:
                 reason = "time" if state.step < s.cadence.steps else "steps"
                 break
@@ -422,19 +428,40 @@ def _short_group(group: str, limit: int = 28) -> str:
     return group if len(group) <= limit else group[:limit - 1] + "…"
 
 
+class StopRequested(Exception):
+    """A SIGINT/SIGTERM during work the run may drop (a panel evaluation): the run checkpoints and stops."""
+
+
 class _StopFlag:
-    """Set by SIGINT/SIGTERM: the loop checkpoints and stops after the current step (a step, or a panel
-    evaluation, can take minutes). A second signal stops at once (``KeyboardInterrupt``): the run then continues
-    from its last checkpoint."""
+    """Set by SIGINT/SIGTERM: the loop checkpoints and stops after the current step (a step can take a minute when
+    it compiles). Inside :meth:`interruptible` work (a panel evaluation, minutes) the first signal ends that work at
+    once (:class:`StopRequested`), so the checkpoint follows within a scheduler's grace period. A second signal
+    stops at once (``KeyboardInterrupt``): the run then continues from its last checkpoint."""
 
     def __init__(self):
         self.signum = None
+        self._interruptible = False
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Work inside this block is dropped at the first signal (or at once if one came before)."""
+        if self.signum is not None:
+            raise StopRequested
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
 
     def __call__(self, signum, frame):
         del frame
         if self.signum is not None:
             raise KeyboardInterrupt
         self.signum = signum
+        if self._interruptible:
+            self._interruptible = False
+            print("\nstopping: the panel evaluation is dropped, then a checkpoint", file=sys.stderr)
+            raise StopRequested
         print("\nstopping after this outer step, with a checkpoint; a second Ctrl-C stops at once (the run then "
               "continues from its last checkpoint)", file=sys.stderr)
 
