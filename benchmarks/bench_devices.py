@@ -68,8 +68,9 @@ def _child_env(n: int, platform: str) -> dict:
     if platform == "cpu":
         flags = [f for f in env.get("XLA_FLAGS", "").split() if "device_count" not in f]
         env["XLA_FLAGS"] = " ".join(flags + [f"--xla_force_host_platform_device_count={n}"])
-    else:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(n))
+    else:  # the first n of the devices this process may use
+        visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(visible[:n] if visible else (str(i) for i in range(n)))
     return env
 
 

@@ -1,9 +1,9 @@
 """AdamLR baselines for the yardstick's next tasks, computed ahead of enlarging its sets (resumable).
 
-The sets' seed stream continues past the 14 tasks of each family that ``valid`` (4) and ``test`` (10) hold; this
-computes the 14-point AdamLR grid (3 seeds, 1000 steps: the committed tables' settings) for the next ``--extra``
-tasks of each family, one resumable record file per task, so that enlarged sets can be frozen with their baselines
-at once. Nothing here changes the frozen sets.
+The sets' seed stream continues past the tasks the frozen sets hold (positions 0–29 of each family's stream, see
+``task_sets.LAYOUT``); this computes the 14-point AdamLR grid (3 seeds, 1000 steps: the committed tables' settings)
+for the next ``--extra`` tasks of each family, one resumable record file per task, so that enlarged sets can be
+frozen with their baselines at once (``research.yardstick_grow``). Nothing here changes the frozen sets.
 
     python -m research.yardstick_extra_baselines [--extra 20] [--work runs/yardstick/extra_baselines]
 """
@@ -23,7 +23,7 @@ from taskgen import default_registry, load_specs
 
 def extra_tasks(extra: int) -> list[EvalTask]:
     """The next ``extra`` tasks of each family's stream after those the frozen sets hold, family by family."""
-    sets = ts.sample_task_sets(load_specs(), layout=ts.LAYOUT + (("test", extra),))  # positions 14, 15, ...
+    sets = ts.sample_task_sets(load_specs(), layout=ts.LAYOUT + (("test", extra),))  # the positions after LAYOUT's
     frozen = {s.task_id for name in ts.SET_NAMES for s in ts.load_task_set(name)}
     registry = default_registry()
     new = [s for s in sets["test"] if s.task_id not in frozen]

@@ -4,8 +4,8 @@
    only grow; a set that would change its old tasks is refused, nothing written).
 2. Gathers the AdamLR grid records of the sets' tasks from ``--from`` folders (each ``<folder>/runs/*.json``, as
    ``taskgen lopt yardstick baselines`` and ``research.yardstick_extra_baselines`` leave them) into one work folder
-   per set, computes whatever task is still missing, and packs the committed tables
-   (``lopt_trainer/data/yardstick/baselines_<set>.arrow``).
+   per set, computes whatever task is still missing, and packs the tables; the sets and their tables replace the
+   package's (``lopt_trainer/data/yardstick/``) together, only when all are made.
 
     python -m research.yardstick_grow --from runs/yardstick/baselines_valid --from runs/yardstick/baselines_test \\
         --from runs/yardstick/extra_baselines [--work runs/yardstick/grown]
@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+from lopt_trainer.common.run_files import write_files_together
 from lopt_trainer.evaluation import baseline_table as bt
 from lopt_trainer.evaluation import task_sets as ts
-from taskgen import load_specs
+from lopt_trainer.evaluation.tasks import EvalTask
+from taskgen import default_registry, load_specs
 from taskgen.specfile import specs_to_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,14 +57,21 @@ def main(argv=None) -> int:
     ap.add_argument("--work", default=str(ROOT / "runs" / "yardstick" / "grown"), help="Work folders' parent.")
     args = ap.parse_args(argv)
     sets = grown_sets()
-    index = ts.write_task_sets(sets)
-    for name in ts.SET_NAMES:
-        work = Path(args.work) / name
-        ids = [s.task_id for s in sets[name]]
-        print(f"{name}: {len(ids)} tasks; {gather(args.sources, work, ids)} record files gathered", flush=True)
-        bt.compute_baselines(name, work)
-        print(f"{name}: wrote {bt.write_baselines(name, work)}", flush=True)
-    print({name: index["sets"][name]["tasks"] for name in ts.SET_NAMES})
+    registry = default_registry()
+    with tempfile.TemporaryDirectory() as tmp:  # the grown sets and their tables, staged before any is committed
+        index = ts.write_task_sets(sets, tmp)
+        for name in ts.SET_NAMES:
+            work = Path(args.work) / name
+            ids = [s.task_id for s in sets[name]]
+            print(f"{name}: {len(ids)} tasks; {gather(args.sources, work, ids)} record files gathered", flush=True)
+            tasks = [EvalTask(s, name, registry.get(s.family).variant(s.config)) for s in sets[name]]
+            bt.compute_baselines(name, work, tasks=tasks)
+            bt.write_baselines(name, work, data_dir=tmp)
+        names = [ts.INDEX_FILE, *(f"{n}.jsonl" for n in ts.SET_NAMES),
+                 *(bt.table_path(n, tmp).name for n in ts.SET_NAMES)]
+        write_files_together(ts.DATA_DIR, {n: (Path(tmp) / n).read_bytes() for n in names})
+    print(f"wrote {', '.join(names)} into {ts.DATA_DIR}: " +
+          ", ".join(f"{n} {index['sets'][n]['tasks']} tasks" for n in ts.SET_NAMES))
     return 0
 
 

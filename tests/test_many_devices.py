@@ -69,6 +69,8 @@ unit = RunUnit(spec.task_id, spec.to_json(), "adamlr", (0, 1, 2, 3, 4), (0, 1, 2
 out["adamlr"] = compute_unit(unit, settings)[0]
 unit = RunUnit(spec.task_id, spec.to_json(), "lopt", (0,), (0, 1, 2))
 out["lopt"] = compute_unit(unit, settings, theta=load_theta("handset"))[0]
+from lopt_trainer.inner import loop
+out["chunk_programs"] = sum(1 for sig in loop._PROGRAMS._programs if sig[0][0] == "chunk")
 print(json.dumps(out))
 """
 
@@ -88,6 +90,7 @@ def test_evaluation_records_on_two_devices_match_one():
     CPU devices, give the records of one device within float tolerance, row for row."""
     one, two = _run(1), _run(2)
     assert one["devices"] == 1 and two["devices"] == 2
+    assert one["chunk_programs"] == two["chunk_programs"] == 2  # one per optimizer: the split carry compiles once
     for kind in ("adamlr", "lopt"):
         assert len(one[kind]) == len(two[kind]) == (15 if kind == "adamlr" else 3)
         for a, b in zip(one[kind], two[kind]):

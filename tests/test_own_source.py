@@ -414,11 +414,11 @@ def test_a_signal_during_a_panel_drops_it_and_the_run_checkpoints_at_once(tmp_pa
     from lopt_trainer.meta.trainer import meta_train
 
     monkeypatch.setenv(yardstick.CACHE_ENV, str(tmp_path / "cache"))
-    original = run_panel.Panel.evaluate
+    original = run_panel.Panel._evaluate
     waited = []
 
-    def slow_panel(self, state, progress=False, start=True):
-        if state.step == 1:
+    def slow_scoring(self, theta, out_dir, progress):
+        if out_dir.name == "step_000001":
             t0 = time.monotonic()
             try:
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -426,15 +426,18 @@ def test_a_signal_during_a_panel_drops_it_and_the_run_checkpoints_at_once(tmp_pa
             finally:
                 waited.append(time.monotonic() - t0)
             pytest.fail("the panel ran on after the signal")
-        return original(self, state, progress, start)
+        return original(self, theta, out_dir, progress)
 
-    monkeypatch.setattr(run_panel.Panel, "evaluate", slow_panel)
+    monkeypatch.setattr(run_panel.Panel, "_evaluate", slow_scoring)
     cfg = _tiny_recipe(_own_suite(tmp_path), steps=3, panel_every=1, checkpoint_every=0)
     result = meta_train(cfg, tmp_path / "run", progress=False)
     assert result.stop_reason == "SIGTERM" and waited and waited[0] < 10
     assert "the panel evaluation is dropped, then a checkpoint" in capsys.readouterr().err
     assert ckpt.load_checkpoint(tmp_path / "run")["step"] == 1
-    monkeypatch.setattr(run_panel.Panel, "evaluate", original)
+    from lopt_trainer.meta.metrics import read_metrics
+
+    assert [r["step"] for r in read_metrics(tmp_path / "run") if r.get("kind") == "panel"] == [0]  # no half record
+    monkeypatch.setattr(run_panel.Panel, "_evaluate", original)
     resumed = meta_train(_tiny_recipe(_own_suite(tmp_path), steps=3, panel_every=1, checkpoint_every=0),
                          tmp_path / "run", progress=False, resume=True)
     assert resumed.stop_reason == "steps"

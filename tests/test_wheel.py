@@ -1,5 +1,6 @@
 """The installed wheel holds the library and nothing of the lab: built from this checkout, its files listed."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -21,7 +22,10 @@ DATA = ("lopt_trainer/data/pretrained_theta.npz", "lopt_trainer/data/pretrained_
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+    src = tmp_path_factory.mktemp("src") / "tree"  # a copy: the build leaves build/ and *.egg-info where it runs
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".hypothesis"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0 and ("No matching distribution" in done.stderr or "Could not find" in done.stderr):
         pytest.skip(f"the build backend cannot be fetched here: {done.stderr.strip().splitlines()[-1]}")

@@ -304,7 +304,8 @@ def _checked_eval_every(eval_every, steps: int, settings) -> int:
     return eval_every
 
 
-def _run(task, factory, factory_id, hparams, keys, batched, steps, eval_every, settings, progress, meta):
+def _run(task, factory, factory_id, hparams, keys, batched, steps, eval_every, settings, progress, meta,
+         sharding=None):
     t_start = time.perf_counter()
     compile_time = 0.0
     eval_every = _checked_eval_every(eval_every, steps, settings)
@@ -329,7 +330,9 @@ def _run(task, factory, factory_id, hparams, keys, batched, steps, eval_every, s
     init_args = (keys, splits, hparams)
     exe, dt = _get_compiled(("init",) + base_key, lambda: batched_fn(init_fn, (0, None, 0)), init_args)
     compile_time += dt
-    carry, means, norms = evaluate(exe(*init_args), 0)
+    # Rows split over devices: the carry keeps that split from the start (XLA may replicate some initial leaves,
+    # and a chunk compiled for those would be compiled again for the split carry it returns).
+    carry, means, norms = evaluate(place_rows(exe(*init_args), sharding), 0)
 
     lengths = [eval_every] * (steps // eval_every) + ([steps % eval_every] if steps % eval_every else [])
     eval_steps = [0]
@@ -464,7 +467,7 @@ def train_many(
     meta = {"task_id": _task_id(task), "optimizer": name, "seeds": [int(s) for s in seeds],
             "hparams": clean_json(list(hparams_list), max_array=64)}
     res = _run(task, optimizer_factory, ("factory", optimizer_factory), hp, keys, True, int(steps), eval_every,
-               settings, progress, meta)
+               settings, progress, meta, sharding)
     b = (n_t, n_s)
 
     def rows(v):  # the padding rows dropped, the rest as [trial, seed, ...]

@@ -199,7 +199,8 @@ class MetaTrainConfig:
                               self.horizon_schedule(), bool(self.random_offsets), seed, int(self.prefetch_steps),
                               self.grad_combine, self.family_draw),
             outer=OuterSettings(self.outer_opt, float(self.outer_lr), float(self.outer_clip),
-                                float(self.outer_clip_value), int(self.outer_warmup)),
+                                float(self.outer_clip_value), int(self.outer_warmup),
+                                None if self.train_parts is None else tuple(self.train_parts)),
             init=InitSettings(self.theta_init, self.init_theta, seed),
             cadence=Cadence(int(self.steps), int(self.checkpoint_every), int(self.eval_every),
                             int(self.eval_steps), int(self.panel_every)),
@@ -397,13 +398,14 @@ class PlanSettings:
 @dataclasses.dataclass(frozen=True)
 class OuterSettings:
     """The outer optimizer: ``name`` ("adam", "sgd" or "lopt:PATH"), learning rate, global-norm clip,
-    element-wise clip and warm-up steps (0 = none for each)."""
+    element-wise clip and warm-up steps (0 = none for each), and the parts of θ it may change (None: all)."""
 
     name: str
     lr: float
     clip: float
     clip_value: float
     warmup: int
+    parts: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)

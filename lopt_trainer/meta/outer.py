@@ -26,7 +26,22 @@ def build_outer_optimizer(outer: OuterSettings) -> optax.GradientTransformation:
     """The outer optimizer: Adam or SGD (with global-norm clipping when ``clip > 0``), or ``lopt:PATH`` — a
     trained hierarchical θ (any name :func:`~lopt_trainer.theta.load.load_theta` takes) used through its optax
     drop-in. Element-wise clipping (``clip_value``) comes first, then global-norm clipping, then the learning rate
-    (with a linear warm-up over ``warmup`` steps). ``ValueError`` for another name."""
+    (with a linear warm-up over ``warmup`` steps). With ``parts``, only those parts of θ are updated
+    (``optax.masked``). ``ValueError`` for another name."""
+    tx = _base_outer_optimizer(outer)
+    if outer.parts is None:
+        return tx
+    # Only the trained parts of θ (``train_parts``): the others get no update, whatever the optimizer would make
+    # of their zero gradient (a learned outer optimizer would still move them).
+    return optax.masked(tx, functools.partial(_part_tree, tuple(outer.parts)))
+
+
+def _part_tree(parts: tuple, theta):
+    """θ's tree with True on the leaves of the named top-level parts."""
+    return {k: jax.tree_util.tree_map(lambda _: k in parts, v) for k, v in theta.items()}
+
+
+def _base_outer_optimizer(outer: OuterSettings) -> optax.GradientTransformation:
     name = outer.name
     if name.startswith("lopt:"):
         return optax_lopt(warm_start_theta(jax.eval_shape(hierarchical.init, jax.random.PRNGKey(0)), name[5:]))

@@ -15,8 +15,10 @@ figures, per-task scores and digest).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,9 +64,13 @@ class Panel:
         best = self.run_dir / "best.json"
         self.best = json.loads(best.read_text()) if resumed and best.is_file() else None
         if self.best is not None and set(self.best.get("task_scores") or {}) != self.task_ids:
-            # a best scored on another panel (its settings or the suite changed) cannot be compared with this one
-            print(f"note: {best} was scored on other panel tasks; the best θ is chosen afresh on this panel",
-                  file=sys.stderr)
+            # a best scored on another panel (its settings, the suite or the frozen set changed) cannot be compared
+            # with this one: it is kept under another name, and the best is chosen afresh on this panel
+            for name in ("best_theta.npz", "best.json"):
+                if (self.run_dir / name).is_file():
+                    os.replace(self.run_dir / name, self.run_dir / name.replace("best", "best_previous_panel", 1))
+            print(f"note: {best} was scored on other panel tasks; it is kept as best_previous_panel.json (with "
+                  "best_previous_panel_theta.npz) and the best θ is chosen afresh on this panel", file=sys.stderr)
             self.best = None
 
     def keep_start(self, state, progress: bool = False) -> None:
@@ -79,25 +85,31 @@ class Panel:
             print(f"panel: {len(self.tasks)} {self.what or 'held-out tasks'}; the start θ is kept and scored with the "
                   "first panel evaluation (the step-0 point every later θ is compared with)", file=sys.stderr)
 
-    def score_start(self, progress: bool = False) -> dict | None:
+    def score_start(self, progress: bool = False, stop=None) -> dict | None:
         """Score the kept start θ (``RUN/start_theta.npz``) as the step-0 record, once; None when there is none."""
         path = self.run_dir / START_THETA
         if not path.is_file():
             return None
-        record = self.evaluate(SimpleNamespace(theta=load_reference_npz(path), step=0), progress, start=False)
+        record = self.evaluate(SimpleNamespace(theta=load_reference_npz(path), step=0), progress, start=False,
+                               stop=stop)
         path.unlink()
         return record
 
-    def evaluate(self, state, progress: bool = False, start: bool = True) -> dict:
+    def evaluate(self, state, progress: bool = False, start: bool = True, stop=None) -> dict:
         """Score ``state.theta`` (after ``state.step`` outer steps), after the kept start θ when it is still
         unscored (``start``); returns the metrics record (also appended to the run's metrics), and keeps it as the
-        best when it beats the best beyond the noise (module docstring)."""
+        best when it beats the best beyond the noise (module docstring). ``stop``: an object whose
+        ``interruptible()`` context lets a stop request end the scoring at once (never the bookkeeping after it:
+        the record, the best θ and its record are written together or not at all)."""
+        shield = stop.interruptible if stop is not None else contextlib.nullcontext
         if start and state.step > 0:
-            self.score_start(progress)
+            self.score_start(progress, stop)
         t0 = time.perf_counter()
-        figures = self._evaluate(state.theta, self.run_dir / "panel" / f"step_{state.step:06d}", progress)
+        with shield():
+            figures = self._evaluate(state.theta, self.run_dir / "panel" / f"step_{state.step:06d}", progress)
         record = {"kind": "panel", "step": state.step, **figures}
-        reference = self.reference_scores(progress, known=(state.theta, figures))
+        with shield():
+            reference = self.reference_scores(progress, known=(state.theta, figures))
         if reference is not None:
             record["vs_handset"] = paired_bootstrap(figures.get("task_scores") or {}, reference)
         if self.best is not None:

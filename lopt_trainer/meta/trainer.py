@@ -50,7 +50,7 @@ from lopt_trainer.meta.portable import (CONFIG_FILE, RUN_HISTORY_FILE, PortableS
 from lopt_trainer.meta.state import TrainerState, initial_state, restore_portable, restore_state, save_state
 from lopt_trainer.meta.task_sampler import rng_for
 from lopt_trainer.meta.work import WorkerContext, import_plugins, make_context
-from lopt_trainer.optimizer.protocol import hierarchical_lopt
+from lopt_trainer.optimizer.protocol import hierarchical_lopt, resolve_lopt
 from lopt_trainer.theta.reference_io import save_reference_npz
 from taskgen.jax_cache import enable_compilation_cache
 
@@ -61,8 +61,9 @@ THETA_FILE = "theta.npz"
 SUMMARY_FILE = "summary.json"
 """``RUN/summary.json``: why the run stopped and whether θ improved on its panel (written at the end)."""
 RUN_FILES = ("config.json", COMMAND_FILE, METRICS_FILE, ckpt.FILENAME, ckpt.PREVIOUS, ckpt.DAMAGED, THETA_FILE,
-             "best_theta.npz", "best.json", "panel", "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png",
-             "panel.png", RUN_HISTORY_FILE, SUMMARY_FILE, START_THETA, CSV_FILE, TENSORBOARD_DIR)
+             "best_theta.npz", "best.json", "best_previous_panel_theta.npz", "best_previous_panel.json", "panel",
+             "meta_loss.png", "grad_norm.png", "throughput.png", "eval.png", "panel.png", RUN_HISTORY_FILE,
+             SUMMARY_FILE, START_THETA, CSV_FILE, TENSORBOARD_DIR)
 """A run folder's own files (what ``--overwrite`` removes): settings, command, metrics, checkpoints, the latest θ
 as ``.npz``, the panel's evaluations and best θ, the plots of ``taskgen lopt plot`` and the pretraining history
 (:data:`~lopt_trainer.meta.portable.RUN_HISTORY_FILE`)."""
@@ -126,6 +127,8 @@ def meta_train(config: MetaTrainConfig, run_dir, *, resume: bool = False, specs=
     if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be > 0 (or None for no limit), got {max_seconds!r}")
     portable = read_state(continue_from) if continue_from is not None else None  # checked before any write
+    if config.train_parts is not None:  # parts θ does not have: refused before the run folder is touched
+        part_mask(jax.eval_shape(resolve_lopt(config.lopt).init, jax.random.PRNGKey(0)), tuple(config.train_parts))
     if not resume and portable is None:  # a fresh run: its task list and family draw are checked before any write
         s = config.split()
         if specs is None:
@@ -185,7 +188,7 @@ def _train(config: MetaTrainConfig, run_dir: Path, resume: bool, specs, eval_spe
         state = restore_portable(ctx, s.init.seed, outer, raw)
     else:
         state = restore_state(ctx, s.init.seed, outer, raw)
-    part_mask(state.theta, s.worker.estimator.parts)  # parts θ does not have: refused before any file is written
+    part_mask(state.theta, s.worker.estimator.parts)  # θ from a file or a resumed run: its parts checked too
     write_json(run_dir / "config.json", config.to_dict())
     if portable is not None:
         warn_fresh_estimators(portable, s.plan.num_groups, s.plan.tasks_per_group)
@@ -349,8 +352,7 @@ class Cadences:
             self.held_out_check(state)
         if self.panel is not None and state.step % c.panel_every == 0:
             try:
-                with stop.interruptible() if stop is not None else contextlib.nullcontext():
-                    self.panel.evaluate(state, progress)
+                self.panel.evaluate(state, progress, stop=stop)
             except StopRequested:
                 print(f"stopped the panel of step {state.step} (its finished tasks are cached)", file=sys.stderr)
         if c.checkpoint_every > 0 and state.step % c.checkpoint_every == 0:
@@ -428,8 +430,9 @@ def _short_group(group: str, limit: int = 28) -> str:
     return group if len(group) <= limit else group[:limit - 1] + "…"
 
 
-class StopRequested(Exception):
-    """A SIGINT/SIGTERM during work the run may drop (a panel evaluation): the run checkpoints and stops."""
+class StopRequested(BaseException):
+    """A SIGINT/SIGTERM during work the run may drop (a panel evaluation): the run checkpoints and stops. A
+    ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the way swallows it."""
 
 
 class _StopFlag:

@@ -15,7 +15,7 @@ import numpy as np
 
 from lopt_trainer.meta.config import WorkerSettings
 from lopt_trainer.meta.estimators import (EstimatorSettings, estimator_ready, estimator_state_shapes,
-                                         init_estimator_state, prefetch_estimator, run_estimator)
+                                         init_estimator_state, place_slot_data, prefetch_estimator, run_estimator)
 from lopt_trainer.meta.task_sampler import TaskSampler, slot_data, slot_data_shapes
 from lopt_trainer.meta.truncation import TaskFns
 from lopt_trainer.optimizer.protocol import resolve_lopt
@@ -61,6 +61,7 @@ class WorkerContext:
         if hit is not None and hit[0] == key:
             return hit[1], hit[2]
         data, axes = slot_data([self.sampler.task(t) for t in task_ids], self.splits)
+        data = place_slot_data(data, axes, len(task_ids))
         self._data_cache[index] = (key, data, axes)
         return data, axes
 

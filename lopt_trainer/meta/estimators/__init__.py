@@ -11,7 +11,8 @@ particle's mean per-step meta-loss (:mod:`lopt_trainer.meta.truncation`).
   estimate is ``A (L+ − L−) / (2σ²)``: unbiased for the gradient of the smoothed loss of the whole unroll.
 * **NRES** (Li et al. 2023, "Noise-reuse in online evolution strategies"): the particles keep their states as in
   PES, but every slot draws one ``ε`` when its problem starts and reuses it for all its truncations; the estimate is
-  ``ε (L+ − L−) / (2σ²)``, unbiased for the same gradient as PES, with lower variance.
+  ``ε (L+ − L−) / (2σ²)``: over an unroll, the antithetic ES estimate of the whole unroll (the same gradient as
+  PES to first order in σ), with lower variance.
 * **ES**: both particles start every truncation from one shared state (the ``+`` particle's state is kept); the
   estimate is ``ε (L+ − L−) / (2σ²)`` (biased by truncation, lower variance).
 * **Backprop** (truncated backpropagation through time): one particle at θ itself; the estimate is the gradient
@@ -54,12 +55,12 @@ from lopt_trainer.meta.estimators.hybrid import Hybrid, inverse_variance_combine
 from lopt_trainer.meta.estimators.kinds import DIFFERENCES, ESTIMATORS, KINDS
 from lopt_trainer.meta.estimators.nres import NRES
 from lopt_trainer.meta.estimators.pes import PES
-from lopt_trainer.meta.estimators.programs import (MAX_PROGRAMS, PROGRAMS, estimator_ready, prefetch_estimator,
-                                                    run_estimator, slot_sharding)
+from lopt_trainer.meta.estimators.programs import (MAX_PROGRAMS, PROGRAMS, estimator_ready, place_slot_data,
+                                                    prefetch_estimator, run_estimator, slot_sharding)
 from lopt_trainer.meta.estimators.settings import (EstimatorSettings, EstimatorState, estimator_state_shapes,
                                                     init_estimator_state, part_mask)
 
 __all__ = ["Estimator", "PES", "NRES", "ES", "TruncatedBackprop", "Hybrid", "ESTIMATORS", "KINDS", "DIFFERENCES",
            "EstimatorSettings", "EstimatorState", "estimator_state_shapes", "init_estimator_state", "part_mask",
            "draws", "estimate", "estimate_from_draws", "inverse_variance_combine", "MAX_PROGRAMS", "PROGRAMS",
-           "slot_sharding", "estimator_ready", "prefetch_estimator", "run_estimator"]
+           "slot_sharding", "place_slot_data", "estimator_ready", "prefetch_estimator", "run_estimator"]

@@ -66,6 +66,7 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     flat_accum = jax.vmap(lambda a: ravel_pytree(a)[0])(state.accum)
     noise, accum = algo.perturbations(eps, flat_accum, reset)
     signs = jnp.asarray(algo.signs, jnp.float32)
+    mask = part_mask(theta, settings.parts)
     particles = jax.tree_util.tree_map(lambda x: x[:, :len(algo.signs)], state.particles)
 
     def slot(eps_s, parts_s, data_s, reset_s, params_s, init_key_s, horizon_s, i):
@@ -86,6 +87,8 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
 
         if algo.differentiates:
             (_, (means, aux)), g = jax.value_and_grad(all_particles, has_aux=True)(flat_theta)
+            if mask is not None:  # the parts held fixed neither weigh in the clip nor void the slot
+                g = g * mask
             g = _clip_norm(g, settings.bp_clip)
         else:
             _, (means, aux) = all_particles(flat_theta)
@@ -101,7 +104,6 @@ def estimate_from_draws(theta, state: EstimatorState, data, reset, init_keys, ho
     trained = jnp.maximum(jnp.sum(live), 1)
     per_slot, finite = algo.slot_estimates(losses, eps, accum, bp, settings)
     flat_grad, stats = algo.combine(per_slot, bp, finite, live, trained, theta)
-    mask = part_mask(theta, settings.parts)
     if mask is not None:  # the parts held fixed get no meta-gradient (ES/PES: none arises; backprop: dropped)
         flat_grad = flat_grad * mask
     grad = unravel(flat_grad)

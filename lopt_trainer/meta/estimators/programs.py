@@ -15,7 +15,8 @@ from lopt_trainer.meta.estimators.compute import draws, estimate_from_draws
 from lopt_trainer.meta.estimators.settings import EstimatorSettings, EstimatorState
 from lopt_trainer.meta.truncation import TaskFns
 
-__all__ = ["MAX_PROGRAMS", "PROGRAMS", "slot_sharding", "estimator_ready", "prefetch_estimator", "run_estimator"]
+__all__ = ["MAX_PROGRAMS", "PROGRAMS", "slot_sharding", "place_slot_data", "estimator_ready", "prefetch_estimator",
+           "run_estimator"]
 
 
 MAX_PROGRAMS = 40
@@ -36,6 +37,17 @@ def slot_sharding(n: int):
     if sharding is None or n % len(sharding.device_set):
         return None
     return sharding
+
+
+def place_slot_data(data: dict, data_axes: dict, n: int) -> dict:
+    """``data`` placed where an estimator call of ``n`` slots reads it (:func:`slot_sharding`): per-slot splits
+    split over the devices, shared ones replicated; unchanged on one device. Placing it once per group spares every
+    call the copy."""
+    sharding = slot_sharding(n)
+    if sharding is None:
+        return data
+    rep = NamedSharding(sharding.mesh, PartitionSpec())
+    return {split: jax.device_put(v, sharding if data_axes[split] == 0 else rep) for split, v in data.items()}
 
 
 def _estimate_shardings(sharding, data_axes: tuple):

@@ -35,6 +35,9 @@ class EstimatorSettings:
             raise ValueError(f"unknown estimator {self.kind!r}; use one of {', '.join(KINDS)}")
         if self.difference not in DIFFERENCES:
             raise ValueError(f"unknown loss difference {self.difference!r}; use one of {', '.join(DIFFERENCES)}")
+        if self.difference == "sign" and self.kind in ("backprop", "hybrid"):
+            raise ValueError(f"loss_difference='sign' applies to ES-type estimators (pes, nres, es); {self.kind} "
+                             "uses the gradient itself")
         if not self.sigma > 0:
             raise ValueError(f"sigma must be > 0, got {self.sigma}")
         if not self.bp_clip > 0:
