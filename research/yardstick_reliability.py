@@ -20,6 +20,7 @@ Writes ``research/results/yardstick_reliability.json`` and ``yardstick_<set>_tab
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import sys
@@ -33,7 +34,7 @@ from lopt_trainer.common.machine import machine
 from lopt_trainer.common.run_files import read_json, write_json
 from lopt_trainer.evaluation import normalized as nz
 from lopt_trainer.evaluation import yardstick
-from lopt_trainer.evaluation.task_sets import load_task_set
+from lopt_trainer.evaluation.task_sets import load_task_set, task_set_tasks
 from lopt_trainer.theta.load import load_theta, theta_digest
 
 RESULTS = ROOT / "research" / "results"
@@ -88,6 +89,20 @@ def set_ids(set_name: str) -> list:
     return [s.task_id for s in load_task_set(set_name)]
 
 
+def run_rest(theta, set_name: str, cache, prefix):
+    """θ's runs on ``set_name``: the committed ``prefix`` (runs on the set's first tasks, or None) and the rest run
+    now (cached runs reused), joined in the set's order."""
+    if prefix is None:
+        return yardstick.run_theta(theta, set_name, cache=cache)
+    tasks = task_set_tasks(set_name)[len(prefix.task_ids):]
+    rest = yardstick.run_theta(theta, set_name, cache=cache, tasks=tasks)
+    return dataclasses.replace(
+        rest, task_ids=prefix.task_ids + rest.task_ids, families=prefix.families + rest.families,
+        final=np.concatenate([prefix.final, rest.final]),
+        curve_mean=np.concatenate([prefix.curve_mean, rest.curve_mean]),
+        diverged=np.concatenate([prefix.diverged, rest.diverged]))
+
+
 def evaluate_all(names: dict, set_name: str, cache) -> dict:
     """``{label: {"summary", "scores", "seconds"}}`` of each θ on ``set_name`` (committed or cached runs reused)."""
     out = {}
@@ -96,12 +111,16 @@ def evaluate_all(names: dict, set_name: str, cache) -> dict:
         theta = load_theta(str(ROOT / name) if name.endswith(".npz") else name)
         saved = read_json(RUNS_DIR / set_name / f"{label}.json")
         timing = {"wall_s": 0.0, "compile_s": 0.0}
-        if (isinstance(saved, dict) and saved.get("theta_digest") == theta_digest(theta)
-                and saved.get("task_ids") == set_ids(set_name)):  # a grown set: the new tasks run, the rest cached
+        ids = set_ids(set_name)
+        ok = isinstance(saved, dict) and saved.get("theta_digest") == theta_digest(theta)
+        if ok and saved.get("task_ids") == ids:
             runs = yardstick.runs_from_dict(saved)
             timing = {k: float(saved.get(k, 0.0)) for k in ("wall_s", "compile_s")}  # when they were made
         else:
-            runs = yardstick.run_theta(theta, set_name, cache=cache)
+            # a set that grew since the runs were committed: only its new tasks run (the sets only grow)
+            prefix = yardstick.runs_from_dict(saved) if ok and ids[:len(saved.get("task_ids", []))] == \
+                saved.get("task_ids") else None
+            runs = run_rest(theta, set_name, cache, prefix)
             timing = {"wall_s": runs.wall_s, "compile_s": runs.compile_s}
             write_json(RUNS_DIR / set_name / f"{label}.json", {**yardstick.runs_to_dict(runs), **timing}, indent=None)
         summary, scores = yardstick.score_runs(runs)
