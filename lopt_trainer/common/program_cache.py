@@ -64,22 +64,26 @@ def shape_signature(args) -> tuple:
     leaves, treedef = jax.tree_util.tree_flatten(args)
 
     def leaf(x):
-        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
-        if shape is None or dtype is None:
-            shape, dtype = np.shape(x), jnp.result_type(x)
-        return tuple(shape), np.dtype(dtype).name, bool(getattr(x, "weak_type", False)), sharding_key(x)
+        shape, dtype, weak = _shape_dtype(x)
+        return shape, np.dtype(dtype).name, weak, sharding_key(x)
 
     return treedef, tuple(leaf(x) for x in leaves)
+
+
+def _shape_dtype(x) -> tuple:
+    """``(shape, dtype, weak type)`` of an array, a ``jax.ShapeDtypeStruct`` or a Python scalar."""
+    shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
+    if shape is None or dtype is None:
+        shape, dtype = np.shape(x), jnp.result_type(x)
+    return tuple(shape), dtype, bool(getattr(x, "weak_type", False))
 
 
 def shapes_of(args):
     """``args`` as ``jax.ShapeDtypeStruct`` leaves (shape, dtype, weak type; no placement): a program's key for a
     cache whose programs fix their own placement (``jax.jit(..., in_shardings=...)``)."""
     def leaf(x):
-        shape, dtype = getattr(x, "shape", None), getattr(x, "dtype", None)
-        if shape is None or dtype is None:
-            shape, dtype = np.shape(x), jnp.result_type(x)
-        return jax.ShapeDtypeStruct(tuple(shape), dtype, weak_type=bool(getattr(x, "weak_type", False)))
+        shape, dtype, weak = _shape_dtype(x)
+        return jax.ShapeDtypeStruct(shape, dtype, weak_type=weak)
 
     return jax.tree_util.tree_map(leaf, args)
 

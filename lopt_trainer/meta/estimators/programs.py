@@ -148,9 +148,12 @@ def run_estimator(theta, state: EstimatorState, data, data_axes: dict, reset, in
     draw_exe, draw_s = PROGRAMS.get(draw_key, make_draws, draw_args)
     eps, fresh_params, unroll_key = draw_exe(*draw_args)
     args = head + (eps, fresh_params, unroll_key)
-    # Looked up by shapes alone (a program's placement is part of its key): the arguments are then moved to where
-    # the program wants them, a no-op on one device and for the slots' state it returned the step before.
+    # Looked up by shapes alone (a program's placement is part of its key). A program that splits the slots over
+    # devices gets its arguments moved where it wants them (a no-op for the slots' state it returned the step
+    # before); on one device they are passed as they are, sparing the hot path a walk of every leaf.
     exe, est_s = PROGRAMS.get(est_key, make_estimate, shapes_of(args))
     compile_s += draw_s + est_s
-    grad, state, stats = exe(*jax.device_put(args, exe.input_shardings[0]))
+    if est_key[-1] is not None:
+        args = jax.device_put(args, exe.input_shardings[0])
+    grad, state, stats = exe(*args)
     return grad, state, stats, compile_s
