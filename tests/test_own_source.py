@@ -251,7 +251,12 @@ def test_the_command_line_ends_with_why_it_stopped_and_the_verdict(tmp_path, mon
                for line in lines)
     assert any(line.startswith("panel (2 held-out tasks of ") for line in lines)
     assert any(line.startswith("  start θ (step 0) ") and "last − start" in line for line in lines)
-    assert any(line.startswith("  last θ − Global AdamLR ") for line in lines)
+    assert any(line.startswith("  last θ − Global AdamLR ") and "(Global AdamLR " in line for line in lines)
+    assert any(line.startswith("  legend: score = −mean over tasks of n = (L − L*) / (L₀ − L*)") for line in lines)
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["panel_score"] == "normalized_loss"
+    # Global AdamLR's rate is one point of the grid whose best run sets L*, so its mean n is at least 0
+    assert -10.0 < summary["panel"]["global_adamlr_score"] <= 1e-9
     verdict_line = next(line for line in lines if line.startswith("verdict: "))
     out = json.loads(lines[-1])
     assert out["stop_reason"] == "steps" and out["step"] == 2 and out["verdict"] == verdict_line[len("verdict: "):]

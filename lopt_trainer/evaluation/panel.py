@@ -8,7 +8,7 @@ which both Global AdamLR and per-task AdamLR@14 are chosen) come from the baseli
 (:mod:`lopt_trainer.evaluation.records`): computed once, at the first panel evaluation, then reused by every later
 evaluation, every run, ``taskgen lopt eval`` and ``make quality``.
 
-With ``on="valid"`` the panel is the yardstick's valid set instead (:mod:`~.yardstick`: 48 frozen tasks, 3 seeds,
+With ``on="valid"`` the panel is the yardstick's valid set instead (:mod:`~.yardstick`: 120 frozen tasks, 3 seeds,
 committed baselines) and its ``score`` is minus θ's mean normalized final loss (higher is better), each task's
 score minus its seed-mean normalized loss; the other settings then do not apply. With ``on="source"`` it is the
 same yardstick on up to ``max_tasks`` held-out (``meta_test``) tasks of the run's own task source, spread over its

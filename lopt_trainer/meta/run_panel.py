@@ -168,7 +168,8 @@ def end_summary(first: dict | None, last: dict | None, best: dict | None, famili
 
     Returns:
       ``{"start_step", "last_step", "start_score", "last_score", "last_vs_start", "best_step", "best_vs_start",
-      "last_vs_global_adamlr", "verdict"}`` (absent keys: not measured), or None without both records.
+      "last_vs_global_adamlr", "global_adamlr_score", "verdict"}`` (absent keys: not measured), or None without
+      both records.
     """
     if not first or not last:
         return None
@@ -185,6 +186,8 @@ def end_summary(first: dict | None, last: dict | None, best: dict | None, famili
         out.update(best_step=best.get("step"), best_score=best.get("score"), best_vs_start=diff(best, first))
     if last.get("vs_global_adamlr"):
         out["last_vs_global_adamlr"] = last["vs_global_adamlr"]
+        if last.get("global_adamlr_score") is not None:
+            out["global_adamlr_score"] = last["global_adamlr_score"]
     out["verdict"] = verdict(out["last_vs_start"], last["step"] - first["step"])
     return out
 

@@ -339,7 +339,8 @@ class Cadences:
         summary = end_summary(first, panels[-1] if panels else None, self.panel.best,
                               {t.task_id: t.spec.family for t in self.panel.tasks})
         record.update(panel=summary, panel_tasks=len(self.panel.tasks),
-                      panel_on=self.panel.what or self.panel.settings.on or "suite")
+                      panel_on=self.panel.what or self.panel.settings.on or "suite",
+                      panel_score="clipped_improvement" if self.panel.settings.on is None else "normalized_loss")
         append_metrics(self.run_dir, {"kind": "end", **record})
         write_json(self.run_dir / SUMMARY_FILE, record)
         return record

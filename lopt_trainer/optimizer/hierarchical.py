@@ -49,7 +49,7 @@ Deliberate differences from the reference:
   standard deviation; the LSTM sees these variances through
   `clip(log(1e-8 + var), -5, 5)`, which is -5 for every var below 6.7e-3,
   so the feature differs only for tensors with |mean| above about 80.
-* nothing overflows for finite inputs (issue 17, B): where a plain row sum
+* nothing overflows for finite inputs: where a plain row sum
   of a tensor's columns is not finite (e.g. parameters of 1e20, or a
   1000 x 1000 weight at 1e17), the rows are summed again scaled by a power
   of two near their largest magnitude (`_row_moments`), and every
