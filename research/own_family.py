@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 
 from research.common import RESULTS_DIR
+from research.objectives import ARMS as OBJECTIVE_ARMS
+from research.objectives import run_figures
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "examples" / "family_template"
@@ -38,13 +40,9 @@ FAMILIES = {
 """Family → how many specs to sample (enough for at least 40 held-out specs within the cost limits) and, for a
 family outside the toolkit, where its package lies and the module that registers it."""
 
-ARMS = {
-    "recipe": {},
-    "final_sign": {"horizon": "constant", "horizon_min": 1000, "horizon_max": 1000, "meta_loss_from": 950,
-                   "loss_difference": "sign"},
-}
-"""Arm → the recipe settings it changes: the recipe itself, or the final-loss objective at the judged horizon (the
-meta-loss counted on the last 50 of 1000 steps) with each slot's loss difference reduced to its sign (VeLO's)."""
+ARMS = {arm: OBJECTIVE_ARMS[arm] for arm in ("recipe", "final_sign")}
+"""Arm → the recipe settings it changes (the objectives study's arms of the same names): the recipe itself, or the
+final-loss objective at the judged horizon with each slot's loss difference reduced to its sign."""
 
 LIMITS = {"max_params": 20_000, "max_flops": 5_000_000}
 """The recipe's cost limits, applied to the family's tasks (training and judged alike)."""
@@ -55,7 +53,8 @@ def family_env(family: str) -> dict:
     info = FAMILIES[family]
     env = dict(os.environ)
     if "path" in info:
-        env["PYTHONPATH"] = os.pathsep.join([str(info["path"]), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        paths = [str(info["path"]), str(ROOT), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(x for x in paths if x)
         env["TASKGEN_PLUGINS"] = info["plugin"]
     return env
 
@@ -71,13 +70,6 @@ def sample_suite(family: str, folder: Path, seed: int) -> Path:
     return suite
 
 
-def seconds_run(run: Path) -> float:
-    """The seconds of outer steps a run holds (from its metrics)."""
-    from lopt_trainer.meta.metrics import read_metrics
-
-    return sum(r["step_seconds"] for r in read_metrics(run) if r.get("kind") == "step")
-
-
 def meta_train(family: str, folder: Path, hours: float, judge_tasks: int, seed: int, arm: str = "recipe") -> Path:
     """Meta-train on the family's suite for ``hours`` with the settings of ``arm`` (:data:`ARMS`), in
     ``folder/run`` for the recipe and ``folder/run_<arm>`` otherwise (continued when it holds an unfinished run)."""
@@ -86,7 +78,7 @@ def meta_train(family: str, folder: Path, hours: float, judge_tasks: int, seed: 
     if summary.is_file() and json.loads(summary.read_text()).get("stop_reason") in ("time", "steps"):
         return run
     resuming = (run / "checkpoint.msgpack").is_file()
-    left = hours - (seconds_run(run) / 3600 if resuming else 0.0)
+    left = hours - (run_figures(run)["step_seconds"] / 3600 if resuming else 0.0)
     suite = sample_suite(family, folder, seed)
     panel = {"on": "source", "max_tasks": judge_tasks}
     cmd = [sys.executable, "-m", "taskgen_cli", "lopt", "meta-train", "--suite", str(suite), "--out", str(run),
@@ -104,9 +96,9 @@ def meta_train(family: str, folder: Path, hours: float, judge_tasks: int, seed: 
 def panel_tasks(run: Path, step: int) -> dict:
     """``{task_id: per-task row}`` of the run's panel evaluation at ``step`` (the start θ: step 0, or the hand-set
     θ's scores when the run started from it)."""
-    for folder in (f"step_{step:06d}", "handset" if step == 0 else None):
-        path = run / "panel" / folder / "yardstick.json" if folder else None
-        if path is not None and path.is_file():
+    for folder in [f"step_{step:06d}"] + (["handset"] if step == 0 else []):
+        path = run / "panel" / folder / "yardstick.json"
+        if path.is_file():
             return {r["task_id"]: r for r in json.loads(path.read_text())["per_task"]}
     return {}
 
@@ -130,8 +122,9 @@ def result_row(family: str, run: Path, arm: str = "recipe") -> dict:
     summary = json.loads((run / "summary.json").read_text())
     panel = summary["panel"]
     flip = lambda d: {"mean": -d["mean"], "low": -d["high"], "high": -d["low"], "tasks": d["tasks"]}  # noqa: E731
-    return {"family": family, "arm": arm, "settings": ARMS[arm], "outer_steps": summary["step"], "step_seconds": summary["step_seconds"],
-            "compile_seconds": summary["compile_seconds"], "panel_seconds": summary["panel_seconds"],
+    return {"family": family, "arm": arm, "settings": ARMS[arm], "outer_steps": summary["step"],
+            "step_seconds": summary["step_seconds"], "compile_seconds": summary["compile_seconds"],
+            "panel_seconds": summary["panel_seconds"],
             "tasks": panel["last_vs_start"]["tasks"],
             "start_n": -panel["start_score"], "last_n": -panel["last_score"],
             "last_minus_start_n": flip(panel["last_vs_start"]),
@@ -171,7 +164,8 @@ def main(argv=None) -> int:
     print(f"{'family':<20} {'arm':<11} {'outer':>6} {'tasks':>5} {'start n':>8} {'last n':>8}  {'last − start':>26}  "
           f"{'last − Global AdamLR':>26}  {'last − start, curve':>26}")
     for r in rows:
-        print(f"{r['family']:<20} {r['arm']:<11} {r['outer_steps']:>6} {r['tasks']:>5} {r['start_n']:>8.4f} {r['last_n']:>8.4f}  "
+        print(f"{r['family']:<20} {r['arm']:<11} {r['outer_steps']:>6} {r['tasks']:>5} {r['start_n']:>8.4f} "
+              f"{r['last_n']:>8.4f}  "
               f"{cell(r['last_minus_start_n']):>26}  {cell(r['last_minus_global_adamlr_n']):>26}  "
               f"{cell(r['last_minus_start_curve_n']):>26}")
     out = Path(args.out)

@@ -36,8 +36,12 @@ def test_the_template_family_is_found_through_the_plugin_setting():
     env = own_family.family_env("softmax_regression")
     assert env["TASKGEN_PLUGINS"] == "my_families.register"
     assert str(own_family.TEMPLATE) in env["PYTHONPATH"].split(own_family.os.pathsep)
-    assert "TASKGEN_PLUGINS" not in own_family.family_env("mlp") or own_family.family_env("mlp")[
-        "TASKGEN_PLUGINS"] == own_family.os.environ.get("TASKGEN_PLUGINS")
+    assert own_family.family_env("mlp") == dict(own_family.os.environ)  # a built-in family needs nothing added
+
+
+def test_the_arms_are_the_objectives_studys():
+    assert own_family.ARMS["final_sign"] == own_family.OBJECTIVE_ARMS["final_sign"]
+    assert own_family.ARMS["recipe"] == {}
 
 
 def test_bad_arguments_are_refused(capsys):
